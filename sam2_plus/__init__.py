@@ -1,0 +1,22 @@
+"""SAM 2.1 and SAM 2++ video tracking: prompts as masks, boxes or points; results as masks, boxes and points."""
+
+from .build import build_model, build_video_predictor, from_pretrained
+from .config import MODEL_CONFIG_FILES, load_config
+from .predictor import FrameResult, PromptError, TrackingSession, UnknownObjectError, VideoPredictor
+from .weights import CheckpointError
+
+MODEL_NAMES = tuple(MODEL_CONFIG_FILES)
+
+__all__ = [
+    "MODEL_NAMES",
+    "CheckpointError",
+    "FrameResult",
+    "PromptError",
+    "TrackingSession",
+    "UnknownObjectError",
+    "VideoPredictor",
+    "build_model",
+    "build_video_predictor",
+    "from_pretrained",
+    "load_config",
+]

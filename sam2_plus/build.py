@@ -1,0 +1,66 @@
+"""Building predictors: `build_video_predictor(model, checkpoint, ...)` and `from_pretrained(repo_id)`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .config import canonical_model_name, load_config
+from .modeling.sam2_model import SAM2Model
+from .predictor import VideoPredictor
+from .weights import WeightsSource, apply_weights, parse_weights_spec
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _weights_source(checkpoint) -> WeightsSource:
+    if checkpoint is None:
+        return WeightsSource("untrained")
+    if isinstance(checkpoint, WeightsSource):
+        return checkpoint
+    return parse_weights_spec(str(checkpoint))
+
+
+def build_model(model: str = "sam2++", checkpoint=None, device=None, postprocessing: bool = True) -> SAM2Model:
+    """The network alone, in eval mode. `checkpoint`: None (untrained, no download), "hub", a file path,
+    "seeded[:SEED]" or a WeightsSource."""
+    cfg = load_config(canonical_model_name(model))
+    net = SAM2Model(cfg, postprocessing=postprocessing)
+    apply_weights(net, _weights_source(checkpoint))
+    return net.to(torch.device(device) if device is not None else default_device()).eval()
+
+
+def build_video_predictor(
+    model: str = "sam2++",
+    checkpoint=None,
+    device=None,
+    task: str = "mask",
+    postprocessing: bool = True,
+    motion_aware: bool = False,
+    **options,
+) -> VideoPredictor:
+    """A video predictor for one of "sam2++", "sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus",
+    "sam2.1-large".
+
+    checkpoint: None (untrained weights, nothing downloaded), "hub" (the official checkpoint via the
+    Hugging Face Hub), a checkpoint path, or "seeded[:SEED]" (deterministic untrained stand-in weights).
+    task: the default output granularity of new objects: "mask", "box" or "point" (SAM 2++ only).
+    postprocessing: SAM 2's interactive post-processing (dynamic multimask via stability, binarised
+    memory masks from clicks, filling holes up to 8 pixels).
+    options: add_all_frames_to_correct_as_cond, clear_non_cond_mem_around_input, non_overlap_masks,
+    fill_hole_area, clear_non_cond_mem_for_multi_obj.
+    """
+    net = build_model(model, checkpoint, device, postprocessing)
+    if motion_aware:
+        from .motion import MotionAwarePredictor
+
+        return MotionAwarePredictor(net, task=task, postprocessing=postprocessing, **options)
+    return VideoPredictor(net, task=task, postprocessing=postprocessing, **options)
+
+
+def from_pretrained(model_id: str = "MCG-NJU/SAM2-Plus", device=None, task: str = "mask", **kwargs) -> VideoPredictor:
+    """The official checkpoint of a Hub model id ("MCG-NJU/SAM2-Plus", "facebook/sam2.1-hiera-tiny", ...)."""
+    return build_video_predictor(model_id, checkpoint="hub", device=device, task=task, **kwargs)

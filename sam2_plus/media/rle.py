@@ -1,0 +1,156 @@
+"""COCO run-length encoding of binary masks, compatible with pycocotools.
+
+A mask is encoded column-major (Fortran order) as alternating run lengths that
+start with a run of zeros, then packed into COCO's compact ASCII string. We use
+pycocotools to encode when it is installed and an equivalent pure-numpy
+implementation otherwise; both produce identical strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+try:  # optional C implementation
+    from pycocotools import mask as _coco_mask
+except ImportError:  # pragma: no cover - exercised by forcing the fallback in tests
+    _coco_mask = None
+
+
+class RLEError(ValueError):
+    """A run-length encoded mask is malformed."""
+
+
+def encode_rle(mask: np.ndarray, *, use_pycocotools: bool = True) -> dict[str, Any]:
+    """Encode an HxW boolean mask as ``{"size": [H, W], "counts": str}``."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    height, width = mask.shape
+    if use_pycocotools and _coco_mask is not None:
+        encoded = _coco_mask.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
+        return {"size": [int(height), int(width)], "counts": encoded["counts"].decode("ascii")}
+    return {"size": [int(height), int(width)], "counts": counts_to_string(mask_to_counts(mask))}
+
+
+def decode_rle(rle: Mapping[str, Any], *, use_pycocotools: bool = False) -> np.ndarray:
+    """Decode a COCO RLE (compressed string or uncompressed list of counts) to an HxW bool mask.
+
+    The counts are validated first (pycocotools silently accepts counts that do
+    not cover the image and returns garbage), so a malformed RLE raises RLEError.
+    Decoding defaults to numpy: it is nearly as fast, and pycocotools 2.0.x's
+    decode emits a DeprecationWarning on every call under NumPy 2.
+    """
+    height, width = rle_size(rle)
+    counts = rle_counts(rle)
+    if use_pycocotools and _coco_mask is not None and height * width > 0:
+        compressed = {"size": [height, width], "counts": counts_to_string(counts).encode("ascii")}
+        return _coco_mask.decode(compressed).astype(bool)
+    return counts_to_mask(counts, height, width)
+
+
+def rle_size(rle: Mapping[str, Any]) -> tuple[int, int]:
+    """Return (H, W) from an RLE dict, validating its shape."""
+    if not isinstance(rle, Mapping):
+        raise RLEError(f"RLE must be an object with 'size' and 'counts', got {type(rle).__name__}")
+    size = rle.get("size")
+    if (
+        not isinstance(size, Sequence)
+        or isinstance(size, str)
+        or len(size) != 2
+        or not all(_is_int(v) and v >= 0 for v in size)
+    ):
+        raise RLEError(f"RLE 'size' must be [H, W] with non-negative integers, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def rle_counts(rle: Mapping[str, Any]) -> list[int]:
+    """Return the validated list of run lengths of an RLE dict (compressed or not)."""
+    height, width = rle_size(rle)
+    counts = rle.get("counts")
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")
+    if isinstance(counts, str):
+        runs = string_to_counts(counts)
+    elif isinstance(counts, Sequence):
+        if not all(_is_int(v) for v in counts):
+            raise RLEError("RLE 'counts' list must contain only integers")
+        runs = [int(v) for v in counts]
+    else:
+        raise RLEError(f"RLE 'counts' must be a string or a list of integers, got {type(counts).__name__}")
+    if any(v < 0 for v in runs):
+        raise RLEError("RLE 'counts' contains a negative run length")
+    total = sum(runs)
+    if total != height * width:
+        raise RLEError(f"RLE run lengths sum to {total}, but size {height}x{width} needs {height * width}")
+    return runs
+
+
+def mask_to_counts(mask: np.ndarray) -> list[int]:
+    """Column-major run lengths of a binary mask, starting with a (possibly empty) run of zeros."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    if flat.size == 0:
+        return [0]
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    boundaries = np.concatenate(([0], change, [flat.size]))
+    runs = np.diff(boundaries).tolist()
+    if flat[0]:
+        runs.insert(0, 0)
+    return runs
+
+
+def counts_to_mask(counts: Sequence[int], height: int, width: int) -> np.ndarray:
+    values = np.arange(len(counts)) % 2 == 1
+    flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
+    return flat.reshape((width, height)).T.copy()
+
+
+def counts_to_string(counts: Sequence[int]) -> str:
+    """Pack run lengths into COCO's ASCII format (port of pycocotools' rleToString)."""
+    chars: list[str] = []
+    for i, count in enumerate(counts):
+        value = int(count)
+        if i > 2:  # counts after the first two are stored as differences to the run two back
+            value -= int(counts[i - 2])
+        more = True
+        while more:
+            chunk = value & 0x1F
+            value >>= 5  # arithmetic shift, like the C long
+            more = value != -1 if chunk & 0x10 else value != 0
+            if more:
+                chunk |= 0x20
+            chars.append(chr(chunk + 48))
+    return "".join(chars)
+
+
+def string_to_counts(text: str) -> list[int]:
+    """Unpack COCO's ASCII RLE string (port of pycocotools' rleFrString), validating characters."""
+    counts: list[int] = []
+    position = 0
+    length = len(text)
+    while position < length:
+        value = 0
+        shift = 0
+        more = True
+        while more:
+            if position >= length:
+                raise RLEError("RLE 'counts' string ends in the middle of a number")
+            code = ord(text[position]) - 48
+            if not 0 <= code < 64:
+                raise RLEError(f"RLE 'counts' string has an invalid character {text[position]!r}")
+            value |= (code & 0x1F) << (5 * shift)
+            more = bool(code & 0x20)
+            position += 1
+            shift += 1
+            if not more and code & 0x10:
+                value |= -1 << (5 * shift)
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -1,0 +1,188 @@
+"""Per-object tracking state and the single-frame tracking step.
+
+An `ObjectTrack` holds one object's prompts and its memory bank: outputs of conditioning frames
+(frames the user prompted) and of the other tracked frames. `select_memory` decides which of them a
+frame attends to; `track_frame` runs the model on one frame for one object (or a batch of objects
+that share a task and a frame state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .config import TrackerConfig
+from .modeling.sam2_model import FrameFeatures, HeadOutput, MemoryContext, MemoryEntry, PointPrompt, SAM2Model
+
+
+@dataclass
+class FrameOutput:
+    """One object's result on one frame, kept as memory for later frames."""
+
+    pred_masks: torch.Tensor  # [1, 1, 256, 256] low-resolution mask logits
+    obj_ptr: torch.Tensor  # [1, C]
+    object_score_logits: torch.Tensor  # [1, 1]
+    boxes_norm: Optional[torch.Tensor] = None  # [1, 1, 4] normalised xyxy (box task)
+    maskmem_features: Optional[torch.Tensor] = None  # [1, 64, 64, 64] bfloat16, None until encoded
+    maskmem_pos_enc: Optional[torch.Tensor] = None
+    is_mask_from_pts: bool = False
+    # motion-aware mode: per-frame quality signals used for memory admission
+    best_iou: Optional[torch.Tensor] = None  # [1] predicted IoU of the chosen mask
+    kf_score: Optional[float] = None
+
+    def memory_entry(self) -> MemoryEntry:
+        return MemoryEntry(self.maskmem_features, self.maskmem_pos_enc, self.obj_ptr)
+
+
+@dataclass
+class ObjectTrack:
+    """Prompts and memory of one object."""
+
+    obj_id: int
+    task: str
+    point_inputs: dict[int, PointPrompt] = field(default_factory=dict)
+    mask_inputs: dict[int, torch.Tensor] = field(default_factory=dict)
+    cond_outputs: dict[int, FrameOutput] = field(default_factory=dict)
+    non_cond_outputs: dict[int, FrameOutput] = field(default_factory=dict)
+    # outputs of prompts given since the last propagation; their memory is encoded when it starts
+    pending_cond: dict[int, FrameOutput] = field(default_factory=dict)
+    pending_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
+    frames_tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+    motion: Optional[object] = None  # motion-aware state (Kalman filter), when enabled
+
+    def output_on(self, frame_idx: int) -> Optional[FrameOutput]:
+        """The newest output of this object on a frame, if any."""
+        for store in (self.pending_cond, self.pending_non_cond, self.cond_outputs, self.non_cond_outputs):
+            out = store.get(frame_idx)
+            if out is not None:
+                return out
+        return None
+
+    def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
+        return self.pending_cond if is_cond else self.pending_non_cond
+
+    def clear_results(self) -> None:
+        for store in (self.point_inputs, self.mask_inputs, self.cond_outputs, self.non_cond_outputs,
+                      self.pending_cond, self.pending_non_cond, self.frames_tracked):
+            store.clear()
+        self.motion = None
+
+
+def select_cond_frames(frame_idx: int, cond_frames: dict[int, FrameOutput], max_num: int):
+    """Split conditioning frames into those a frame attends to (the closest before and after it, then
+    the temporally closest others, up to `max_num`; -1 = all) and the rest."""
+    if max_num == -1 or len(cond_frames) <= max_num:
+        return dict(cond_frames), {}
+    if max_num < 2:
+        raise ValueError("max_cond_frames_in_attn must allow at least 2 conditioning frames")
+    selected = {}
+    before = max((t for t in cond_frames if t < frame_idx), default=None)
+    if before is not None:
+        selected[before] = cond_frames[before]
+    after = min((t for t in cond_frames if t >= frame_idx), default=None)
+    if after is not None:
+        selected[after] = cond_frames[after]
+    rest = sorted((t for t in cond_frames if t not in selected), key=lambda t: abs(t - frame_idx))
+    for t in rest[: max_num - len(selected)]:
+        selected[t] = cond_frames[t]
+    unselected = {t: v for t, v in cond_frames.items() if t not in selected}
+    return selected, unselected
+
+
+def memory_frame_indices(frame_idx: int, num_maskmem: int, stride: int, reverse: bool) -> list[tuple[int, int]]:
+    """(t_pos, frame) of the non-conditioning memories a frame reads: the previous frame, then every
+    `stride`-th frame before it (after it when tracking in reverse); t_pos 1 is the oldest."""
+    out = []
+    for t_pos in range(1, num_maskmem):
+        t_rel = num_maskmem - t_pos
+        if t_rel == 1:
+            prev = frame_idx + 1 if reverse else frame_idx - 1
+        elif not reverse:
+            prev = ((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride
+        else:
+            prev = -(-(frame_idx + 2) // stride) * stride + (t_rel - 2) * stride
+        out.append((t_pos, prev))
+    return out
+
+
+def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: bool,
+                  cfg: TrackerConfig, num_maskmem: int) -> MemoryContext:
+    """The memories and object pointers a (non-initial) frame of this object attends to."""
+    if not track.cond_outputs:
+        raise RuntimeError(f"object {track.obj_id} has no prompted frame to track from")
+    selected, unselected = select_cond_frames(frame_idx, track.cond_outputs, cfg.max_cond_frames_in_attn)
+    ctx = MemoryContext()
+    ctx.spatial = [(0, out.memory_entry()) for out in selected.values()]
+    for t_pos, prev in memory_frame_indices(frame_idx, num_maskmem, cfg.memory_temporal_stride_for_eval, reverse):
+        out = track.non_cond_outputs.get(prev) or unselected.get(prev)
+        if out is not None and out.maskmem_features is not None:
+            ctx.spatial.append((t_pos, out.memory_entry()))
+
+    if cfg.use_obj_ptrs_in_encoder:
+        max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
+        ptr_frames = selected
+        if cfg.only_obj_ptrs_in_the_past_for_eval:
+            ptr_frames = {t: o for t, o in selected.items() if (t >= frame_idx if reverse else t <= frame_idx)}
+        sign = -1 if reverse else 1
+        for t, out in ptr_frames.items():
+            distance = (frame_idx - t) * sign if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame_idx - t)
+            ctx.pointers.append((distance, out.obj_ptr))
+        for t_diff in range(1, max_ptrs):
+            t = frame_idx + t_diff if reverse else frame_idx - t_diff
+            if t < 0 or t >= num_frames:
+                break
+            out = track.non_cond_outputs.get(t, unselected.get(t))
+            if out is not None:
+                ctx.pointers.append((t_diff, out.obj_ptr))
+    return ctx
+
+
+@dataclass
+class StepResult:
+    head: HeadOutput
+    maskmem_features: Optional[torch.Tensor] = None
+    maskmem_pos_enc: Optional[torch.Tensor] = None
+
+
+def track_frame(
+    model: SAM2Model,
+    task: str,
+    feats: FrameFeatures,
+    memory: Optional[MemoryContext],
+    num_frames: int,
+    points: Optional[PointPrompt] = None,
+    mask: Optional[torch.Tensor] = None,
+    prev_mask_logits: Optional[torch.Tensor] = None,
+    is_init_cond_frame: bool = False,
+    run_mem_encoder: bool = True,
+    multimask_output: Optional[bool] = None,
+) -> StepResult:
+    """Segment one frame for a batch of objects of one task (SAM 2's `track_step`).
+
+    memory is None on an initial conditioning frame. A mask prompt (and for the box and point tasks
+    the matching box or point) is used directly as the output when the model is configured so."""
+    pix_top = feats.top_level_map()
+    high_res = feats.high_res_maps() if len(feats.vision_feats) > 1 else None
+    as_output = model.tracker_cfg.use_mask_input_as_output_without_sam and mask is not None
+    if as_output and (task == "mask" or points is not None):
+        head = model.prompt_as_output(task, pix_top, high_res, mask, points)
+    else:
+        pix_feat = model.condition_on_memory(task, feats, None if is_init_cond_frame else memory, num_frames)
+        if prev_mask_logits is not None:
+            mask = prev_mask_logits
+        if task == "point":
+            tc = model.tracker_cfg
+            points = points if tc.point_task_coord_xy else None
+            mask = mask if tc.point_task_gaussian_mask else None
+        if multimask_output is None:
+            multimask_output = model.use_multimask(task, is_init_cond_frame, points)
+        head = model.decode(task, pix_feat, high_res, points=points, mask_inputs=mask,
+                            multimask_output=multimask_output)
+    result = StepResult(head)
+    if run_mem_encoder and model.num_maskmem > 0:
+        result.maskmem_features, result.maskmem_pos_enc = model.encode_memory(
+            task, feats, head.high_res_masks, head.object_score_logits, is_mask_from_pts=points is not None
+        )
+    return result

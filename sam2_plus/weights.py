@@ -1,0 +1,188 @@
+"""Where model weights come from: the official checkpoints on the Hugging Face Hub, a local checkpoint
+file, or deterministic untrained stand-in weights ("seeded") for tests and offline demos.
+
+The `SAM2PLUS_WEIGHTS` environment variable selects the source for the app and the CLI:
+``hub`` (default), a checkpoint path, or ``seeded[:SEED]``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+WEIGHTS_ENV = "SAM2PLUS_WEIGHTS"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be found, downloaded or loaded."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    kind: str  # "hub", "file", "seeded" or "untrained"
+    path: Optional[str] = None
+    seed: int = 0
+
+    @property
+    def is_trained(self) -> bool:
+        return self.kind in ("hub", "file")
+
+    def describe(self) -> str:
+        if self.kind == "seeded":
+            return f"UNTRAINED stand-in weights (seeded:{self.seed}) - results are meaningless, for tests only"
+        if self.kind == "untrained":
+            return "UNTRAINED randomly initialised weights - results are meaningless"
+        if self.kind == "file":
+            return f"checkpoint file {self.path}"
+        return "official checkpoint from the Hugging Face Hub"
+
+
+def parse_weights_spec(spec: Optional[str]) -> WeightsSource:
+    """`hub`, a checkpoint path, `seeded` or `seeded:SEED` (the `SAM2PLUS_WEIGHTS` values)."""
+    spec = (spec or "hub").strip()
+    if spec == "hub":
+        return WeightsSource("hub")
+    if spec == "seeded" or spec.startswith("seeded:"):
+        _, _, seed = spec.partition(":")
+        try:
+            return WeightsSource("seeded", seed=int(seed) if seed else 0)
+        except ValueError:
+            raise ValueError(f"{WEIGHTS_ENV}={spec!r}: the seed after 'seeded:' must be an integer") from None
+    return WeightsSource("file", path=spec)
+
+
+def weights_from_env() -> WeightsSource:
+    return parse_weights_spec(os.environ.get(WEIGHTS_ENV))
+
+
+def seeded_tensor(key: str, shape, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
+    """A tensor determined only by (key, shape, seed): the parity goldens' stand-in weight rule.
+
+    Norm scales ~ 1 + 0.1 N, biases and other vectors ~ 0.05 N, embeddings with a leading 1 ~ 0.1 N,
+    matrices ~ N / sqrt(fan_in) (x3 for attention query/key projections so attention is selective),
+    batch-norm running statistics plausible, integer tensors zero."""
+    shape = tuple(int(s) for s in shape)
+    if not dtype.is_floating_point:
+        return torch.zeros(shape, dtype=dtype)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed * 1_000_003 + zlib.crc32(key.encode("utf-8")))
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "running_var":
+        t = 0.5 + torch.rand(shape, generator=gen, dtype=torch.float32)
+    elif leaf == "running_mean":
+        t = 0.1 * torch.randn(shape, generator=gen, dtype=torch.float32)
+    elif len(shape) <= 1:
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+        t = 1.0 + 0.1 * noise if leaf == "weight" else 0.05 * noise
+    elif shape[0] == 1:
+        t = 0.1 * torch.randn(shape, generator=gen, dtype=torch.float32)
+    else:
+        fan_in = max(1, math.prod(shape) // shape[0])
+        gain = 3.0 if key.endswith(("q_proj.weight", "k_proj.weight")) else 1.0
+        t = gain * torch.randn(shape, generator=gen, dtype=torch.float32) / math.sqrt(fan_in)
+    return t.to(dtype)
+
+
+def seeded_state_dict(reference: Mapping[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
+    return {k: seeded_tensor(k, v.shape, v.dtype, seed) for k, v in reference.items()}
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
+    """Load every tensor or fail with a message naming the first mismatches."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [f"{k} {list(state_dict[k].shape)} != {list(own[k].shape)}"
+                   for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong_shape:
+        parts = [f"{origin} does not match model {getattr(model, 'cfg', None) and model.cfg.name!r}:"]
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
+        if wrong_shape:
+            parts.append(f"{len(wrong_shape)} shape mismatches (first: {'; '.join(wrong_shape[:3])})")
+        raise CheckpointError(" ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The model state dict of an official-format checkpoint (`{"model": state_dict}`) or a bare one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, pickle with code, wrong format
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.__class__.__name__}: {e}") from None
+    if isinstance(ckpt, dict) and "model" in ckpt and isinstance(ckpt["model"], Mapping):
+        ckpt = ckpt["model"]
+    if not isinstance(ckpt, Mapping) or not all(torch.is_tensor(v) for v in ckpt.values()):
+        raise CheckpointError(f"{path} holds no state dict (expected {{'model': {{name: tensor}}}})")
+    return dict(ckpt)
+
+
+def download_checkpoint(cfg: ModelConfig) -> str:
+    """Path of the model's official checkpoint in the Hugging Face cache, downloading it if needed
+    (honours HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE)."""
+    repo, filename = cfg.hub.repo_id, cfg.hub.filename
+    how_to = (
+        f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access, then "
+        f"pass its path as checkpoint=... (or set {WEIGHTS_ENV}=/path/to/{filename}); "
+        f"for untrained test weights set {WEIGHTS_ENV}=seeded."
+    )
+    try:
+        from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    except ImportError:
+        raise CheckpointError(f"huggingface_hub is not installed, so {repo} cannot be downloaded. {how_to}") from None
+    cached = try_to_load_from_cache(repo_id=repo, filename=filename)
+    if isinstance(cached, str):
+        return cached
+    if constants.HF_HUB_OFFLINE:
+        raise CheckpointError(f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set. {how_to}")
+    unreachable = _unreachable_reason(constants.ENDPOINT)
+    if unreachable:
+        # fail at once instead of after the hub client's retries
+        raise CheckpointError(f"cannot reach {constants.ENDPOINT} ({unreachable}) to download {repo}/{filename}. {how_to}")
+    try:
+        return hf_hub_download(repo_id=repo, filename=filename, etag_timeout=5)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise CheckpointError(
+            f"cannot get the {cfg.name} checkpoint {repo}/{filename} from the Hugging Face Hub "
+            f"({e.__class__.__name__}: {reason[:200]}). {how_to}"
+        ) from None
+
+
+def _unreachable_reason(endpoint: str, timeout: float = 3.0) -> Optional[str]:
+    """Why a TCP connection to the hub endpoint fails within `timeout` seconds, or None if it opens."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{e.__class__.__name__}: {e}"
+
+
+def apply_weights(model: nn.Module, source: WeightsSource) -> None:
+    """Fill a freshly built model from a weights source."""
+    if source.kind == "untrained":
+        return
+    if source.kind == "seeded":
+        model.load_state_dict(seeded_state_dict(model.state_dict(), source.seed), strict=True)
+        return
+    path = download_checkpoint(model.cfg) if source.kind == "hub" else source.path
+    load_state_dict_strict(model, read_checkpoint(path), origin=f"checkpoint {path}")
