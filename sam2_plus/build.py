@@ -9,7 +9,7 @@ import torch
 from .config import canonical_model_name, load_config
 from .modeling.sam2_model import SAM2Model
 from .predictor import VideoPredictor
-from .weights import WeightsSource, apply_weights, parse_weights_spec
+from .weights import WeightsSource, apply_weights, parse_weights_spec, weights_from_env
 
 
 def default_device() -> torch.device:
@@ -21,12 +21,14 @@ def _weights_source(checkpoint) -> WeightsSource:
         return WeightsSource("untrained")
     if isinstance(checkpoint, WeightsSource):
         return checkpoint
+    if checkpoint == "env":
+        return weights_from_env()
     return parse_weights_spec(str(checkpoint))
 
 
 def build_model(model: str = "sam2++", checkpoint=None, device=None, postprocessing: bool = True) -> SAM2Model:
     """The network alone, in eval mode. `checkpoint`: None (untrained, no download), "hub", a file path,
-    "seeded[:SEED]" or a WeightsSource."""
+    "seeded[:SEED]", "env" (whatever SAM2PLUS_WEIGHTS says) or a WeightsSource."""
     cfg = load_config(canonical_model_name(model))
     net = SAM2Model(cfg, postprocessing=postprocessing)
     apply_weights(net, _weights_source(checkpoint))
@@ -46,7 +48,8 @@ def build_video_predictor(
     "sam2.1-large".
 
     checkpoint: None (untrained weights, nothing downloaded), "hub" (the official checkpoint via the
-    Hugging Face Hub), a checkpoint path, or "seeded[:SEED]" (deterministic untrained stand-in weights).
+    Hugging Face Hub), a checkpoint path, "seeded[:SEED]" (deterministic untrained stand-in weights), or
+    "env" (the SAM2PLUS_WEIGHTS environment variable: hub, a path or seeded[:SEED]; default hub).
     task: the default output granularity of new objects: "mask", "box" or "point" (SAM 2++ only).
     postprocessing: SAM 2's interactive post-processing (dynamic multimask via stability, binarised
     memory masks from clicks, filling holes up to 8 pixels).

@@ -125,3 +125,9 @@ def test_seeded_rule_matches_the_goldens(shared_dir):
     ours, theirs = seeded_state_dict(reference, seed=5), golden.seeded_state_dict(reference, seed=5)
     assert list(ours) == list(theirs)
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_checkpoint_env_reads_the_switch(monkeypatch, seeded_tiny):
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:3")
+    model = build_model("sam2.1-tiny", checkpoint="env", device="cpu")
+    assert torch.equal(model.maskmem_tpos_enc, seeded_tiny.maskmem_tpos_enc)
