@@ -145,6 +145,26 @@ def test_index_errors(clips):
             source[1.0]
 
 
+def test_max_frames_shows_only_the_first_frames(clips):
+    full = probe(clips["mp4"])
+    info = probe(clips["mp4"], max_frames=5)
+    with FrameSource(clips["mp4"], max_frames=5) as source:
+        assert len(source) == info.num_frames == source.info.num_frames == 5
+        assert info.duration == pytest.approx(source.timestamps[4] + 1 / full.fps)
+        assert source.timestamps.tolist() == probe_timestamps(clips["mp4"])[:5]
+        assert closest_index(source[4], _pattern(24)) == 4
+        with pytest.raises(IndexError):
+            source[5]
+    assert probe(clips["mp4"], max_frames=100) == full
+    with pytest.raises(MediaError, match="max_frames must be a positive integer"):
+        FrameSource(clips["mp4"], max_frames=0)
+
+
+def probe_timestamps(path: Path) -> list[float]:
+    with FrameSource(path) as source:
+        return source.timestamps.tolist()
+
+
 def test_memory_stays_flat_while_reading_a_long_clip(tmp_path):
     height, width = 120, 160
     frames = [pattern_frame(i % 100, height, width) for i in range(150)]

@@ -23,7 +23,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -70,15 +70,29 @@ class VideoInfo:
         return self.height, self.width
 
 
-def probe(source: FrameSourceLike, *, fps: float | None = None) -> VideoInfo:
+def probe(source: FrameSourceLike, *, fps: float | None = None, max_frames: int | None = None) -> VideoInfo:
     """Describe ``source`` or raise MediaError saying why it cannot be used.
 
     ``fps`` is the frame rate assumed for image folders, single images and
-    frame arrays (default 24); videos use their own.
+    frame arrays (default 24); videos use their own. ``max_frames`` describes
+    only the first ``max_frames`` frames (as ``FrameSource`` with the same
+    argument shows them).
     """
     backend = _open_backend(source, fps)
     backend.close()
-    return backend.info
+    return _first_frames(backend.info, backend.timestamps, max_frames)[0]
+
+
+def _first_frames(info: VideoInfo, timestamps: np.ndarray, max_frames: int | None) -> tuple[VideoInfo, np.ndarray]:
+    """The info and timestamps of the first ``max_frames`` frames (all of them when None or more)."""
+    if max_frames is None:
+        return info, timestamps
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
+        raise MediaError(f"max_frames must be a positive integer, got {max_frames!r}")
+    count = int(max_frames)
+    if count >= info.num_frames:
+        return info, timestamps
+    return replace(info, num_frames=count, duration=float(timestamps[count])), timestamps[:count]
 
 
 def to_model_input(frame: np.ndarray, image_size: int = 1024) -> "torch.Tensor":
@@ -104,7 +118,8 @@ class FrameSource:
 
     Returned frames are read-only ``HxWx3`` uint8 arrays shared with the cache;
     copy one before drawing on it. Safe to share between threads (access is
-    serialised). Use as a context manager, or call ``close()``.
+    serialised). Use as a context manager, or call ``close()``. ``max_frames``
+    shows only the first ``max_frames`` frames of the source.
     """
 
     def __init__(
@@ -114,9 +129,15 @@ class FrameSource:
         fps: float | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         max_cached_frames: int = DEFAULT_MAX_CACHED_FRAMES,
+        max_frames: int | None = None,
     ) -> None:
         self._backend = _open_backend(source, fps)
-        info = self._backend.info
+        try:
+            self._info, self._timestamps = _first_frames(self._backend.info, self._backend.timestamps, max_frames)
+        except MediaError:
+            self._backend.close()
+            raise
+        info = self._info
         frame_bytes = max(1, info.width * info.height * 3)
         capacity = max(2, min(max_cached_frames, cache_bytes // frame_bytes))
         self._backend.set_cache_capacity(capacity)
@@ -124,19 +145,19 @@ class FrameSource:
 
     @property
     def info(self) -> VideoInfo:
-        return self._backend.info
+        return self._info
 
     @property
     def timestamps(self) -> np.ndarray:
         """Presentation time of each frame in seconds, the first frame at 0.0 (float64, read-only)."""
-        return self._backend.timestamps
+        return self._timestamps
 
     @property
     def cache_capacity(self) -> int:
         return self._backend.cache.capacity
 
     def __len__(self) -> int:
-        return self._backend.info.num_frames
+        return self._info.num_frames
 
     def __getitem__(self, index: int) -> np.ndarray:
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):

@@ -1,0 +1,132 @@
+"""Per-frame model time, split into image encoder, memory attention, decoder and memory encoder.
+
+    python bench/bench_model.py --model sam2.1-tiny --objects 1 3 --frames 10
+
+Prints one JSON line per (model, objects) run: seconds per tracked frame in total and per component,
+measured over the tracked frames after the memory bank is full (frames >= num_maskmem) when there are
+enough frames, else over all tracked frames. Uses deterministic untrained stand-in weights, so the
+numbers are about speed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sam2_plus import build_video_predictor  # noqa: E402
+
+COMPONENTS = {
+    "encoder": ("image_encoder",),
+    "memory_attention": ("memory_attention", "memory_attention_mask", "memory_attention_box",
+                         "memory_attention_point"),
+    "decoder": ("sam_mask_decoder", "sam_unified_decoder", "sam_prompt_encoder"),
+    "memory_encoder": ("memory_encoder", "memory_encoder_mask", "memory_encoder_box", "memory_encoder_point"),
+}
+
+
+class ComponentTimer:
+    """Wall time spent inside the top-level forward of each component."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.totals = defaultdict(float)
+        self._start = {}
+        for group, names in COMPONENTS.items():
+            for name in names:
+                module = getattr(model, name, None)
+                if module is not None:
+                    module.register_forward_pre_hook(self._pre(group))
+                    module.register_forward_hook(self._post(group))
+
+    def _pre(self, group):
+        def hook(*_):
+            self._sync()
+            self._start[group] = time.perf_counter()
+        return hook
+
+    def _post(self, group):
+        def hook(*_):
+            self._sync()
+            self.totals[group] += time.perf_counter() - self._start.pop(group)
+        return hook
+
+    @staticmethod
+    def _sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def reset(self):
+        self.totals.clear()
+
+
+def synthetic_video(num_frames: int, height: int, width: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    return [np.roll(base, shift=4 * i, axis=1) for i in range(num_frames)]
+
+
+def run(model: str, task: str, num_objects: int, num_frames: int, device: str, height: int, width: int) -> dict:
+    pred = build_video_predictor(model, checkpoint="seeded:0", device=device, task=task, postprocessing=False)
+    timer = ComponentTimer(pred.model)
+    session = pred.init_state(synthetic_video(num_frames, height, width))
+    for obj in range(num_objects):
+        x0 = (obj + 1) * width // (num_objects + 2)
+        box = [x0, height // 4, x0 + width // (num_objects + 2), 3 * height // 4]
+        if task == "point":
+            pred.add_new_points_or_box(session, 0, obj + 1, points=[[box[0] + 5, box[1] + 5]], labels=[1])
+        else:
+            pred.add_new_points_or_box(session, 0, obj + 1, box=box)
+    steady_from = pred.model.num_maskmem if num_frames > pred.model.num_maskmem + 1 else 1
+    per_frame, components = [], defaultdict(float)
+    with torch.inference_mode():
+        stream = pred.propagate_in_video(session)
+        while True:
+            timer.reset()
+            start = time.perf_counter()
+            result = next(stream, None)
+            if result is None:
+                break
+            elapsed = time.perf_counter() - start
+            if result.frame_idx >= steady_from:
+                per_frame.append(elapsed)
+                for k, v in timer.totals.items():
+                    components[k] += v
+    n = max(1, len(per_frame))
+    return {
+        "model": model, "task": task, "objects": num_objects, "device": device, "threads": torch.get_num_threads(),
+        "frames_measured": len(per_frame), "video": f"{width}x{height}",
+        "seconds_per_frame": round(float(np.mean(per_frame)), 4) if per_frame else None,
+        **{f"{k}_s": round(components[k] / n, 4) for k in COMPONENTS},
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", nargs="+", default=["sam2.1-tiny", "sam2++"])
+    ap.add_argument("--task", default="mask")
+    ap.add_argument("--objects", nargs="+", type=int, default=[1, 3])
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic video")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    for model in args.model:
+        for k in args.objects:
+            print(json.dumps(run(model, args.task, k, args.frames, args.device, height, width)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

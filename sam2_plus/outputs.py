@@ -1,0 +1,224 @@
+"""Where a tracking job's results go, one frame at a time and in frame order.
+
+- ``OverlayVideoWriter``: draws each object at its task's granularity on the source frame and encodes an
+  H.264 MP4 at the source's size and frame timing, with the source's audio when it has any.
+- ``ExportZipWriter``: one ZIP with everything: ``masks/obj_{id}/{frame:05d}.png``, ``davis/{frame:05d}.png``
+  (+ ``davis/objects.json``), ``results.json``, ``boxes.csv``, ``lasot/obj_{id}.txt`` and ``points.npz``
+  (the layouts of ``media.export``; read the parts back with its readers).
+- ``ResultSpool``: results parked in a temporary folder on disk and replayed in frame order (for the frames
+  a backward pass produces in reverse order).
+- ``OutputSet``: fans results out to several writers and closes them all, even after an error.
+
+All writers take ``media.export.FrameResult`` records.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .media.decode import FrameSource, VideoInfo
+from .media.encode import VideoWriter
+from .media.export import (
+    BoxCsvWriter,
+    FrameResult,
+    LasotWriter,
+    MaskZipWriter,
+    PointTrackWriter,
+    ResultExporter,
+    ResultJsonWriter,
+)
+from .media.render import TrackRenderer
+
+
+class ResultWriter(Protocol):
+    def write(self, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OverlayVideoWriter:
+    """Renders results onto the source frames and encodes them as an MP4.
+
+    The encoder is opened on the first frame, whose presentation time becomes time zero (so a run that
+    starts later in the video still gives a playable file; the audio is cut to match)."""
+
+    def __init__(self, path: str | os.PathLike, frames: FrameSource, tasks: Mapping[int, str],
+                 keep_audio: bool = True) -> None:
+        self.path = Path(path)
+        self._frames = frames
+        self._renderer = TrackRenderer(tasks)
+        self._keep_audio = keep_audio
+        self._writer: VideoWriter | None = None
+        self._origin = 0.0
+
+    @property
+    def frames_written(self) -> int:
+        return 0 if self._writer is None else self._writer.frames_written
+
+    def write(self, result: FrameResult) -> None:
+        timestamp = float(self._frames.timestamps[result.frame_idx])
+        if self._writer is None:
+            self._writer = self._open(timestamp)
+        image = self._renderer.render(self._frames[result.frame_idx], result)
+        self._writer.write(image, timestamp=timestamp - self._origin)
+
+    def _open(self, origin: float) -> VideoWriter:
+        info = self._frames.info
+        audio = info.path if (self._keep_audio and info.has_audio and info.path) else None
+        self._origin = origin
+        return VideoWriter(self.path, fps=info.fps, width=info.width, height=info.height,
+                           audio_source=audio, audio_offset=origin)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ExportZipWriter:
+    """Every export in one ZIP (see the module docstring). The mask PNGs stream straight into the ZIP;
+    the other files are written to a temporary folder and added when the writer is closed."""
+
+    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> None:
+        self.path = Path(path)
+        obj_ids = list(tasks)
+        self._tmp = tempfile.TemporaryDirectory(prefix="sam2plus-export-")
+        folder = Path(self._tmp.name)
+        self._closed = False
+        self._writers: list[ResultWriter] = []
+        try:
+            self._masks = MaskZipWriter(self.path, obj_ids)
+            self._writers.append(ResultJsonWriter(folder / "results.json", video, tasks))
+            self._writers.append(BoxCsvWriter(folder / "boxes.csv"))
+            self._writers.append(LasotWriter(folder / "lasot", video.num_frames))
+            self._writers.append(PointTrackWriter(folder / "points.npz", video.num_frames, obj_ids))
+        except Exception:
+            self.close()
+            raise
+
+    def write(self, result: FrameResult) -> None:
+        self._masks.write(result)
+        for writer in self._writers:
+            writer.write(result)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for writer in self._writers:
+                writer.close()
+            if hasattr(self, "_masks"):
+                self._masks.close()
+                self._add_files(Path(self._tmp.name))
+        finally:
+            self._tmp.cleanup()
+
+    def _add_files(self, folder: Path) -> None:
+        with zipfile.ZipFile(self.path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                archive.write(file, arcname=file.relative_to(folder).as_posix())
+
+
+def open_export(path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> ResultWriter:
+    """A ``.zip`` path gives one ZIP with every export; any other path is a folder (``ResultExporter``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".zip":
+        return ExportZipWriter(path, video, tasks)
+    return ResultExporter(path, video, tasks)
+
+
+class ResultSpool:
+    """Results parked on disk (one compressed ``.npz`` per frame, masks bit-packed) and replayed in
+    increasing frame order, so memory does not grow with the number of parked frames."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="sam2plus-spool-")
+        self._frames: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def _path(self, frame_idx: int) -> Path:
+        return Path(self._tmp.name) / f"{frame_idx:08d}.npz"
+
+    def put(self, result: FrameResult) -> None:
+        count, height, width = result.masks.shape
+        nan = np.full((count, 4), np.nan, np.float32)
+        with open(self._path(result.frame_idx), "wb") as file:
+            np.savez_compressed(
+                file,
+                obj_ids=np.asarray(result.obj_ids, dtype=np.int64),
+                masks=np.packbits(result.masks, axis=-1),
+                size=np.array([height, width], dtype=np.int64),
+                boxes=nan if result.boxes is None else result.boxes,
+                points=nan[:, :2] if result.points is None else result.points,
+                scores=result.scores,
+                visible=result.visible,
+            )
+        self._frames.add(result.frame_idx)
+
+    def replay(self) -> Iterator[FrameResult]:
+        for frame_idx in sorted(self._frames):
+            yield self._load(frame_idx)
+
+    def _load(self, frame_idx: int) -> FrameResult:
+        with np.load(self._path(frame_idx), allow_pickle=False) as data:
+            height, width = (int(v) for v in data["size"])
+            masks = np.unpackbits(data["masks"], axis=-1, count=width).astype(bool)
+            return FrameResult(frame_idx, data["obj_ids"].tolist(), masks.reshape(-1, height, width),
+                               data["boxes"], data["points"], data["scores"], data["visible"])
+
+    def close(self) -> None:
+        self._frames.clear()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "ResultSpool":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class OutputSet:
+    """Writes each result to every writer; ``close()`` closes them all and re-raises the first error."""
+
+    def __init__(self, writers: Sequence[ResultWriter] = ()) -> None:
+        self.writers: list[ResultWriter] = list(writers)
+        self.frames_written = 0
+        self.first_frame: int | None = None
+        self.last_frame: int | None = None
+
+    def add(self, writer: ResultWriter) -> ResultWriter:
+        self.writers.append(writer)
+        return writer
+
+    def write(self, result: FrameResult) -> None:
+        for writer in self.writers:
+            writer.write(result)
+        self.frames_written += 1
+        if self.first_frame is None:
+            self.first_frame = result.frame_idx
+        self.last_frame = result.frame_idx
+
+    def close(self) -> None:
+        error: BaseException | None = None
+        for writer in self.writers:
+            try:
+                writer.close()
+            except Exception as e:  # keep closing the others
+                error = error or e
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

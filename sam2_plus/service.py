@@ -1,0 +1,434 @@
+"""The tracking job shared by the CLI (`python -m sam2_plus.track`) and the app.
+
+    request = prepare_request("video.mp4", prompts_json, model="sam2++")
+    summary = run_tracking(request, TrackOutputs(overlay="overlay.mp4", export="results.zip"),
+                           progress=print, should_stop=lambda: False)
+
+`run_tracking` probes the video, checks the prompts against it, gets a predictor (built once per
+(model, device, weights) and kept in-process), adds every object's prompts in frame order, and tracks
+backward from the earliest prompted frame (when it is after frame 0) and then forward from it. Each
+frame's result goes at once, in frame order, to the overlay video and the exports; only the frames of the
+backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
+frames: what was computed is still written and every output file is finished and readable.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .build import build_video_predictor, default_device
+from .config import canonical_model_name, load_config
+from .media import export
+from .media.decode import FrameSource, VideoInfo, probe
+from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
+from .predictor import FrameResult, TrackingSession, VideoPredictor
+from .prompts import ObjectPrompts, PromptError, parse_prompts, prompts_to_json
+from .weights import CheckpointError, WeightsSource, weights_from_env
+
+PREDICTOR_CACHE_SIZE = 2  # predictors kept in memory (a large model holds ~1 GB)
+MOTION_MODULE = "sam2_plus.motion"
+
+
+class TrackError(RuntimeError):
+    """A job that cannot run as asked: unknown model or device, a feature that is not available, an
+    unusable output path. (Bad prompts raise PromptError, bad videos MediaError, weights CheckpointError.)"""
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """What to track: a video, its objects (parsed prompts), the model and options."""
+
+    video: Path
+    objects: tuple[ObjectPrompts, ...]
+    model: str = "sam2++"
+    device: Optional[str] = None  # None: CUDA when available, else the CPU
+    weights: Optional[WeightsSource] = None  # None: the SAM2PLUS_WEIGHTS environment variable
+    motion_aware: bool = False
+    max_frames: Optional[int] = None  # track only the first max_frames frames of the video
+
+    @property
+    def tasks(self) -> dict[int, str]:
+        return {obj.obj_id: obj.task for obj in self.objects}
+
+
+@dataclass(frozen=True)
+class TrackOutputs:
+    """Where results go; None skips an output."""
+
+    overlay: Optional[Path] = None  # MP4 with the results drawn on the video
+    export: Optional[Path] = None  # ".zip": masks, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz;
+    #                                any other path: a folder with the same files (masks.zip for the PNGs)
+    results_json: Optional[Path] = None  # the results JSON on its own
+    keep_audio: bool = True  # copy the source's audio into the overlay
+
+    def paths(self) -> dict[str, Path]:
+        named = {"overlay": self.overlay, "export": self.export, "json": self.results_json}
+        return {name: Path(path) for name, path in named.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class TrackProgress:
+    phase: str  # "loading" (the model), "prompting", "tracking"
+    frames_done: int
+    frames_total: int
+    elapsed: float  # seconds since the job started
+    eta: Optional[float] = None  # seconds still needed, once a frame was tracked
+    frame_idx: Optional[int] = None  # the frame just tracked
+    frames_per_second: Optional[float] = None  # tracking speed so far
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frames_total if self.frames_total else 0.0
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    video: VideoInfo  # as tracked (max_frames applied)
+    model: str
+    device: str
+    weights: WeightsSource
+    tasks: Mapping[int, str]  # object id -> task
+    frames_total: int
+    frames_done: int  # frames tracked and written
+    first_frame: Optional[int]  # the written frames are first_frame..last_frame
+    last_frame: Optional[int]
+    stopped: bool  # should_stop() ended the job early
+    stopped_at: Optional[int]  # when stopped: the last frame tracked
+    seconds: float  # the whole job
+    model_seconds: float  # inside the predictor (prompts and propagation)
+    load_seconds: float  # building the predictor (0 when it was cached)
+    written: Mapping[str, Path] = field(default_factory=dict)  # "overlay" / "export" / "json" -> path
+
+    @property
+    def objects(self) -> tuple[int, ...]:
+        return tuple(self.tasks)
+
+    def describe(self) -> str:
+        """A few lines for people: what was tracked, how long it took, where the files are."""
+        objects = ", ".join(f"{obj_id} ({task})" for obj_id, task in self.tasks.items())
+        span = "" if self.first_frame is None else f", frames {self.first_frame}-{self.last_frame}"
+        lines = [f"tracked {self.frames_done} of {self.frames_total} frames{span}; "
+                 f"{len(self.tasks)} object{'s' if len(self.tasks) != 1 else ''}: {objects}"]
+        if self.stopped:
+            where = "before the first frame" if self.stopped_at is None else f"at frame {self.stopped_at}"
+            lines.append(f"stopped on request {where}; the outputs hold the frames tracked so far")
+        rate = self.frames_done / self.seconds if self.seconds > 0 else 0.0
+        lines.append(f"model {self.model} on {self.device}, weights: {self.weights.describe()}")
+        lines.append(f"time: {self.seconds:.1f} s total ({rate:.2f} frames/s), {self.model_seconds:.1f} s in "
+                     f"the model (prompts and tracking), {self.load_seconds:.1f} s loading it, "
+                     f"{max(self.seconds - self.model_seconds - self.load_seconds, 0.0):.1f} s decoding and writing")
+        for name, path in self.written.items():
+            lines.append(f"wrote {name}: {path}")
+        return "\n".join(lines)
+
+
+ProgressCallback = Callable[[TrackProgress], Any]
+StopCallback = Callable[[], bool]
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[str] = None,
+                    weights: Optional[WeightsSource] = None, motion_aware: bool = False,
+                    max_frames: Optional[int] = None) -> TrackRequest:
+    """Probe `video` and parse `prompts` (JSON text or dict, the prompts.py format) against it.
+    Raises MediaError or PromptError."""
+    info = probe(video, max_frames=max_frames)
+    objects = parse_prompts(prompts, info)
+    return TrackRequest(Path(video), tuple(objects), model, device, weights, motion_aware, max_frames)
+
+
+def check_objects(objects: Sequence[ObjectPrompts], video: VideoInfo) -> tuple[ObjectPrompts, ...]:
+    """The objects checked against the video: frame range, coordinates, mask sizes (PromptError)."""
+    return tuple(parse_prompts(prompts_to_json(objects), video))
+
+
+def check_model(model: str, tasks: Mapping[int, str]) -> str:
+    """The canonical model name; TrackError for an unknown model, PromptError for a task it lacks."""
+    try:
+        name = canonical_model_name(model)
+    except ValueError as e:
+        raise TrackError(str(e)) from None
+    supported = load_config(name).tasks
+    for obj_id, task in tasks.items():
+        if task not in supported:
+            raise PromptError(f"object {obj_id}: model {name} has no {task!r} task (it supports "
+                              f"{', '.join(supported)}); use sam2++ for the box and point tasks")
+    return name
+
+
+def check_motion_aware(enabled: bool) -> None:
+    if enabled and importlib.util.find_spec(MOTION_MODULE) is None:
+        raise TrackError(f"motion-aware tracking needs the {MOTION_MODULE} module, which this version of "
+                         "sam2_plus does not have yet; run without motion-aware tracking")
+
+
+def check_weights(weights: WeightsSource) -> None:
+    """Fail before building a model when a checkpoint file is missing."""
+    if weights.kind == "file" and not Path(weights.path).is_file():
+        raise CheckpointError(f"checkpoint file not found: {weights.path}")
+
+
+def resolve_device(device: Optional[str]) -> torch.device:
+    if device is None:
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise TrackError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise TrackError(f"device {device!r}: CUDA is not available on this machine; use cpu")
+    return resolved
+
+
+def check_outputs(outputs: TrackOutputs, video: Path) -> None:
+    """Output paths must differ from the video and from each other; their folders are created."""
+    paths = outputs.paths()
+    source = Path(video).resolve()
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        resolved = path.resolve()
+        if resolved == source:
+            raise TrackError(f"the {name} output {path} would overwrite the input video")
+        if resolved in seen:
+            raise TrackError(f"the {name} and {seen[resolved]} outputs are both {path}")
+        seen[resolved] = name
+        if name != "export" and path.is_dir():
+            raise TrackError(f"the {name} output {path} is a folder; give a file name")
+        folder = path.parent if (name != "export" or path.suffix.lower() == ".zip") else path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackError(f"cannot create the folder for the {name} output {path}: {e.strerror or e}") from None
+
+
+def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
+                  check_weights_file: bool = True) -> tuple[str, torch.device]:
+    """Everything that can be checked without the model: model and tasks, motion-aware support, device,
+    output paths, a checkpoint file's presence. Returns the canonical model name and the device."""
+    model = check_model(request.model, request.tasks)
+    check_motion_aware(request.motion_aware)
+    device = resolve_device(request.device)
+    check_outputs(outputs, request.video)
+    if check_weights_file:
+        check_weights(request.weights or weights_from_env())
+    return model, device
+
+
+# --------------------------------------------------------------------------- predictors
+
+
+_predictors: "OrderedDict[tuple, VideoPredictor]" = OrderedDict()
+_predictors_lock = threading.Lock()
+
+
+def get_predictor(model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
+                  motion_aware: bool = False) -> VideoPredictor:
+    """A predictor for (model, device, weights, motion_aware), built on first use and then reused
+    (the last PREDICTOR_CACHE_SIZE are kept). Raises CheckpointError when the weights are unavailable."""
+    weights = weights or weights_from_env()
+    key = (canonical_model_name(model), str(resolve_device(device)), weights, bool(motion_aware))
+    with _predictors_lock:
+        predictor = _predictors.get(key)
+        if predictor is not None:
+            _predictors.move_to_end(key)
+            return predictor
+        while len(_predictors) >= PREDICTOR_CACHE_SIZE:
+            _predictors.popitem(last=False)  # free the oldest before building the next
+        predictor = build_video_predictor(key[0], checkpoint=weights, device=key[1], motion_aware=motion_aware)
+        _predictors[key] = predictor
+        return predictor
+
+
+def clear_predictor_cache() -> None:
+    with _predictors_lock:
+        _predictors.clear()
+
+
+# --------------------------------------------------------------------------- results
+
+
+def to_export_result(result: FrameResult) -> export.FrameResult:
+    """The predictor's result (tensors) as media.export's (numpy). Boxes come from SAM 2++'s box head
+    for box-task objects and from the mask otherwise (none for an empty mask); the point is the
+    predictor's; the score is the presence probability (sigmoid of the object score logit)."""
+    count = len(result.obj_ids)
+    tasks = list(result.tasks) or ["mask"] * count
+    boxes = np.full((count, 4), np.nan, np.float32)
+    if result.boxes is not None:
+        for i, task in enumerate(tasks):
+            if task == "box":
+                boxes[i] = result.boxes[i].detach().float().cpu().numpy()
+    points = (np.full((count, 2), np.nan, np.float32) if result.points is None
+              else result.points.detach().float().cpu().numpy())
+    return export.FrameResult(
+        frame_idx=result.frame_idx,
+        obj_ids=result.obj_ids,
+        masks=result.masks.cpu().numpy(),
+        boxes=boxes,
+        points=points,
+        scores=torch.sigmoid(result.object_scores.detach().float()).cpu().numpy(),
+        visible=result.visible.cpu().numpy(),
+    )
+
+
+# --------------------------------------------------------------------------- the job
+
+
+class _Job:
+    """Clock, counters and callbacks of one run."""
+
+    def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
+                 should_stop: Optional[StopCallback]) -> None:
+        self.started = time.perf_counter()
+        self.frames_total = frames_total
+        self.progress = progress
+        self.should_stop = should_stop or (lambda: False)
+        self.model_seconds = 0.0
+        self.load_seconds = 0.0
+        self.frames_done = 0
+        self.tracking_seconds = 0.0  # model time of the tracked frames, for the ETA
+        self.stopped = False
+        self.stopped_at: Optional[int] = None
+        self.last_tracked: Optional[int] = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def timed(self, fn: Callable, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.model_seconds += time.perf_counter() - start
+
+    def report(self, phase: str, frame_idx: Optional[int] = None) -> None:
+        if self.progress is None:
+            return
+        eta = rate = None
+        if self.frames_done and self.tracking_seconds > 0:
+            rate = self.frames_done / self.tracking_seconds
+            eta = (self.frames_total - self.frames_done) / rate
+        self.progress(TrackProgress(phase, self.frames_done, self.frames_total, self.elapsed(), eta, frame_idx,
+                                    rate))
+
+    def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameResult], None],
+                 skip_frame: Optional[int] = None) -> None:
+        """Pull frames from a propagation until it ends or should_stop() says so."""
+        try:
+            while not self._stop_requested():
+                start = time.perf_counter()
+                result = self.timed(next, results, None)
+                if result is None:
+                    return
+                if result.frame_idx == skip_frame:
+                    continue
+                self.tracking_seconds += time.perf_counter() - start
+                write(to_export_result(result))
+                self.frames_done += 1
+                self.last_tracked = result.frame_idx
+                self.report("tracking", result.frame_idx)
+        finally:
+            results.close()
+
+    def _stop_requested(self) -> bool:
+        if not self.stopped and self.should_stop():
+            self.stopped = True
+            self.stopped_at = self.last_tracked
+        return self.stopped
+
+
+def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
+                 progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
+                 predictor: Optional[VideoPredictor] = None) -> TrackSummary:
+    """Track the request's objects through its video and write the outputs; see the module docstring.
+
+    progress(TrackProgress) is called after loading, after the prompts and after every frame;
+    should_stop() is asked before every frame. `predictor` replaces the cached one (tests, custom
+    options). Raises MediaError, PromptError, CheckpointError or TrackError for unusable input."""
+    weights = request.weights or weights_from_env()
+    model, device = check_request(request, outputs, check_weights_file=predictor is None)
+    with FrameSource(request.video, max_frames=request.max_frames) as frames:
+        info = frames.info
+        objects = check_objects(request.objects, info)
+        job = _Job(info.num_frames, progress, should_stop)
+        job.report("loading")
+        predictor = predictor or _load_predictor(job, model, device, weights, request.motion_aware)
+        session = job.timed(predictor.init_state, frames)
+        job.report("prompting")
+        start = _add_prompts(job, predictor, session, objects)
+        sink = _open_outputs(outputs, frames, request.tasks)
+        with sink:
+            _track(job, predictor, session, start, sink)
+    return TrackSummary(
+        video=info, model=model, device=str(predictor.device), weights=weights, tasks=request.tasks,
+        frames_total=info.num_frames, frames_done=sink.frames_written, first_frame=sink.first_frame,
+        last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
+        model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
+    )
+
+
+def _load_predictor(job: _Job, model: str, device: torch.device, weights: WeightsSource,
+                    motion_aware: bool) -> VideoPredictor:
+    start = time.perf_counter()
+    predictor = get_predictor(model, str(device), weights, motion_aware)
+    job.load_seconds = time.perf_counter() - start
+    return predictor
+
+
+def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
+                 objects: Sequence[ObjectPrompts]) -> int:
+    """Every object's prompts, in frame order (objects in their given order on a frame). Returns the
+    earliest prompted frame."""
+    order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
+                   key=lambda item: item[:2])
+    for frame, _, obj, prompt in order:
+        if prompt.mask is not None:
+            job.timed(predictor.add_new_mask, session, frame, obj.obj_id, prompt.mask, task=obj.task)
+        else:
+            job.timed(predictor.add_new_points_or_box, session, frame, obj.obj_id, points=prompt.points,
+                      labels=prompt.labels, box=prompt.box, task=obj.task)
+    return order[0][0]
+
+
+def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str]) -> OutputSet:
+    sink = OutputSet()
+    try:
+        if outputs.overlay is not None:
+            sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))
+        if outputs.export is not None:
+            sink.add(open_export(outputs.export, frames.info, tasks))
+        if outputs.results_json is not None:
+            sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks))
+    except Exception:
+        sink.close()
+        raise
+    return sink
+
+
+def _track(job: _Job, predictor: VideoPredictor, session: TrackingSession, start: int, sink: OutputSet) -> None:
+    """Backward from the earliest prompted frame first (its frames are parked on disk and then written
+    in increasing order), then forward from it, writing each frame as it comes."""
+    if start > 0:
+        with ResultSpool() as spool:
+            backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
+            job.run_pass(backward, spool.put, skip_frame=start)  # the forward pass gives `start` itself
+            for result in spool.replay():
+                sink.write(result)
+    if not job.stopped:
+        job.run_pass(predictor.propagate_in_video(session, start_frame_idx=start), sink.write)
+
+
+def _written(outputs: TrackOutputs) -> dict[str, Path]:
+    return {name: path for name, path in outputs.paths().items() if path.exists()}

@@ -1,0 +1,331 @@
+"""Track objects through a video from the command line.
+
+    python -m sam2_plus.track VIDEO --model sam2++ --task box --box X1,Y1,X2,Y2 \\
+        --out overlay.mp4 --export results.zip --json results.json
+    python -m sam2_plus.track VIDEO --points "x,y;x,y" --labels 1,0 --frame 10 --out overlay.mp4
+    python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip
+
+Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
+outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
+path, or seeded[:SEED]) unless --checkpoint is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, TextIO
+
+import numpy as np
+
+from .config import MODEL_CONFIG_FILES
+from .media.decode import MediaError
+from .media.encode import EncodeError
+from .media.rle import encode_rle
+from .prompts import TASKS, PromptError
+from .service import (
+    TrackError,
+    TrackOutputs,
+    TrackProgress,
+    TrackSummary,
+    check_request,
+    prepare_request,
+    run_tracking,
+)
+from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, parse_weights_spec, weights_from_env
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+# Errors that mean "this input cannot be used": one line on stderr and exit status 2, no traceback.
+INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, OSError)
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sam2_plus.track",
+        description="Track objects given as a mask, a box or points through a video with SAM 2++ or SAM 2.1; "
+                    "write an overlay video and the results (masks, boxes, points).",
+        epilog=f"Weights: ${WEIGHTS_ENV} = hub (default), a checkpoint path, or seeded[:SEED] (untrained, for "
+               "tests); --checkpoint overrides it. Coordinates are pixels of the video.",
+    )
+    parser.add_argument("video", type=Path, help="video file, folder of JPEG/PNG frames, or an image")
+    parser.add_argument("--model", default="sam2++", choices=list(MODEL_CONFIG_FILES), help="default: sam2++")
+    prompt = parser.add_argument_group("one object (or use --prompts)")
+    prompt.add_argument("--task", choices=TASKS, default=None,
+                        help="what to track: mask (default; clicks, a box or a mask in), box (a box in) or "
+                             "point (one point in); box and point need sam2++")
+    prompt.add_argument("--box", metavar="X1,Y1,X2,Y2", help="a box prompt")
+    prompt.add_argument("--points", metavar="X,Y;X,Y", help="click prompts, separated by ';'")
+    prompt.add_argument("--labels", metavar="1,0", help="a label per point: 1 positive (default), 0 negative")
+    prompt.add_argument("--mask", type=Path, metavar="PNG", help="a mask prompt: PNG of the video's size, "
+                                                                 "nonzero = object")
+    prompt.add_argument("--frame", type=int, help="frame of the prompt (default 0)")
+    prompt.add_argument("--obj-id", type=int, help="object id (default 1)")
+    parser.add_argument("--prompts", metavar="JSON", help="prompts JSON file (or JSON text) for any number of "
+                                                          "objects and tasks; see sam2_plus/prompts.py")
+    out = parser.add_argument_group("outputs (at least one)")
+    out.add_argument("--out", type=Path, metavar="MP4", help="overlay video (H.264 MP4, source size, fps, audio)")
+    out.add_argument("--export", type=Path, metavar="ZIP|DIR",
+                     help="results: a .zip (mask PNGs, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz) "
+                          "or a folder with the same files")
+    out.add_argument("--json", type=Path, metavar="JSON", help="results JSON (masks as COCO RLE, boxes, points)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
+                                                             f"(overrides ${WEIGHTS_ENV})")
+    parser.add_argument("--motion-aware", action="store_true", help="motion-aware tracking")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="track only the first N frames")
+    parser.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# --------------------------------------------------------------------------- prompts from arguments
+
+
+def _numbers(text: str, count: Optional[int], what: str, example: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not a list of numbers like {example}") from None
+    if count is not None and len(values) != count:
+        raise UsageError(f"{what} {text!r} needs {count} numbers like {example}")
+    return values
+
+
+def parse_points(text: str) -> list[list[float]]:
+    """'x,y;x,y' -> [[x, y], [x, y]]."""
+    parts = [p for p in text.split(";") if p.strip()]
+    if not parts:
+        raise UsageError(f"--points {text!r} holds no point; write x,y;x,y")
+    return [_numbers(p, 2, "--points entry", "12.5,40") for p in parts]
+
+
+def parse_labels(text: str) -> list[int]:
+    labels = _numbers(text, None, "--labels", "1,0")
+    if any(v not in (0, 1) for v in labels):
+        raise UsageError(f"--labels {text!r}: each label is 1 (positive) or 0 (negative)")
+    return [int(v) for v in labels]
+
+
+def read_mask_png(path: Path) -> np.ndarray:
+    """HxW bool: palette PNGs are nonzero indices, anything else nonzero grey."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.mode == "P":
+                return np.asarray(image) != 0
+            return np.asarray(image.convert("L")) > 0
+    except FileNotFoundError:
+        raise UsageError(f"--mask {path}: no such file") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise UsageError(f"--mask {path}: not a readable image ({e})") from None
+
+
+def single_object_prompts(args: argparse.Namespace) -> dict[str, Any]:
+    """The prompts JSON (as a dict) for the one object the prompt flags describe."""
+    if args.labels and not args.points:
+        raise UsageError("--labels needs --points")
+    prompt: dict[str, Any] = {"frame": 0 if args.frame is None else args.frame}
+    if args.points:
+        prompt["points"] = parse_points(args.points)
+        if args.labels:
+            prompt["labels"] = parse_labels(args.labels)
+    if args.box:
+        prompt["box"] = _numbers(args.box, 4, "--box", "10,20,110,220")
+    if args.mask:
+        prompt["mask"] = encode_rle(read_mask_png(args.mask))
+    obj_id = 1 if args.obj_id is None else args.obj_id
+    return {"objects": [{"id": obj_id, "task": args.task or "mask", "prompts": [prompt]}]}
+
+
+def load_prompts(args: argparse.Namespace):
+    """JSON text, or a dict built from the single-object flags."""
+    single = [flag for flag, value in (("--box", args.box), ("--points", args.points), ("--mask", args.mask),
+                                       ("--labels", args.labels), ("--task", args.task),
+                                       ("--frame", args.frame is not None), ("--obj-id", args.obj_id is not None))
+              if value]
+    if args.prompts:
+        if single:
+            raise UsageError(f"--prompts describes every object; drop {', '.join(single)}")
+        text = args.prompts
+        if text.lstrip().startswith("{"):
+            return text
+        try:
+            return Path(text).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"--prompts {text}: no such file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--prompts {text}: cannot be read ({e})") from None
+    if not (args.box or args.points or args.mask):
+        raise UsageError("give a prompt: --box, --points or --mask (one object), or --prompts")
+    return single_object_prompts(args)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressDisplay:
+    """A tqdm bar when tqdm is installed, else one stderr line with frames/s and the ETA."""
+
+    def __init__(self, stream: Optional[TextIO] = None, use_tqdm: bool = True, min_interval: float = 0.5) -> None:
+        self.stream = stream or sys.stderr
+        self.min_interval = min_interval
+        self._bar = None
+        self._tqdm = _tqdm() if use_tqdm else None
+        self._last_line = 0.0
+        self._shown = False
+
+    def __call__(self, p: TrackProgress) -> None:
+        if p.phase == "loading":
+            print("loading the model...", file=self.stream, flush=True)
+            return
+        if self._tqdm is not None:
+            self._update_bar(p)
+        else:
+            self._update_line(p)
+
+    def _update_bar(self, p: TrackProgress) -> None:
+        if self._bar is None:
+            self._bar = self._tqdm(total=p.frames_total, unit="frame", desc="tracking", file=self.stream)
+        self._bar.update(p.frames_done - self._bar.n)
+
+    def _update_line(self, p: TrackProgress) -> None:
+        if p.phase != "tracking":
+            return
+        now = time.monotonic()
+        if now - self._last_line < self.min_interval and p.frames_done < p.frames_total:
+            return
+        self._last_line = now
+        rate = "?" if p.frames_per_second is None else f"{p.frames_per_second:.2f}"
+        eta = "?" if p.eta is None else _clock(p.eta)
+        self.stream.write(f"\rtracking {p.frames_done}/{p.frames_total} frames  {rate} frames/s  ETA {eta}  ")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._shown:
+            self.stream.write("\n")
+            self._shown = False
+
+
+def _tqdm():
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def untrained_notice(weights: WeightsSource) -> str:
+    rule = "!" * 78
+    return (f"{rule}\n!! {weights.describe()}\n"
+            f"!! For real results set {WEIGHTS_ENV}=hub (the default) or pass --checkpoint PATH.\n{rule}")
+
+
+class _StopFlag:
+    """Ctrl-C once: finish the current frame, write what was tracked. Twice: abort."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    @contextmanager
+    def on_interrupt(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nstopping after this frame (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def run(args: argparse.Namespace) -> TrackSummary:
+    outputs = TrackOutputs(overlay=args.out, export=args.export, results_json=args.json,
+                           keep_audio=not args.no_audio)
+    if not outputs.paths():
+        raise UsageError("nothing to write: give --out, --export and/or --json")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
+    try:
+        weights = parse_weights_spec(args.checkpoint) if args.checkpoint else weights_from_env()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    request = prepare_request(args.video, load_prompts(args), model=args.model, device=args.device,
+                              weights=weights, motion_aware=args.motion_aware, max_frames=args.max_frames)
+    check_request(request, outputs)
+    if not weights.is_trained:
+        print(untrained_notice(weights), file=sys.stderr, flush=True)
+    display = None if args.quiet else ProgressDisplay()
+    stop = _StopFlag()
+    try:
+        with stop.on_interrupt():
+            return run_tracking(request, outputs, progress=display, should_stop=stop)
+    finally:
+        if display is not None:
+            display.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse already printed
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+    try:
+        summary = run(args)
+    except (UsageError,) + INPUT_ERRORS as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\naborted; the outputs hold the frames tracked so far", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary.describe())
+    return EXIT_INTERRUPTED if summary.stopped else EXIT_OK
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        name = f" {error.filename}" if error.filename else ""
+        return f"{error.strerror}{name}"
+    text = " ".join(str(error).split())
+    return text or error.__class__.__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The tracking job (sam2_plus.service) with a stand-in predictor: prompt order, backward-then-forward
+ordering of the outputs, stopping with valid partial outputs, progress, result conversion. No model runs
+here (tests/test_track_cli.py runs the real models end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from media_clips import pattern_frame, write_clip
+from sam2_plus import service
+from sam2_plus.media.decode import probe
+from sam2_plus.media.export import read_mask_zip, read_results_json
+from sam2_plus.predictor import FrameResult
+from sam2_plus.prompts import PromptError
+from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_export_result
+from sam2_plus.weights import parse_weights_spec
+
+H, W, T = 32, 48, 6
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("service") / "clip.mp4"
+    return write_clip(path, [pattern_frame(i, H, W) for i in range(T)], fps=10)
+
+
+class FakePredictor:
+    """Records prompts; propagation yields a mask whose width encodes the frame index."""
+
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.calls = []
+        self.tracked = []
+
+    def init_state(self, frames):
+        return {"frames": frames, "tasks": {}}
+
+    def add_new_points_or_box(self, session, frame_idx, obj_id, points=None, labels=None, box=None, task=None):
+        self.calls.append((frame_idx, obj_id, task, "box" if box is not None else "points"))
+        session["tasks"][obj_id] = task
+
+    def add_new_mask(self, session, frame_idx, obj_id, mask, task=None):
+        assert mask.shape == (H, W) and mask.dtype == bool
+        self.calls.append((frame_idx, obj_id, task, "mask"))
+        session["tasks"][obj_id] = task
+
+    def propagate_in_video(self, session, start_frame_idx=None, reverse=False):
+        order = range(start_frame_idx, -1, -1) if reverse else range(start_frame_idx, T)
+        for t in order:
+            self.tracked.append((t, reverse))
+            yield self._result(session, t)
+
+    def _result(self, session, t):
+        ids = list(session["tasks"])
+        n = len(ids)
+        logits = torch.full((n, H, W), -5.0)
+        logits[:, :, : t + 1] = 5.0
+        boxes = torch.tensor([[1.0, 2.0, 30.0, 20.0]]).repeat(n, 1)
+        points = torch.tensor([[float(t), 3.0]]).repeat(n, 1)
+        return FrameResult(t, ids, logits, torch.full((n,), 2.0), boxes, points, [session["tasks"][i] for i in ids])
+
+
+PROMPTS = {"objects": [
+    {"id": 5, "task": "mask", "prompts": [{"frame": 4, "points": [[10, 10]]},
+                                          {"frame": 2, "mask": {"size": [H, W], "counts": [100, 50, H * W - 150]}}]},
+    {"id": 2, "task": "box", "prompts": [{"frame": 3, "box": [1, 2, 30, 20]}]},
+]}
+
+
+def test_backward_then_forward_in_frame_order(clip, tmp_path):
+    request = prepare_request(clip, PROMPTS, model="sam2++", device="cpu")
+    fake = FakePredictor()
+    seen = []
+    outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json")
+    summary = run_tracking(request, outputs, progress=seen.append, predictor=fake)
+
+    # prompts in frame order, each with its object's task
+    assert fake.calls == [(2, 5, "mask", "mask"), (3, 2, "box", "box"), (4, 5, "mask", "points")]
+    # backward from the earliest prompt (frame 2) first, then forward from it
+    assert fake.tracked == [(2, True), (1, True), (0, True)] + [(t, False) for t in range(2, T)]
+    _, frames = read_results_json(outputs.results_json)
+    assert [r.frame_idx for r in frames] == list(range(T))
+    for r in frames:
+        assert r.obj_ids == (5, 2)
+        assert r.masks[0].sum() == H * (r.frame_idx + 1)  # the frame's own result, not a neighbour's
+    # the box-task object keeps the box head's box; the mask-task object gets its mask's box
+    assert frames[0].boxes[1].tolist() == [1, 2, 30, 20] and frames[0].boxes[0].tolist() == [0, 0, 1, H]
+    assert probe(outputs.overlay).num_frames == T
+    assert sorted(read_mask_zip(outputs.export).object_masks[2]) == list(range(T))
+    assert summary.frames_done == T and (summary.first_frame, summary.last_frame) == (0, T - 1)
+    assert not summary.stopped and set(summary.written) == {"overlay", "export", "json"}
+    tracking = [p for p in seen if p.phase == "tracking"]
+    assert [p.frames_done for p in tracking] == list(range(1, T + 1))
+    assert all(p.frames_total == T for p in seen) and tracking[-1].eta == 0
+
+
+@pytest.mark.parametrize("stop_after, written, stopped_at", [(2, [1, 2], 1), (5, [0, 1, 2, 3, 4], 4)])
+def test_stop_keeps_what_was_tracked(clip, tmp_path, stop_after, written, stopped_at):
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 3, "points": [[5, 5]]}]}]}
+    request = prepare_request(clip, prompts, model="sam2.1-tiny")
+    fake = FakePredictor()
+    outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json")
+    done = []
+    summary = run_tracking(request, outputs, progress=lambda p: done.append(p.frames_done),
+                           should_stop=lambda: bool(done) and done[-1] >= stop_after, predictor=fake)
+    assert summary.stopped and summary.frames_done == stop_after
+    assert summary.stopped_at == stopped_at
+    assert f"stopped on request at frame {stopped_at}" in summary.describe()
+    _, frames = read_results_json(outputs.results_json)  # valid JSON, frames in order
+    assert [r.frame_idx for r in frames] == written
+    assert probe(outputs.overlay).num_frames == len(written)
+    contents = read_mask_zip(outputs.export)
+    assert sorted(contents.object_masks[1]) == written
+
+
+def test_rejections_before_any_work(clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(service, "MOTION_MODULE", "sam2_plus.no_such_module")
+    box = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [1, 1, 9, 9]}]}]}
+    request = prepare_request(clip, box, model="sam2.1-tiny")
+    with pytest.raises(PromptError, match="has no 'box' task"):
+        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), predictor=FakePredictor())
+    request = prepare_request(clip, box, model="sam2++", motion_aware=True)
+    with pytest.raises(TrackError, match="motion"):
+        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"))
+    request = prepare_request(clip, box, model="sam2++")
+    with pytest.raises(TrackError, match="overwrite the input"):
+        run_tracking(request, TrackOutputs(overlay=clip), predictor=FakePredictor())
+    late = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 2, "box": [1, 1, 9, 9]}]}]}
+    with pytest.raises(PromptError, match="frame 2 is out of range; the video has 2 frames"):
+        prepare_request(clip, late, max_frames=2)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_to_export_result_per_task():
+    logits = torch.full((3, 4, 5), -1.0)
+    logits[0, 1:3, 2:4] = 1.0  # mask task: box from the mask
+    logits[2, 0, 0] = 1.0
+    result = FrameResult(7, [1, 2, 3], logits, torch.tensor([3.0, 1.0, -2.0]),
+                         torch.tensor([[9.0, 9, 9, 9], [0.5, 1, 4, 3], [9, 9, 9, 9]]),
+                         torch.tensor([[2.0, 1], [0, 0], [0, 0]]), ["mask", "box", "point"])
+    out = to_export_result(result)
+    assert out.frame_idx == 7 and out.masks.dtype == bool and out.masks[0].sum() == 4
+    assert out.box_for(0).tolist() == [2, 1, 4, 3]  # from the mask, not the predictor's box
+    assert out.box_for(1).tolist() == [0.5, 1, 4, 3]  # the box head's
+    assert out.box_for(2).tolist() == [0, 0, 1, 1]
+    assert out.visible.tolist() == [True, False, False]  # object 2: present but no mask pixel
+    assert out.point_for(0).tolist() == [2, 1]
+    np.testing.assert_allclose(out.scores, torch.sigmoid(torch.tensor([3.0, 1.0, -2.0])).numpy(), rtol=1e-6)
+
+
+def test_predictor_cache(monkeypatch):
+    built = []
+    monkeypatch.setattr(service, "build_video_predictor", lambda *a, **k: built.append((a, k)) or object())
+    service.clear_predictor_cache()
+    try:
+        seeded = parse_weights_spec("seeded:3")
+        a = service.get_predictor("sam2.1-tiny", "cpu", seeded)
+        assert service.get_predictor("sam2.1-tiny", "cpu", seeded) is a
+        b = service.get_predictor("sam2.1-tiny", "cpu", parse_weights_spec("seeded:4"))
+        assert b is not a and len(built) == 2
+    finally:
+        service.clear_predictor_cache()
