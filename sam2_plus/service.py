@@ -134,6 +134,7 @@ class TrackSummary:
 
 ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
+ResultCallback = Callable[[export.FrameResult], Any]
 
 
 # --------------------------------------------------------------------------- requests
@@ -290,11 +291,12 @@ class _Job:
     """Clock, counters and callbacks of one run."""
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
-                 should_stop: Optional[StopCallback]) -> None:
+                 should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
+        self.on_result = on_result
         self.model_seconds = 0.0
         self.load_seconds = 0.0
         self.frames_done = 0
@@ -335,7 +337,10 @@ class _Job:
                 if result.frame_idx == skip_frame:
                     continue
                 self.tracking_seconds += time.perf_counter() - start
-                write(to_export_result(result))
+                exported = to_export_result(result)
+                write(exported)
+                if self.on_result is not None:
+                    self.on_result(exported)
                 self.frames_done += 1
                 self.last_tracked = result.frame_idx
                 self.report("tracking", result.frame_idx)
@@ -351,18 +356,21 @@ class _Job:
 
 def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
-                 predictor: Optional[VideoPredictor] = None) -> TrackSummary:
+                 predictor: Optional[VideoPredictor] = None,
+                 on_result: Optional[ResultCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
-    should_stop() is asked before every frame. `predictor` replaces the cached one (tests, custom
-    options). Raises MediaError, PromptError, CheckpointError or TrackError for unusable input."""
+    should_stop() is asked before every frame; on_result(media.export.FrameResult) gets every tracked
+    frame as soon as it is computed (backward-pass frames too, in tracking order; live previews).
+    `predictor` replaces the cached one (tests, custom options). Raises MediaError, PromptError,
+    CheckpointError or TrackError for unusable input."""
     weights = request.weights or weights_from_env()
     model, device = check_request(request, outputs, check_weights_file=predictor is None)
     with FrameSource(request.video, max_frames=request.max_frames) as frames:
         info = frames.info
         objects = check_objects(request.objects, info)
-        job = _Job(info.num_frames, progress, should_stop)
+        job = _Job(info.num_frames, progress, should_stop, on_result)
         job.report("loading")
         predictor = predictor or _load_predictor(job, model, device, weights, request.motion_aware)
         session = job.timed(predictor.init_state, frames)

@@ -1,0 +1,466 @@
+"""SAM 2++ Space: track anything at any granularity in a video (Gradio Blocks).
+
+    python app.py            # http://127.0.0.1:7860
+
+UI wiring only; the logic is in sam2_plus/app_logic.py. The GPU work is two pure functions under
+`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
+job, streamed). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
+(overlay MP4, results ZIP, results JSON); every other event is private to the UI.
+"""
+
+from __future__ import annotations
+
+import spaces  # noqa: I001  (first: on ZeroGPU it must come before anything initialises CUDA)
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+import numpy as np
+
+from sam2_plus import app_logic
+from sam2_plus.app_logic import (
+    BOX,
+    BRUSH,
+    DEFAULT_MODEL,
+    MASK_FILE,
+    MODELS,
+    POSITIVE,
+    TOOLS,
+    USER_ERRORS,
+    AppInputError,
+    AppLimits,
+    AppSession,
+    JobUpdate,
+    TrackOptions,
+)
+from sam2_plus.media.export import FrameResult
+from sam2_plus.prompts import TASKS
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES_DIR = HERE / "examples"
+LIMITS = AppLimits.from_env()
+API_JOB_TTL = 3600.0  # seconds an API job's files are kept (Gradio serves its own copies)
+SESSION_DIR_TTL = 24 * 3600.0  # leftovers of sessions that never closed (a crash, a restart)
+DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
+UI_ONLY = {"api_visibility": "private"}
+
+API_DESCRIPTION = (
+    "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
+    "sam2_plus/prompts.py, e.g. {\"objects\": [{\"id\": 1, \"task\": \"box\", \"prompts\": [{\"frame\": 0, "
+    "\"box\": [10, 20, 200, 180]}]}]}. options: JSON, e.g. {\"model\": \"sam2++\", \"motion_aware\": false}; "
+    f"model is one of {', '.join(MODELS)}. Returns the overlay MP4, the results ZIP and the results JSON."
+)
+
+
+# --------------------------------------------------------------------------- GPU functions (pure)
+
+
+@spaces.GPU(duration=app_logic.job_gpu_seconds)
+def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
+              stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+    yield from app_logic.run_job(video, prompts_json, options_json, job_dir, stop_file)
+
+
+@spaces.GPU(duration=app_logic.PREVIEW_GPU_SECONDS)
+def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameResult:
+    return app_logic.preview_prompt(video, prompts_json, options_json)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Input problems become a gr.Error with the precise message (no traceback)."""
+    try:
+        yield
+    except (AppInputError, *USER_ERRORS) as error:
+        raise gr.Error(app_logic.user_message(error), print_exception=False) from None
+
+
+def require(session: Optional[AppSession]) -> AppSession:
+    if session is None:
+        raise gr.Error("Upload a video or pick an example first.", print_exception=False)
+    return session
+
+
+def close_session(session: Optional[AppSession]) -> None:
+    if session is not None:
+        session.close()
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def api_function(limits: AppLimits) -> Callable[..., tuple[str, str, str]]:
+    def track(video: Optional[str], prompts: str, options: str, progress=gr.Progress()) -> tuple[str, str, str]:
+        """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
+        ZIP and the results JSON."""
+        app_logic.sweep_work_dirs("api", API_JOB_TTL)
+        result = None
+        with user_errors():
+            plan = app_logic.plan_job(video, prompts, options, limits)
+            job_dir = app_logic.new_work_dir("api")
+            for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()),
+                                    str(job_dir)):
+                if update.progress is not None:
+                    progress(update.progress.fraction, desc=app_logic.describe_progress(update.progress))
+                result = update.result or result
+        files = result.files
+        if files.overlay is None:
+            raise gr.Error("No frame was tracked.", print_exception=False)
+        return str(files.overlay), str(files.export), str(files.results_json)
+
+    return track
+
+
+# --------------------------------------------------------------------------- the UI
+
+
+def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
+    with gr.Blocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
+                   analytics_enabled=False) as demo:
+        _build_api(limits)  # first, so that it owns the name "track"
+        ui = _build_ui(limits)
+        _wire(ui, limits)
+    demo.queue(max_size=limits.queue_size, default_concurrency_limit=8)
+    return demo
+
+
+class UI:
+    """The components (a namespace, filled by _build_ui)."""
+
+    state: gr.State
+    video: gr.Video
+    model: gr.Dropdown
+    motion: gr.Checkbox
+    objects: gr.Radio
+    objects_html: gr.HTML
+    add: gr.Button
+    remove: gr.Button
+    name: gr.Textbox
+    task: gr.Radio
+    tool: gr.Radio
+    undo: gr.Button
+    clear: gr.Button
+    frame: gr.Slider
+    show_results: gr.Checkbox
+    view: gr.Image
+    editor: gr.ImageEditor
+    apply_mask: gr.Button
+    mask_file: gr.File
+    status: gr.Markdown
+    track: gr.Button
+    stop: gr.Button
+    progress: gr.Markdown
+    result_video: gr.Video
+    downloads: gr.File
+    summary: gr.Textbox
+
+    @property
+    def panel(self) -> list[gr.components.Component]:
+        """What an edit of the objects or prompts updates."""
+        return [self.view, self.objects, self.objects_html, self.name, self.task, self.status]
+
+
+def _build_ui(limits: AppLimits) -> UI:
+    ui = UI()
+    ui.state = gr.State(None, delete_callback=close_session)
+    gr.Markdown(
+        "# SAM 2++: track anything at any granularity\n"
+        "Give each object a **mask, a box or points** on any frame and get it back as a mask, a box or a point on "
+        "every frame. 1. upload a video or pick an example; 2. choose a frame; 3. add objects and prompt them (each "
+        "prompt shows its result on that frame at once); 4. **Track**; 5. to correct, go to any frame, click, and "
+        "track again. Scripts: see *Use via API* at the bottom of the page.")
+    gr.Markdown(app_logic.describe_weights())
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            ui.video = gr.Video(label="Video", sources=["upload"], height=220)
+            gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
+                        label="Examples (made by examples/make_examples.py)", api_visibility="private")
+            gr.Markdown(f"<small>{limits.describe()}</small>")
+            with gr.Row():
+                ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
+                                       info="SAM 2.1 models take the mask granularity only")
+                ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
+            ui.objects = gr.Radio([], label="Objects (select one to prompt it)")
+            ui.objects_html = gr.HTML()
+            with gr.Row():
+                ui.add = gr.Button("Add object", size="sm")
+                ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
+            ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
+            ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
+                               info="what is tracked and drawn: mask, box or point")
+        with gr.Column(scale=2):
+            ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
+            with gr.Row(equal_height=True):
+                ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", scale=3, elem_id="tool")
+                with gr.Column(scale=1, min_width=160):
+                    ui.undo = gr.Button("Undo last prompt", size="sm")
+                    ui.clear = gr.Button("Clear this frame", size="sm")
+            ui.view = gr.Image(label="Click on the frame to prompt the selected object", interactive=False,
+                               type="numpy", height=480, elem_id="frame-view", buttons=[])
+            ui.show_results = gr.Checkbox(label="Show the last tracking result under the prompts", value=True)
+            ui.editor = gr.ImageEditor(label="Paint the selected object's mask", type="numpy", visible=False,
+                                       sources=(), transforms=(), layers=False, elem_id="mask-editor",
+                                       brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
+                                                      color_mode="fixed"))
+            ui.apply_mask = gr.Button("Use the painted mask", visible=False)
+            ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
+                                   file_types=["image"], visible=False)
+            ui.status = gr.Markdown(elem_id="status")
+            with gr.Row():
+                ui.track = gr.Button("Track", variant="primary", interactive=False)
+                ui.stop = gr.Button("Stop", variant="stop", interactive=False)
+            ui.progress = gr.Markdown(elem_id="track-progress")
+            ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
+            ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
+                                   "LaSOT, points NPZ), results JSON, overlay MP4", file_count="multiple",
+                                   interactive=False, elem_id="downloads")
+            ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
+    return ui
+
+
+def _build_api(limits: AppLimits) -> None:
+    """The scripted endpoint: hidden components, so that the page shows only the UI."""
+    with gr.Column(visible=False):
+        video = gr.File(label="video")
+        prompts = gr.Textbox(label="prompts")
+        options = gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json()))
+        overlay = gr.File(label="overlay_mp4")
+        results_zip = gr.File(label="results_zip")
+        results_json = gr.File(label="results_json")
+        run = gr.Button("track")
+    run.click(api_function(limits), [video, prompts, options], [overlay, results_zip, results_json], api_name="track",
+              api_description=API_DESCRIPTION, concurrency_id="gpu", concurrency_limit=limits.gpu_concurrency)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") -> dict:
+    obj = session.objects.get(session.selected) if session.selected is not None else None
+    return {
+        ui.view: session.render_view(frame, show),
+        ui.objects: gr.Radio(choices=session.object_choices(), value=session.selected),
+        ui.objects_html: session.objects_html(),
+        ui.name: obj.name if obj else "",
+        ui.task: obj.task if obj else "mask",
+        ui.status: note,
+    }
+
+
+def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
+    """A handler that applies `action` to the session and redraws the panel; a refused edit is a warning."""
+
+    def handler(session: Optional[AppSession], frame: int, show: bool, *args: Any) -> dict:
+        session = require(session)
+        try:
+            note = action(session, int(frame), *args) or ""
+        except AppInputError as error:
+            gr.Warning(str(error))
+            note = f"⚠️ {error}"
+        return _panel(ui, session, int(frame), show, note)
+
+    return handler
+
+
+def _wire(ui: UI, limits: AppLimits) -> None:
+    common = [ui.state, ui.frame, ui.show_results]
+    gpu = {"concurrency_id": "gpu", "concurrency_limit": limits.gpu_concurrency}
+
+    def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
+        """The selected object's result on this frame, when it has a prompt here without a fresh preview."""
+        if session is None:
+            return gr.skip(), gr.skip()
+        options = TrackOptions(model, bool(motion))
+        target = session.preview_target(int(frame), options)
+        if target is None:
+            return gr.skip(), gr.skip()
+        obj_id, frame = target
+        try:
+            result = gpu_preview(str(session.video), session.preview_json(obj_id, frame), json.dumps(options.to_json()))
+        except (AppInputError, *USER_ERRORS) as error:
+            return gr.skip(), f"⚠️ Preview: {app_logic.user_message(error)}"
+        session.store_preview(obj_id, frame, options, result)
+        note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
+        return session.render_view(frame, show), note
+
+    def preview_on(trigger) -> None:
+        trigger(preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
+                show_progress="minimal", **gpu, **UI_ONLY)
+
+    # video
+    def load_video(old: Optional[AppSession], video: Optional[str]):
+        close_session(old)
+        app_logic.sweep_work_dirs("sessions", SESSION_DIR_TTL)
+        session, note = None, ""
+        if video:
+            try:
+                session = AppSession.open(video, limits)
+            except (AppInputError, *USER_ERRORS) as error:
+                note = f"⚠️ {app_logic.user_message(error)}"
+                gr.Warning(note)
+        cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: ""}
+        if session is None:
+            return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
+                    ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
+                    ui.objects_html: "", ui.name: "", ui.task: "mask", ui.status: note, **cleared}
+        info = session.info
+        note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
+                "Click on the object to track.")
+        return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
+                ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
+
+    ui.video.change(load_video, [ui.state, ui.video],
+                    [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, *ui.panel],
+                    **UI_ONLY)
+
+    # frame browser
+    def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
+        if session is None:
+            return gr.skip(), gr.skip()
+        editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
+        return session.render_view(int(frame), show), editor
+
+    for trigger in (ui.frame.change, ui.show_results.change):
+        preview_on(trigger(show_frame, [*common, ui.tool], [ui.view, ui.editor], show_progress="hidden",
+                           trigger_mode="always_last", **UI_ONLY).then)
+    preview_on(ui.model.change)
+    preview_on(ui.motion.change)
+
+    # objects
+    def add_object(session: AppSession, frame: int) -> str:
+        return f"Added {session.add_object().name}: prompt it on any frame."
+
+    def remove_object(session: AppSession, frame: int) -> str:
+        return f"Removed {session.remove_selected().name}."
+
+    def select_object(session: AppSession, frame: int, obj_id: Optional[int]) -> str:
+        return "" if obj_id is None else f"Selected {session.select(int(obj_id)).name}."
+
+    def rename_object(session: AppSession, frame: int, name: str) -> str:
+        session.rename(name)
+        return ""
+
+    def set_task(session: AppSession, frame: int, task: str) -> str:
+        return session.set_task(task)
+
+    ui.add.click(_edit(ui, add_object), common, ui.panel, **UI_ONLY)
+    ui.remove.click(_edit(ui, remove_object), common, ui.panel, **UI_ONLY)
+    preview_on(ui.objects.input(_edit(ui, select_object), [*common, ui.objects], ui.panel, **UI_ONLY).then)
+    ui.name.submit(_edit(ui, rename_object), [*common, ui.name], ui.panel, **UI_ONLY)
+    preview_on(ui.task.input(_edit(ui, set_task), [*common, ui.task], ui.panel, **UI_ONLY).then)
+
+    # prompts
+    def on_click(session: Optional[AppSession], frame: int, show: bool, tool: str, evt: gr.SelectData) -> dict:
+        x, y = evt.index
+        return _edit(ui, lambda s, f: s.click_view(tool, f, float(x), float(y)))(session, frame, show)
+
+    def undo(session: AppSession, frame: int) -> str:
+        session.undo(frame)
+        return ""
+
+    def clear(session: AppSession, frame: int) -> str:
+        session.clear_frame(frame)
+        return ""
+
+    def brush(session: AppSession, frame: int, value: Optional[dict]) -> str:
+        return session.apply_mask(frame, app_logic.mask_from_editor(value, session.info.size))
+
+    def mask_png(session: AppSession, frame: int, path: Optional[str]) -> str:
+        if not path:
+            raise AppInputError("no mask file was uploaded")
+        return session.apply_mask(frame, app_logic.mask_from_png(path, session.info.size))
+
+    preview_on(ui.view.select(on_click, [*common, ui.tool], ui.panel, show_progress="hidden", **UI_ONLY).then)
+    preview_on(ui.undo.click(_edit(ui, undo), common, ui.panel, **UI_ONLY).then)
+    ui.clear.click(_edit(ui, clear), common, ui.panel, **UI_ONLY)
+    preview_on(ui.apply_mask.click(_edit(ui, brush), [*common, ui.editor], ui.panel, **UI_ONLY).then)
+    preview_on(ui.mask_file.upload(_edit(ui, mask_png), [*common, ui.mask_file], ui.panel, **UI_ONLY).then)
+
+    def choose_tool(session: Optional[AppSession], frame: int, tool: str):
+        hints = {BOX: "Click one corner of the box, then the opposite corner.",
+                 BRUSH: "Paint over the object, then press *Use the painted mask*.",
+                 MASK_FILE: "Upload a mask image of the video's size."}
+        editor = _editor_value(session, int(frame)) if (tool == BRUSH and session is not None) else None
+        return (gr.ImageEditor(visible=tool == BRUSH, value=editor), gr.Button(visible=tool == BRUSH),
+                gr.File(visible=tool == MASK_FILE, value=None), hints.get(tool, ""))
+
+    ui.tool.change(choose_tool, [ui.state, ui.frame, ui.tool], [ui.editor, ui.apply_mask, ui.mask_file, ui.status],
+                   **UI_ONLY)
+
+    # tracking
+    def start(session: Optional[AppSession]):
+        require(session)
+        return gr.Button(interactive=False), gr.Button(interactive=True), "Starting…"
+
+    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
+                  progress=gr.Progress()):
+        session = require(session)
+        yield from _track(ui, session, int(frame), TrackOptions(model, bool(motion)), show, limits, progress)
+
+    def finish(session: Optional[AppSession]):
+        return gr.Button(interactive=session is not None), gr.Button(interactive=False)
+
+    def stop(session: Optional[AppSession]):
+        if session is None or not session.tracking:
+            return gr.skip()
+        session.stop.set()
+        return "Stopping after the current frame…"
+
+    (ui.track.click(start, [ui.state], [ui.track, ui.stop, ui.progress], **UI_ONLY)
+     .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
+              [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary], show_progress="full",
+              show_progress_on=[ui.result_video], **gpu, **UI_ONLY)
+     .then(finish, [ui.state], [ui.track, ui.stop], **UI_ONLY))
+    ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
+
+
+def _editor_value(session: AppSession, frame: int) -> dict:
+    return {"background": session.enlarge(np.array(session.frame(frame))), "layers": [], "composite": None}
+
+
+def _track(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
+           progress: gr.Progress) -> Iterator[dict]:
+    with user_errors():
+        plan = session.plan_track(options, limits)
+        job_dir = session.begin_job()
+    result = None
+    try:
+        with user_errors():
+            for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
+                                    str(job_dir), str(session.stop.path)):
+                if update.result is not None:
+                    result = update.result
+                    continue
+                text = app_logic.describe_progress(update.progress)
+                progress(update.progress.fraction, desc=text)
+                yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame}
+    finally:
+        session.end_job(result)
+    if session.closed:  # a new video replaced this session during the job
+        return
+    done = (f"Stopped: {result.frames_done} of {result.frames_total} frames tracked; the results hold them."
+            if result.stopped else f"Done: {result.frames_done} frames tracked.")
+    summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
+    yield {ui.view: session.render_view(frame, show), ui.progress: done, ui.summary: summary,
+           ui.result_video: str(result.files.overlay) if result.files.overlay else None,
+           ui.downloads: result.files.downloads() or None}
+
+
+def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
+    """Launch with the upload limit and the example clips allowed (tests pass host, port, ...)."""
+    kwargs.setdefault("max_file_size", limits.max_upload_bytes)
+    kwargs.setdefault("allowed_paths", [str(EXAMPLES_DIR)])
+    return demo.launch(**kwargs)
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)

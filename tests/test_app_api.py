@@ -1,0 +1,142 @@
+"""The app's scripted API, driven with gradio_client against the app launched in-process on 127.0.0.1 (CPU,
+seeded weights): the public API is exactly /track; every task and several objects with prompts on a middle
+frame give the overlay MP4, the results ZIP and the results JSON; invalid input gives precise errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from media_clips import pattern_frame, write_clip
+from sam2_plus.app_logic import AppLimits
+from sam2_plus.media.decode import probe
+from sam2_plus.media.export import read_results_json
+from sam2_plus.media.rle import encode_rle
+
+H, W, T = 64, 96, 3
+LIMITS = AppLimits(max_seconds=5.0)
+# Gradio's queue uses pandas options that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+        patch.setenv("SAM2PLUS_APP_TMP", str(tmp_path_factory.mktemp("app-tmp")))
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        import app
+
+        demo = app.build_demo(LIMITS)
+        port = free_port()
+        app.launch(demo, LIMITS, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("api") / "clip.mp4", [pattern_frame(i, H, W) for i in range(T)], fps=10)
+
+
+def track(client: Client, video: Path, prompts, options) -> tuple[str, str, str]:
+    text = prompts if isinstance(prompts, str) else json.dumps(prompts)
+    return client.predict(handle_file(str(video)), text, json.dumps(options), api_name="/track")
+
+
+def test_the_public_api_is_track_only(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    assert list(api["named_endpoints"]) == ["/track"] and not api["unnamed_endpoints"]
+    endpoint = api["named_endpoints"]["/track"]
+    assert [(p["parameter_name"], p["python_type"]["type"]) for p in endpoint["parameters"]] == [
+        ("video", "filepath"), ("prompts", "str"), ("options", "str")]
+    assert [r["label"] for r in endpoint["returns"]] == ["overlay_mp4", "results_zip", "results_json"]
+
+
+@pytest.mark.parametrize("prompts, options, message", [
+    ('{"objects": [', {"model": "sam2.1-tiny"}, "Invalid prompts: the prompts are not valid JSON"),
+    ("not json", {}, "must be a JSON object starting with '{'"),
+    ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 3, "points": [[5, 5]]}]}]}, {},
+     r"frame 3 is out of range; the video has 3 frames \(0..2\)"),
+    ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[500, 5]]}]}]}, {},
+     "x=500 is outside the frame"),
+    ({"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [1, 1, 9, 9]}]}]},
+     {"model": "sam2.1-tiny"}, "model sam2.1-tiny has no 'box' task .* use sam2\\+\\+"),
+    ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]}]},
+     {"model": "sam3"}, "invalid options: unknown model 'sam3'"),
+])
+def test_invalid_input_gives_a_precise_error(client, clip, prompts, options, message):
+    with pytest.raises(AppError, match=message):
+        track(client, clip, prompts, options)
+
+
+def test_bad_options_json_and_missing_video(client, clip):
+    prompts = '{"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]}]}'
+    with pytest.raises(AppError, match=r"invalid options: not valid JSON: .*\(line 1, column 2\)"):
+        client.predict(handle_file(str(clip)), prompts, "{model", api_name="/track")
+    with pytest.raises(AppError, match="no video: give a video file"):
+        client.predict(None, prompts, "{}", api_name="/track")
+
+
+def test_a_too_long_video_is_refused(client, tmp_path):
+    long_clip = write_clip(tmp_path / "long.mp4", [pattern_frame(i % 100, 16, 16) for i in range(60)], fps=10)
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]}]}
+    with pytest.raises(AppError, match=r"the video is 6\.0 s long; this app takes videos up to 5 s"):
+        track(client, long_clip, prompts, {"model": "sam2.1-tiny"})
+
+
+def test_unreachable_weights_explain_how_to_provide_them(client, clip, tmp_path, monkeypatch):
+    """The app started without network access; Track says how to provide the checkpoint."""
+    from huggingface_hub import constants
+
+    from sam2_plus import weights
+
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: "test: no network")
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]}]}
+    with pytest.raises(AppError, match=r"The model weights are not available: cannot reach .*test: no network.* "
+                                       r"set SAM2PLUS_WEIGHTS=/path/to/sam2.1_hiera_tiny.pt"):
+        track(client, clip, prompts, {"model": "sam2.1-tiny"})
+
+
+@pytest.mark.slow
+def test_every_task_several_objects_prompted_on_a_middle_frame(client, clip, tmp_path):
+    """SAM 2++ with a click object, a mask object, a box object and a point object, all prompted on frame 1
+    of 3: frame 0 comes from the backward pass, frame 2 from the forward pass."""
+    mask = np.zeros((H, W), bool)
+    mask[8:30, 50:80] = True
+    prompts = {"objects": [
+        {"id": 1, "task": "mask", "prompts": [{"frame": 1, "points": [[30, 20], [70, 40]], "labels": [1, 0]}]},
+        {"id": 2, "task": "mask", "prompts": [{"frame": 1, "mask": encode_rle(mask)}]},
+        {"id": 5, "task": "box", "prompts": [{"frame": 1, "box": [4, 4, 40, 30]}]},
+        {"id": 9, "task": "point", "prompts": [{"frame": 1, "points": [[60, 48]]}]},
+    ]}
+    overlay, results_zip, results_json = track(client, clip, prompts, {"model": "sam2++", "motion_aware": False})
+    assert Path(overlay).name == "sam2plus_overlay.mp4"
+    info = probe(overlay)
+    assert (info.codec, info.num_frames, info.width, info.height) == ("h264", T, W, H)
+    header, results = read_results_json(results_json)
+    assert header["objects"] == [{"id": 1, "task": "mask"}, {"id": 2, "task": "mask"}, {"id": 5, "task": "box"},
+                                 {"id": 9, "task": "point"}]
+    assert [r.frame_idx for r in results] == [0, 1, 2] and all(r.obj_ids == (1, 2, 5, 9) for r in results)
+    with zipfile.ZipFile(results_zip) as archive:
+        names = set(archive.namelist())
+    assert {"results.json", "boxes.csv", "points.npz", "lasot/obj_5.txt", "davis/00000.png"} <= names
+    assert {f"masks/obj_{i}/{t:05d}.png" for i in (1, 2, 5, 9) for t in range(T)} <= names

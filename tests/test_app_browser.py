@@ -1,0 +1,190 @@
+"""The app in a real browser: Playwright for Python driving Debian's Chromium (/usr/bin/chromium; Playwright's
+own browsers are never downloaded) against the app launched in-process on 127.0.0.1 with seeded weights.
+
+Upload a video, click a point (object 1), draw a box with two clicks (object 2), brush a mask (object 3),
+track, then check that the result video plays (readyState >= 2) and that the downloads are served.
+Screenshots of every step go to test-artifacts/ (kept by CI, ignored by git)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from media_clips import pattern_frame, write_clip
+from sam2_plus.app_logic import AppLimits
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+MODEL_SECONDS = 600_000  # ms: a preview or a tracking run on a busy 2-core CPU
+H, W, T = 64, 96, 3
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian Chromium is not installed at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+        patch.setenv("SAM2PLUS_APP_TMP", str(tmp_path_factory.mktemp("app-tmp")))
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        import app
+
+        demo = app.build_demo(AppLimits())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("browser") / "clip.mp4", [pattern_frame(i, H, W) for i in range(T)],
+                      fps=10)
+
+
+@pytest.fixture
+def page(app_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(app_url)
+        page.locator("#frame-view").wait_for(state="attached", timeout=60_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
+            browser.close()
+        assert not errors, errors
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_status(page, text: str, timeout: float = MODEL_SECONDS) -> None:
+    page.wait_for_function("text => document.querySelector('#status').innerText.includes(text)", arg=text,
+                           timeout=timeout)
+
+
+def click_frame(page, fx: float, fy: float) -> None:
+    """Click at a fraction of the shown frame (the image is centred and never enlarged by the browser)."""
+    image = page.locator("#frame-view img")
+    box = image.bounding_box()
+    width, height = page.evaluate("() => { const i = document.querySelector('#frame-view img'); "
+                                  "return [i.naturalWidth, i.naturalHeight]; }")
+    scale = min(box["width"] / width, box["height"] / height, 1)
+    left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
+    image.click(position={"x": left + fx * width * scale, "y": top + fy * height * scale})
+
+
+def paint(page) -> None:
+    canvas = page.locator("#mask-editor canvas").first
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.40, box["y"] + box["height"] * 0.40)
+    page.mouse.down()
+    for step in range(1, 13):
+        x, y = box["x"] + box["width"] * (0.40 + 0.02 * step), box["y"] + box["height"] * (0.40 + 0.015 * step)
+        page.mouse.move(x, y, steps=3)
+    page.mouse.up()
+
+
+def test_prompt_every_way_track_and_download(page, clip):
+    started = time.monotonic()
+    assert "Untrained test weights" in page.locator("body").inner_text()
+    page.get_by_label("Model").click()
+    page.get_by_role("option", name="sam2.1-tiny").click()
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{T} frames, {W}x{H}", timeout=60_000)
+    shot(page, "01-uploaded")
+
+    click_frame(page, 0.3, 0.3)  # object 1: a positive click
+    wait_status(page, "Preview of object 1 on frame 0")
+    shot(page, "02-point-preview")
+
+    page.get_by_role("button", name="Add object").click()  # object 2: a box from two clicks
+    wait_status(page, "Added object 2", timeout=60_000)
+    page.get_by_label("Box (two clicks)").check()
+    click_frame(page, 0.55, 0.2)
+    wait_status(page, "first corner set", timeout=60_000)
+    shot(page, "03-first-corner")
+    click_frame(page, 0.9, 0.6)
+    wait_status(page, "Preview of object 2 on frame 0")
+    shot(page, "04-box-preview")
+
+    page.get_by_role("button", name="Add object").click()  # object 3: a brushed mask
+    wait_status(page, "Added object 3", timeout=60_000)
+    page.get_by_label("Brush mask").check()
+    page.locator("#mask-editor canvas").first.wait_for(timeout=60_000)
+    paint(page)
+    shot(page, "05-painted")
+    page.get_by_role("button", name="Use the painted mask").click()
+    wait_status(page, "Preview of object 3 on frame 0")
+    shot(page, "06-mask-preview")
+    legend = page.locator("body").inner_text()
+    assert "object 3 (id 3) · mask · prompt on frame 0" in legend
+
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    page.wait_for_function("() => { const v = document.querySelector('#result-video video'); "
+                           "return v !== null && v.readyState >= 2 && v.error === null; }", timeout=60_000)
+    video = page.evaluate("() => { const v = document.querySelector('#result-video video'); "
+                          "return [v.readyState, v.videoWidth, v.videoHeight, v.duration]; }")
+    assert video[0] >= 2 and (video[1], video[2]) == (W, H) and video[3] > 0
+    shot(page, "07-tracked")
+
+    links = page.locator("#downloads a[href]")
+    hrefs = {Path(links.nth(i).get_attribute("href").split("?")[0]).name: links.nth(i).get_attribute("href")
+             for i in range(links.count())}
+    assert {"sam2plus_results.zip", "sam2plus_results.json", "sam2plus_overlay.mp4"} <= set(hrefs)
+    for href in hrefs.values():
+        response = page.request.get(href)
+        assert response.ok and len(response.body()) > 0
+    print(f"browser flow: {time.monotonic() - started:.0f} s")
+
+
+def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
+    frames = 16
+    clip = write_clip(tmp_path / "longer.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
+    page.get_by_label("Model").click()
+    page.get_by_role("option", name="sam2.1-tiny").click()
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{frames} frames", timeout=60_000)
+    click_frame(page, 0.5, 0.5)
+    wait_status(page, "Preview of object 1 on frame 0")
+
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Tracking: 2 /')",
+                           timeout=MODEL_SECONDS)
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Stopped')",
+                           timeout=MODEL_SECONDS)
+    done = int(page.locator("#track-progress").inner_text().split("Stopped: ")[1].split(" of ")[0])
+    assert 2 <= done < frames
+    page.wait_for_function("() => { const v = document.querySelector('#result-video video'); "
+                           "return v !== null && v.readyState >= 2; }", timeout=60_000)
+    duration = page.evaluate("() => document.querySelector('#result-video video').duration")
+    assert abs(duration - done / 10) < 0.05  # the overlay holds exactly the tracked frames
+    assert page.locator("#downloads a[href]").count() == 3
+    sync_api.expect(page.get_by_role("button", name="Track", exact=True)).to_be_enabled(timeout=60_000)
+    sync_api.expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    shot(page, "08-stopped")

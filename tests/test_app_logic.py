@@ -1,0 +1,542 @@
+"""The app's logic (sam2_plus/app_logic.py) without Gradio: limits, options, GPU time, prompt editing, the
+prompts JSON, the frame view, masks from the brush and from PNGs, and tracking jobs (streaming, Stop,
+errors) through the real service with a stand-in predictor. The slow test runs SAM 2.1 tiny with seeded
+weights to show that a preview equals the tracked conditioning frame and that a correction changes the
+next run."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from media_clips import pattern_frame, write_clip
+from sam2_plus import app_logic, service
+from sam2_plus.app_logic import (
+    BOX,
+    NEGATIVE,
+    POSITIVE,
+    AppInputError,
+    AppLimits,
+    AppSession,
+    ObjectState,
+    TrackOptions,
+)
+from sam2_plus.media.decode import MediaError, probe
+from sam2_plus.media.export import read_mask_zip, read_results_json
+from sam2_plus.predictor import FrameResult
+from sam2_plus.prompts import PromptError, parse_prompts
+from sam2_plus.service import TrackProgress
+
+H, W, T = 64, 96, 4
+
+
+@pytest.fixture(autouse=True)
+def seeded_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+    monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """4 frames of 96x64 at 10 fps (0.4 s)."""
+    return write_clip(tmp_path_factory.mktemp("app") / "clip.mp4", [pattern_frame(i, H, W) for i in range(T)], fps=10)
+
+
+@pytest.fixture
+def session(clip) -> AppSession:
+    session = AppSession.open(clip, AppLimits())
+    yield session
+    session.close()
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_limits_from_env():
+    assert AppLimits.from_env({}) == AppLimits()
+    limits = AppLimits.from_env({"SAM2PLUS_MAX_SECONDS": "12.5", "SAM2PLUS_MAX_FRAMES": "300",
+                                 "SAM2PLUS_QUEUE_SIZE": " 4 ", "SAM2PLUS_MAX_SIDE": ""})
+    assert (limits.max_seconds, limits.max_frames, limits.queue_size, limits.max_side) == (12.5, 300, 4, 1920)
+    with pytest.raises(ValueError, match="SAM2PLUS_MAX_FRAMES='many' is not a valid integer"):
+        AppLimits.from_env({"SAM2PLUS_MAX_FRAMES": "many"})
+    with pytest.raises(ValueError, match="SAM2PLUS_MAX_UPLOAD_MB must be positive"):
+        AppLimits.from_env({"SAM2PLUS_MAX_UPLOAD_MB": "0"})
+    assert "60 s" in AppLimits().describe() and "never cut" in AppLimits().describe()
+
+
+@pytest.mark.parametrize("limits, message", [
+    (AppLimits(max_seconds=0.2), r"the video is 0\.4 s long; this app takes videos up to 0\.2 s "
+                                 r"\(SAM2PLUS_MAX_SECONDS\)"),
+    (AppLimits(max_frames=3), r"the video has 4 frames; this app takes up to 3 \(SAM2PLUS_MAX_FRAMES\)"),
+    (AppLimits(max_side=64), r"the video is 96x64; this app takes up to 64 px on the longer side"),
+    (AppLimits(max_upload_mb=0.001), r"MB; this app takes files up to 0\.001 MB \(SAM2PLUS_MAX_UPLOAD_MB\)"),
+])
+def test_videos_over_the_limits_are_refused(clip, limits, message):
+    with pytest.raises(AppInputError, match=message):
+        limits.check_video(clip)
+
+
+def test_check_video_accepts_and_describes(clip, tmp_path):
+    info = AppLimits().check_video(clip)
+    assert (info.num_frames, info.width, info.height) == (T, W, H)
+    with pytest.raises(AppInputError, match="was not found"):
+        AppLimits().check_video(tmp_path / "missing.mp4")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(MediaError):
+        AppLimits().check_video(bad)
+
+
+# --------------------------------------------------------------------------- options and GPU time
+
+
+def test_parse_options():
+    assert app_logic.parse_options(None) == app_logic.parse_options("") == TrackOptions("sam2++", False)
+    aliased = app_logic.parse_options('{"model": "MCG-NJU/SAM2-Plus", "motion_aware": true}')
+    assert aliased == TrackOptions("sam2++", True)
+    assert app_logic.parse_options({"model": "sam2.1-tiny"}).model == "sam2.1-tiny"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{model: 1}", r"invalid options: not valid JSON: .*\(line 1, column 2\)"),
+    ("[1]", "invalid options: give a JSON object"),
+    ('{"modle": "sam2++"}', "unknown key\\(s\\) 'modle'; allowed: model, motion_aware"),
+    ('{"model": "sam3"}', "unknown model 'sam3'; choose one of sam2\\+\\+, sam2.1-tiny"),
+    ('{"motion_aware": "yes"}', "'motion_aware' must be true or false"),
+])
+def test_bad_options(text, message):
+    with pytest.raises(AppInputError, match=message):
+        app_logic.parse_options(text)
+
+
+def test_gpu_estimate_grows_with_frames_objects_and_model(clip):
+    base = app_logic.estimate_gpu_seconds(100, 1, "sam2++")
+    assert app_logic.estimate_gpu_seconds(200, 1, "sam2++") > base
+    assert app_logic.estimate_gpu_seconds(100, 4, "sam2++") > base
+    assert app_logic.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
+    assert app_logic.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
+    prompts = {"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]} for i in (1, 2)]}
+    assert app_logic.job_gpu_seconds(str(clip), json.dumps(prompts), "{}", "job-dir", None) == \
+        app_logic.estimate_gpu_seconds(T, 2, "sam2++")
+
+
+def test_plan_job_checks_everything_before_the_gpu(clip):
+    one = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 1, "box": [2, 2, 40, 30]}]}]}
+    plan = app_logic.plan_job(str(clip), json.dumps(one), '{"model": "sam2++"}', AppLimits())
+    assert (plan.frames, plan.objects, plan.options.model) == (T, 1, "sam2++")
+    assert plan.gpu_seconds == app_logic.estimate_gpu_seconds(T, 1, "sam2++")
+    with pytest.raises(AppInputError, match="no video"):
+        app_logic.plan_job(None, json.dumps(one), "{}", AppLimits())
+    with pytest.raises(AppInputError, match="no prompts"):
+        app_logic.plan_job(str(clip), " ", "{}", AppLimits())
+    with pytest.raises(PromptError, match="not valid JSON"):
+        app_logic.plan_job(str(clip), '{"objects": [', "{}", AppLimits())
+    with pytest.raises(PromptError, match="frame 9 is out of range; the video has 4 frames"):
+        app_logic.plan_job(str(clip), json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [
+            {"frame": 9, "points": [[1, 1]]}]}]}), "{}", AppLimits())
+    with pytest.raises(PromptError, match="model sam2.1-tiny has no 'box' task"):
+        app_logic.plan_job(str(clip), json.dumps(one), '{"model": "sam2.1-tiny"}', AppLimits())
+    with pytest.raises(AppInputError, match="need about .* s of GPU time; the limit is 5 s"):
+        app_logic.plan_job(str(clip), json.dumps(one), "{}", AppLimits(max_gpu_seconds=5))
+
+
+def test_weights_are_announced(monkeypatch):
+    assert "Untrained test weights" in app_logic.describe_weights()
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")
+    assert "Hugging Face Hub" in app_logic.describe_weights()
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:x")
+    assert "invalid setting" in app_logic.describe_weights()
+
+
+# --------------------------------------------------------------------------- prompt editing
+
+
+def test_clicks_follow_the_granularity():
+    obj = ObjectState(1, "car")
+    app_logic.add_click(obj, 3, 10, 20, positive=True)
+    app_logic.add_click(obj, 3, 30, 40, positive=False)
+    assert obj.prompts[3].points == [(10, 20), (30, 40)] and obj.prompts[3].labels == [1, 0]
+    point = ObjectState(2, "ball", task="point")
+    app_logic.add_click(point, 0, 1, 2, positive=True)
+    assert "replaces" in app_logic.add_click(point, 0, 5, 6, positive=True)
+    assert point.prompts[0].points == [(5, 6)] and point.prompts[0].labels == [1]
+    with pytest.raises(AppInputError, match="one positive click"):
+        app_logic.add_click(point, 0, 5, 6, positive=False)
+    with pytest.raises(AppInputError, match="box granularity: draw a box"):
+        app_logic.add_click(ObjectState(3, "box", task="box"), 0, 1, 1, positive=True)
+
+
+def test_boxes_and_masks():
+    obj = ObjectState(1, "car")
+    app_logic.add_click(obj, 0, 10, 10, positive=True)
+    app_logic.set_box(obj, 0, (50, 40, 5, 4))  # corners in any order
+    assert obj.prompts[0].box == (5, 4, 50, 40) and obj.prompts[0].points == [(10, 10)]  # mask task: both
+    with pytest.raises(AppInputError, match="must differ in both x and y"):
+        app_logic.set_box(obj, 0, (5, 4, 5, 40))
+    mask = np.zeros((H, W), bool)
+    mask[10:20, 30:50] = True
+    assert app_logic.set_mask(obj, 0, mask) == ""
+    assert obj.prompts[0].box is None and not obj.prompts[0].points and obj.prompts[0].mask is not None
+    assert "the mask was replaced" in app_logic.add_click(obj, 0, 1, 1, positive=True)
+    boxed = ObjectState(2, "b", task="box")
+    assert "bounding box" in app_logic.set_mask(boxed, 1, mask)
+    assert boxed.prompts[1].box == (30, 10, 50, 20) and boxed.prompts[1].mask is None
+    with pytest.raises(AppInputError, match="the mask is empty"):
+        app_logic.set_mask(obj, 2, np.zeros((H, W), bool))
+    with pytest.raises(AppInputError, match="point granularity"):
+        app_logic.set_mask(ObjectState(3, "p", task="point"), 0, mask)
+    with pytest.raises(AppInputError, match="point granularity"):
+        app_logic.set_box(ObjectState(3, "p", task="point"), 0, (1, 1, 5, 5))
+
+
+def test_changing_the_granularity_keeps_what_fits():
+    obj = ObjectState(1, "car")
+    app_logic.add_click(obj, 0, 10, 10, positive=False)
+    app_logic.add_click(obj, 0, 12, 14, positive=True)
+    app_logic.set_box(obj, 2, (1, 1, 9, 9))
+    mask = np.zeros((H, W), bool)
+    mask[5:8, 6:9] = True
+    app_logic.set_mask(obj, 3, mask)
+    assert "frames 2, 3" in app_logic.convert_task(obj, "point")
+    assert obj.frames() == [0] and obj.prompts[0].points == [(12, 14)] and obj.prompts[0].labels == [1]
+    obj2 = ObjectState(2, "x")
+    app_logic.add_click(obj2, 0, 10, 10, positive=True)
+    app_logic.set_box(obj2, 2, (1, 1, 9, 9))
+    app_logic.set_mask(obj2, 3, mask)
+    assert "frames 0" in app_logic.convert_task(obj2, "box")
+    assert obj2.frames() == [2, 3] and obj2.prompts[3].box == (6, 5, 9, 8)
+    assert app_logic.convert_task(obj2, "mask") == "" and obj2.task == "mask"
+    with pytest.raises(AppInputError, match="unknown granularity"):
+        app_logic.convert_task(obj2, "polygon")
+
+
+def test_undo_order():
+    obj = ObjectState(1, "car")
+    app_logic.set_box(obj, 0, (1, 1, 9, 9))
+    app_logic.add_click(obj, 0, 5, 5, positive=True)
+    app_logic.undo(obj, 0)
+    assert obj.prompts[0].points == [] and obj.prompts[0].box is not None
+    app_logic.undo(obj, 0)
+    assert 0 not in obj.prompts
+    with pytest.raises(AppInputError, match="no prompt on frame 0"):
+        app_logic.undo(obj, 0)
+
+
+# --------------------------------------------------------------------------- the session
+
+
+def test_session_objects(session):
+    assert list(session.objects) == [1] and session.selected == 1 and session.workdir.is_dir()
+    second = session.add_object("  ")
+    assert (second.obj_id, second.name, session.selected) == (2, "object 2", 2)
+    session.rename("ball")
+    assert session.objects[2].name == "ball"
+    with pytest.raises(AppInputError, match="cannot be empty"):
+        session.rename(" ")
+    session.select(1)
+    assert session.remove_selected().obj_id == 1 and session.selected == 2
+    assert session.add_object().obj_id == 3  # ids are never reused
+    with pytest.raises(AppInputError, match="there is no object 1"):
+        session.select(1)
+    assert [c[1] for c in session.object_choices()] == [2, 3]
+    html = session.objects_html()
+    assert "ball" in html and "rgb(" in html and "no prompt yet" in html
+
+
+def test_session_clicks_boxes_and_the_prompts_json(session):
+    assert session.view_scale == 6  # 96x64 is shown at 576x384
+    session.click_view(POSITIVE, 1, 60, 120)  # view pixels -> video (10, 20)
+    session.click(NEGATIVE, 1, 30, 40)
+    assert "first corner" in session.click(BOX, 2, 10, 10)
+    assert session.corner == (1, 2, 10.0, 10.0)
+    session.click(BOX, 3, 50, 50)  # another frame: a new first corner
+    assert session.corner == (1, 3, 50.0, 50.0)
+    session.click(BOX, 3, 20, 30)
+    assert session.corner is None
+    second = session.add_object("b")
+    session.set_task("point")
+    session.click(POSITIVE, 0, 95.5, 63.5)
+    with pytest.raises(AppInputError, match="outside the 96x64 frame"):
+        session.click(POSITIVE, 0, 97, 10)
+    with pytest.raises(AppInputError, match="frame 4 is outside the video"):
+        session.click(POSITIVE, 4, 1, 1)
+    document = json.loads(session.prompts_json())
+    assert document == {"objects": [
+        {"id": 1, "task": "mask", "prompts": [{"frame": 1, "points": [[10.0, 20.0], [30.0, 40.0]], "labels": [1, 0]},
+                                              {"frame": 3, "box": [20.0, 30.0, 50.0, 50.0]}]},
+        {"id": second.obj_id, "task": "point", "prompts": [{"frame": 0, "points": [[95.5, 63.5]], "labels": [1]}]}]}
+    assert [o.obj_id for o in parse_prompts(document, session.info)] == [1, 2]
+    session.add_object("empty")
+    with pytest.raises(AppInputError, match=r"object 3 \(empty\) has no prompt yet"):
+        session.prompts_json()
+
+
+def test_session_masks_undo_and_clear(session):
+    mask = np.zeros((H, W), bool)
+    mask[10:30, 20:40] = True
+    session.apply_mask(2, mask)
+    assert json.loads(session.prompts_json())["objects"][0]["prompts"][0]["mask"]["size"] == [H, W]
+    with pytest.raises(AppInputError, match="the mask is 10x10, the video 96x64"):
+        session.apply_mask(2, np.ones((10, 10), bool))
+    session.click(BOX, 2, 1, 1)
+    session.undo(2)  # drops the pending corner first
+    assert session.corner is None and session.objects[1].frames() == [2]
+    session.clear_frame(2)
+    assert session.objects[1].frames() == []
+    session.tracking = True
+    with pytest.raises(AppInputError, match="tracking is running"):
+        session.click(POSITIVE, 0, 1, 1)
+
+
+def test_previews_are_kept_per_object_frame_and_options(session):
+    options = TrackOptions("sam2.1-tiny")
+    assert session.preview_target(0, options) is None  # no prompt yet
+    session.click(POSITIVE, 0, 10, 10)
+    assert session.preview_target(0, options) == (1, 0) and session.preview_target(1, options) is None
+    assert json.loads(session.preview_json(1, 0))["objects"][0]["prompts"] == [
+        {"frame": 0, "points": [[10.0, 10.0]], "labels": [1]}]
+    session.store_preview(1, 0, options, _fake_result(0, [1]))
+    assert session.preview_target(0, options) is None
+    assert session.preview_target(0, TrackOptions("sam2++")) == (1, 0)  # another model: stale
+    session.click(POSITIVE, 0, 20, 20)
+    assert session.preview_target(0, options) == (1, 0)  # an edit: stale
+    session.store_preview(1, 0, options, _fake_result(0, [1]))
+    session.set_task("point")
+    assert (1, 0) not in session.previews
+
+
+def test_render_view_draws_previews_and_prompts(session):
+    raw = session.render_view(0)
+    assert raw.shape == (H * 6, W * 6, 3)
+    session.click(POSITIVE, 0, 10, 10)
+    with_click = session.render_view(0)
+    assert (with_click != raw).any() and (with_click[60, 60] != raw[60, 60]).any()
+    session.store_preview(1, 0, TrackOptions(), _fake_result(0, [1]))
+    with_preview = session.render_view(0)
+    assert (with_preview[300:, 500:] != with_click[300:, 500:]).any()  # the mask covers the lower right
+    assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
+
+
+def test_session_close_removes_its_files(clip):
+    session = AppSession.open(clip, AppLimits())
+    session.stop.set()
+    assert session.stop.is_set()
+    session.stop.clear()
+    assert not session.stop.is_set()
+    session.render_view(0)
+    session.close()
+    assert not session.workdir.exists()
+
+
+def test_a_session_closed_during_a_job_closes_when_the_job_ends(clip):
+    session = AppSession.open(clip, AppLimits())
+    job_dir = session.begin_job()
+    assert job_dir.is_dir() and session.tracking and not session.stop.is_set()
+    with pytest.raises(AppInputError, match="already running"):
+        session.begin_job()
+    session.close()  # a new upload while tracking: stop the job, keep the files it writes
+    assert session.stop.is_set() and session.workdir.is_dir() and not session.closed
+    session.end_job(None)
+    assert session.closed and not session.workdir.exists()
+
+
+def test_work_dirs_are_swept(tmp_path):
+    old = app_logic.new_work_dir("api", tmp_path)
+    new = app_logic.new_work_dir("api", tmp_path)
+    import os
+    os.utime(old, (0, 0))
+    assert app_logic.sweep_work_dirs("api", 3600, tmp_path) == 1
+    assert not old.exists() and new.exists()
+
+
+# --------------------------------------------------------------------------- masks from the brush and PNGs
+
+
+def test_mask_from_editor():
+    layer = np.zeros((H * 2, W * 2, 4), np.uint8)  # the editor shows the frame enlarged
+    layer[20:40, 40:80, 3] = 255
+    mask = app_logic.mask_from_editor({"background": None, "layers": [layer], "composite": None}, (H, W))
+    assert mask.shape == (H, W) and mask[10:20, 20:40].all() and mask.sum() == 200
+    with pytest.raises(AppInputError, match="nothing is painted"):
+        app_logic.mask_from_editor({"layers": []}, (H, W))
+
+
+def test_mask_from_png(tmp_path):
+    grey = np.zeros((H, W), np.uint8)
+    grey[5:10, 5:10] = 255
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    assert app_logic.mask_from_png(tmp_path / "grey.png", (H, W)).sum() == 25
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., :3] = 200  # colour everywhere, the object is where it is opaque
+    rgba[0:2, 0:3, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    assert app_logic.mask_from_png(tmp_path / "rgba.png", (H, W)).sum() == 6
+    palette = Image.fromarray((grey > 0).astype(np.uint8), mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+    palette.save(tmp_path / "davis.png")
+    assert app_logic.mask_from_png(tmp_path / "davis.png", (H, W)).sum() == 25
+    with pytest.raises(AppInputError, match="the mask is 96x64 but the video is 10x10"):
+        app_logic.mask_from_png(tmp_path / "grey.png", (10, 10))
+    (tmp_path / "text.png").write_text("nope")
+    with pytest.raises(AppInputError, match="cannot be read as an image"):
+        app_logic.mask_from_png(tmp_path / "text.png", (H, W))
+
+
+def test_progress_text():
+    assert app_logic.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
+    text = app_logic.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
+    assert text == "Tracking: 4 / 10 frames (40 %), 2.0 frames/s, about 1 min 15 s left"
+
+
+# --------------------------------------------------------------------------- jobs (stand-in predictor)
+
+
+def _fake_result(frame: int, ids: list[int], tasks: list[str] | None = None):
+    n = len(ids)
+    logits = torch.full((n, H, W), -5.0)
+    logits[:, H // 2:, W // 2:] = 5.0
+    result = FrameResult(frame, list(ids), logits, torch.full((n,), 3.0), torch.tensor([[48.0, 32.0, 96.0, 64.0]] * n),
+                         torch.tensor([[70.0, 50.0]] * n), tasks or ["mask"] * n)
+    return service.to_export_result(result)
+
+
+class FakePredictor:
+    """Propagation that yields a fixed mask per frame and records the frames it visited."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, on_frame=None):
+        self.visited: list[tuple[int, bool]] = []
+        self.on_frame = on_frame
+
+    def init_state(self, frames):
+        return {"ids": [], "tasks": []}
+
+    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None, box=None, task=None):
+        state["ids"].append(obj_id)
+        state["tasks"].append(task)
+
+    add_new_mask = None  # not used here
+
+    def propagate_in_video(self, state, start_frame_idx=None, reverse=False):
+        order = range(start_frame_idx, -1, -1) if reverse else range(start_frame_idx, T)
+        for t in order:
+            self.visited.append((t, reverse))
+            if self.on_frame:
+                self.on_frame(t)
+            n = len(state["ids"])
+            logits = torch.full((n, H, W), -5.0)
+            logits[:, : t + 2, :] = 5.0
+            yield FrameResult(t, list(state["ids"]), logits, torch.full((n,), 2.0), torch.zeros(n, 4),
+                              torch.zeros(n, 2), list(state["tasks"]))
+
+
+def one_object(frame: int = 2, task: str = "mask") -> str:
+    return json.dumps({"objects": [{"id": 4, "task": task, "prompts": [{"frame": frame, "points": [[10, 10]]}]}]})
+
+
+def _consume(updates):
+    progress, frames, result = [], [], None
+    for update in updates:
+        if update.progress is not None:
+            progress.append(update.progress)
+        if update.frame is not None:
+            frames.append((update.frame_idx, update.frame))
+        result = update.result or result
+    return progress, frames, result
+
+
+def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
+    fake = FakePredictor()
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(app_logic, "LIVE_FRAME_INTERVAL", 0.0)
+    monkeypatch.setattr(app_logic, "PROGRESS_INTERVAL", 0.0)
+    progress, frames, result = _consume(app_logic.run_job(str(clip), one_object(), "{}", str(tmp_path / "job")))
+    assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
+    assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
+    assert frames and all(image.shape == (H, W, 3) for _, image in frames)
+    assert not result.stopped and (result.frames_done, result.first_frame, result.last_frame) == (T, 0, T - 1)
+    names = [Path(p).name for p in result.files.downloads()]
+    assert names == ["sam2plus_results.zip", "sam2plus_results.json", "sam2plus_overlay.mp4"]
+    assert probe(result.files.overlay).num_frames == T
+    _, results = read_results_json(result.files.results_json)
+    assert [r.frame_idx for r in results] == [0, 1, 2, 3]
+    assert sorted(read_mask_zip(result.files.export).object_masks[4]) == [0, 1, 2, 3]
+
+
+def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
+    """Stop is a file (the session's flag), checked before every frame."""
+    stop = tmp_path / "stop"
+    fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
+    _, _, result = _consume(app_logic.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"), str(stop)))
+    assert result.stopped and "stopped on request at frame 1" in result.summary
+    assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
+    assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
+
+
+def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
+    entered, released = threading.Event(), threading.Event()
+    fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
+    updates = app_logic.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"))
+    assert next(updates).progress.phase == "loading"
+    assert entered.wait(10)  # the job is inside frame 0
+    threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
+    updates.close()  # what Gradio does when the browser goes away
+    assert fake.visited == [(0, False)]
+
+
+def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
+    with pytest.raises(PromptError, match="model sam2.1-tiny has no 'point' task"):
+        next(app_logic.run_job(str(clip), one_object(task="point"), '{"model": "sam2.1-tiny"}', str(tmp_path / "job")))
+
+    def broken(*args, **kwargs):
+        raise service.CheckpointError("cannot reach the hub; set SAM2PLUS_WEIGHTS=/path/to/checkpoint")
+
+    monkeypatch.setattr(service, "get_predictor", broken)
+    with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
+        _consume(app_logic.run_job(str(clip), one_object(), "{}", str(tmp_path / "job2")))
+    assert "weights are not available" in app_logic.user_message(service.CheckpointError("x"))
+
+
+# --------------------------------------------------------------------------- the model (slow)
+
+
+@pytest.mark.slow
+def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip, tmp_path):
+    """SAM 2.1 tiny, seeded weights: the preview of a prompt equals that frame in the tracking run (it is a
+    conditioning frame), and a correction click on a tracked frame changes the next run on that frame."""
+    session = AppSession.open(clip, AppLimits())
+    options = TrackOptions("sam2.1-tiny")
+    options_json = json.dumps(options.to_json())
+    session.click(POSITIVE, 0, 20, 16)
+
+    first = _track(session, options, tmp_path / "run1")
+    _, results1 = read_results_json(first.files.results_json)
+
+    session.click(POSITIVE, 2, 70, 45)  # the correction, on a frame the first run tracked
+    obj_id, frame = session.preview_target(2, options)
+    preview = app_logic.preview_prompt(session.video, session.preview_json(obj_id, frame), options_json)
+    second = _track(session, options, tmp_path / "run2")
+    _, results2 = read_results_json(second.files.results_json)
+
+    assert (preview.frame_idx, preview.obj_ids) == (2, (1,))
+    assert np.array_equal(results2[2].masks[0], preview.masks[0])  # the correction is frame 2's result
+    assert not np.array_equal(results1[2].masks[0], results2[2].masks[0])  # ... and it changed the run
+    assert np.array_equal(results1[0].masks[0], results2[0].masks[0])  # frame 0 is the same prompt in both
+    session.close()
+
+
+def _track(session: AppSession, options: TrackOptions, job_dir: Path):
+    plan = session.plan_track(options, AppLimits())
+    _, _, result = _consume(app_logic.run_job(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
+                                              str(job_dir)))
+    assert result.frames_done == T
+    return result
