@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .modeling.sam2_model import NO_OBJ_SCORE, FrameFeatures, PointPrompt, SAM2Model, gaussian_heatmap
+from .modeling.sam2_model import NO_OBJ_SCORE, FrameFeatures, MemoryContext, PointPrompt, SAM2Model, gaussian_heatmap
 from .postprocess import fill_holes_in_mask_scores
 from .prompts import PromptError
 from .tracker import FrameOutput, ObjectTrack, StepResult, select_memory, track_frame
@@ -350,11 +350,10 @@ class VideoPredictor:
             if not track.cond_outputs:
                 raise PromptError(f"object {track.obj_id} has no prompted frame left to correct from; "
                                   "prompt it as a new object")
-            memory = select_memory(track, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
-                                   self.model.num_maskmem)
+            memory = self._select_memory(session, track, frame_idx, reverse)
         feats = self._features(session, frame_idx, track.task)
-        step = track_frame(self.model, track.task, feats, memory, session.num_frames, points=prompt, mask=mask,
-                           prev_mask_logits=prev_logits, is_init_cond_frame=is_init, run_mem_encoder=False)
+        step = self._track_step(session, track, frame_idx, None, feats, memory, points=prompt, mask=mask,
+                                prev_mask_logits=prev_logits, is_init_cond_frame=is_init, run_mem_encoder=False)
         track.pending(is_cond)[frame_idx] = self._frame_output(session, step, is_mask_from_pts=True)
         return self._consolidated_result(session, frame_idx, is_cond)
 
@@ -395,14 +394,24 @@ class VideoPredictor:
             if self.clear_non_cond_mem_around_input:
                 self._clear_non_cond_mem_around(session, track, frame_idx)
         else:
-            memory = select_memory(track, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
-                                   self.model.num_maskmem)
+            memory = self._select_memory(session, track, frame_idx, reverse)
             feats = self._features(session, frame_idx, track.task)
-            step = track_frame(self.model, track.task, feats, memory, session.num_frames, run_mem_encoder=True)
+            step = self._track_step(session, track, frame_idx, reverse, feats, memory, run_mem_encoder=True)
             out = self._frame_output(session, step, is_mask_from_pts=False)
             track.non_cond_outputs[frame_idx] = out
         track.frames_tracked[frame_idx] = reverse
         return out
+
+    def _select_memory(self, session: TrackingSession, track: ObjectTrack, frame_idx: int,
+                       reverse: bool) -> MemoryContext:
+        """The memory one object's (non-initial) frame attends to."""
+        return select_memory(track, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
+                             self.model.num_maskmem)
+
+    def _track_step(self, session: TrackingSession, track: ObjectTrack, frame_idx: int, reverse: Optional[bool],
+                    feats: FrameFeatures, memory: Optional[MemoryContext], **kwargs) -> StepResult:
+        """Run the model on one object's frame; reverse is None for a prompt, else the propagation direction."""
+        return track_frame(self.model, track.task, feats, memory, session.num_frames, **kwargs)
 
     def _commit_prompts(self, session: TrackingSession) -> None:
         """Encode the memory of prompted frames and move them into the memory banks."""
@@ -461,7 +470,9 @@ class VideoPredictor:
             object_score_logits=head.object_score_logits,
             boxes_norm=head.boxes_norm,
             is_mask_from_pts=is_mask_from_pts,
-            best_iou=head.ious.max(dim=-1).values,
+            best_iou=(head.ious.max(dim=-1).values if head.best_index is None
+                      else head.ious.gather(-1, head.best_index[:, None])[:, 0]),
+            kf_score=step.kf_score,
         )
         if step.maskmem_features is not None:
             out.maskmem_features = step.maskmem_features.to(torch.bfloat16).to(storage)

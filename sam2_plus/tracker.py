@@ -9,12 +9,13 @@ that share a task and a frame state).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from .config import TrackerConfig
-from .modeling.sam2_model import FrameFeatures, HeadOutput, MemoryContext, MemoryEntry, PointPrompt, SAM2Model
+from .modeling.sam2_model import (CandidateChooser, FrameFeatures, HeadOutput, MemoryContext, MemoryEntry,
+                                  PointPrompt, SAM2Model)
 
 
 @dataclass
@@ -107,15 +108,24 @@ def memory_frame_indices(frame_idx: int, num_maskmem: int, stride: int, reverse:
     return out
 
 
-def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: bool,
-                  cfg: TrackerConfig, num_maskmem: int) -> MemoryContext:
+# Which non-conditioning memories a frame reads: (track, frame_idx, num_frames, reverse, unselected conditioning
+# outputs) -> [(t_pos, frame)], t_pos ascending (1 = oldest). Without one, `memory_frame_indices` decides.
+MemoryFramesFn = Callable[[ObjectTrack, int, int, bool, dict], list]
+
+
+def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: bool, cfg: TrackerConfig,
+                  num_maskmem: int, memory_frames: Optional[MemoryFramesFn] = None) -> MemoryContext:
     """The memories and object pointers a (non-initial) frame of this object attends to."""
     if not track.cond_outputs:
         raise RuntimeError(f"object {track.obj_id} has no prompted frame to track from")
     selected, unselected = select_cond_frames(frame_idx, track.cond_outputs, cfg.max_cond_frames_in_attn)
     ctx = MemoryContext()
     ctx.spatial = [(0, out.memory_entry()) for out in selected.values()]
-    for t_pos, prev in memory_frame_indices(frame_idx, num_maskmem, cfg.memory_temporal_stride_for_eval, reverse):
+    if memory_frames is None:
+        frames = memory_frame_indices(frame_idx, num_maskmem, cfg.memory_temporal_stride_for_eval, reverse)
+    else:
+        frames = memory_frames(track, frame_idx, num_frames, reverse, unselected)
+    for t_pos, prev in frames:
         out = track.non_cond_outputs.get(prev) or unselected.get(prev)
         if out is not None and out.maskmem_features is not None:
             ctx.spatial.append((t_pos, out.memory_entry()))
@@ -144,6 +154,7 @@ class StepResult:
     head: HeadOutput
     maskmem_features: Optional[torch.Tensor] = None
     maskmem_pos_enc: Optional[torch.Tensor] = None
+    kf_score: Optional[float] = None  # motion-aware mode: Kalman IoU of the chosen mask, when it was scored
 
 
 def track_frame(
@@ -158,16 +169,19 @@ def track_frame(
     is_init_cond_frame: bool = False,
     run_mem_encoder: bool = True,
     multimask_output: Optional[bool] = None,
+    presence_threshold: float = 0.0,
+    choose: Optional[CandidateChooser] = None,
 ) -> StepResult:
     """Segment one frame for a batch of objects of one task (SAM 2's `track_step`).
 
     memory is None on an initial conditioning frame. A mask prompt (and for the box and point tasks
-    the matching box or point) is used directly as the output when the model is configured so."""
+    the matching box or point) is used directly as the output when the model is configured so.
+    presence_threshold and choose are passed to `SAM2Model.decode` (motion-aware tracking)."""
     pix_top = feats.top_level_map()
     high_res = feats.high_res_maps() if len(feats.vision_feats) > 1 else None
     as_output = model.tracker_cfg.use_mask_input_as_output_without_sam and mask is not None
     if as_output and (task == "mask" or points is not None):
-        head = model.prompt_as_output(task, pix_top, high_res, mask, points)
+        head = model.prompt_as_output(task, pix_top, high_res, mask, points, presence_threshold=presence_threshold)
     else:
         pix_feat = model.condition_on_memory(task, feats, None if is_init_cond_frame else memory, num_frames)
         if prev_mask_logits is not None:
@@ -179,7 +193,7 @@ def track_frame(
         if multimask_output is None:
             multimask_output = model.use_multimask(task, is_init_cond_frame, points)
         head = model.decode(task, pix_feat, high_res, points=points, mask_inputs=mask,
-                            multimask_output=multimask_output)
+                            multimask_output=multimask_output, presence_threshold=presence_threshold, choose=choose)
     result = StepResult(head)
     if run_mem_encoder and model.num_maskmem > 0:
         result.maskmem_features, result.maskmem_pos_enc = model.encode_memory(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +109,12 @@ class HeadOutput:
     # every candidate (M = 3 with multimask output), for motion-aware candidate selection
     low_res_multimasks: Optional[torch.Tensor] = None
     boxes_norm_multi: Optional[torch.Tensor] = None
+    best_index: Optional[torch.Tensor] = None  # [B] index of the chosen candidate (0 without multimask)
+
+
+# Chooses one of the M candidate masks of each object: (ious [B, M], high_res_multimasks [B, M, S, S],
+# boxes_norm_multi [B, M, 4] or None) -> [B] indices. Without one, the highest predicted IoU wins.
+CandidateChooser = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
 
 @dataclass
@@ -357,8 +363,13 @@ class SAM2Model(nn.Module):
         points: Optional[PointPrompt] = None,
         mask_inputs: Optional[torch.Tensor] = None,
         multimask_output: bool = False,
+        presence_threshold: float = 0.0,
+        choose: Optional[CandidateChooser] = None,
     ) -> HeadOutput:
-        """Prompt encoder + mask decoder on [B, C, 64, 64] features (SAM 2's `_forward_sam_heads`)."""
+        """Prompt encoder + mask decoder on [B, C, 64, 64] features (SAM 2's `_forward_sam_heads`).
+
+        presence_threshold: the object counts as present where its object-score logit exceeds this (the
+        mask and pointer gate). choose: picks among the multimask candidates (motion-aware tracking)."""
         batch, device = pix_feat.shape[0], pix_feat.device
         if points is None:  # a padding point keeps the sparse prompt non-empty
             points = PointPrompt(
@@ -389,7 +400,7 @@ class SAM2Model(nn.Module):
 
         tc = self.tracker_cfg
         if tc.pred_obj_scores:
-            appearing = obj_scores > 0
+            appearing = obj_scores > presence_threshold
             # the mask is a hard choice between object and no object, like the memory that is built from it
             masks = torch.where(appearing[:, None, None], masks, NO_OBJ_SCORE)
             if boxes is not None:
@@ -399,13 +410,14 @@ class SAM2Model(nn.Module):
 
         token = tokens[:, 0]
         if multimask_output:
-            best = torch.argmax(ious, dim=-1)
+            best = torch.argmax(ious, dim=-1) if choose is None else choose(ious, high_res, boxes)
             rows = torch.arange(batch, device=device)
             low_res_masks, high_res_masks = masks[rows, best].unsqueeze(1), high_res[rows, best].unsqueeze(1)
             boxes_best = boxes[rows, best].unsqueeze(1) if boxes is not None else None
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
         else:
+            best = torch.zeros(batch, dtype=torch.long, device=device)
             low_res_masks, high_res_masks, boxes_best = masks, high_res, boxes
 
         obj_ptr = self.obj_ptr_proj(token)
@@ -421,6 +433,7 @@ class SAM2Model(nn.Module):
             boxes_norm=boxes_best,
             low_res_multimasks=masks,
             boxes_norm_multi=boxes,
+            best_index=best,
         )
 
     def _gate_obj_ptr(self, obj_ptr: torch.Tensor, appearing: torch.Tensor) -> torch.Tensor:
@@ -435,10 +448,12 @@ class SAM2Model(nn.Module):
         high_res_features: Optional[list[torch.Tensor]],
         mask: torch.Tensor,
         points: Optional[PointPrompt] = None,
+        presence_threshold: float = 0.0,
     ) -> HeadOutput:
         """Use a [B, 1, S, S] mask prompt as the frame's output (SAM 2's `_use_mask_as_output` and SAM 2++'s
         box/point variants). The mask is binary for the mask and box tasks and a Gaussian heatmap in
-        [0, 1] for the point task; the decoder still runs once to produce the object pointer."""
+        [0, 1] for the point task; the decoder still runs once to produce the object pointer (gated by
+        `presence_threshold` like `decode`)."""
         mask = mask.float()
         if task == "point":
             p = mask.clamp(1e-6, 1 - 1e-6)
@@ -451,16 +466,19 @@ class SAM2Model(nn.Module):
         if not self.tracker_cfg.use_obj_ptrs_in_encoder:
             obj_ptr = torch.zeros(mask.shape[0], self.hidden_dim, device=mask.device)
         elif task == "box":
-            obj_ptr = self.decode(task, pix_feat, high_res_features, points=points).obj_ptr
+            obj_ptr = self.decode(task, pix_feat, high_res_features, points=points,
+                                  presence_threshold=presence_threshold).obj_ptr
         elif task == "point":
             tc = self.tracker_cfg
             obj_ptr = self.decode(
                 task, pix_feat, high_res_features,
                 points=points if tc.point_task_coord_xy else None,
                 mask_inputs=self.mask_downsample(mask) if tc.point_task_gaussian_mask else None,
+                presence_threshold=presence_threshold,
             ).obj_ptr
         else:
-            obj_ptr = self.decode(task, pix_feat, high_res_features, mask_inputs=self.mask_downsample(mask)).obj_ptr
+            obj_ptr = self.decode(task, pix_feat, high_res_features, mask_inputs=self.mask_downsample(mask),
+                                  presence_threshold=presence_threshold).obj_ptr
         # the prompt, not the decoder, says whether the object is present
         appearing = torch.any(mask.flatten(1) > 0.0, dim=1)[:, None].float()
         obj_scores = MASK_PROMPT_LOGIT_SCALE * appearing + MASK_PROMPT_LOGIT_BIAS
@@ -478,6 +496,7 @@ class SAM2Model(nn.Module):
             boxes_norm=boxes_norm,
             low_res_multimasks=low_res,
             boxes_norm_multi=boxes_norm,
+            best_index=torch.zeros(mask.shape[0], dtype=torch.long, device=mask.device),
         )
 
     # ------------------------------------------------------------------ memory
