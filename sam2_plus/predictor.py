@@ -12,6 +12,7 @@ source video; masks come back at video resolution.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
@@ -168,6 +169,12 @@ class VideoPredictor:
         if not 0 <= frame_idx < session.num_frames:
             raise PromptError(f"frame index {frame_idx} is outside the video (0..{session.num_frames - 1})")
         return int(frame_idx)
+
+    def _autocast(self):
+        """bfloat16 autocast on CUDA, as the reference's inference tools run; float32 elsewhere."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ features
     def _features(self, session: TrackingSession, frame_idx: int, task: str) -> FrameFeatures:
@@ -351,9 +358,10 @@ class VideoPredictor:
                 raise PromptError(f"object {track.obj_id} has no prompted frame left to correct from; "
                                   "prompt it as a new object")
             memory = self._select_memory(session, track, frame_idx, reverse)
-        feats = self._features(session, frame_idx, track.task)
-        step = self._track_step(session, track, frame_idx, None, feats, memory, points=prompt, mask=mask,
-                                prev_mask_logits=prev_logits, is_init_cond_frame=is_init, run_mem_encoder=False)
+        with self._autocast():
+            feats = self._features(session, frame_idx, track.task)
+            step = self._track_step(session, track, frame_idx, None, feats, memory, points=prompt, mask=mask,
+                                    prev_mask_logits=prev_logits, is_init_cond_frame=is_init, run_mem_encoder=False)
         track.pending(is_cond)[frame_idx] = self._frame_output(session, step, is_mask_from_pts=True)
         return self._consolidated_result(session, frame_idx, is_cond)
 
@@ -395,8 +403,9 @@ class VideoPredictor:
                 self._clear_non_cond_mem_around(session, track, frame_idx)
         else:
             memory = self._select_memory(session, track, frame_idx, reverse)
-            feats = self._features(session, frame_idx, track.task)
-            step = self._track_step(session, track, frame_idx, reverse, feats, memory, run_mem_encoder=True)
+            with self._autocast():
+                feats = self._features(session, frame_idx, track.task)
+                step = self._track_step(session, track, frame_idx, reverse, feats, memory, run_mem_encoder=True)
             out = self._frame_output(session, step, is_mask_from_pts=False)
             track.non_cond_outputs[frame_idx] = out
         track.frames_tracked[frame_idx] = reverse
@@ -436,9 +445,10 @@ class VideoPredictor:
                               out: FrameOutput) -> None:
         high_res = F.interpolate(out.pred_masks.to(self.device), size=(self.image_size, self.image_size),
                                  mode="bilinear", align_corners=False)
-        feats = self._features(session, frame_idx, track.task)
-        features, pos_enc = self.model.encode_memory(track.task, feats, high_res, out.object_score_logits.to(
-            self.device), is_mask_from_pts=out.is_mask_from_pts)
+        with self._autocast():
+            feats = self._features(session, frame_idx, track.task)
+            features, pos_enc = self.model.encode_memory(track.task, feats, high_res, out.object_score_logits.to(
+                self.device), is_mask_from_pts=out.is_mask_from_pts)
         out.maskmem_features = features.to(torch.bfloat16).to(session.storage_device)
         out.maskmem_pos_enc = self._shared_pos_enc(session, pos_enc)
 

@@ -177,3 +177,13 @@ def test_clear_all_prompts_in_frame(pred):
     out = pred.clear_all_prompts_in_frame(s, 1, 1)
     assert out.obj_ids == [1]
     assert sorted(s.objects[1].cond_outputs) == [0] and 1 in s.objects[1].non_cond_outputs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_under_bf16_autocast_and_returns_float32():
+    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cuda", postprocessing=False)
+    s = pred.init_state(_video(3))
+    out = pred.add_new_points_or_box(s, 0, 1, points=[[10, 20]], labels=[1])
+    results = list(pred.propagate_in_video(s))
+    assert out.mask_logits.dtype == torch.float32 and all(r.mask_logits.dtype == torch.float32 for r in results)
+    assert s.objects[1].non_cond_outputs[1].maskmem_features.dtype == torch.bfloat16
