@@ -2,7 +2,7 @@
 
     python app.py            # http://127.0.0.1:7860
 
-UI wiring only; the logic is in sam2_plus/app_logic.py. The GPU work is two pure functions under
+UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
 `spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
 job, streamed). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
 (overlay MP4, results ZIP, results JSON); every other event is private to the UI.
@@ -21,22 +21,17 @@ from typing import Any, Optional
 import gradio as gr
 import numpy as np
 
-from sam2_plus import app_logic
-from sam2_plus.app_logic import (
-    BOX,
-    BRUSH,
-    DEFAULT_MODEL,
-    MASK_FILE,
-    MODELS,
-    POSITIVE,
-    TOOLS,
-    USER_ERRORS,
-    AppInputError,
-    AppLimits,
-    AppSession,
-    JobUpdate,
-    TrackOptions,
-)
+from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
+from sam2_plus.app.errors import USER_ERRORS, AppInputError, user_message
+from sam2_plus.app.gpu_time import job_gpu_seconds
+from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
+from sam2_plus.app.masks import mask_from_editor, mask_from_png
+from sam2_plus.app.options import TrackOptions
+from sam2_plus.app.plan import plan_job
+from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
+from sam2_plus.app.session import AppSession
+from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
+from sam2_plus.app.workdirs import new_work_dir, sweep_work_dirs
 from sam2_plus.media.export import FrameResult
 from sam2_plus.prompts import TASKS
 
@@ -59,15 +54,15 @@ API_DESCRIPTION = (
 # --------------------------------------------------------------------------- GPU functions (pure)
 
 
-@spaces.GPU(duration=app_logic.job_gpu_seconds)
+@spaces.GPU(duration=job_gpu_seconds)
 def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
               stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
-    yield from app_logic.run_job(video, prompts_json, options_json, job_dir, stop_file)
+    yield from run_job(video, prompts_json, options_json, job_dir, stop_file)
 
 
-@spaces.GPU(duration=app_logic.PREVIEW_GPU_SECONDS)
+@spaces.GPU(duration=PREVIEW_GPU_SECONDS)
 def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameResult:
-    return app_logic.preview_prompt(video, prompts_json, options_json)
+    return preview_prompt(video, prompts_json, options_json)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -79,7 +74,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (AppInputError, *USER_ERRORS) as error:
-        raise gr.Error(app_logic.user_message(error), print_exception=False) from None
+        raise gr.Error(user_message(error), print_exception=False) from None
 
 
 def require(session: Optional[AppSession]) -> AppSession:
@@ -100,15 +95,15 @@ def api_function(limits: AppLimits) -> Callable[..., tuple[str, str, str]]:
     def track(video: Optional[str], prompts: str, options: str, progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
-        app_logic.sweep_work_dirs("api", API_JOB_TTL)
+        sweep_work_dirs("api", API_JOB_TTL)
         result = None
         with user_errors():
-            plan = app_logic.plan_job(video, prompts, options, limits)
-            job_dir = app_logic.new_work_dir("api")
+            plan = plan_job(video, prompts, options, limits)
+            job_dir = new_work_dir("api")
             for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()),
                                     str(job_dir)):
                 if update.progress is not None:
-                    progress(update.progress.fraction, desc=app_logic.describe_progress(update.progress))
+                    progress(update.progress.fraction, desc=describe_progress(update.progress))
                 result = update.result or result
         files = result.files
         if files.overlay is None:
@@ -176,7 +171,7 @@ def _build_ui(limits: AppLimits) -> UI:
         "every frame. 1. upload a video or pick an example; 2. choose a frame; 3. add objects and prompt them (each "
         "prompt shows its result on that frame at once); 4. **Track**; 5. to correct, go to any frame, click, and "
         "track again. Scripts: see *Use via API* at the bottom of the page.")
-    gr.Markdown(app_logic.describe_weights())
+    gr.Markdown(describe_weights())
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             ui.video = gr.Video(label="Video", sources=["upload"], height=220)
@@ -285,7 +280,7 @@ def _wire(ui: UI, limits: AppLimits) -> None:
         try:
             result = gpu_preview(str(session.video), session.preview_json(obj_id, frame), json.dumps(options.to_json()))
         except (AppInputError, *USER_ERRORS) as error:
-            return gr.skip(), f"⚠️ Preview: {app_logic.user_message(error)}"
+            return gr.skip(), f"⚠️ Preview: {user_message(error)}"
         session.store_preview(obj_id, frame, options, result)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
         return session.render_view(frame, show), note
@@ -297,13 +292,13 @@ def _wire(ui: UI, limits: AppLimits) -> None:
     # video
     def load_video(old: Optional[AppSession], video: Optional[str]):
         close_session(old)
-        app_logic.sweep_work_dirs("sessions", SESSION_DIR_TTL)
+        sweep_work_dirs("sessions", SESSION_DIR_TTL)
         session, note = None, ""
         if video:
             try:
                 session = AppSession.open(video, limits)
             except (AppInputError, *USER_ERRORS) as error:
-                note = f"⚠️ {app_logic.user_message(error)}"
+                note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
         cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: ""}
         if session is None:
@@ -370,12 +365,12 @@ def _wire(ui: UI, limits: AppLimits) -> None:
         return ""
 
     def brush(session: AppSession, frame: int, value: Optional[dict]) -> str:
-        return session.apply_mask(frame, app_logic.mask_from_editor(value, session.info.size))
+        return session.apply_mask(frame, mask_from_editor(value, session.info.size))
 
     def mask_png(session: AppSession, frame: int, path: Optional[str]) -> str:
         if not path:
             raise AppInputError("no mask file was uploaded")
-        return session.apply_mask(frame, app_logic.mask_from_png(path, session.info.size))
+        return session.apply_mask(frame, mask_from_png(path, session.info.size))
 
     preview_on(ui.view.select(on_click, [*common, ui.tool], ui.panel, show_progress="hidden", **UI_ONLY).then)
     preview_on(ui.undo.click(_edit(ui, undo), common, ui.panel, **UI_ONLY).then)
@@ -438,17 +433,15 @@ def _track(ui: UI, session: AppSession, frame: int, options: TrackOptions, show:
                 if update.result is not None:
                     result = update.result
                     continue
-                text = app_logic.describe_progress(update.progress)
+                text = describe_progress(update.progress)
                 progress(update.progress.fraction, desc=text)
                 yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame}
     finally:
         session.end_job(result)
     if session.closed:  # a new video replaced this session during the job
         return
-    done = (f"Stopped: {result.frames_done} of {result.frames_total} frames tracked; the results hold them."
-            if result.stopped else f"Done: {result.frames_done} frames tracked.")
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
-    yield {ui.view: session.render_view(frame, show), ui.progress: done, ui.summary: summary,
+    yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
            ui.result_video: str(result.files.overlay) if result.files.overlay else None,
            ui.downloads: result.files.downloads() or None}
 

@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from media_clips import pattern_frame, write_clip
-from sam2_plus.app_logic import AppLimits
+from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_results_json
 from sam2_plus.media.rle import encode_rle

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from media_clips import pattern_frame, write_clip
-from sam2_plus.app_logic import AppLimits
+from sam2_plus.app.settings import AppLimits
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -1,4 +1,4 @@
-"""The app's logic (sam2_plus/app_logic.py) without Gradio: limits, options, GPU time, prompt editing, the
+"""The app's logic (the package sam2_plus/app) without Gradio: limits, options, GPU time, prompt editing, the
 prompts JSON, the frame view, masks from the brush and from PNGs, and tracking jobs (streaming, Stop,
 errors) through the real service with a stand-in predictor. The slow test runs SAM 2.1 tiny with seeded
 weights to show that a preview equals the tracked conditioning frame and that a correction changes the
@@ -16,17 +16,15 @@ import torch
 from PIL import Image
 
 from media_clips import pattern_frame, write_clip
-from sam2_plus import app_logic, service
-from sam2_plus.app_logic import (
-    BOX,
-    NEGATIVE,
-    POSITIVE,
-    AppInputError,
-    AppLimits,
-    AppSession,
-    ObjectState,
-    TrackOptions,
-)
+from sam2_plus import service
+from sam2_plus.app import editing, gpu_time, jobs, masks, options, settings, workdirs
+from sam2_plus.app.editing import BOX, NEGATIVE, POSITIVE, ObjectState
+from sam2_plus.app.errors import AppInputError, user_message
+from sam2_plus.app.options import TrackOptions
+from sam2_plus.app.plan import plan_job
+from sam2_plus.app.preview import preview_prompt
+from sam2_plus.app.session import AppSession
+from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import MediaError, probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.predictor import FrameResult
@@ -97,10 +95,10 @@ def test_check_video_accepts_and_describes(clip, tmp_path):
 
 
 def test_parse_options():
-    assert app_logic.parse_options(None) == app_logic.parse_options("") == TrackOptions("sam2++", False)
-    aliased = app_logic.parse_options('{"model": "MCG-NJU/SAM2-Plus", "motion_aware": true}')
+    assert options.parse_options(None) == options.parse_options("") == TrackOptions("sam2++", False)
+    aliased = options.parse_options('{"model": "MCG-NJU/SAM2-Plus", "motion_aware": true}')
     assert aliased == TrackOptions("sam2++", True)
-    assert app_logic.parse_options({"model": "sam2.1-tiny"}).model == "sam2.1-tiny"
+    assert options.parse_options({"model": "sam2.1-tiny"}).model == "sam2.1-tiny"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -112,46 +110,46 @@ def test_parse_options():
 ])
 def test_bad_options(text, message):
     with pytest.raises(AppInputError, match=message):
-        app_logic.parse_options(text)
+        options.parse_options(text)
 
 
 def test_gpu_estimate_grows_with_frames_objects_and_model(clip):
-    base = app_logic.estimate_gpu_seconds(100, 1, "sam2++")
-    assert app_logic.estimate_gpu_seconds(200, 1, "sam2++") > base
-    assert app_logic.estimate_gpu_seconds(100, 4, "sam2++") > base
-    assert app_logic.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
-    assert app_logic.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
+    base = gpu_time.estimate_gpu_seconds(100, 1, "sam2++")
+    assert gpu_time.estimate_gpu_seconds(200, 1, "sam2++") > base
+    assert gpu_time.estimate_gpu_seconds(100, 4, "sam2++") > base
+    assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
+    assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
     prompts = {"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]} for i in (1, 2)]}
-    assert app_logic.job_gpu_seconds(str(clip), json.dumps(prompts), "{}", "job-dir", None) == \
-        app_logic.estimate_gpu_seconds(T, 2, "sam2++")
+    assert gpu_time.job_gpu_seconds(str(clip), json.dumps(prompts), "{}", "job-dir", None) == \
+        gpu_time.estimate_gpu_seconds(T, 2, "sam2++")
 
 
 def test_plan_job_checks_everything_before_the_gpu(clip):
     one = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 1, "box": [2, 2, 40, 30]}]}]}
-    plan = app_logic.plan_job(str(clip), json.dumps(one), '{"model": "sam2++"}', AppLimits())
+    plan = plan_job(str(clip), json.dumps(one), '{"model": "sam2++"}', AppLimits())
     assert (plan.frames, plan.objects, plan.options.model) == (T, 1, "sam2++")
-    assert plan.gpu_seconds == app_logic.estimate_gpu_seconds(T, 1, "sam2++")
+    assert plan.gpu_seconds == gpu_time.estimate_gpu_seconds(T, 1, "sam2++")
     with pytest.raises(AppInputError, match="no video"):
-        app_logic.plan_job(None, json.dumps(one), "{}", AppLimits())
+        plan_job(None, json.dumps(one), "{}", AppLimits())
     with pytest.raises(AppInputError, match="no prompts"):
-        app_logic.plan_job(str(clip), " ", "{}", AppLimits())
+        plan_job(str(clip), " ", "{}", AppLimits())
     with pytest.raises(PromptError, match="not valid JSON"):
-        app_logic.plan_job(str(clip), '{"objects": [', "{}", AppLimits())
+        plan_job(str(clip), '{"objects": [', "{}", AppLimits())
     with pytest.raises(PromptError, match="frame 9 is out of range; the video has 4 frames"):
-        app_logic.plan_job(str(clip), json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [
+        plan_job(str(clip), json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [
             {"frame": 9, "points": [[1, 1]]}]}]}), "{}", AppLimits())
     with pytest.raises(PromptError, match="model sam2.1-tiny has no 'box' task"):
-        app_logic.plan_job(str(clip), json.dumps(one), '{"model": "sam2.1-tiny"}', AppLimits())
+        plan_job(str(clip), json.dumps(one), '{"model": "sam2.1-tiny"}', AppLimits())
     with pytest.raises(AppInputError, match="need about .* s of GPU time; the limit is 5 s"):
-        app_logic.plan_job(str(clip), json.dumps(one), "{}", AppLimits(max_gpu_seconds=5))
+        plan_job(str(clip), json.dumps(one), "{}", AppLimits(max_gpu_seconds=5))
 
 
 def test_weights_are_announced(monkeypatch):
-    assert "Untrained test weights" in app_logic.describe_weights()
+    assert "Untrained test weights" in settings.describe_weights()
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")
-    assert "Hugging Face Hub" in app_logic.describe_weights()
+    assert "Hugging Face Hub" in settings.describe_weights()
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:x")
-    assert "invalid setting" in app_logic.describe_weights()
+    assert "invalid setting" in settings.describe_weights()
 
 
 # --------------------------------------------------------------------------- prompt editing
@@ -159,73 +157,73 @@ def test_weights_are_announced(monkeypatch):
 
 def test_clicks_follow_the_granularity():
     obj = ObjectState(1, "car")
-    app_logic.add_click(obj, 3, 10, 20, positive=True)
-    app_logic.add_click(obj, 3, 30, 40, positive=False)
+    editing.add_click(obj, 3, 10, 20, positive=True)
+    editing.add_click(obj, 3, 30, 40, positive=False)
     assert obj.prompts[3].points == [(10, 20), (30, 40)] and obj.prompts[3].labels == [1, 0]
     point = ObjectState(2, "ball", task="point")
-    app_logic.add_click(point, 0, 1, 2, positive=True)
-    assert "replaces" in app_logic.add_click(point, 0, 5, 6, positive=True)
+    editing.add_click(point, 0, 1, 2, positive=True)
+    assert "replaces" in editing.add_click(point, 0, 5, 6, positive=True)
     assert point.prompts[0].points == [(5, 6)] and point.prompts[0].labels == [1]
     with pytest.raises(AppInputError, match="one positive click"):
-        app_logic.add_click(point, 0, 5, 6, positive=False)
+        editing.add_click(point, 0, 5, 6, positive=False)
     with pytest.raises(AppInputError, match="box granularity: draw a box"):
-        app_logic.add_click(ObjectState(3, "box", task="box"), 0, 1, 1, positive=True)
+        editing.add_click(ObjectState(3, "box", task="box"), 0, 1, 1, positive=True)
 
 
 def test_boxes_and_masks():
     obj = ObjectState(1, "car")
-    app_logic.add_click(obj, 0, 10, 10, positive=True)
-    app_logic.set_box(obj, 0, (50, 40, 5, 4))  # corners in any order
+    editing.add_click(obj, 0, 10, 10, positive=True)
+    editing.set_box(obj, 0, (50, 40, 5, 4))  # corners in any order
     assert obj.prompts[0].box == (5, 4, 50, 40) and obj.prompts[0].points == [(10, 10)]  # mask task: both
     with pytest.raises(AppInputError, match="must differ in both x and y"):
-        app_logic.set_box(obj, 0, (5, 4, 5, 40))
+        editing.set_box(obj, 0, (5, 4, 5, 40))
     mask = np.zeros((H, W), bool)
     mask[10:20, 30:50] = True
-    assert app_logic.set_mask(obj, 0, mask) == ""
+    assert editing.set_mask(obj, 0, mask) == ""
     assert obj.prompts[0].box is None and not obj.prompts[0].points and obj.prompts[0].mask is not None
-    assert "the mask was replaced" in app_logic.add_click(obj, 0, 1, 1, positive=True)
+    assert "the mask was replaced" in editing.add_click(obj, 0, 1, 1, positive=True)
     boxed = ObjectState(2, "b", task="box")
-    assert "bounding box" in app_logic.set_mask(boxed, 1, mask)
+    assert "bounding box" in editing.set_mask(boxed, 1, mask)
     assert boxed.prompts[1].box == (30, 10, 50, 20) and boxed.prompts[1].mask is None
     with pytest.raises(AppInputError, match="the mask is empty"):
-        app_logic.set_mask(obj, 2, np.zeros((H, W), bool))
+        editing.set_mask(obj, 2, np.zeros((H, W), bool))
     with pytest.raises(AppInputError, match="point granularity"):
-        app_logic.set_mask(ObjectState(3, "p", task="point"), 0, mask)
+        editing.set_mask(ObjectState(3, "p", task="point"), 0, mask)
     with pytest.raises(AppInputError, match="point granularity"):
-        app_logic.set_box(ObjectState(3, "p", task="point"), 0, (1, 1, 5, 5))
+        editing.set_box(ObjectState(3, "p", task="point"), 0, (1, 1, 5, 5))
 
 
 def test_changing_the_granularity_keeps_what_fits():
     obj = ObjectState(1, "car")
-    app_logic.add_click(obj, 0, 10, 10, positive=False)
-    app_logic.add_click(obj, 0, 12, 14, positive=True)
-    app_logic.set_box(obj, 2, (1, 1, 9, 9))
+    editing.add_click(obj, 0, 10, 10, positive=False)
+    editing.add_click(obj, 0, 12, 14, positive=True)
+    editing.set_box(obj, 2, (1, 1, 9, 9))
     mask = np.zeros((H, W), bool)
     mask[5:8, 6:9] = True
-    app_logic.set_mask(obj, 3, mask)
-    assert "frames 2, 3" in app_logic.convert_task(obj, "point")
+    editing.set_mask(obj, 3, mask)
+    assert "frames 2, 3" in editing.convert_task(obj, "point")
     assert obj.frames() == [0] and obj.prompts[0].points == [(12, 14)] and obj.prompts[0].labels == [1]
     obj2 = ObjectState(2, "x")
-    app_logic.add_click(obj2, 0, 10, 10, positive=True)
-    app_logic.set_box(obj2, 2, (1, 1, 9, 9))
-    app_logic.set_mask(obj2, 3, mask)
-    assert "frames 0" in app_logic.convert_task(obj2, "box")
+    editing.add_click(obj2, 0, 10, 10, positive=True)
+    editing.set_box(obj2, 2, (1, 1, 9, 9))
+    editing.set_mask(obj2, 3, mask)
+    assert "frames 0" in editing.convert_task(obj2, "box")
     assert obj2.frames() == [2, 3] and obj2.prompts[3].box == (6, 5, 9, 8)
-    assert app_logic.convert_task(obj2, "mask") == "" and obj2.task == "mask"
+    assert editing.convert_task(obj2, "mask") == "" and obj2.task == "mask"
     with pytest.raises(AppInputError, match="unknown granularity"):
-        app_logic.convert_task(obj2, "polygon")
+        editing.convert_task(obj2, "polygon")
 
 
 def test_undo_order():
     obj = ObjectState(1, "car")
-    app_logic.set_box(obj, 0, (1, 1, 9, 9))
-    app_logic.add_click(obj, 0, 5, 5, positive=True)
-    app_logic.undo(obj, 0)
+    editing.set_box(obj, 0, (1, 1, 9, 9))
+    editing.add_click(obj, 0, 5, 5, positive=True)
+    editing.undo(obj, 0)
     assert obj.prompts[0].points == [] and obj.prompts[0].box is not None
-    app_logic.undo(obj, 0)
+    editing.undo(obj, 0)
     assert 0 not in obj.prompts
     with pytest.raises(AppInputError, match="no prompt on frame 0"):
-        app_logic.undo(obj, 0)
+        editing.undo(obj, 0)
 
 
 # --------------------------------------------------------------------------- the session
@@ -289,7 +287,7 @@ def test_session_masks_undo_and_clear(session):
     assert session.corner is None and session.objects[1].frames() == [2]
     session.clear_frame(2)
     assert session.objects[1].frames() == []
-    session.tracking = True
+    session.begin_job()
     with pytest.raises(AppInputError, match="tracking is running"):
         session.click(POSITIVE, 0, 1, 1)
 
@@ -347,11 +345,11 @@ def test_a_session_closed_during_a_job_closes_when_the_job_ends(clip):
 
 
 def test_work_dirs_are_swept(tmp_path):
-    old = app_logic.new_work_dir("api", tmp_path)
-    new = app_logic.new_work_dir("api", tmp_path)
+    old = workdirs.new_work_dir("api", tmp_path)
+    new = workdirs.new_work_dir("api", tmp_path)
     import os
     os.utime(old, (0, 0))
-    assert app_logic.sweep_work_dirs("api", 3600, tmp_path) == 1
+    assert workdirs.sweep_work_dirs("api", 3600, tmp_path) == 1
     assert not old.exists() and new.exists()
 
 
@@ -361,36 +359,36 @@ def test_work_dirs_are_swept(tmp_path):
 def test_mask_from_editor():
     layer = np.zeros((H * 2, W * 2, 4), np.uint8)  # the editor shows the frame enlarged
     layer[20:40, 40:80, 3] = 255
-    mask = app_logic.mask_from_editor({"background": None, "layers": [layer], "composite": None}, (H, W))
+    mask = masks.mask_from_editor({"background": None, "layers": [layer], "composite": None}, (H, W))
     assert mask.shape == (H, W) and mask[10:20, 20:40].all() and mask.sum() == 200
     with pytest.raises(AppInputError, match="nothing is painted"):
-        app_logic.mask_from_editor({"layers": []}, (H, W))
+        masks.mask_from_editor({"layers": []}, (H, W))
 
 
 def test_mask_from_png(tmp_path):
     grey = np.zeros((H, W), np.uint8)
     grey[5:10, 5:10] = 255
     Image.fromarray(grey).save(tmp_path / "grey.png")
-    assert app_logic.mask_from_png(tmp_path / "grey.png", (H, W)).sum() == 25
+    assert masks.mask_from_png(tmp_path / "grey.png", (H, W)).sum() == 25
     rgba = np.zeros((H, W, 4), np.uint8)
     rgba[..., :3] = 200  # colour everywhere, the object is where it is opaque
     rgba[0:2, 0:3, 3] = 255
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    assert app_logic.mask_from_png(tmp_path / "rgba.png", (H, W)).sum() == 6
+    assert masks.mask_from_png(tmp_path / "rgba.png", (H, W)).sum() == 6
     palette = Image.fromarray((grey > 0).astype(np.uint8), mode="P")
     palette.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
     palette.save(tmp_path / "davis.png")
-    assert app_logic.mask_from_png(tmp_path / "davis.png", (H, W)).sum() == 25
+    assert masks.mask_from_png(tmp_path / "davis.png", (H, W)).sum() == 25
     with pytest.raises(AppInputError, match="the mask is 96x64 but the video is 10x10"):
-        app_logic.mask_from_png(tmp_path / "grey.png", (10, 10))
+        masks.mask_from_png(tmp_path / "grey.png", (10, 10))
     (tmp_path / "text.png").write_text("nope")
     with pytest.raises(AppInputError, match="cannot be read as an image"):
-        app_logic.mask_from_png(tmp_path / "text.png", (H, W))
+        masks.mask_from_png(tmp_path / "text.png", (H, W))
 
 
 def test_progress_text():
-    assert app_logic.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
-    text = app_logic.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
+    assert jobs.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
+    text = jobs.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
     assert text == "Tracking: 4 / 10 frames (40 %), 2.0 frames/s, about 1 min 15 s left"
 
 
@@ -455,9 +453,9 @@ def _consume(updates):
 def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     fake = FakePredictor()
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    monkeypatch.setattr(app_logic, "LIVE_FRAME_INTERVAL", 0.0)
-    monkeypatch.setattr(app_logic, "PROGRESS_INTERVAL", 0.0)
-    progress, frames, result = _consume(app_logic.run_job(str(clip), one_object(), "{}", str(tmp_path / "job")))
+    monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    progress, frames, result = _consume(jobs.run_job(str(clip), one_object(), "{}", str(tmp_path / "job")))
     assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
     assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
     assert frames and all(image.shape == (H, W, 3) for _, image in frames)
@@ -475,7 +473,7 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
     stop = tmp_path / "stop"
     fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    _, _, result = _consume(app_logic.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"), str(stop)))
+    _, _, result = _consume(jobs.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"), str(stop)))
     assert result.stopped and "stopped on request at frame 1" in result.summary
     assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
     assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
@@ -485,7 +483,7 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
     entered, released = threading.Event(), threading.Event()
     fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    updates = app_logic.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"))
+    updates = jobs.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"))
     assert next(updates).progress.phase == "loading"
     assert entered.wait(10)  # the job is inside frame 0
     threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
@@ -495,15 +493,15 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
 
 def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
     with pytest.raises(PromptError, match="model sam2.1-tiny has no 'point' task"):
-        next(app_logic.run_job(str(clip), one_object(task="point"), '{"model": "sam2.1-tiny"}', str(tmp_path / "job")))
+        next(jobs.run_job(str(clip), one_object(task="point"), '{"model": "sam2.1-tiny"}', str(tmp_path / "job")))
 
     def broken(*args, **kwargs):
         raise service.CheckpointError("cannot reach the hub; set SAM2PLUS_WEIGHTS=/path/to/checkpoint")
 
     monkeypatch.setattr(service, "get_predictor", broken)
     with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
-        _consume(app_logic.run_job(str(clip), one_object(), "{}", str(tmp_path / "job2")))
-    assert "weights are not available" in app_logic.user_message(service.CheckpointError("x"))
+        _consume(jobs.run_job(str(clip), one_object(), "{}", str(tmp_path / "job2")))
+    assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
 # --------------------------------------------------------------------------- the model (slow)
@@ -523,7 +521,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
     session.click(POSITIVE, 2, 70, 45)  # the correction, on a frame the first run tracked
     obj_id, frame = session.preview_target(2, options)
-    preview = app_logic.preview_prompt(session.video, session.preview_json(obj_id, frame), options_json)
+    preview = preview_prompt(session.video, session.preview_json(obj_id, frame), options_json)
     second = _track(session, options, tmp_path / "run2")
     _, results2 = read_results_json(second.files.results_json)
 
@@ -536,7 +534,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
 def _track(session: AppSession, options: TrackOptions, job_dir: Path):
     plan = session.plan_track(options, AppLimits())
-    _, _, result = _consume(app_logic.run_job(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
+    _, _, result = _consume(jobs.run_job(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
                                               str(job_dir)))
     assert result.frames_done == T
     return result

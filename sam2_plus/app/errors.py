@@ -1,0 +1,28 @@
+"""Errors the app shows to people: input it cannot use, and one line for each kind of failure."""
+
+from __future__ import annotations
+
+from ..media.decode import MediaError
+from ..media.encode import EncodeError
+from ..prompts import PromptError
+from ..service import TrackError
+from ..weights import CheckpointError
+
+USER_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError)
+
+
+class AppInputError(ValueError):
+    """Input the app cannot use; the message says what to change."""
+
+
+def user_message(error: BaseException) -> str:
+    """One line for people about an error of USER_ERRORS or AppInputError."""
+    if isinstance(error, MediaError):
+        return f"The video cannot be used: {error}"
+    if isinstance(error, PromptError):
+        return f"Invalid prompts: {error}"
+    if isinstance(error, CheckpointError):
+        return f"The model weights are not available: {error}"
+    if isinstance(error, EncodeError):
+        return f"Writing the results failed: {error}"
+    return str(error)

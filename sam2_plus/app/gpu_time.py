@@ -1,0 +1,61 @@
+"""The GPU time a tracking job asks ZeroGPU for (`spaces.GPU(duration=...)`). ZeroGPU ends a call that
+overruns its request, so the estimate is generous; a job whose estimate exceeds SAM2PLUS_MAX_GPU_SECONDS is
+refused before it starts (see plan.py).
+
+    seconds = SETUP + frames * SAFETY * (MEDIA + model_frame_seconds * (ENCODER_SHARE + OBJECT_SHARE * objects))
+
+Where the constants come from (no GPU was available to measure this implementation itself):
+
+- MODEL_FRAME_SECONDS: one tracked frame with one object, 1 / the published speed of SAM 2.1 without
+  torch.compile on an A100 (facebookresearch/sam2 README, "SAM 2.1 checkpoints": tiny 47.2, small 43.3,
+  base+ 34.8, large 24.2 frames/s). SAM 2++ has no published speed; it is base+ with a second decoder and a
+  box head, counted as base+ plus 20 %.
+- ENCODER_SHARE / OBJECT_SHARE: how that time splits into the image encoder (once per frame) and memory
+  attention + mask decoder + memory encoder (once per object). bench/bench_model.py on this implementation
+  (SAM 2.1 tiny, 640x360, CPU) measured 5.3 s encoder and 4.5 s per object for one object, 6.6 s encoder and
+  6.0 s per object for three: about half and half.
+- MEDIA_FRAME_SECONDS: decoding, drawing and H.264 encoding of one frame, which stay on the CPU:
+  bench/bench_media.py measured 4.3 + 2.8 + 11.3 ms at 1280x720; scaled by the pixel count to 1920x1080
+  (the largest default size) and rounded up.
+- SAFETY: the published speeds come from a dedicated A100 and an optimised benchmark loop; ours is eager
+  PyTorch on a shared ZeroGPU slice, with first-call CUDA warm-up and exports (mask PNGs, RLE) on top.
+- SETUP_SECONDS: ZeroGPU attaching the GPU, moving the model there (base+ is 0.3 GB, large 0.9 GB) and
+  probing the video.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..config import canonical_model_name
+from ..media.decode import probe
+from ..prompts import parse_prompts
+from .options import parse_options
+
+MODEL_FRAME_SECONDS = {
+    "sam2.1-tiny": 1 / 47.2,
+    "sam2.1-small": 1 / 43.3,
+    "sam2.1-base-plus": 1 / 34.8,
+    "sam2.1-large": 1 / 24.2,
+    "sam2++": 1.2 / 34.8,
+}
+ENCODER_SHARE = 0.5
+OBJECT_SHARE = 0.5
+MEDIA_FRAME_SECONDS = 0.04
+SAFETY = 3.0
+SETUP_SECONDS = 20.0
+
+
+def estimate_gpu_seconds(frames: int, objects: int, model: str) -> int:
+    """GPU seconds to request for tracking `objects` objects through `frames` frames."""
+    model_seconds = MODEL_FRAME_SECONDS.get(canonical_model_name(model), max(MODEL_FRAME_SECONDS.values()))
+    per_frame = MEDIA_FRAME_SECONDS + model_seconds * (ENCODER_SHARE + OBJECT_SHARE * max(objects, 1))
+    return int(math.ceil(SETUP_SECONDS + frames * per_frame * SAFETY))
+
+
+def job_gpu_seconds(video: str, prompts_json: str, options_json: str, *_: Any, **__: Any) -> int:
+    """`spaces.GPU(duration=...)` of the tracking job: called with the job's own arguments."""
+    frames = probe(video).num_frames
+    objects = len(parse_prompts(prompts_json))
+    return estimate_gpu_seconds(frames, objects, parse_options(options_json).model)

@@ -1,0 +1,168 @@
+"""A tracking job: the service's `run_tracking` in a worker thread, streamed as `JobUpdate`s (progress, live
+frames, and at the end the result files). `run_job` is pure (files in, files out), so ZeroGPU can run it in
+another process; Stop is a file (`StopSignal`) for the same reason."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..media import export
+from ..media.decode import FrameSource
+from ..media.render import TrackRenderer
+from ..service import TrackOutputs, TrackProgress, TrackSummary, check_request, prepare_request, run_tracking
+from .options import parse_options
+from .workdirs import StopSignal
+
+VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
+PROGRESS_INTERVAL = 0.25  # seconds between progress updates of a job
+LIVE_FRAME_INTERVAL = 1.0  # seconds between live frames of a job
+OUTPUT_NAMES = {"overlay": "sam2plus_overlay.mp4", "export": "sam2plus_results.zip",
+                "json": "sam2plus_results.json"}
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    overlay: Optional[Path] = None
+    export: Optional[Path] = None
+    results_json: Optional[Path] = None
+
+    def downloads(self) -> list[str]:
+        return [str(p) for p in (self.export, self.results_json, self.overlay) if p is not None]
+
+    def all_within(self, folder: Path) -> bool:
+        return any(p is not None and folder in p.parents for p in (self.overlay, self.export, self.results_json))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    files: JobFiles
+    summary: str  # TrackSummary.describe()
+    stopped: bool
+    frames_done: int
+    frames_total: int
+    first_frame: Optional[int]
+    last_frame: Optional[int]
+
+    def describe(self) -> str:
+        """One line for people: how the job ended."""
+        if self.stopped:
+            return (f"Stopped: {self.frames_done} of {self.frames_total} frames tracked; the results hold them.")
+        return f"Done: {self.frames_done} frames tracked."
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """One event of a tracking job: progress, optionally a live frame, and at the end the result."""
+
+    progress: Optional[TrackProgress] = None
+    frame: Optional[np.ndarray] = None  # the latest tracked frame with its results drawn
+    frame_idx: Optional[int] = None
+    result: Optional[JobResult] = None
+
+
+def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
+    folder = Path(job_dir)
+    return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=folder / OUTPUT_NAMES["export"],
+                        results_json=folder / OUTPUT_NAMES["json"])
+
+
+def run_job(video: str, prompts_json: str, options_json: str, job_dir: str,
+            stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+    """Track through the service in a worker thread and stream its progress. Pure: files in, files out.
+
+    Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
+    either way the outputs hold the frames tracked so far and are complete files."""
+    options = parse_options(options_json)
+    request = prepare_request(video, prompts_json, model=options.model, motion_aware=options.motion_aware)
+    outputs = job_outputs(job_dir)
+    check_request(request, outputs)
+    stop = StopSignal(Path(stop_file)) if stop_file else None
+    closed = threading.Event()
+    events: "queue.Queue[Any]" = queue.Queue()
+    latest = _Latest()
+
+    def work() -> None:
+        try:
+            summary = run_tracking(request, outputs, progress=events.put,
+                                   should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
+                                   on_result=latest.set)
+            events.put(summary)
+        except BaseException as error:  # handed to the consumer, raised there
+            events.put(error)
+
+    worker = threading.Thread(target=work, name="sam2plus-job", daemon=True)
+    worker.start()
+    try:
+        yield from _stream(events, latest, request.video, request.tasks)
+    finally:
+        closed.set()
+        worker.join()
+
+
+class _Latest:
+    """The newest tracked frame, set by the job's thread and read by the stream."""
+
+    def __init__(self) -> None:
+        self.value: Optional[export.FrameResult] = None
+
+    def set(self, result: export.FrameResult) -> None:
+        self.value = result
+
+
+def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
+            tasks: Mapping[int, str]) -> Iterator[JobUpdate]:
+    renderer = TrackRenderer(tasks)
+    last_progress = last_frame = 0.0
+    with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
+        while True:
+            item = events.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, TrackSummary):
+                yield JobUpdate(result=_job_result(item))
+                return
+            now = time.monotonic()
+            if item.phase == "tracking" and now - last_progress < PROGRESS_INTERVAL:
+                continue
+            last_progress = now
+            result = latest.value
+            if result is None or now - last_frame < LIVE_FRAME_INTERVAL:
+                yield JobUpdate(progress=item)
+                continue
+            last_frame = now
+            yield JobUpdate(progress=item, frame=renderer.render(frames[result.frame_idx], result),
+                            frame_idx=result.frame_idx)
+
+
+def _job_result(summary: TrackSummary) -> JobResult:
+    written = summary.written
+    files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"))
+    return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
+                     summary.first_frame, summary.last_frame)
+
+
+def describe_progress(progress: TrackProgress) -> str:
+    if progress.phase == "loading":
+        return "Loading the model…"
+    if progress.phase == "prompting":
+        return "Adding the prompts…"
+    text = f"Tracking: {progress.frames_done} / {progress.frames_total} frames ({100 * progress.fraction:.0f} %)"
+    if progress.frames_per_second:
+        text += f", {progress.frames_per_second:.1f} frames/s"
+    if progress.eta is not None:
+        text += f", about {format_seconds(progress.eta)} left"
+    return text
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"

@@ -1,0 +1,318 @@
+"""One browser session (`AppSession`, kept in a gr.State): its video, its objects and their prompts, the
+previews, the last results, the frame view, and its folder (`WorkDir`).
+
+Every run starts from all prompts (the service tracks from scratch), so a correction click on an already
+tracked frame becomes a conditioning frame of the next run and cannot be overwritten by it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..media import export
+from ..media.decode import FrameSource, VideoInfo
+from ..media.render import TrackRenderer
+from ..prompts import parse_prompts
+from .drawing import draw_prompts
+from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
+from .errors import AppInputError
+from .jobs import VIEW_CACHE_BYTES, JobResult
+from .options import TrackOptions
+from .plan import JobPlan, plan_job
+from .settings import AppLimits
+from .workdirs import StopSignal, WorkDir
+
+MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so that they can be clicked
+
+
+@dataclass(frozen=True)
+class Preview:
+    options: TrackOptions
+    result: export.FrameResult
+
+
+@dataclass(eq=False)
+class AppSession:
+    """Everything one browser session knows; lives in a gr.State and is cleaned up by close()."""
+
+    files: WorkDir
+    video: Path
+    info: VideoInfo
+    objects: dict[int, ObjectState] = field(default_factory=dict)
+    selected: Optional[int] = None
+    next_id: int = 1
+    corner: Optional[tuple[int, int, float, float]] = None  # first box corner: object, frame, x, y
+    previews: dict[tuple[int, int], Preview] = field(default_factory=dict)  # (object, frame) -> preview
+    results: Optional[JobResult] = None
+    jobs: int = 0
+    _frames: Optional[FrameSource] = field(default=None, repr=False)
+    _overlay: Optional[FrameSource] = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, video: str | os.PathLike, limits: AppLimits, root: Optional[Path] = None) -> "AppSession":
+        """A session for an uploaded video (checked against the limits), with one empty object."""
+        info = limits.check_video(video)
+        files = WorkDir.create("sessions", root)
+        own = files.path / f"video{Path(video).suffix.lower()}"
+        try:
+            os.link(video, own)  # the upload cache may be cleaned before the session ends
+        except OSError:
+            shutil.copyfile(video, own)
+        session = cls(files=files, video=own, info=info)
+        session.add_object()
+        return session
+
+    @property
+    def workdir(self) -> Path:
+        return self.files.path
+
+    @property
+    def stop(self) -> StopSignal:
+        return self.files.stop
+
+    @property
+    def tracking(self) -> bool:
+        return self.files.busy
+
+    @property
+    def closed(self) -> bool:
+        return self.files.closed
+
+    def close(self) -> None:
+        """Delete the session's files; during a job: stop it, and close when it ends (end_job)."""
+        for source in (self._frames, self._overlay):
+            if source is not None:
+                source.close()
+        self._frames = self._overlay = None
+        self.files.close()
+
+    # ------------------------------------------------------------------ objects
+    @property
+    def current(self) -> ObjectState:
+        if self.selected is None or self.selected not in self.objects:
+            raise AppInputError("no object is selected: add an object first")
+        return self.objects[self.selected]
+
+    def add_object(self, name: str = "") -> ObjectState:
+        obj = ObjectState(self.next_id, name.strip() or f"object {self.next_id}")
+        self.objects[obj.obj_id] = obj
+        self.next_id += 1
+        self.selected = obj.obj_id
+        self.corner = None
+        return obj
+
+    def select(self, obj_id: int) -> ObjectState:
+        if obj_id not in self.objects:
+            raise AppInputError(f"there is no object {obj_id}")
+        self.selected = obj_id
+        self.corner = None
+        return self.objects[obj_id]
+
+    def rename(self, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise AppInputError("an object's name cannot be empty")
+        self.current.name = name
+
+    def remove_selected(self) -> ObjectState:
+        obj = self.objects.pop(self.current.obj_id)
+        self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
+        self.selected = next(reversed(self.objects), None) if self.objects else None
+        self.corner = None
+        return obj
+
+    def set_task(self, task: str) -> str:
+        obj = self.current
+        note = convert_task(obj, task)
+        self._forget_previews(obj.obj_id)
+        return note
+
+    # ------------------------------------------------------------------ prompts
+    def check_frame(self, frame: int) -> int:
+        frame = int(frame)
+        if not 0 <= frame < self.info.num_frames:
+            raise AppInputError(f"frame {frame} is outside the video (0..{self.info.num_frames - 1})")
+        return frame
+
+    def check_point(self, x: float, y: float) -> tuple[float, float]:
+        if not (0 <= x <= self.info.width and 0 <= y <= self.info.height):
+            raise AppInputError(f"({x:g}, {y:g}) is outside the {self.info.width}x{self.info.height} frame")
+        return float(x), float(y)
+
+    def click_view(self, tool: str, frame: int, x: float, y: float) -> str:
+        """A click at pixel (x, y) of the frame view (see view_scale)."""
+        return self.click(tool, frame, x / self.view_scale, y / self.view_scale)
+
+    def click(self, tool: str, frame: int, x: float, y: float) -> str:
+        """A click at video pixel (x, y) with a tool; returns a note for people."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame, (x, y) = self.check_frame(frame), self.check_point(x, y)
+        obj = self.current
+        if tool in (POSITIVE, NEGATIVE):
+            self.corner = None
+            note = add_click(obj, frame, x, y, tool == POSITIVE)
+        elif tool == BOX:
+            if self.corner is None or self.corner[:2] != (obj.obj_id, frame):
+                self.corner = (obj.obj_id, frame, x, y)
+                return "first corner set: click the opposite corner"
+            first = self.corner
+            self.corner = None
+            note = set_box(obj, frame, (first[2], first[3], x, y))
+        else:
+            raise AppInputError(f"the '{tool}' tool does not take clicks on the frame: use the editor below it")
+        self._edited(obj.obj_id, frame)
+        return note
+
+    def apply_mask(self, frame: int, mask: np.ndarray) -> str:
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame, obj = self.check_frame(frame), self.current
+        if mask.shape != self.info.size:
+            raise AppInputError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the video {self.info.width}x"
+                                f"{self.info.height}")
+        note = set_mask(obj, frame, mask)
+        self.corner = None
+        self._edited(obj.obj_id, frame)
+        return note
+
+    def undo(self, frame: int) -> None:
+        frame, obj = self.check_frame(frame), self.current
+        if self.corner is not None and self.corner[:2] == (obj.obj_id, frame):
+            self.corner = None
+            return
+        undo(obj, frame)
+        self._edited(obj.obj_id, frame)
+
+    def clear_frame(self, frame: int) -> None:
+        frame, obj = self.check_frame(frame), self.current
+        obj.prompts.pop(frame, None)
+        self.corner = None
+        self._edited(obj.obj_id, frame)
+
+    def _edited(self, obj_id: int, frame: int) -> None:
+        self.previews.pop((obj_id, frame), None)
+
+    def _forget_previews(self, obj_id: int) -> None:
+        self.previews = {key: p for key, p in self.previews.items() if key[0] != obj_id}
+
+    # ------------------------------------------------------------------ JSON and previews
+    def prompts_json(self) -> str:
+        """The prompts JSON (sam2_plus/prompts.py) of every object, checked against the video."""
+        if not self.objects:
+            raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
+        document = {"objects": [obj.to_json() for obj in self.objects.values()]}
+        parse_prompts(document, self.info)
+        return json.dumps(document)
+
+    def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
+        """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        if obj is None or frame not in obj.frames():
+            return None
+        preview = self.previews.get((obj.obj_id, frame))
+        return None if preview is not None and preview.options == options else (obj.obj_id, frame)
+
+    def preview_json(self, obj_id: int, frame: int) -> str:
+        """The prompts JSON of one object's prompt on one frame (the preview's input)."""
+        obj = self.objects[obj_id]
+        prompt = obj.prompts[frame].to_json(frame)
+        return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
+
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameResult) -> None:
+        if obj_id in self.objects and frame in self.objects[obj_id].frames():
+            self.previews[(obj_id, frame)] = Preview(options, result)
+
+    # ------------------------------------------------------------------ tracking
+    def plan_track(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
+        return plan_job(self.video, self.prompts_json(), options.to_json(), limits)
+
+    def begin_job(self) -> Path:
+        """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs."""
+        self.files.begin_job()
+        return self.new_job_dir()
+
+    def end_job(self, result: Optional[JobResult]) -> None:
+        if result is not None:
+            self.set_results(result)
+        self.files.end_job()
+
+    def new_job_dir(self) -> Path:
+        """A folder for the next job's outputs; earlier jobs' files go (the app has its own copies)."""
+        self.jobs += 1
+        for old in self.workdir.glob("job-*"):
+            if self.results is None or not self.results.files.all_within(old):
+                shutil.rmtree(old, ignore_errors=True)
+        folder = self.workdir / f"job-{self.jobs}"
+        folder.mkdir()
+        return folder
+
+    def set_results(self, result: JobResult) -> None:
+        if self._overlay is not None:
+            self._overlay.close()
+            self._overlay = None
+        self.results = result
+
+    # ------------------------------------------------------------------ the frame view
+    def frame(self, index: int) -> np.ndarray:
+        if self._frames is None:
+            self._frames = FrameSource(self.video, cache_bytes=VIEW_CACHE_BYTES)
+        return self._frames[self.check_frame(index)]
+
+    def tracked_frame(self, index: int) -> Optional[np.ndarray]:
+        """The frame of the last results' overlay video, when that run reached it."""
+        result = self.results
+        if result is None or result.files.overlay is None or result.first_frame is None:
+            return None
+        if not result.first_frame <= index <= result.last_frame:
+            return None
+        if self._overlay is None:
+            self._overlay = FrameSource(result.files.overlay, cache_bytes=VIEW_CACHE_BYTES)
+        position = index - result.first_frame
+        return self._overlay[position] if position < len(self._overlay) else None
+
+    @property
+    def view_scale(self) -> int:
+        """How much the frame view enlarges the video (clicks on the view are divided by it)."""
+        return max(1, MIN_VIEW_SIDE // max(self.info.width, self.info.height))
+
+    def render_view(self, index: int, show_results: bool = True) -> np.ndarray:
+        """The frame to prompt on, `view_scale` times the video's size: the last results (optional), each
+        object's preview on this frame, and every prompt of this frame."""
+        index = self.check_frame(index)
+        base = self.tracked_frame(index) if show_results else None
+        image = np.array(self.frame(index) if base is None else base, dtype=np.uint8, copy=True)
+        for (obj_id, frame), preview in self.previews.items():
+            if frame == index and obj_id in self.objects:
+                image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
+        return draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+
+    def enlarge(self, image: np.ndarray) -> np.ndarray:
+        scale = self.view_scale
+        return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+    def objects_html(self) -> str:
+        """The object list with colour swatches, for people."""
+        if not self.objects:
+            return "<p>No objects: press <b>Add object</b>.</p>"
+        rows = []
+        for obj in self.objects.values():
+            r, g, b = obj.color
+            marker = " &#9664; selected" if obj.obj_id == self.selected else ""
+            swatch = (f'<span style="display:inline-block;width:0.9em;height:0.9em;border-radius:3px;'
+                      f'background:rgb({r},{g},{b});vertical-align:middle"></span>')
+            rows.append(f"<li>{swatch} <b>{html.escape(obj.name)}</b> (id {obj.obj_id}) &middot; {obj.task} "
+                        f"&middot; {obj.where()}{marker}</li>")
+        return '<ul style="list-style:none;padding-left:0;margin:0">' + "".join(rows) + "</ul>"
+
+    def object_choices(self) -> list[tuple[str, int]]:
+        return [(f"{obj.name} (id {obj.obj_id})", obj.obj_id) for obj in self.objects.values()]

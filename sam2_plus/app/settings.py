@@ -1,0 +1,98 @@
+"""The app's settings: the models it offers, its limits (environment variables SAM2PLUS_*), the weights banner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import MODEL_CONFIG_FILES
+from ..media.decode import VideoInfo, probe
+from ..prompts import PromptLimits
+from ..weights import weights_from_env
+from .errors import AppInputError
+
+MODELS = tuple(MODEL_CONFIG_FILES)
+DEFAULT_MODEL = "sam2++"
+ENV_PREFIX = "SAM2PLUS_"
+MAX_OBJECTS = PromptLimits().max_objects  # the prompts format's limit; the app itself sets none
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """Limits of the app; each can be set with the environment variable SAM2PLUS_<FIELD IN CAPITALS>."""
+
+    max_upload_mb: float = 200.0
+    max_seconds: float = 60.0
+    max_frames: int = 1800
+    max_side: int = 1920  # pixels, the longer side of the video
+    queue_size: int = 16  # waiting events in the queue
+    gpu_concurrency: int = 1  # GPU jobs (tracking, previews) running at once
+    max_gpu_seconds: int = 600  # GPU time one tracking job may ask for
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "AppLimits":
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = env_name(item.name)
+            text = env.get(name, "").strip()
+            if not text:
+                continue
+            kind = float if item.type in ("float", float) else int
+            try:
+                value = kind(text)
+            except ValueError:
+                raise ValueError(f"{name}={text!r} is not a valid {'number' if kind is float else 'integer'}") from None
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {text}")
+            values[item.name] = value
+        return cls(**values)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def describe(self) -> str:
+        return (f"Videos up to {self.max_seconds:g} s, {self.max_frames} frames and {self.max_side} px on the longer "
+                f"side; uploads up to {self.max_upload_mb:g} MB; up to {MAX_OBJECTS} objects. Longer or larger "
+                "videos are refused, never cut.")
+
+    def check_video(self, path: str | os.PathLike) -> VideoInfo:
+        """The video's description, or AppInputError / MediaError saying why it cannot be used."""
+        path = Path(path)
+        if not path.is_file():
+            raise AppInputError(f"the video file {path.name} was not found; upload it again")
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise AppInputError(f"the video is {size / 2**20:.1f} MB; this app takes files up to "
+                                f"{self.max_upload_mb:g} MB ({env_name('max_upload_mb')})")
+        info = probe(path)
+        frame_time = 1.0 / info.fps if info.fps > 0 else 0.0
+        if info.duration > self.max_seconds + frame_time:
+            raise AppInputError(f"the video is {info.duration:.1f} s long; this app takes videos up to "
+                                f"{self.max_seconds:g} s ({env_name('max_seconds')}). Trim it and upload it again")
+        if info.num_frames > self.max_frames:
+            raise AppInputError(f"the video has {info.num_frames} frames; this app takes up to {self.max_frames} "
+                                f"({env_name('max_frames')}). Trim it or lower its frame rate")
+        if max(info.width, info.height) > self.max_side:
+            raise AppInputError(f"the video is {info.width}x{info.height}; this app takes up to {self.max_side} px "
+                                f"on the longer side ({env_name('max_side')}). Scale it down and upload it again")
+        return info
+
+
+def describe_weights() -> str:
+    """What the weights are, for the page header (never touches the network)."""
+    try:
+        source = weights_from_env()
+    except ValueError as e:
+        return f"**Weights: invalid setting** ({e}). Tracking will fail until it is fixed."
+    if not source.is_trained:
+        return (f"**Untrained test weights** ({env_name('weights')}={source.kind}): the masks, boxes and points "
+                "are meaningless. Set SAM2PLUS_WEIGHTS=hub (default) or a checkpoint path for real results.")
+    return f"Weights: {source.describe()}."
