@@ -13,6 +13,20 @@ demuxes). Frame timing comes from the presentation timestamps of the packets,
 so variable-frame-rate video keeps its timing; rotation metadata (display
 matrix) is applied to decoded frames, as FFmpeg's autorotate does. Mirrored
 display matrices (flips) are not applied.
+
+Corrections (documented, not errors): greyscale sources become RGB with equal
+channels; transparent pixels (RGBA/LA/palette images, GIF, and video codecs that
+decode with alpha, e.g. PNG, QTRLE or ProRes 4444 in MOV) are composited on
+black; WebM VP8/VP9 alpha is a side channel that FFmpeg's own decoders skip, so
+it is dropped and the colour planes are shown; odd frame sizes are kept as they
+are; a single image (or a one-frame video) is a one-frame video.
+
+Safety: only the container formats in ``VIDEO_DEMUXERS`` and the image formats
+in ``IMAGE_FORMATS`` are read, so a playlist or concat list renamed ``.mp4``
+cannot make FFmpeg open other files or URLs, and no image plugin that runs an
+external program (EPS) is reached. A frame over ``MAX_FRAME_PIXELS`` is refused
+from the headers, before anything is decoded. ``MediaLimits`` adds limits of
+the caller's own (longer side, duration, frame count).
 """
 
 from __future__ import annotations
@@ -39,6 +53,16 @@ SINGLE_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".t
 DEFAULT_IMAGE_FPS = 24.0
 DEFAULT_CACHE_BYTES = 192 * 1024 * 1024
 DEFAULT_MAX_CACHED_FRAMES = 64
+MAX_FRAME_PIXELS = 16384 * 8192  # one RGB frame of this size already takes 400 MB
+# FFmpeg demuxers that read the one file they are given (no playlists, concat lists, network or devices).
+VIDEO_DEMUXERS = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "gif", "apng", "webp", "mpegts",
+    "mpeg", "flv", "ogg", "asf", "nut", "ivf", "obu", "h264", "hevc", "m4v", "mjpeg", "yuv4mpegpipe", "mxf",
+    "dv", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe",
+    "mp3", "wav", "flac", "aac",  # audio, so that an audio-only upload is named as such
+)
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF")  # Pillow plugins for SINGLE_IMAGE_SUFFIXES (JPEG opens MPO)
+_CONTAINER_OPTIONS = {"format_whitelist": ",".join(VIDEO_DEMUXERS), "protocol_whitelist": "file"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -70,17 +94,83 @@ class VideoInfo:
         return self.height, self.width
 
 
-def probe(source: FrameSourceLike, *, fps: float | None = None, max_frames: int | None = None) -> VideoInfo:
+@dataclass(frozen=True)
+class MediaLimits:
+    """Sources that ``probe(..., limits=...)`` refuses with MediaError; None means no limit.
+
+    The limits apply to the whole source, also when ``max_frames`` describes only
+    its start. A video's packets are scanned only until a limit is passed, so an
+    over-long video is refused quickly.
+    """
+
+    max_side: int | None = None  # pixels on the longer side
+    max_seconds: float | None = None
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_side", "max_seconds", "max_frames"):
+            value = getattr(self, name)
+            whole = name != "max_seconds"
+            if value is not None and not _is_positive_number(value, whole):
+                kind = "a positive integer" if whole else "a positive number"
+                raise MediaError(f"MediaLimits.{name} must be {kind} or None, got {value!r}")
+
+    def check(self, info: VideoInfo) -> None:
+        name = _source_name(info.path, info.kind)
+        self.check_size(info.width, info.height, name)
+        self.check_frame_count(info.num_frames, name)
+        if self.max_seconds is not None and info.duration - self.max_seconds > 0.5 / info.fps:
+            raise MediaError(f"{name}: the video is {info.duration:.2f} s long; "
+                             f"at most {self.max_seconds:g} s are allowed")
+
+    def check_size(self, width: int, height: int, name: str) -> None:
+        if self.max_side is not None and max(width, height) > self.max_side:
+            raise MediaError(f"{name}: the frames are {width}x{height} pixels; at most {self.max_side} pixels "
+                             "on the longer side are allowed")
+
+    def check_frame_count(self, count: int, name: str, *, at_least: bool = False) -> None:
+        if self.max_frames is not None and count > self.max_frames:
+            amount = f"more than {count - 1}" if at_least else str(count)
+            raise MediaError(f"{name}: the video has {amount} frames; at most {self.max_frames} are allowed")
+
+
+def probe(
+    source: FrameSourceLike,
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    limits: MediaLimits | None = None,
+) -> VideoInfo:
     """Describe ``source`` or raise MediaError saying why it cannot be used.
 
     ``fps`` is the frame rate assumed for image folders, single images and
     frame arrays (default 24); videos use their own. ``max_frames`` describes
     only the first ``max_frames`` frames (as ``FrameSource`` with the same
-    argument shows them).
+    argument shows them). ``limits`` refuses sources that are too large.
     """
-    backend = _open_backend(source, fps)
+    backend = _open_backend(source, fps, limits)
     backend.close()
+    if limits is not None:
+        limits.check(backend.info)
     return _first_frames(backend.info, backend.timestamps, max_frames)[0]
+
+
+def _is_positive_number(value: object, whole: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if whole and not isinstance(value, (int, np.integer)):
+        return False
+    return bool(np.isfinite(value) and value > 0)
+
+
+def _source_name(path: str | None, kind: str) -> str:
+    return Path(path).name if path else f"the {kind}"
+
+
+def _check_frame_pixels(width: int, height: int, name: str) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise MediaError(f"{name}: the frames are {width}x{height} = {width * height} pixels; at most "
+                         f"{MAX_FRAME_PIXELS} pixels per frame are allowed")
 
 
 def _first_frames(info: VideoInfo, timestamps: np.ndarray, max_frames: int | None) -> tuple[VideoInfo, np.ndarray]:
@@ -245,7 +335,7 @@ class _Backend:
         self.cache.clear()
 
 
-def _open_backend(source: FrameSourceLike, fps: float | None) -> _Backend:
+def _open_backend(source: FrameSourceLike, fps: float | None, limits: MediaLimits | None = None) -> _Backend:
     image_fps = _check_fps(fps)
     if isinstance(source, np.ndarray):
         if source.ndim != 4:
@@ -266,7 +356,7 @@ def _open_backend(source: FrameSourceLike, fps: float | None) -> _Backend:
         raise MediaError(f"{path.name}: the file is empty (0 bytes)")
     if path.suffix.lower() in SINGLE_IMAGE_SUFFIXES:
         return _SingleImageBackend(path, image_fps)
-    return _VideoBackend(path)
+    return _VideoBackend(path, limits)
 
 
 def _check_fps(fps: float | None) -> float:
@@ -307,6 +397,7 @@ class _SingleImageBackend(_Backend):
     def __init__(self, path: Path, fps: float) -> None:
         super().__init__()
         self._path = path
+        _image_header_size(path)  # refuses an oversized image before decoding it
         image = _load_image(path)  # decoded fully so a corrupt image fails here, not later
         height, width = image.shape[:2]
         self.cache.put(0, _read_only(image))
@@ -359,26 +450,37 @@ def natural_sort_key(path: Path | str) -> list[object]:
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
+# DecompressionBombError is Pillow's own size guard, raised while opening an image far above its limit.
+_IMAGE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _image_error(path: Path, error: Exception) -> MediaError:
+    if isinstance(error, Image.DecompressionBombError):
+        return MediaError(f"{path.name}: the image is too large ({error})")
+    return MediaError(f"{path.name}: not a readable image ({error})")
+
+
 def _image_header_size(path: Path) -> tuple[int, int]:
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             width, height = image.size
             orientation = 1
             # getexif() on a PNG without an eXIf chunk before the pixels would decode the whole image
-            if image.format == "JPEG" or "exif" in image.info:
+            if image.format in ("JPEG", "MPO") or "exif" in image.info:
                 orientation = image.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise MediaError(f"{path.name}: not a readable image ({error})") from error
+    except _IMAGE_ERRORS as error:
+        raise _image_error(path, error) from error
+    _check_frame_pixels(width, height, path.name)
     return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def _load_image(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             image = ImageOps.exif_transpose(image)
             return _pil_to_rgb(image)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        raise MediaError(f"{path.name}: not a readable image ({error})") from error
+    except _IMAGE_ERRORS as error:
+        raise _image_error(path, error) from error
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
@@ -450,10 +552,10 @@ def _av():
 
 
 class _VideoBackend(_Backend):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: MediaLimits | None = None) -> None:
         super().__init__()
         self._path = path
-        self.info, self._index, self.timestamps = _scan_video(path)
+        self.info, self._index, self.timestamps = _scan_video(path, limits or MediaLimits())
         self._container = None
         self._stream = None
         self._decoded: Iterator[tuple[int, object]] | None = None
@@ -532,7 +634,7 @@ class _VideoBackend(_Backend):
         if self._container is not None:
             self._container.close()
         try:
-            self._container = av.open(str(self._path), metadata_errors="replace")
+            self._container = _open_container(self._path)
         except av.FFmpegError as error:
             raise MediaError(f"{self._path.name}: cannot reopen the video ({error})") from error
         self._stream = self._container.streams.video[0]
@@ -582,20 +684,36 @@ def _prepend(first: tuple[int, object], rest: Iterator[tuple[int, object]]) -> I
     yield from rest
 
 
-def _scan_video(path: Path) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
+def _open_container(path: Path):
+    return _av().open(str(path), metadata_errors="replace", container_options=_CONTAINER_OPTIONS)
+
+
+def _open_for_scan(path: Path):
+    av = _av()
+    try:
+        return _open_container(path)
+    except av.ArgumentError as error:  # FFmpeg's answer to a demuxer missing from the whitelist
+        raise MediaError(f"{path.name}: not a readable video file (not a supported video format; "
+                         f"the readable ones are {', '.join(VIDEO_DEMUXERS)})") from error
+    except av.FFmpegError as error:
+        raise MediaError(f"{path.name}: not a readable video file ({_describe(error)})") from error
+
+
+def _scan_video(path: Path, limits: MediaLimits) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
     """Read the packet index (no decoding) and decode the first frame to check the stream is usable."""
     av = _av()
     name = path.name
-    try:
-        container = av.open(str(path), metadata_errors="replace")
-    except av.FFmpegError as error:
-        raise MediaError(f"{name}: not a readable video file ({_describe(error)})") from error
-    with container:
+    with _open_for_scan(path) as container:
         if not container.streams.video:
             what = "an audio-only file" if container.streams.audio else "a file without a video stream"
             raise MediaError(f"{name}: {what}; a video is needed")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise MediaError(f"{name}: the video stream's codec is unknown or unsupported")
+        _check_declared_size(stream, limits, name)
         has_audio = bool(container.streams.audio)
+        time_base = stream.time_base or Fraction(1, 1)
+        guard = _ScanGuard(limits, time_base, name)
         pts_list: list[int] = []
         keyframe_pts: set[int] = set()
         last_duration = 0
@@ -617,6 +735,7 @@ def _scan_video(path: Path) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
                     keyframe_pts.add(int(pts))
                 if packet.duration:
                     last_duration = int(packet.duration)
+                guard.see(int(pts))
         except av.FFmpegError as error:
             raise MediaError(f"{name}: the video data is truncated or corrupt ({_describe(error)})") from error
         if not pts_list:
@@ -626,7 +745,6 @@ def _scan_video(path: Path) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
             raise MediaError(
                 f"{name}: the file is truncated (its header lists {declared} frames, only {packets_seen} are present)"
             )
-        time_base = stream.time_base or Fraction(1, 1)
         average_rate = stream.average_rate or stream.guessed_rate
         codec = stream.codec_context.name
 
@@ -636,6 +754,7 @@ def _scan_video(path: Path) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
     timestamps = _read_only((pts - pts[0]).astype(np.float64) * float(time_base))
 
     first = _decode_first_frame(path)
+    _check_frame_pixels(first.width, first.height, name)
     rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
     width, height = first.width, first.height
     if rotation in (90, 270):
@@ -649,10 +768,42 @@ def _scan_video(path: Path) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
     return info, index, timestamps
 
 
+def _check_declared_size(stream, limits: MediaLimits, name: str) -> None:
+    """Refuse oversized frames from the stream header, before anything is decoded."""
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    _check_frame_pixels(width, height, name)
+    limits.check_size(width, height, name)
+
+
+class _ScanGuard:
+    """Stops the packet scan of a video that is already past a limit (what was seen is a lower bound)."""
+
+    def __init__(self, limits: MediaLimits, time_base: Fraction, name: str) -> None:
+        self._limits, self._seconds_per_tick, self._name = limits, float(time_base), name
+        self._active = limits.max_frames is not None or limits.max_seconds is not None
+        self._distinct: set[int] = set()
+        self._first = self._last = 0
+
+    def see(self, pts: int) -> None:
+        if not self._active:
+            return
+        if not self._distinct:
+            self._first = self._last = pts
+        self._distinct.add(pts)
+        self._first, self._last = min(self._first, pts), max(self._last, pts)
+        self._limits.check_frame_count(len(self._distinct), self._name, at_least=True)
+        span = (self._last - self._first) * self._seconds_per_tick
+        max_seconds = self._limits.max_seconds
+        # The exact check follows the scan; stopping early needs a margin past any rounding of the duration.
+        if max_seconds is not None and span > max_seconds + 1.0:
+            raise MediaError(f"{self._name}: the video is longer than {span:.1f} s; at most {max_seconds:g} s "
+                             "are allowed")
+
+
 def _decode_first_frame(path: Path):
     av = _av()
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with _open_container(path) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 for frame in packet.decode():
