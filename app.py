@@ -13,6 +13,7 @@ from __future__ import annotations
 import spaces  # noqa: I001  (first: on ZeroGPU it must come before anything initialises CUDA)
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ import gradio as gr
 import numpy as np
 
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
-from sam2_plus.app.errors import USER_ERRORS, AppInputError, user_message
+from sam2_plus.app.errors import USER_ERRORS, AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
@@ -31,7 +32,7 @@ from sam2_plus.app.plan import plan_job
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
-from sam2_plus.app.workdirs import new_work_dir, sweep_work_dirs
+from sam2_plus.app.workdirs import SessionFiles, WorkDir, sweep_work_dirs
 from sam2_plus.media.export import FrameResult
 from sam2_plus.prompts import TASKS
 
@@ -77,6 +78,20 @@ def user_errors() -> Iterator[None]:
         raise gr.Error(user_message(error), print_exception=False) from None
 
 
+@contextmanager
+def job_errors() -> Iterator[None]:
+    """A tracking job's errors: input problems as user_errors; anything else (a failure before tracking
+    started, e.g. out of memory while adding the prompts) as a gr.Error saying what happened."""
+    try:
+        with user_errors():
+            yield
+    except gr.Error:
+        raise
+    except Exception as error:
+        logging.getLogger(__name__).exception("tracking job failed")
+        raise gr.Error(failure_message(error), print_exception=False) from None
+
+
 def require(session: Optional[AppSession]) -> AppSession:
     if session is None:
         raise gr.Error("Upload a video or pick an example first.", print_exception=False)
@@ -91,23 +106,32 @@ def close_session(session: Optional[AppSession]) -> None:
 # --------------------------------------------------------------------------- the API
 
 
-def api_function(limits: AppLimits) -> Callable[..., tuple[str, str, str]]:
-    def track(video: Optional[str], prompts: str, options: str, progress=gr.Progress()) -> tuple[str, str, str]:
+def api_function(limits: AppLimits, session_files: SessionFiles) -> Callable[..., tuple[str, str, str]]:
+    def track(video: Optional[str], prompts: str, options: str, request: gr.Request,
+              progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
         sweep_work_dirs("api", API_JOB_TTL)
-        result = None
         with user_errors():
             plan = plan_job(video, prompts, options, limits)
-            job_dir = new_work_dir("api")
-            for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()),
-                                    str(job_dir)):
-                if update.progress is not None:
-                    progress(update.progress.fraction, desc=describe_progress(update.progress))
-                result = update.result or result
+        job_dir = WorkDir.create("api")
+        session_files.add(request.session_hash, job_dir.close)  # removed when the client disconnects
+        job_dir.begin_job()
+        result = None
+        try:
+            with job_errors():
+                for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()),
+                                        str(job_dir.path), str(job_dir.stop.path)):
+                    if update.progress is not None:
+                        progress(update.progress.fraction, desc=describe_progress(update.progress))
+                    result = update.result or result
+        finally:
+            job_dir.end_job()
         files = result.files
         if files.overlay is None:
-            raise gr.Error("No frame was tracked.", print_exception=False)
+            raise gr.Error(result.describe() if result.failed else "No frame was tracked.", print_exception=False)
+        if result.failed:  # the frames tracked before the failure are returned, with the reason
+            gr.Warning(result.describe())
         return str(files.overlay), str(files.export), str(files.results_json)
 
     return track
@@ -117,11 +141,19 @@ def api_function(limits: AppLimits) -> Callable[..., tuple[str, str, str]]:
 
 
 def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
+    session_files = SessionFiles()
     with gr.Blocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
-        _build_api(limits)  # first, so that it owns the name "track"
+        _build_api(limits, session_files)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
-        _wire(ui, limits)
+        _wire(ui, limits, session_files)
+
+        def end_session(request: gr.Request) -> None:
+            """A browser tab or API client went away: its files go now (Gradio drops its gr.State an hour
+            later)."""
+            session_files.end_session(request.session_hash)
+
+        demo.unload(end_session)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=8)
     return demo
 
@@ -220,7 +252,7 @@ def _build_ui(limits: AppLimits) -> UI:
     return ui
 
 
-def _build_api(limits: AppLimits) -> None:
+def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
     """The scripted endpoint: hidden components, so that the page shows only the UI."""
     with gr.Column(visible=False):
         video = gr.File(label="video")
@@ -230,8 +262,9 @@ def _build_api(limits: AppLimits) -> None:
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
         run = gr.Button("track")
-    run.click(api_function(limits), [video, prompts, options], [overlay, results_zip, results_json], api_name="track",
-              api_description=API_DESCRIPTION, concurrency_id="gpu", concurrency_limit=limits.gpu_concurrency)
+    run.click(api_function(limits, session_files), [video, prompts, options], [overlay, results_zip, results_json],
+              api_name="track", api_description=API_DESCRIPTION, concurrency_id="gpu",
+              concurrency_limit=limits.gpu_concurrency)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -264,7 +297,7 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
     return handler
 
 
-def _wire(ui: UI, limits: AppLimits) -> None:
+def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     common = [ui.state, ui.frame, ui.show_results]
     gpu = {"concurrency_id": "gpu", "concurrency_limit": limits.gpu_concurrency}
 
@@ -290,13 +323,16 @@ def _wire(ui: UI, limits: AppLimits) -> None:
                 show_progress="minimal", **gpu, **UI_ONLY)
 
     # video
-    def load_video(old: Optional[AppSession], video: Optional[str]):
+    def load_video(old: Optional[AppSession], video: Optional[str], request: gr.Request):
+        if old is not None:
+            session_files.discard(request.session_hash, old.close)
         close_session(old)
         sweep_work_dirs("sessions", SESSION_DIR_TTL)
         session, note = None, ""
         if video:
             try:
                 session = AppSession.open(video, limits)
+                session_files.add(request.session_hash, session.close)
             except (AppInputError, *USER_ERRORS) as error:
                 note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
@@ -422,24 +458,19 @@ def _editor_value(session: AppSession, frame: int) -> dict:
 
 def _track(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
            progress: gr.Progress) -> Iterator[dict]:
-    with user_errors():
-        plan = session.plan_track(options, limits)
-        job_dir = session.begin_job()
     result = None
-    try:
-        with user_errors():
-            for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
-                                    str(job_dir), str(session.stop.path)):
-                if update.result is not None:
-                    result = update.result
-                    continue
-                text = describe_progress(update.progress)
-                progress(update.progress.fraction, desc=text)
-                yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame}
-    finally:
-        session.end_job(result)
+    with job_errors():
+        for update in session.track(options, limits, gpu_track):
+            if update.result is not None:
+                result = update.result
+                continue
+            text = describe_progress(update.progress)
+            progress(update.progress.fraction, desc=text)
+            yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame}
     if session.closed:  # a new video replaced this session during the job
         return
+    if result.failed:
+        gr.Warning(result.describe())
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
            ui.result_video: str(result.files.overlay) if result.files.overlay else None,

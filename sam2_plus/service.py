@@ -9,12 +9,15 @@
 backward from the earliest prompted frame (when it is after frame 0) and then forward from it. Each
 frame's result goes at once, in frame order, to the overlay video and the exports; only the frames of the
 backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
-frames: what was computed is still written and every output file is finished and readable.
+frames: what was computed is still written and every output file is finished and readable. When the model
+fails during tracking (an exception, the GPU running out of memory), the job ends the same way and then
+raises `TrackFailed`, whose `summary` describes the frames written before the failure.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +38,8 @@ from .predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts, prompts_to_json
 from .weights import CheckpointError, WeightsSource, weights_from_env
 
+log = logging.getLogger(__name__)
+
 PREDICTOR_CACHE_SIZE = 2  # predictors kept in memory (a large model holds ~1 GB)
 MOTION_MODULE = "sam2_plus.motion"
 
@@ -42,6 +47,15 @@ MOTION_MODULE = "sam2_plus.motion"
 class TrackError(RuntimeError):
     """A job that cannot run as asked: unknown model or device, a feature that is not available, an
     unusable output path. (Bad prompts raise PromptError, bad videos MediaError, weights CheckpointError.)"""
+
+
+class TrackFailed(RuntimeError):
+    """The model failed during tracking (an exception, out of memory). The outputs were still finished:
+    `summary` describes the frames tracked before the failure, which they hold; the cause is chained."""
+
+    def __init__(self, summary: "TrackSummary") -> None:
+        super().__init__(f"tracking failed {summary.after_last_frame()}: {summary.failure}")
+        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -103,11 +117,13 @@ class TrackSummary:
     first_frame: Optional[int]  # the written frames are first_frame..last_frame
     last_frame: Optional[int]
     stopped: bool  # should_stop() ended the job early
-    stopped_at: Optional[int]  # when stopped: the last frame tracked
+    stopped_at: Optional[int]  # when stopped or failed: the last frame tracked
     seconds: float  # the whole job
     model_seconds: float  # inside the predictor (prompts and propagation)
     load_seconds: float  # building the predictor (0 when it was cached)
     written: Mapping[str, Path] = field(default_factory=dict)  # "overlay" / "export" / "json" -> path
+    failure: Optional[str] = None  # when the model failed during tracking: what happened
+    out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
 
     @property
     def objects(self) -> tuple[int, ...]:
@@ -119,7 +135,10 @@ class TrackSummary:
         span = "" if self.first_frame is None else f", frames {self.first_frame}-{self.last_frame}"
         lines = [f"tracked {self.frames_done} of {self.frames_total} frames{span}; "
                  f"{len(self.tasks)} object{'s' if len(self.tasks) != 1 else ''}: {objects}"]
-        if self.stopped:
+        if self.failure is not None:
+            lines.append(f"failed {self.after_last_frame()}: {self.failure}; the outputs hold the frames tracked "
+                         "before it")
+        elif self.stopped:
             where = "before the first frame" if self.stopped_at is None else f"at frame {self.stopped_at}"
             lines.append(f"stopped on request {where}; the outputs hold the frames tracked so far")
         rate = self.frames_done / self.seconds if self.seconds > 0 else 0.0
@@ -130,6 +149,10 @@ class TrackSummary:
         for name, path in self.written.items():
             lines.append(f"wrote {name}: {path}")
         return "\n".join(lines)
+
+    def after_last_frame(self) -> str:
+        """Where a stop or failure came: "after frame N" (the last frame tracked), or "before the first frame"."""
+        return "before the first frame" if self.stopped_at is None else f"after frame {self.stopped_at}"
 
 
 ProgressCallback = Callable[[TrackProgress], Any]
@@ -302,8 +325,9 @@ class _Job:
         self.frames_done = 0
         self.tracking_seconds = 0.0  # model time of the tracked frames, for the ETA
         self.stopped = False
-        self.stopped_at: Optional[int] = None
+        self.stopped_at: Optional[int] = None  # the last frame tracked when stopped or failed
         self.last_tracked: Optional[int] = None
+        self.failure: Optional[Exception] = None  # the model's error that ended the job
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -325,29 +349,45 @@ class _Job:
         self.progress(TrackProgress(phase, self.frames_done, self.frames_total, self.elapsed(), eta, frame_idx,
                                     rate))
 
+    @property
+    def ended_early(self) -> bool:
+        return self.stopped or self.failure is not None
+
     def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameResult], None],
                  skip_frame: Optional[int] = None) -> None:
-        """Pull frames from a propagation until it ends or should_stop() says so."""
+        """Pull frames from a propagation until it ends, should_stop() says so or the model fails."""
         try:
             while not self._stop_requested():
                 start = time.perf_counter()
-                result = self.timed(next, results, None)
+                result = self._next_result(results)
                 if result is None:
                     return
                 if result.frame_idx == skip_frame:
                     continue
                 self.tracking_seconds += time.perf_counter() - start
-                exported = to_export_result(result)
-                write(exported)
+                write(result)
                 if self.on_result is not None:
-                    self.on_result(exported)
+                    self.on_result(result)
                 self.frames_done += 1
                 self.last_tracked = result.frame_idx
                 self.report("tracking", result.frame_idx)
         finally:
             results.close()
 
+    def _next_result(self, results: Iterator[FrameResult]) -> Optional[export.FrameResult]:
+        """The propagation's next frame; None at its end or when the model failed (then `failure` is set)."""
+        try:
+            result = self.timed(next, results, None)
+            return None if result is None else to_export_result(result)
+        except Exception as error:  # the frames so far are kept; run_tracking raises TrackFailed after writing
+            log.error("tracking failed after frame %s", self.last_tracked, exc_info=error)
+            self.failure = error
+            self.stopped_at = self.last_tracked
+            return None
+
     def _stop_requested(self) -> bool:
+        if self.failure is not None:
+            return True
         if not self.stopped and self.should_stop():
             self.stopped = True
             self.stopped_at = self.last_tracked
@@ -364,7 +404,30 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     should_stop() is asked before every frame; on_result(media.export.FrameResult) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews).
     `predictor` replaces the cached one (tests, custom options). Raises MediaError, PromptError,
-    CheckpointError or TrackError for unusable input."""
+    CheckpointError or TrackError for unusable input, and TrackFailed when the model fails during tracking
+    (after finishing the outputs with the frames tracked before it)."""
+    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result)
+    if failure is not None:
+        if summary.out_of_memory:
+            failure.__traceback__ = None  # its frames hold the failed run's tensors
+            _release_cached_gpu_memory()
+        raise TrackFailed(summary) from failure
+    return summary
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
+
+
+def _release_cached_gpu_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
+         should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
+         on_result: Optional[ResultCallback]) -> tuple[TrackSummary, Optional[Exception]]:
+    """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     weights = request.weights or weights_from_env()
     model, device = check_request(request, outputs, check_weights_file=predictor is None)
     with FrameSource(request.video, max_frames=request.max_frames) as frames:
@@ -379,12 +442,22 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
         sink = _open_outputs(outputs, frames, request.tasks)
         with sink:
             _track(job, predictor, session, start, sink)
-    return TrackSummary(
+    failure = job.failure
+    summary = TrackSummary(
         video=info, model=model, device=str(predictor.device), weights=weights, tasks=request.tasks,
         frames_total=info.num_frames, frames_done=sink.frames_written, first_frame=sink.first_frame,
         last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
+        failure=None if failure is None else _describe_failure(failure),
+        out_of_memory=failure is not None and is_out_of_memory(failure),
     )
+    return summary, failure
+
+
+def _describe_failure(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def _load_predictor(job: _Job, model: str, device: torch.device, weights: WeightsSource,
@@ -434,7 +507,7 @@ def _track(job: _Job, predictor: VideoPredictor, session: TrackingSession, start
             job.run_pass(backward, spool.put, skip_frame=start)  # the forward pass gives `start` itself
             for result in spool.replay():
                 sink.write(result)
-    if not job.stopped:
+    if not job.ended_early:
         job.run_pass(predictor.propagate_in_video(session, start_frame_idx=start), sink.write)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..media.decode import MediaError
 from ..media.encode import EncodeError
 from ..prompts import PromptError
-from ..service import TrackError
+from ..service import TrackError, is_out_of_memory
 from ..weights import CheckpointError
 
 USER_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError)
@@ -26,3 +26,12 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, EncodeError):
         return f"Writing the results failed: {error}"
     return str(error)
+
+
+def failure_message(error: BaseException) -> str:
+    """One line for people about an unexpected error of a job (not their input)."""
+    if is_out_of_memory(error):
+        return "Out of memory: track fewer objects or a shorter or smaller video, or try again later."
+    lines = str(error).strip().splitlines()
+    detail = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
+    return f"Tracking failed ({detail}). Try again; if it fails again, please report it."

@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +18,15 @@ import numpy as np
 from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
-from ..service import TrackOutputs, TrackProgress, TrackSummary, check_request, prepare_request, run_tracking
+from ..service import (
+    TrackFailed,
+    TrackOutputs,
+    TrackProgress,
+    TrackSummary,
+    check_request,
+    prepare_request,
+    run_tracking,
+)
 from .options import parse_options
 from .workdirs import StopSignal
 
@@ -51,11 +59,24 @@ class JobResult:
     frames_total: int
     first_frame: Optional[int]
     last_frame: Optional[int]
+    failure: Optional[str] = None  # the model failed during tracking: what happened (TrackSummary.failure)
+    out_of_memory: bool = False
+    failed_after: str = ""  # "after frame N" / "before the first frame"
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
 
     def describe(self) -> str:
         """One line for people: how the job ended."""
+        kept = f"{self.frames_done} of {self.frames_total} frames tracked; the results hold them"
+        if self.out_of_memory:
+            return (f"Out of memory {self.failed_after}: {kept}. Track fewer objects or a shorter or smaller "
+                    "video, or try again later.")
+        if self.failed:
+            return f"Tracking failed {self.failed_after} ({self.failure}): {kept}. Track again to retry."
         if self.stopped:
-            return (f"Stopped: {self.frames_done} of {self.frames_total} frames tracked; the results hold them.")
+            return f"Stopped: {kept}."
         return f"Done: {self.frames_done} frames tracked."
 
 
@@ -67,6 +88,9 @@ class JobUpdate:
     frame: Optional[np.ndarray] = None  # the latest tracked frame with its results drawn
     frame_idx: Optional[int] = None
     result: Optional[JobResult] = None
+
+
+JobRunner = Callable[[str, str, str, str, Optional[str]], Iterator[JobUpdate]]  # run_job's signature
 
 
 def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
@@ -125,6 +149,9 @@ def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
     with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         while True:
             item = events.get()
+            if isinstance(item, TrackFailed):  # the outputs hold the frames tracked before the failure
+                yield JobUpdate(result=_job_result(item.summary))
+                return
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, TrackSummary):
@@ -147,7 +174,8 @@ def _job_result(summary: TrackSummary) -> JobResult:
     written = summary.written
     files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"))
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
-                     summary.first_frame, summary.last_frame)
+                     summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
+                     summary.after_last_frame())
 
 
 def describe_progress(progress: TrackProgress) -> str:

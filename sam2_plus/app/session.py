@@ -11,6 +11,7 @@ import html
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -25,7 +26,7 @@ from ..prompts import parse_prompts
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
-from .jobs import VIEW_CACHE_BYTES, JobResult
+from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
 from .settings import AppLimits
@@ -235,6 +236,20 @@ class AppSession:
     # ------------------------------------------------------------------ tracking
     def plan_track(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
         return plan_job(self.video, self.prompts_json(), options.to_json(), limits)
+
+    def track(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
+        """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
+        it); the last update holds the result, which the session keeps. Stop: `self.stop.set()`."""
+        plan = self.plan_track(options, limits)
+        job_dir = self.begin_job()
+        result = None
+        try:
+            for update in run(str(plan.video), plan.prompts_json, json.dumps(options.to_json()), str(job_dir),
+                              str(self.stop.path)):
+                result = update.result or result
+                yield update
+        finally:
+            self.end_job(result)
 
     def begin_job(self) -> Path:
         """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs."""

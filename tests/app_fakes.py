@@ -1,0 +1,112 @@
+"""Predictors and helpers for the app's hardening tests.
+
+- `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
+  its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
+  result can be checked against the request that produced it, in milliseconds.
+- `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
+  frames before it come from the wrapped predictor).
+- `launch_app`: the app launched in-process on 127.0.0.1 at a free port.
+"""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+from sam2_plus.predictor import FrameResult
+
+CLICK_RADIUS = 6
+
+
+class QuickPredictor:
+    device = torch.device("cpu")
+
+    def __init__(self, on_frame=None):
+        self.on_frame = on_frame  # called with each frame index before it is "tracked"
+
+    def init_state(self, frames):
+        return {"size": (frames.info.height, frames.info.width), "num_frames": frames.info.num_frames, "objects": {}}
+
+    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None, box=None, task=None):
+        height, width = state["size"]
+        mask = np.zeros((height, width), bool)
+        if box is not None:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+            mask[y1:y2, x1:x2] = True
+        else:
+            positives = [p for p, label in zip(points, labels if labels is not None else [1] * len(points)) if label]
+            x, y = (float(v) for v in positives[0])
+            yy, xx = np.mgrid[:height, :width]
+            mask = (xx - x) ** 2 + (yy - y) ** 2 <= CLICK_RADIUS ** 2
+        return self._prompt(state, frame_idx, obj_id, mask, task)
+
+    def add_new_mask(self, state, frame_idx, obj_id, mask, task=None):
+        return self._prompt(state, frame_idx, obj_id, np.asarray(mask, bool), task)
+
+    def _prompt(self, state, frame_idx, obj_id, mask, task):
+        state["objects"][obj_id] = (task or "mask", frame_idx, mask)
+        return self._result(state, frame_idx)
+
+    def propagate_in_video(self, state, start_frame_idx=None, reverse=False, max_frame_num_to_track=None):
+        first = start_frame_idx if start_frame_idx is not None else min(f for _, f, _ in state["objects"].values())
+        last = -1 if reverse else state["num_frames"]
+        for frame_idx in range(first, last, -1 if reverse else 1):
+            if self.on_frame is not None:
+                self.on_frame(frame_idx)
+            yield self._result(state, frame_idx)
+
+    def _result(self, state, frame_idx):
+        ids = list(state["objects"])
+        masks = [np.roll(mask, abs(frame_idx - prompted), axis=1) for _, prompted, mask in state["objects"].values()]
+        logits = torch.from_numpy(np.where(np.stack(masks), 5.0, -5.0).astype(np.float32))
+        n = len(ids)
+        return FrameResult(frame_idx, ids, logits, torch.full((n,), 3.0), torch.zeros(n, 4), torch.zeros(n, 2),
+                           [task for task, _, _ in state["objects"].values()])
+
+
+class FailingPredictor:
+    """`predictor`, except that its propagation raises `error` when it reaches frame `frame`."""
+
+    def __init__(self, predictor, frame: int, error: BaseException):
+        self.predictor, self.frame, self.error = predictor, frame, error
+        self.failures = 0
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def propagate_in_video(self, state, **kwargs):
+        for result in self.predictor.propagate_in_video(state, **kwargs):
+            if result.frame_idx == self.frame:
+                self.failures += 1
+                raise self.error
+            yield result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def launch_app(limits, monkeypatch_context, app_tmp, heartbeat: Optional[float] = None) -> Iterator[str]:
+    """The app with `limits` on 127.0.0.1 (seeded weights, files under `app_tmp`); yields its URL."""
+    patch = monkeypatch_context
+    patch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+    patch.setenv("SAM2PLUS_APP_TMP", str(app_tmp))
+    patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    if heartbeat is not None:  # how soon Gradio notices that a client went away
+        patch.setenv("GRADIO_HEARTBEAT_INTERVAL", str(heartbeat))
+    import app
+
+    demo = app.build_demo(limits)
+    port = free_port()
+    app.launch(demo, limits, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
