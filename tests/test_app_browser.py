@@ -34,11 +34,17 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("app-tmp")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_tmp):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAM2PLUS_WEIGHTS", "seeded")
-        patch.setenv("SAM2PLUS_APP_TMP", str(tmp_path_factory.mktemp("app-tmp")))
+        patch.setenv("SAM2PLUS_APP_TMP", str(app_tmp))
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        patch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # notice a closed page within a second
         import app
 
         demo = app.build_demo(AppLimits())
@@ -188,3 +194,28 @@ def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
     sync_api.expect(page.get_by_role("button", name="Track", exact=True)).to_be_enabled(timeout=60_000)
     sync_api.expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     shot(page, "08-stopped")
+
+
+def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
+    """The session's folder (its copy of the video, its results) goes when the page is closed, not an hour later
+    when Gradio drops the closed session's state."""
+    sessions = app_tmp / "sam2plus-app" / "sessions"
+
+    def folders() -> set[Path]:
+        return set(sessions.iterdir()) if sessions.is_dir() else set()
+
+    before = folders()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(app_url)
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        wait_status(page, f"{T} frames, {W}x{H}", timeout=60_000)
+        opened = folders() - before
+        assert len(opened) == 1 and (next(iter(opened)) / "video.mp4").is_file()
+        page.close()
+        deadline = time.monotonic() + 30
+        while folders() & opened and time.monotonic() < deadline:
+            time.sleep(0.2)
+        browser.close()
+    assert not folders() & opened

@@ -353,6 +353,40 @@ def test_work_dirs_are_swept(tmp_path):
     assert not old.exists() and new.exists()
 
 
+def test_a_work_dir_outlives_its_running_job_then_goes(tmp_path):
+    folder = workdirs.WorkDir.create("api", tmp_path)
+    folder.begin_job()
+    with pytest.raises(AppInputError, match="already running"):
+        folder.begin_job()
+    folder.close()  # the client left during the job: stop it, keep the folder it writes into
+    assert folder.stop.is_set() and folder.path.is_dir() and not folder.closed
+    folder.end_job()
+    assert folder.closed and not folder.path.exists()
+    with pytest.raises(AppInputError, match="has ended"):
+        folder.begin_job()
+
+
+def test_session_files_are_closed_when_their_session_ends(tmp_path):
+    files = workdirs.SessionFiles()
+    a1, a2, b = (workdirs.WorkDir.create("api", tmp_path) for _ in range(3))
+    closed: list[str] = []
+
+    def broken() -> None:
+        closed.append("broken")
+        raise OSError("disk gone")
+
+    files.add("a", a1.close)
+    files.add("a", broken)
+    files.add("a", a2.close)
+    files.add("b", b.close)
+    files.add(None, b.close)  # no session (a direct call): nothing to track
+    files.discard("b", b.close)
+    assert len(files) == 3
+    assert files.end_session("a") == 3 and closed == ["broken"]  # one failure does not keep the others' files
+    assert not a1.path.exists() and not a2.path.exists() and b.path.is_dir()
+    assert files.end_session("a") == 0 and files.end_session("b") == 0 and len(files) == 0
+
+
 # --------------------------------------------------------------------------- masks from the brush and PNGs
 
 
