@@ -22,24 +22,23 @@ from typing import Any, Optional
 import gradio as gr
 import numpy as np
 
+from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import USER_ERRORS, AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
-from sam2_plus.app.plan import plan_job
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
-from sam2_plus.app.workdirs import SessionFiles, WorkDir, sweep_work_dirs
+from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
 from sam2_plus.media.export import FrameResult
 from sam2_plus.prompts import TASKS
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 LIMITS = AppLimits.from_env()
-API_JOB_TTL = 3600.0  # seconds an API job's files are kept (Gradio serves its own copies)
 SESSION_DIR_TTL = 24 * 3600.0  # leftovers of sessions that never closed (a crash, a restart)
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
@@ -111,22 +110,12 @@ def api_function(limits: AppLimits, session_files: SessionFiles) -> Callable[...
               progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
-        sweep_work_dirs("api", API_JOB_TTL)
-        with user_errors():
-            plan = plan_job(video, prompts, options, limits)
-        job_dir = WorkDir.create("api")
-        session_files.add(request.session_hash, job_dir.close)  # removed when the client disconnects
-        job_dir.begin_job()
         result = None
-        try:
-            with job_errors():
-                for update in gpu_track(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()),
-                                        str(job_dir.path), str(job_dir.stop.path)):
-                    if update.progress is not None:
-                        progress(update.progress.fraction, desc=describe_progress(update.progress))
-                    result = update.result or result
-        finally:
-            job_dir.end_job()
+        with job_errors():
+            for update in api_job(video, prompts, options, limits, session_files, request.session_hash, gpu_track):
+                if update.progress is not None:
+                    progress(update.progress.fraction, desc=describe_progress(update.progress))
+                result = update.result or result
         files = result.files
         if files.overlay is None:
             raise gr.Error(result.describe() if result.failed else "No frame was tracked.", print_exception=False)

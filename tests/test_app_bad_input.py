@@ -123,7 +123,7 @@ def mask_object(mask) -> dict:
     ({"objects": [{"id": 1, "task": "box", "prompts": [{"frame": T, "box": [1, 1, 9, 9]}]}]},
      rf"frame {T} is out of range; the video has {T} frames \(0\.\.{T - 1}\)"),
     ({"objects": [{"id": 1, "task": "box", "prompts": [{"frame": -1, "box": [1, 1, 9, 9]}]}]},
-     r"'frame' must be a non-negative integer, got -1"),
+     r"objects\[0\] \(id 1\), prompts\[0\]: 'frame' must be .*, got -1"),
 ], ids=["malformed-json", "mistyped-box", "unknown-task", "not-an-object", "duplicate-object", "frame-past-end",
         "negative-frame"])
 def test_bad_prompts_are_refused_with_a_precise_message(client, media, prompts, message):

@@ -9,6 +9,6 @@
 - `preview`: one prompt on one frame through the predictor (`preview_prompt`).
 - `editing`: one object's prompts as edited (clicks, boxes, masks, granularity); `masks`: masks from the
   brush and from PNGs; `drawing`: the prompts drawn on the frame view.
-- `session`: one browser session (`AppSession`).
+- `session`: one browser session (`AppSession`); `api`: one call of the endpoint /track (`api_job`).
 - `workdirs`: the folders of sessions and API calls, and their removal when a session ends.
 """
