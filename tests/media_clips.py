@@ -65,8 +65,9 @@ def write_clip(
     bframes: int | None = None,
     audio_codec: str | None = None,
     options: dict | None = None,
+    frame_format: str = "rgb24",
 ) -> Path:
-    """Encode RGB ``frames`` into ``path`` (container from the suffix)."""
+    """Encode ``frames`` (RGB, or as ``frame_format`` says: "gray", "rgba") into ``path`` (container from the suffix)."""
     height, width = frames[0].shape[:2]
     container = av.open(str(path), "w", options=options or {})
     stream = container.add_stream(codec, rate=fps)
@@ -86,7 +87,7 @@ def write_clip(
         audio = container.add_stream(audio_codec, rate=48000)
         audio.layout = "stereo"
     for i, frame in enumerate(frames):
-        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        video_frame = av.VideoFrame.from_ndarray(frame, format=frame_format)
         if pts is not None:
             video_frame.pts = pts[i]
             video_frame.time_base = time_base

@@ -694,7 +694,7 @@ def _open_for_scan(path: Path):
         return _open_container(path)
     except av.ArgumentError as error:  # FFmpeg's answer to a demuxer missing from the whitelist
         raise MediaError(f"{path.name}: not a readable video file (not a supported video format; "
-                         f"the readable ones are {', '.join(VIDEO_DEMUXERS)})") from error
+                         "use MP4, MOV, WebM, MKV, AVI or GIF)") from error
     except av.FFmpegError as error:
         raise MediaError(f"{path.name}: not a readable video file ({_describe(error)})") from error
 

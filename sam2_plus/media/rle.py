@@ -8,6 +8,7 @@ implementation otherwise; both produce identical strings.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,10 @@ try:  # optional C implementation
     from pycocotools import mask as _coco_mask
 except ImportError:  # pragma: no cover - exercised by forcing the fallback in tests
     _coco_mask = None
+
+
+MAX_SIDE = 2**31 - 1  # keeps H * W and every run length within int64
+MAX_NUMBER_CHARS = 13  # a 64-bit run length takes at most 13 characters of the compact string
 
 
 class RLEError(ValueError):
@@ -60,9 +65,9 @@ def rle_size(rle: Mapping[str, Any]) -> tuple[int, int]:
         not isinstance(size, Sequence)
         or isinstance(size, str)
         or len(size) != 2
-        or not all(_is_int(v) and v >= 0 for v in size)
+        or not all(_is_int(v) and 0 <= v <= MAX_SIDE for v in size)
     ):
-        raise RLEError(f"RLE 'size' must be [H, W] with non-negative integers, got {size!r}")
+        raise RLEError(f"RLE 'size' must be [H, W] with integers from 0 to {MAX_SIDE}, got {_shown(size)}")
     return int(size[0]), int(size[1])
 
 
@@ -144,12 +149,21 @@ def string_to_counts(text: str) -> list[int]:
             more = bool(code & 0x20)
             position += 1
             shift += 1
+            if more and shift == MAX_NUMBER_CHARS:  # also keeps the decoding linear in the string's length
+                raise RLEError(f"RLE 'counts' string has a number longer than {MAX_NUMBER_CHARS} characters")
             if not more and code & 0x10:
                 value |= -1 << (5 * shift)
         if len(counts) > 2:
             value += counts[-2]
         counts.append(value)
     return counts
+
+
+def _shown(value: Any) -> str:
+    try:
+        return reprlib.repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"a {type(value).__name__} too large to show"
 
 
 def _is_int(value: Any) -> bool:
