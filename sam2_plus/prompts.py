@@ -393,7 +393,7 @@ def _shown(value: Any) -> str:
     try:
         return _REPR.repr(value)
     except (ValueError, RecursionError):  # an int past Python's digit limit for str()
-        return f"a {type(value).__name__} too large to show"
+        return "a value too large to show"
 
 
 def _type_name(value: Any) -> str:

@@ -85,10 +85,10 @@ def test_limits_apply_to_images_folders_and_arrays(tmp_path, kind):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(max_side=0), "max_side must be a positive integer or None, got 0"),
-        (dict(max_frames=2.5), "max_frames must be a positive integer or None, got 2.5"),
-        (dict(max_seconds=float("nan")), "max_seconds must be a positive number or None, got nan"),
-        (dict(max_seconds="60"), "max_seconds must be a positive number or None, got '60'"),
+        ({"max_side": 0}, "max_side must be a positive integer or None, got 0"),
+        ({"max_frames": 2.5}, "max_frames must be a positive integer or None, got 2.5"),
+        ({"max_seconds": float("nan")}, "max_seconds must be a positive number or None, got nan"),
+        ({"max_seconds": "60"}, "max_seconds must be a positive number or None, got '60'"),
     ],
 )
 def test_bad_limits_are_refused(kwargs, message):
@@ -361,7 +361,7 @@ def _nested(depth: int) -> list:
     [
         ('{"objects": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
         ('{"objects": [{"id": 1' + "0" * 5000 + "}]}", "cannot be read: Exceeds the limit"),
-        ({"objects": [{"id": 10**5000, "task": "mask", "prompts": []}]}, r"got a int too large to show"),
+        ({"objects": [{"id": 10**5000, "task": "mask", "prompts": []}]}, r"got a value too large to show"),
         ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[10**400, 1]]}]}]},
          r"points\[0\] must be \[x, y\] with two finite numbers, got \[1000000.*\.\.\..*, 1\]"),
         ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": _nested(5000)}]}]},
@@ -384,7 +384,7 @@ def test_pathological_prompts_raise_prompt_error_with_a_short_message(data, mess
 class _OpenedFiles:
     """Every file opened while recording (an audit hook sees builtins.open, os.open, PIL, numpy alike)."""
 
-    installed: "_OpenedFiles | None" = None
+    installed: _OpenedFiles | None = None
 
     def __init__(self) -> None:
         self.recording = False
@@ -395,7 +395,7 @@ class _OpenedFiles:
             self.events.append((event, args[0] if args else None))
 
     @classmethod
-    def get(cls) -> "_OpenedFiles":
+    def get(cls) -> _OpenedFiles:
         if cls.installed is None:  # audit hooks cannot be removed: install one for the session
             cls.installed = cls()
             sys.addaudithook(cls.installed.hook)

@@ -163,7 +163,7 @@ def _shown(value: Any) -> str:
     try:
         return reprlib.repr(value)
     except ValueError:  # an int past Python's digit limit for str()
-        return f"a {type(value).__name__} too large to show"
+        return "a value too large to show"
 
 
 def _is_int(value: Any) -> bool:
