@@ -2,7 +2,8 @@
 
 Modules (import what you need; PyAV is only loaded for video files):
 
-- ``decode``: ``probe``, ``FrameSource``, ``VideoInfo``, ``MediaError``, ``to_model_input``
+- ``decode``: ``probe``, ``FrameSource``, ``VideoInfo``, ``MediaError``, ``MediaLimits``, ``to_model_input``,
+  ``open_container`` (PyAV input restricted to single-file video formats)
 - ``render``: ``TrackRenderer``, ``color_for_id``, ``overlay_mask``, ``draw_box``, ``draw_point``
 - ``encode``: ``VideoWriter`` (H.264 yuv420p MP4, faststart, optional audio)
 - ``export``: ``FrameResult`` and the result writers/readers (JSON, mask ZIP, CSV, LaSOT, NPZ)

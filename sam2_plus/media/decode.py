@@ -634,7 +634,7 @@ class _VideoBackend(_Backend):
         if self._container is not None:
             self._container.close()
         try:
-            self._container = _open_container(self._path)
+            self._container = open_container(self._path)
         except av.FFmpegError as error:
             raise MediaError(f"{self._path.name}: cannot reopen the video ({error})") from error
         self._stream = self._container.streams.video[0]
@@ -684,14 +684,15 @@ def _prepend(first: tuple[int, object], rest: Iterator[tuple[int, object]]) -> I
     yield from rest
 
 
-def _open_container(path: Path):
+def open_container(path: str | os.PathLike):
+    """A PyAV input container for a local video file, read only with the demuxers in VIDEO_DEMUXERS."""
     return _av().open(str(path), metadata_errors="replace", container_options=_CONTAINER_OPTIONS)
 
 
 def _open_for_scan(path: Path):
     av = _av()
     try:
-        return _open_container(path)
+        return open_container(path)
     except av.ArgumentError as error:  # FFmpeg's answer to a demuxer missing from the whitelist
         raise MediaError(f"{path.name}: not a readable video file (not a supported video format; "
                          "use MP4, MOV, WebM, MKV, AVI or GIF)") from error
@@ -803,7 +804,7 @@ class _ScanGuard:
 def _decode_first_frame(path: Path):
     av = _av()
     try:
-        with _open_container(path) as container:
+        with open_container(path) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 for frame in packet.decode():

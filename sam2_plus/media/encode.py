@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .decode import open_container
+
 # Codecs copied into MP4 without re-encoding and that Chromium plays; anything else becomes AAC.
 _COPYABLE_AUDIO_CODECS = frozenset({"aac", "mp3"})
 _TICKS_PER_FRAME = 1000  # time base is 1/(fps*1000) so per-frame timestamps from VFR sources survive
@@ -165,7 +167,7 @@ class _AudioMuxer:
 
     def __init__(self, output, source: Path, offset: float) -> None:
         try:
-            self._input = av.open(str(source), metadata_errors="replace")
+            self._input = open_container(source)
         except av.FFmpegError as error:
             raise EncodeError(f"cannot read audio from {source.name}: {error}") from error
         self._offset = max(0.0, float(offset))
