@@ -1,6 +1,6 @@
 """Per-frame model time, split into image encoder, memory attention, decoder and memory encoder.
 
-    python bench/bench_model.py --model sam2.1-tiny --objects 1 3 --frames 10
+    python bench/bench_model.py --model sam2.1-tiny --objects 1 3 --frames 10 --precision float32 bfloat16
 
 Prints one JSON line per (model, objects) run: seconds per tracked frame in total and per component,
 measured over the tracked frames after the memory bank is full (frames >= num_maskmem) when there are
@@ -74,8 +74,10 @@ def synthetic_video(num_frames: int, height: int, width: int) -> list[np.ndarray
     return [np.roll(base, shift=4 * i, axis=1) for i in range(num_frames)]
 
 
-def run(model: str, task: str, num_objects: int, num_frames: int, device: str, height: int, width: int) -> dict:
-    pred = build_video_predictor(model, checkpoint="seeded:0", device=device, task=task, postprocessing=False)
+def run(model: str, task: str, num_objects: int, num_frames: int, device: str, height: int, width: int,
+        precision: str = "auto") -> dict:
+    pred = build_video_predictor(model, checkpoint="seeded:0", device=device, task=task, postprocessing=False,
+                                 precision=precision)
     timer = ComponentTimer(pred.model)
     session = pred.init_state(synthetic_video(num_frames, height, width))
     for obj in range(num_objects):
@@ -86,25 +88,29 @@ def run(model: str, task: str, num_objects: int, num_frames: int, device: str, h
         else:
             pred.add_new_points_or_box(session, 0, obj + 1, box=box)
     steady_from = pred.model.num_maskmem if num_frames > pred.model.num_maskmem + 1 else 1
-    per_frame, components = [], defaultdict(float)
+    per_frame, cpu_per_frame, components = [], [], defaultdict(float)
     with torch.inference_mode():
         stream = pred.propagate_in_video(session)
         while True:
             timer.reset()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = next(stream, None)
             if result is None:
                 break
             elapsed = time.perf_counter() - start
             if result.frame_idx >= steady_from:
                 per_frame.append(elapsed)
+                cpu_per_frame.append(time.process_time() - cpu_start)
                 for k, v in timer.totals.items():
                     components[k] += v
     n = max(1, len(per_frame))
     return {
-        "model": model, "task": task, "objects": num_objects, "device": device, "threads": torch.get_num_threads(),
+        "model": model, "task": task, "objects": num_objects, "precision": precision, "device": device,
+        "threads": torch.get_num_threads(),
         "frames_measured": len(per_frame), "video": f"{width}x{height}",
         "seconds_per_frame": round(float(np.mean(per_frame)), 4) if per_frame else None,
+        # CPU seconds of this process (all threads): less sensitive than wall time to other load
+        "cpu_seconds_per_frame": round(float(np.mean(cpu_per_frame)), 4) if per_frame else None,
         **{f"{k}_s": round(components[k] / n, 4) for k in COMPONENTS},
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
     }
@@ -117,6 +123,7 @@ def main(argv=None):
     ap.add_argument("--objects", nargs="+", type=int, default=[1, 3])
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic video")
+    ap.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -124,8 +131,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     for model in args.model:
-        for k in args.objects:
-            print(json.dumps(run(model, args.task, k, args.frames, args.device, height, width)), flush=True)
+        for precision in args.precision:
+            for k in args.objects:
+                print(json.dumps(run(model, args.task, k, args.frames, args.device, height, width, precision)),
+                      flush=True)
 
 
 if __name__ == "__main__":

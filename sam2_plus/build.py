@@ -54,7 +54,9 @@ def build_video_predictor(
     postprocessing: SAM 2's interactive post-processing (dynamic multimask via stability, binarised
     memory masks from clicks, filling holes up to 8 pixels).
     options: add_all_frames_to_correct_as_cond, clear_non_cond_mem_around_input, non_overlap_masks,
-    fill_hole_area, clear_non_cond_mem_for_multi_obj.
+    fill_hole_area, clear_non_cond_mem_for_multi_obj, keep_all_memory (default False: tracked frames no
+    later frame reads are forgotten while propagating), precision ("auto": bfloat16 on CUDA, float32 on
+    the CPU; "float32": exact; "bfloat16": fast mode, also on CPUs with bfloat16 instructions).
     """
     net = build_model(model, checkpoint, device, postprocessing)
     if motion_aware:

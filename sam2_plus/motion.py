@@ -324,6 +324,15 @@ class MotionAwarePredictor(VideoPredictor):
         return select_memory(track, frame_idx, session.num_frames, reverse, tc, num_maskmem,
                              memory_frames=memory_frames)
 
+    def _frames_read_near(self, track: ObjectTrack, anchor: int, direction: int) -> set[int]:
+        """Besides the frames within reach, the nearest admitted frames behind `anchor`: admission can
+        skip many frames, so the memories read may lie further back."""
+        keep = super()._frames_read_near(track, anchor, direction)
+        behind = sorted((t for t in track.non_cond_outputs if (anchor - t) * direction > 0),
+                        key=lambda t: (anchor - t) * direction)
+        admitted = [t for t in behind if admits(track.non_cond_outputs[t], self.motion_cfg)]
+        return keep | set(admitted[: self.model.num_maskmem - 1])
+
     def _track_step(self, session: TrackingSession, track: ObjectTrack, frame_idx: int, reverse: Optional[bool],
                     feats, memory, **kwargs) -> StepResult:
         chooser = MotionChooser([self._motion(track)], frame_idx, reverse, self.image_size,

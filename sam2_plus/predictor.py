@@ -26,6 +26,8 @@ from .postprocess import fill_holes_in_mask_scores
 from .prompts import PromptError
 from .tracker import FrameOutput, ObjectTrack, StepResult, select_memory, track_frame
 
+# "auto": bfloat16 on CUDA, float32 on the CPU; "float32": exact everywhere; "bfloat16": fast everywhere
+PRECISIONS = ("auto", "float32", "bfloat16")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -107,6 +109,8 @@ class VideoPredictor:
         add_all_frames_to_correct_as_cond: bool = False,
         clear_non_cond_mem_around_input: bool = False,
         clear_non_cond_mem_for_multi_obj: bool = False,
+        keep_all_memory: bool = False,
+        precision: str = "auto",
     ):
         self.model = model
         self.task = model.check_task(task)
@@ -116,6 +120,11 @@ class VideoPredictor:
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
         self.clear_non_cond_mem_for_multi_obj = clear_non_cond_mem_for_multi_obj
+        # False: while propagating, forget tracked frames no later frame reads (memory stays flat in video length)
+        self.keep_all_memory = keep_all_memory
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
 
     @property
     def image_size(self) -> int:
@@ -170,10 +179,17 @@ class VideoPredictor:
             raise PromptError(f"frame index {frame_idx} is outside the video (0..{session.num_frames - 1})")
         return int(frame_idx)
 
+    @property
+    def uses_bfloat16(self) -> bool:
+        """Whether matrix work runs in bfloat16: "auto" means on CUDA (as the reference's inference tools
+        run) and not on the CPU, where float32 reproduces the reference's numbers."""
+        if self.precision == "auto":
+            return self.device.type == "cuda"
+        return self.precision == "bfloat16"
+
     def _autocast(self):
-        """bfloat16 autocast on CUDA, as the reference's inference tools run; float32 elsewhere."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.uses_bfloat16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ features
@@ -409,7 +425,40 @@ class VideoPredictor:
             out = self._frame_output(session, step, is_mask_from_pts=False)
             track.non_cond_outputs[frame_idx] = out
         track.frames_tracked[frame_idx] = reverse
+        if not self.keep_all_memory:
+            self._evict_unreachable(track, frame_idx, reverse)
         return out
+
+    # ------------------------------------------------------------------ memory eviction
+    def memory_reach(self) -> int:
+        """How many frames back a tracked frame reads memories and object pointers."""
+        tc = self.model.tracker_cfg
+        stride = tc.memory_temporal_stride_for_eval
+        return max(tc.max_obj_ptrs_in_encoder, self.model.num_maskmem * stride + 1)
+
+    def _frames_read_near(self, track: ObjectTrack, anchor: int, direction: int) -> set[int]:
+        """Tracked frames a frame next to `anchor`, tracking away from it in `direction` (+1 forward, -1
+        reverse), may read: those behind it within `memory_reach`."""
+        reach = self.memory_reach()
+        return {t for t in track.non_cond_outputs if 0 <= (anchor - t) * direction <= reach}
+
+    def _evict_unreachable(self, track: ObjectTrack, frame_idx: int, reverse: bool) -> None:
+        """Drop the tracked outputs that neither the continuation of this propagation nor a propagation
+        from a prompted frame (in either direction) reads. Prompted frames are always kept.
+
+        What is dropped is only what the reference would still hold for a later prompt on an old tracked
+        frame or a propagation started from an arbitrary unprompted frame; `keep_all_memory=True` keeps it."""
+        reach = self.memory_reach()
+        direction = -1 if reverse else 1
+        far = [t for t in track.non_cond_outputs if (frame_idx - t) * direction > reach]
+        if not far:
+            return
+        keep = self._frames_read_near(track, frame_idx, direction)
+        for cond in track.cond_outputs:
+            keep |= self._frames_read_near(track, cond, 1) | self._frames_read_near(track, cond, -1)
+        for t in far:
+            if t not in keep:
+                del track.non_cond_outputs[t]
 
     def _select_memory(self, session: TrackingSession, track: ObjectTrack, frame_idx: int,
                        reverse: bool) -> MemoryContext:

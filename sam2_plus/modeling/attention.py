@@ -56,11 +56,34 @@ class Attention(nn.Module):
         )
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        out = attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
         return self.out_proj(self._merge_heads(out))
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         return self._attend(*self._project(q, k, v))
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """Scaled dot-product attention over [..., tokens, channels]; bfloat16 on the CPU takes its own path."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and dropout_p == 0.0:
+        return bf16_cpu_attention(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+
+
+def bf16_cpu_attention(q: Tensor, k: Tensor, v: Tensor, max_scores: int = 1 << 26) -> Tensor:
+    """Softmax attention in bfloat16 on the CPU, in chunks of queries.
+
+    PyTorch's fused CPU attention gains nothing from bfloat16, while its bfloat16 matrix products run
+    several times faster than float32 ones on CPUs with bfloat16 instructions. The score matrix is
+    materialised chunk by chunk, at most `max_scores` elements at a time."""
+    k_t = k.transpose(-1, -2)
+    scale = q.shape[-1] ** -0.5
+    rows = max(1, max_scores // max(1, k.shape[-2] * q.shape[0] * q.shape[1]))
+    chunks = []
+    for start in range(0, q.shape[-2], rows):
+        scores = torch.matmul(q[..., start:start + rows, :] * scale, k_t)
+        chunks.append(torch.matmul(torch.softmax(scores, dim=-1), v))
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=-2)
 
 
 class RoPEAttention(Attention):

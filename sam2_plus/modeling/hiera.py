@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP
+from .attention import attention
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -80,7 +81,7 @@ class MultiScaleAttention(nn.Module):
             q = _pool_channels_last(q.reshape(b, h, w, -1), self.q_pool)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(out.transpose(1, 2).reshape(b, h, w, -1))
 
 
