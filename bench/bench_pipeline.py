@@ -45,7 +45,7 @@ def synthetic_video(num_frames: int, width: int, height: int) -> Path:
     background = rng.integers(40, 200, size=(height, width, 3), dtype=np.uint8)
     side = height // 4
     partial = path.with_suffix(".partial.mp4")
-    with VideoWriter(partial, width, height, fps=30.0) as writer:
+    with VideoWriter(partial, fps=30.0, width=width, height=height) as writer:
         for i in range(num_frames):
             frame = background.copy()
             x = (8 * i) % (width - side)

@@ -332,6 +332,8 @@ class VideoPredictor:
             if normalize_coords and ((b[[0, 2]] < 0).any() or (b[[0, 2]] > w).any()
                                      or (b[[1, 3]] < 0).any() or (b[[1, 3]] > h).any()):
                 raise PromptError(f"box {b.tolist()} lies outside the {w}x{h} frame")
+            # corners in any order name the same box (the prompts JSON parser sorts them too)
+            b = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])], np.float32)
             pts = np.concatenate([b.reshape(2, 2), pts], axis=0)
             lbl = np.concatenate([np.array([2, 3], np.int32), lbl])
         coords = torch.from_numpy(pts)[None]

@@ -30,6 +30,7 @@ from .media.rle import encode_rle
 from .prompts import TASKS, PromptError
 from .service import (
     TrackError,
+    TrackFailed,
     TrackOutputs,
     TrackProgress,
     TrackSummary,
@@ -42,6 +43,7 @@ from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, parse_weights_
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_MODEL_FAILED = 1
 
 # Errors that mean "this input cannot be used": one line on stderr and exit status 2, no traceback.
 INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, OSError)
@@ -315,6 +317,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\naborted; the outputs hold the frames tracked so far", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrackFailed as e:
+        print(e.summary.describe(), file=sys.stderr)
+        print(f"error: {_one_line(e)}; the outputs hold the frames tracked before it", file=sys.stderr)
+        return EXIT_MODEL_FAILED
     print(summary.describe())
     return EXIT_INTERRUPTED if summary.stopped else EXIT_OK
 

@@ -187,3 +187,14 @@ def test_cuda_runs_under_bf16_autocast_and_returns_float32():
     results = list(pred.propagate_in_video(s))
     assert out.mask_logits.dtype == torch.float32 and all(r.mask_logits.dtype == torch.float32 for r in results)
     assert s.objects[1].non_cond_outputs[1].maskmem_features.dtype == torch.bfloat16
+
+
+def test_box_corners_in_any_order_give_the_same_prompt(pred):
+    s = pred.init_state(_video(1))
+    coords = []
+    for box in ([10, 12, 60, 40], [60, 40, 10, 12], [10, 40, 60, 12]):
+        pred.add_new_points_or_box(s, 0, 1, box=box)
+        coords.append(s.track(1).point_inputs[0].coords.clone())
+    assert torch.equal(coords[0], coords[1]) and torch.equal(coords[0], coords[2])
+    x1, y1, x2, y2 = coords[0].flatten().tolist()
+    assert x1 < x2 and y1 < y2

@@ -212,3 +212,28 @@ def test_progress_line_without_tqdm():
     assert "loading the model" in text
     assert "tracking 1/4 frames  0.04 frames/s  ETA 1:15" in text and "tracking 4/4 frames" in text
     assert text.endswith("\n")
+
+
+@pytest.mark.slow
+def test_model_failure_mid_run_is_one_line_and_keeps_the_frames(clip, tmp_path, capsys, monkeypatch):
+    """Out of memory on the second tracked frame: status 1, a one-line error, the outputs hold frame 0..1."""
+    from sam2_plus.predictor import VideoPredictor
+
+    original, calls = VideoPredictor._track_step, []
+
+    def failing_step(self, session, track, frame_idx, reverse, *args, **kwargs):
+        if reverse is not None:
+            calls.append(frame_idx)
+            if len(calls) == 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, session, track, frame_idx, reverse, *args, **kwargs)
+
+    monkeypatch.setattr(VideoPredictor, "_track_step", failing_step)
+    json_path = tmp_path / "results.json"
+    status, _, stderr = run_cli(capsys, clip, "--model", "sam2.1-tiny", "--device", "cpu", "--box", "10,10,60,50",
+                                "--json", json_path)
+    assert status == 1
+    assert "Traceback" not in stderr
+    assert "error: tracking failed" in stderr and "out of memory" in stderr.lower()
+    _, results = read_results_json(json_path)
+    assert [r.frame_idx for r in results] == [0, 1]
