@@ -20,6 +20,9 @@ CASE_DIRS = sorted(p.parent for p in (GOLDEN / "cases").glob("*/expected.npz")) 
 
 
 def _runner():
+    """The shared golden runner (../shared/golden/run_case.py); skips the test when ../shared is absent."""
+    if not (GOLDEN / "run_case.py").is_file():
+        pytest.skip("../shared is not present (the parity runner lives in ../shared/golden)")
     spec = importlib.util.spec_from_file_location("golden_run_case", GOLDEN / "run_case.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("golden_run_case", module)

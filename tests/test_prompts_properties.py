@@ -256,6 +256,8 @@ def _mutate_document(data, document: dict) -> dict:
     document = copy.deepcopy(document)
     for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="edits")):
         paths = [path for path in _node_paths(document) if path]
+        if not paths:
+            break  # everything was deleted: the empty document is itself a case
         numbers = [path for path in paths if isinstance(_value_at(document, path), (int, float))]
         action = data.draw(st.sampled_from(["number", "replace", "delete", "add key", "duplicate"]), label="action")
         if action == "number" and numbers:
