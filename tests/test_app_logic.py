@@ -366,6 +366,23 @@ def test_a_work_dir_outlives_its_running_job_then_goes(tmp_path):
         folder.begin_job()
 
 
+def test_a_released_api_folder_lets_its_job_finish_and_goes_after_the_delay(tmp_path):
+    """An API client's session can end while its call runs (a dropped connection): the job is not stopped,
+    and the folder stays long enough after the job for Gradio to copy the results, then goes."""
+    import time
+
+    folder = workdirs.WorkDir.create("api", tmp_path)
+    folder.begin_job()
+    folder.release(0.3)
+    assert not folder.stop.is_set() and folder.path.is_dir()
+    folder.end_job()
+    assert folder.path.is_dir() and not folder.closed  # the results are still there to be served
+    deadline = time.monotonic() + 10
+    while folder.path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert folder.closed and not folder.path.exists()
+
+
 def test_session_files_are_closed_when_their_session_ends(tmp_path):
     files = workdirs.SessionFiles()
     a1, a2, b = (workdirs.WorkDir.create("api", tmp_path) for _ in range(3))

@@ -14,6 +14,7 @@ from .settings import AppLimits
 from .workdirs import SessionFiles, WorkDir, sweep_work_dirs
 
 API_JOB_TTL = 3600.0  # seconds an API job's folder may outlive its call (Gradio serves its own copies)
+API_RELEASE_DELAY = 5.0  # seconds an ended session's API folder stays after its job, for Gradio to copy results
 
 
 def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any], options: str | Mapping | None,
@@ -24,7 +25,7 @@ def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any]
     sweep_work_dirs("api", API_JOB_TTL)
     plan = plan_job(video, prompts, options, limits)
     folder = WorkDir.create("api")
-    session_files.add(session_hash, folder.close)
+    session_files.add(session_hash, lambda: folder.release(API_RELEASE_DELAY))
     folder.begin_job()
     try:
         yield from run(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()), str(folder.path),

@@ -79,6 +79,7 @@ class WorkDir:
     busy: bool = False
     closed: bool = False
     _close_when_idle: bool = False
+    _release_delay: Optional[float] = None  # set by release(): remove this long after the job ends
 
     @classmethod
     def create(cls, kind: str, root: Optional[Path] = None) -> "WorkDir":
@@ -99,8 +100,21 @@ class WorkDir:
     def end_job(self) -> None:
         self.busy = False
         self.stop.clear()
-        if self._close_when_idle:
+        if self._release_delay is not None:
+            self.release(self._release_delay)
+        elif self._close_when_idle:
             self.close()
+
+    def release(self, delay: float) -> None:
+        """Remove the folder `delay` seconds after its job ends (or from now when idle), without stopping the
+        job. For API calls: the caller still receives the results, which Gradio copies from here once the job
+        has ended, even when its connection dropped for a moment and Gradio ended its session."""
+        if self.busy:
+            self._release_delay = delay
+            return
+        timer = threading.Timer(delay, self.close)
+        timer.daemon = True
+        timer.start()
 
     def close(self) -> None:
         if self.busy:
