@@ -17,6 +17,7 @@ Weights are deterministic stand-ins, so the numbers are about speed and memory o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import sys
@@ -60,6 +61,11 @@ def square_box(width: int, height: int) -> list[int]:
     return [0, height // 3, side, height // 3 + side]
 
 
+def square_prompts(width: int, height: int) -> dict:
+    """The prompts JSON of one mask object given by the square's box on frame 0."""
+    return {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": square_box(width, height)}]}]}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -69,14 +75,12 @@ def memory(args) -> None:
     video = synthetic_video(counts[-1], args.width, args.height)
     predictor = build_video_predictor(args.model, checkpoint="seeded:0", precision=args.precision,
                                       keep_all_memory=args.keep_all_memory)
-    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [
-        {"frame": 0, "box": square_box(args.width, args.height)}]}]}
-    request = prepare_request(video, prompts, model=args.model)
-    marks, start = {}, time.perf_counter()
+    request = prepare_request(video, square_prompts(args.width, args.height), model=args.model)
+    marks, start = {}, time.perf_counter()  # frames written -> (peak RSS, seconds)
+    written = itertools.count(1)
 
-    def on_result(result):
-        done = len(marks.get("_seen", [])) + 1
-        marks.setdefault("_seen", []).append(result.frame_idx)
+    def on_result(_result):
+        done = next(written)
         if done in counts:
             marks[done] = (peak_rss_mb(), time.perf_counter() - start)
 
@@ -115,9 +119,7 @@ def overhead(args) -> None:
     n = max(args.frames)
     video = synthetic_video(n, args.width, args.height)
     predictor = build_video_predictor(args.model, checkpoint="seeded:0", precision=args.precision)
-    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [
-        {"frame": 0, "box": square_box(args.width, args.height)}]}]}
-    request = prepare_request(video, prompts, model=args.model)
+    request = prepare_request(video, square_prompts(args.width, args.height), model=args.model)
     with tempfile.TemporaryDirectory() as out:
         out = Path(out)
         start = time.perf_counter()

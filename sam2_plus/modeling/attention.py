@@ -65,7 +65,8 @@ class Attention(nn.Module):
 
 def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
     """Scaled dot-product attention over [..., tokens, channels]; bfloat16 on the CPU takes its own path."""
-    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and dropout_p == 0.0 and (q.shape[-1] >= 128 or k.shape[-2] <= 1024):
+    wide_heads_or_short_keys = q.shape[-1] >= 128 or k.shape[-2] <= 1024
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and dropout_p == 0.0 and wide_heads_or_short_keys:
         return bf16_cpu_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
@@ -75,8 +76,9 @@ def bf16_cpu_attention(q: Tensor, k: Tensor, v: Tensor, max_scores: int = 1 << 2
 
     With wide heads (the memory attention's 256 channels) PyTorch's fused CPU attention gains nothing
     from bfloat16, while bfloat16 matrix products run several times faster than float32 ones on CPUs with
-    bfloat16 instructions; for narrow heads (the image encoder's) the fused kernel stays faster. The score matrix is
-    materialised chunk by chunk, at most `max_scores` elements at a time."""
+    bfloat16 instructions; for narrow heads over many keys (the image encoder's global attention) the fused
+    kernel stays faster. The score matrix is materialised chunk by chunk, at most `max_scores` elements at
+    a time."""
     k_t = k.transpose(-1, -2)
     scale = q.shape[-1] ** -0.5
     rows = max(1, max_scores // max(1, k.shape[-2] * q.shape[0] * q.shape[1]))
