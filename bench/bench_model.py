@@ -22,56 +22,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _timing import COMPONENTS, ComponentTimer, synthetic_video  # noqa: E402
 from sam2_plus import build_video_predictor  # noqa: E402
-
-COMPONENTS = {
-    "encoder": ("image_encoder",),
-    "memory_attention": ("memory_attention", "memory_attention_mask", "memory_attention_box",
-                         "memory_attention_point"),
-    "decoder": ("sam_mask_decoder", "sam_unified_decoder", "sam_prompt_encoder"),
-    "memory_encoder": ("memory_encoder", "memory_encoder_mask", "memory_encoder_box", "memory_encoder_point"),
-}
-
-
-class ComponentTimer:
-    """Wall time spent inside the top-level forward of each component."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.totals = defaultdict(float)
-        self._start = {}
-        for group, names in COMPONENTS.items():
-            for name in names:
-                module = getattr(model, name, None)
-                if module is not None:
-                    module.register_forward_pre_hook(self._pre(group))
-                    module.register_forward_hook(self._post(group))
-
-    def _pre(self, group):
-        def hook(*_):
-            self._sync()
-            self._start[group] = time.perf_counter()
-        return hook
-
-    def _post(self, group):
-        def hook(*_):
-            self._sync()
-            self.totals[group] += time.perf_counter() - self._start.pop(group)
-        return hook
-
-    @staticmethod
-    def _sync():
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def reset(self):
-        self.totals.clear()
-
-
-def synthetic_video(num_frames: int, height: int, width: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
-    return [np.roll(base, shift=4 * i, axis=1) for i in range(num_frames)]
 
 
 def run(model: str, task: str, num_objects: int, num_frames: int, device: str, height: int, width: int,

@@ -7,7 +7,8 @@
   (the layouts of ``media.export``; read the parts back with its readers).
 - ``ResultSpool``: results parked in a temporary folder on disk and replayed in frame order (for the frames
   a backward pass produces in reverse order).
-- ``OutputSet``: fans results out to several writers and closes them all, even after an error.
+- ``OutputSet``: fans results out to several writers and closes them all, even after an error; with
+  ``background=True`` it writes on its own thread, so rendering and encoding overlap the model.
 
 All writers take ``media.export.FrameResult`` records.
 """
@@ -15,7 +16,9 @@ All writers take ``media.export.FrameResult`` records.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -187,19 +190,40 @@ class ResultSpool:
 
 
 class OutputSet:
-    """Writes each result to every writer; ``close()`` closes them all and re-raises the first error."""
+    """Writes each result to every writer; ``close()`` closes them all and re-raises the first error.
 
-    def __init__(self, writers: Sequence[ResultWriter] = ()) -> None:
+    With ``background=True``, ``write()`` hands the result to a writer thread through a queue of at most
+    ``max_pending`` results (so memory stays bounded when the writers are slower than the model) and
+    returns. A writer's error is raised by the next ``write()`` or by ``close()``; ``close()`` first
+    writes everything already handed over."""
+
+    def __init__(self, writers: Sequence[ResultWriter] = (), *, background: bool = False,
+                 max_pending: int = 4) -> None:
         self.writers: list[ResultWriter] = list(writers)
         self.frames_written = 0
         self.first_frame: int | None = None
         self.last_frame: int | None = None
+        self._error: BaseException | None = None
+        self._pending: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._pending = queue.Queue(maxsize=max_pending)
+            self._thread = threading.Thread(target=self._write_pending, name="sam2plus-writer", daemon=True)
+            self._thread.start()
 
     def add(self, writer: ResultWriter) -> ResultWriter:
         self.writers.append(writer)
         return writer
 
     def write(self, result: FrameResult) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._pending is None:
+            self._write_now(result)
+        else:
+            self._pending.put(result)
+
+    def _write_now(self, result: FrameResult) -> None:
         for writer in self.writers:
             writer.write(result)
         self.frames_written += 1
@@ -207,8 +231,20 @@ class OutputSet:
             self.first_frame = result.frame_idx
         self.last_frame = result.frame_idx
 
+    def _write_pending(self) -> None:
+        while (result := self._pending.get()) is not None:
+            if self._error is None:  # after an error, drain without writing so write() never blocks
+                try:
+                    self._write_now(result)
+                except BaseException as e:
+                    self._error = e
+
     def close(self) -> None:
-        error: BaseException | None = None
+        if self._thread is not None:
+            self._pending.put(None)
+            self._thread.join()
+            self._thread = None
+        error: BaseException | None = self._error
         for writer in self.writers:
             try:
                 writer.close()

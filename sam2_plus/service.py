@@ -484,7 +484,7 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
 
 
 def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str]) -> OutputSet:
-    sink = OutputSet()
+    sink = OutputSet(background=True)
     try:
         if outputs.overlay is not None:
             sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))

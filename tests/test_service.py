@@ -165,3 +165,58 @@ def test_predictor_cache(monkeypatch):
         assert b is not a and len(built) == 2
     finally:
         service.clear_predictor_cache()
+
+
+class _RecordingWriter:
+    def __init__(self, fail_at=None, delay=0.0):
+        self.frames, self.closed, self.fail_at, self.delay = [], False, fail_at, delay
+
+    def write(self, result):
+        import time
+
+        time.sleep(self.delay)
+        if result.frame_idx == self.fail_at:
+            raise OSError("disk full")
+        self.frames.append(result.frame_idx)
+
+    def close(self):
+        self.closed = True
+
+
+def _records(n):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(frame_idx=i) for i in range(n)]
+
+
+def test_background_output_set_writes_everything_in_order_and_bounds_the_queue():
+    import threading
+
+    from sam2_plus.outputs import OutputSet
+
+    writer = _RecordingWriter(delay=0.01)
+    sink = OutputSet([writer], background=True, max_pending=2)
+    main = threading.get_ident()
+    for record in _records(12):
+        sink.write(record)
+        assert sink._pending.qsize() <= 2
+    sink.close()
+    assert writer.frames == list(range(12)) and writer.closed
+    assert (sink.frames_written, sink.first_frame, sink.last_frame) == (12, 0, 11)
+    assert main == threading.get_ident()
+
+
+def test_background_output_set_raises_a_writers_error_and_keeps_the_frames_before_it():
+    import time
+
+    from sam2_plus.outputs import OutputSet
+
+    writer = _RecordingWriter(fail_at=3)
+    sink = OutputSet([writer], background=True)
+    with pytest.raises(OSError, match="disk full"):
+        for record in _records(50):
+            sink.write(record)
+            time.sleep(0.005)
+    with pytest.raises(OSError, match="disk full"):
+        sink.close()
+    assert writer.frames == [0, 1, 2] and writer.closed and sink.frames_written == 3

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .common import Linear, matmul_nt, onednn_dtype
 from .position_encoding import apply_rotary_enc, compute_axial_cis
 
 
@@ -33,10 +34,10 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         if self.internal_dim % num_heads != 0:
             raise ValueError("num_heads must divide embedding_dim // downsample_rate")
-        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
-        self.k_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
-        self.v_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
-        self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+        self.q_proj = Linear(embedding_dim, self.internal_dim)
+        self.k_proj = Linear(self.kv_in_dim, self.internal_dim)
+        self.v_proj = Linear(self.kv_in_dim, self.internal_dim)
+        self.out_proj = Linear(self.internal_dim, embedding_dim)
         self.dropout_p = dropout
 
     def _split_heads(self, x: Tensor) -> Tensor:
@@ -48,15 +49,32 @@ class Attention(nn.Module):
         b, h, n, c = x.shape
         return x.transpose(1, 2).reshape(b, n, h * c)
 
+    def _values_late(self, v: Tensor) -> bool:
+        """Whether to attend over the raw value inputs and project afterwards.
+
+        Each row of the attention weights sums to one, so softmax(qk) (x W + b) = (softmax(qk) x) W + b.
+        When values come from a space narrower than a head (the memory attention: 64 channels into
+        256-wide heads) the weighted sum then costs a fraction of the work. Only on the CPU, where
+        `attention` takes values of any width; the fused GPU kernels want equal widths."""
+        return self.kv_in_dim < self.internal_dim // self.num_heads and v.device.type == "cpu"
+
     def _project(self, q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        return (
-            self._split_heads(self.q_proj(q)),
-            self._split_heads(self.k_proj(k)),
-            self._split_heads(self.v_proj(v)),
-        )
+        if self._values_late(v):
+            v = v.unsqueeze(1).expand(-1, self.num_heads, -1, -1)
+        else:
+            v = self._split_heads(self.v_proj(v))
+        return self._split_heads(self.q_proj(q)), self._split_heads(self.k_proj(k)), v
+
+    def _project_values(self, x: Tensor) -> Tensor:
+        """(B, heads, N, kv_in_dim) weighted raw values -> (B, heads, N, head_dim), head by head."""
+        weight = self.v_proj.weight.view(self.num_heads, -1, self.kv_in_dim).to(x.dtype)
+        bias = self.v_proj.bias.view(self.num_heads, 1, -1).to(x.dtype)
+        return torch.matmul(x, weight.transpose(1, 2)) + bias
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         out = attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        if out.shape[-1] != q.shape[-1]:  # the raw values were attended (see _values_late)
+            out = self._project_values(out)
         return self.out_proj(self._merge_heads(out))
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -64,21 +82,54 @@ class Attention(nn.Module):
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """Scaled dot-product attention over [..., tokens, channels]; bfloat16 on the CPU takes its own path."""
+    """Scaled dot-product attention over [..., tokens, channels].
+
+    On the CPU in inference, attention over a few heads (the memory attention, the encoder's global
+    blocks) runs through oneDNN (`onednn_attention`). Of the rest, two cases take the chunked path:
+    values narrower than queries (PyTorch's fused CPU kernel wants equal widths and would fall back to
+    materialising every score at once), and bfloat16 with wide heads or few keys (the fused kernel gains
+    nothing from bfloat16 there)."""
+    if dropout_p == 0.0:
+        dtype = onednn_dtype(q)
+        if dtype is not None and q.dim() == 4 and q.shape[0] * q.shape[1] <= MAX_ONEDNN_HEADS:
+            return onednn_attention(q, k, v, dtype)
+    on_cpu = q.device.type == "cpu" and dropout_p == 0.0
+    narrow_values = v.shape[-1] != q.shape[-1]
     wide_heads_or_short_keys = q.shape[-1] >= 128 or k.shape[-2] <= 1024
-    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and dropout_p == 0.0 and wide_heads_or_short_keys:
-        return bf16_cpu_attention(q, k, v)
+    if on_cpu and (narrow_values or (q.dtype == torch.bfloat16 and wide_heads_or_short_keys)):
+        return chunked_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
 
-def bf16_cpu_attention(q: Tensor, k: Tensor, v: Tensor, max_scores: int = 1 << 23) -> Tensor:
-    """Softmax attention in bfloat16 on the CPU, in chunks of queries.
+# Heads (batch x heads) up to which oneDNN attention loops over them in Python; beyond (the encoder's
+# thousands of small windows) PyTorch's batched kernels win.
+MAX_ONEDNN_HEADS = 16
 
-    With wide heads (the memory attention's 256 channels) PyTorch's fused CPU attention gains nothing
-    from bfloat16, while bfloat16 matrix products run several times faster than float32 ones on CPUs with
-    bfloat16 instructions; for narrow heads over many keys (the image encoder's global attention) the fused
-    kernel stays faster. The score matrix is materialised chunk by chunk, at most `max_scores` elements at
-    a time."""
+
+def onednn_attention(q: Tensor, k: Tensor, v: Tensor, dtype: torch.dtype, max_scores: int = 1 << 22,
+                     min_rows: int = 256) -> Tensor:
+    """Softmax attention over (B, heads, tokens, channels), one head and one chunk of queries at a time,
+    with both products in oneDNN. A chunk holds about `max_scores` scores (at least `min_rows` queries),
+    which keeps them in cache; values may be narrower than queries and keys."""
+    scale = q.shape[-1] ** -0.5
+    rows = min(q.shape[-2], max(min_rows, max_scores // max(1, k.shape[-2])))
+    out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=dtype, device=q.device)
+    for b in range(q.shape[0]):
+        for h in range(q.shape[1]):
+            queries = (q[b, h] * scale).to(dtype)
+            keys = k[b, h].to(dtype)
+            values_t = v[b, h].to(dtype).t()
+            for start in range(0, q.shape[-2], rows):
+                scores = matmul_nt(queries[start:start + rows], keys)
+                out[b, h, start:start + rows] = matmul_nt(torch.softmax(scores, dim=-1).to(dtype), values_t)
+    return out
+
+
+def chunked_attention(q: Tensor, k: Tensor, v: Tensor, max_scores: int = 1 << 23) -> Tensor:
+    """Softmax attention in chunks of queries, at most `max_scores` score elements at a time.
+
+    Plain matrix products, so bfloat16 inputs run on the CPU's bfloat16 instructions (several times the
+    float32 rate where the hardware has them), and values may be narrower than queries and keys."""
     k_t = k.transpose(-1, -2)
     scale = q.shape[-1] ** -0.5
     rows = max(1, max_scores // max(1, k.shape[-2] * q.shape[0] * q.shape[1]))

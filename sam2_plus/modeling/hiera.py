@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
-from .common import MLP
+from .common import MLP, Linear
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -71,8 +71,8 @@ class MultiScaleAttention(nn.Module):
         self.dim_out = dim_out
         self.num_heads = num_heads
         self.q_pool = q_pool
-        self.qkv = nn.Linear(dim, dim_out * 3)
-        self.proj = nn.Linear(dim_out, dim_out)
+        self.qkv = Linear(dim, dim_out * 3)
+        self.proj = Linear(dim_out, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
@@ -116,7 +116,7 @@ class MultiScaleBlock(nn.Module):
         self.norm2 = make_norm(dim_out)
         self.mlp = MLP(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, activation=act_layer)
         if dim != dim_out:
-            self.proj = nn.Linear(dim, dim_out)
+            self.proj = Linear(dim, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -138,7 +138,7 @@ class MultiScaleBlock(nn.Module):
             x = window_unpartition(x, window_size, pad_hw, (h, w))
 
         x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class Hiera(nn.Module):

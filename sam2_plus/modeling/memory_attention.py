@@ -7,7 +7,7 @@ from typing import List, Optional, Union
 from torch import Tensor, nn
 
 from .attention import RoPEAttention
-from .common import clone_module, get_activation
+from .common import Linear, clone_module, get_activation
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -31,8 +31,8 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout_value = dropout
         self.self_attn = self_attention
         self.cross_attn_image = cross_attention
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.linear1 = Linear(d_model, dim_feedforward)
+        self.linear2 = Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
@@ -70,9 +70,10 @@ class MemoryAttentionLayer(nn.Module):
         )
         tgt = tgt + self.dropout(attn)
 
-        x = self.norm3(tgt)
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return tgt + self.dropout(x)
+        x = self.dropout(self.activation(self.linear1(self.norm3(tgt))))
+        if self.training:
+            return tgt + self.dropout(self.linear2(x))
+        return self.linear2(x, residual=tgt)
 
 
 class MemoryAttention(nn.Module):

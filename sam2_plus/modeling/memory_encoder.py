@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerNorm2d, clone_module
+from .common import LayerNorm2d, Linear, clone_module
 
 
 class MaskDownSampler(nn.Module):
@@ -60,9 +60,9 @@ class CXBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim if use_dwconv else 1)
         self.norm = LayerNorm2d(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.pwconv1 = Linear(dim, 4 * dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.pwconv2 = Linear(4 * dim, dim)
         self.gamma: Optional[nn.Parameter] = (
             nn.Parameter(layer_scale_init_value * torch.ones(dim)) if layer_scale_init_value > 0 else None
         )

@@ -1,0 +1,112 @@
+"""The CPU inference paths (oneDNN products, fused GELU and residual, attention over raw narrow values)
+compute the same function as the plain PyTorch layers they replace."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sam2_plus.modeling import attention as attention_module
+from sam2_plus.modeling.attention import RoPEAttention, attention, chunked_attention, onednn_attention
+from sam2_plus.modeling.common import MLP, Linear, onednn_dtype
+
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch without oneDNN")
+
+
+def _plain(linear: Linear) -> nn.Linear:
+    plain = nn.Linear(linear.in_features, linear.out_features)
+    plain.load_state_dict(linear.state_dict())
+    return plain
+
+
+@needs_onednn
+def test_onednn_is_used_only_for_cpu_inference_in_float32_and_bfloat16():
+    x = torch.zeros(2, 3)
+    with torch.inference_mode():
+        assert onednn_dtype(x) == torch.float32
+        assert onednn_dtype(x.bfloat16()) == torch.bfloat16
+        assert onednn_dtype(x.half()) is None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert onednn_dtype(x) == torch.bfloat16
+    assert onednn_dtype(x) is None  # grad enabled: training keeps the autograd-aware layers
+
+
+@needs_onednn
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_linear_matches_nn_linear_with_gelu_and_residual(gelu, with_residual):
+    torch.manual_seed(0)
+    linear = Linear(48, 80)
+    x = torch.randn(2, 5, 7, 48)
+    residual = torch.randn(2, 5, 7, 80) if with_residual else None
+    plain = _plain(linear)
+    expected = plain(x)
+    expected = F.gelu(expected) if gelu else expected
+    expected = expected + residual if with_residual else expected
+    with torch.inference_mode():
+        got = linear(x, gelu=gelu, residual=residual)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # the plain path (grad enabled) gives the same values
+    torch.testing.assert_close(linear(x, gelu=gelu, residual=residual), expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_linear_under_autocast_runs_in_bfloat16_like_nn_linear():
+    torch.manual_seed(0)
+    linear = Linear(64, 32)
+    x = torch.randn(10, 64)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = linear(x, gelu=True), F.gelu(_plain(linear)(x))
+    assert got.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_mlp_with_residual_equals_mlp_plus_residual():
+    torch.manual_seed(0)
+    mlp = MLP(16, 64, 16, 2, activation=nn.GELU)
+    x, residual = torch.randn(3, 16), torch.randn(3, 16)
+    expected = residual + mlp(x)  # grad enabled: the plain layers
+    with torch.inference_mode():
+        torch.testing.assert_close(mlp(x, residual=residual), expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 1, 300, 256, 700, 64), (1, 4, 70, 32, 90, 32), (2, 3, 33, 16, 20, 16)])
+def test_onednn_attention_matches_sdpa(shape):
+    b, h, nq, d, nk, dv = shape
+    torch.manual_seed(0)
+    q, k, v = torch.randn(b, h, nq, d), torch.randn(b, h, nk, d), torch.randn(b, h, nk, dv)
+    scores = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    expected = scores @ v
+    with torch.inference_mode():
+        # small chunks so that several chunks and the last, shorter one are exercised
+        got = onednn_attention(q, k, v, torch.float32, max_scores=1, min_rows=64)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(chunked_attention(q, k, v, max_scores=64 * nk), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(attention(q, k, v), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_many_heads_take_pytorchs_batched_kernel(monkeypatch):
+    calls = []
+    monkeypatch.setattr(attention_module, "onednn_attention", lambda *a: calls.append(a))
+    q = torch.randn(1, attention_module.MAX_ONEDNN_HEADS + 1, 8, 4)
+    with torch.inference_mode():
+        out = attention(q, q, q)
+    assert not calls and out.shape == q.shape
+
+
+def test_memory_cross_attention_over_raw_narrow_values_equals_projected_values():
+    """softmax(qk) v_proj(x) == v_proj(softmax(qk) x): the memory attention attends over the 64-channel
+    memories and projects afterwards."""
+    torch.manual_seed(0)
+    attn = RoPEAttention(64, 1, kv_in_dim=16, rope_k_repeat=True, feat_sizes=(8, 8)).eval()
+    q, memory = torch.randn(2, 64, 64), torch.randn(2, 3 * 64 + 4, 16)
+    with torch.inference_mode():
+        assert attn._values_late(memory)
+        got = attn(q, memory, memory, num_k_exclude_rope=4)
+        attn._values_late = lambda v: False  # project values first, as the reference does
+        expected = attn(q, memory, memory, num_k_exclude_rope=4)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
