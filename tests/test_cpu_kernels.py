@@ -89,13 +89,19 @@ def test_onednn_attention_matches_sdpa(shape):
         torch.testing.assert_close(attention(q, k, v), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_many_heads_take_pytorchs_batched_kernel(monkeypatch):
+@needs_onednn
+def test_onednn_attention_only_for_few_heads_in_bfloat16(monkeypatch):
     calls = []
-    monkeypatch.setattr(attention_module, "onednn_attention", lambda *a: calls.append(a))
-    q = torch.randn(1, attention_module.MAX_ONEDNN_HEADS + 1, 8, 4)
+    monkeypatch.setattr(attention_module, "onednn_attention", lambda q, *a: calls.append(q.shape) or q)
+    few, many = torch.randn(1, 2, 8, 4), torch.randn(1, attention_module.MAX_ONEDNN_HEADS + 1, 8, 4)
     with torch.inference_mode():
-        out = attention(q, q, q)
-    assert not calls and out.shape == q.shape
+        attention(few, few, few)  # float32 keeps PyTorch's kernels (parity)
+        attention(many.bfloat16(), many.bfloat16(), many.bfloat16())
+        assert calls == []
+        attention(few.bfloat16(), few.bfloat16(), few.bfloat16())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            attention(few, few, few)
+    assert calls == [few.shape, few.shape]
 
 
 def test_memory_cross_attention_over_raw_narrow_values_equals_projected_values():

@@ -84,14 +84,17 @@ class Attention(nn.Module):
 def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
     """Scaled dot-product attention over [..., tokens, channels].
 
-    On the CPU in inference, attention over a few heads (the memory attention, the encoder's global
-    blocks) runs through oneDNN (`onednn_attention`). Of the rest, two cases take the chunked path:
+    On the CPU in bfloat16 inference, attention over a few heads (the memory attention, the encoder's
+    global blocks) runs through oneDNN (`onednn_attention`). Not in float32: there oneDNN's order of
+    summation moved one parity case's object score past its tolerance (sam2plus_mask_clicks_box_s0,
+    measured), while PyTorch's kernels keep every case within it. Of the rest, two cases take the
+    chunked path:
     values narrower than queries (PyTorch's fused CPU kernel wants equal widths and would fall back to
     materialising every score at once), and bfloat16 with wide heads or few keys (the fused kernel gains
     nothing from bfloat16 there)."""
     if dropout_p == 0.0:
         dtype = onednn_dtype(q)
-        if dtype is not None and q.dim() == 4 and q.shape[0] * q.shape[1] <= MAX_ONEDNN_HEADS:
+        if dtype == torch.bfloat16 and q.dim() == 4 and q.shape[0] * q.shape[1] <= MAX_ONEDNN_HEADS:
             return onednn_attention(q, k, v, dtype)
     on_cpu = q.device.type == "cpu" and dropout_p == 0.0
     narrow_values = v.shape[-1] != q.shape[-1]
