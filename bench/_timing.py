@@ -55,3 +55,12 @@ def synthetic_video(num_frames: int, height: int, width: int) -> list[np.ndarray
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
     return [np.roll(base, shift=4 * i, axis=1) for i in range(num_frames)]
+
+
+def object_boxes(num_objects: int, height: int, width: int) -> list[list[int]]:
+    """One box per object, side by side across the middle of the frame (x0, y0, x1, y1)."""
+    out = []
+    for obj in range(num_objects):
+        x0 = (obj + 1) * width // (num_objects + 2)
+        out.append([x0, height // 4, x0 + width // (num_objects + 2), 3 * height // 4])
+    return out

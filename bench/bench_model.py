@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import COMPONENTS, ComponentTimer, synthetic_video  # noqa: E402
+from _timing import COMPONENTS, ComponentTimer, object_boxes, synthetic_video  # noqa: E402
 from sam2_plus import build_video_predictor  # noqa: E402
 
 
@@ -34,13 +34,11 @@ def run(model: str, task: str, num_objects: int, num_frames: int, device: str, h
                                  precision=precision)
     timer = ComponentTimer(pred.model)
     session = pred.init_state(synthetic_video(num_frames, height, width))
-    for obj in range(num_objects):
-        x0 = (obj + 1) * width // (num_objects + 2)
-        box = [x0, height // 4, x0 + width // (num_objects + 2), 3 * height // 4]
+    for obj, box in enumerate(object_boxes(num_objects, height, width), start=1):
         if task == "point":
-            pred.add_new_points_or_box(session, 0, obj + 1, points=[[box[0] + 5, box[1] + 5]], labels=[1])
+            pred.add_new_points_or_box(session, 0, obj, points=[[box[0] + 5, box[1] + 5]], labels=[1])
         else:
-            pred.add_new_points_or_box(session, 0, obj + 1, box=box)
+            pred.add_new_points_or_box(session, 0, obj, box=box)
     steady_from = pred.model.num_maskmem if num_frames > pred.model.num_maskmem + 1 else 1
     per_frame, cpu_per_frame, components = [], [], defaultdict(float)
     with torch.inference_mode():

@@ -45,18 +45,11 @@ def write_frames(folder: Path, num_frames: int, height: int, width: int) -> None
         Image.fromarray(frame).save(folder / f"{i:05d}.jpg", format="PNG")
 
 
-def boxes(num_objects: int, height: int, width: int) -> list[list[int]]:
-    out = []
-    for obj in range(num_objects):
-        x0 = (obj + 1) * width // (num_objects + 2)
-        out.append([x0, height // 4, x0 + width // (num_objects + 2), 3 * height // 4])
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- workers
 
 def _ours(args):
     sys.path.insert(0, str(REPO_ROOT))
+    from _timing import object_boxes
     from sam2_plus import build_video_predictor
 
     pred = build_video_predictor(args.model, checkpoint="seeded:0", device="cpu", task="mask",
@@ -66,7 +59,7 @@ def _ours(args):
 
         torch.save({"model": pred.model.state_dict()}, args.save_weights)
     session = pred.init_state(args.frames_dir)
-    for obj, box in enumerate(boxes(args.objects, args.height, args.width), start=1):
+    for obj, box in enumerate(object_boxes(args.objects, args.height, args.width), start=1):
         pred.add_new_points_or_box(session, 0, obj, box=box)
     return pred.model, (r.frame_idx for r in pred.propagate_in_video(session))
 
@@ -75,6 +68,7 @@ def _reference(args):
     import importlib
 
     import torch
+    from _timing import object_boxes
 
     sys.path[:] = [args.reference] + [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT]
     module, builder, config = REFERENCE_BUILD[args.model]
@@ -84,7 +78,7 @@ def _reference(args):
     pred.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True)["model"], strict=True)
     pred.eval()
     state = pred.init_state(args.frames_dir)
-    for obj, box in enumerate(boxes(args.objects, args.height, args.width), start=1):
+    for obj, box in enumerate(object_boxes(args.objects, args.height, args.width), start=1):
         pred.add_new_points_or_box(state, 0, obj, box=np.array(box, np.float32))
     return pred, (outputs[0] for outputs in pred.propagate_in_video(state))  # (frame_idx, ...)
 

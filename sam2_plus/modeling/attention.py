@@ -88,10 +88,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor
     global blocks) runs through oneDNN (`onednn_attention`). Not in float32: there oneDNN's order of
     summation moved one parity case's object score past its tolerance (sam2plus_mask_clicks_box_s0,
     measured), while PyTorch's kernels keep every case within it. Of the rest, two cases take the
-    chunked path:
-    values narrower than queries (PyTorch's fused CPU kernel wants equal widths and would fall back to
-    materialising every score at once), and bfloat16 with wide heads or few keys (the fused kernel gains
-    nothing from bfloat16 there)."""
+    chunked path: values narrower than queries (PyTorch's fused CPU kernel wants equal widths and would
+    fall back to materialising every score at once), and bfloat16 with wide heads or few keys (the fused
+    kernel gains nothing from bfloat16 there)."""
     if dropout_p == 0.0:
         dtype = onednn_dtype(q)
         if dtype == torch.bfloat16 and q.dim() == 4 and q.shape[0] * q.shape[1] <= MAX_ONEDNN_HEADS:

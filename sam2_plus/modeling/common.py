@@ -89,14 +89,13 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stack applied to x; `residual`, if given, is added to the output (fused where possible)."""
-        last = len(self.layers) - 1
         exact_gelu = isinstance(self.act, nn.GELU) and self.act.approximate == "none"
-        for idx, linear in enumerate(self.layers[:-1]):
+        for linear in self.layers[:-1]:
             x = linear(x, gelu=True) if exact_gelu else self.act(linear(x))
         if self.sigmoid_output:
-            x = torch.sigmoid(self.layers[last](x))
+            x = torch.sigmoid(self.layers[-1](x))
             return x if residual is None else residual + x
-        return self.layers[last](x, residual=residual)
+        return self.layers[-1](x, residual=residual)
 
 
 class LayerNorm2d(nn.Module):
