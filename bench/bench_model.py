@@ -1,6 +1,6 @@
 """Per-frame model time, split into image encoder, memory attention, decoder and memory encoder.
 
-    python bench/bench_model.py --model sam2.1-tiny --objects 1 3 --frames 10 --precision float32 bfloat16
+    python bench/bench_model.py --model sam2.1-tiny --objects 1 3 --frames 10 --precision float32 bfloat16 --batch 1 16
 
 Prints one JSON line per (model, objects) run: seconds per tracked frame in total and per component,
 measured over the tracked frames after the memory bank is full (frames >= num_maskmem) when there are
@@ -17,6 +17,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -29,9 +30,9 @@ from sam2_plus import build_video_predictor  # noqa: E402
 
 
 def run(model: str, task: str, num_objects: int, num_frames: int, device: str, height: int, width: int,
-        precision: str = "auto") -> dict:
+        precision: str = "auto", max_batch_objects: Optional[int] = None) -> dict:
     pred = build_video_predictor(model, checkpoint="seeded:0", device=device, task=task, postprocessing=False,
-                                 precision=precision)
+                                 precision=precision, max_batch_objects=max_batch_objects)
     timer = ComponentTimer(pred.model)
     session = pred.init_state(synthetic_video(num_frames, height, width))
     for obj, box in enumerate(object_boxes(num_objects, height, width), start=1):
@@ -58,7 +59,7 @@ def run(model: str, task: str, num_objects: int, num_frames: int, device: str, h
     n = max(1, len(per_frame))
     return {
         "model": model, "task": task, "objects": num_objects, "precision": precision, "device": device,
-        "threads": torch.get_num_threads(),
+        "max_batch_objects": pred.max_batch_objects, "threads": torch.get_num_threads(),
         "frames_measured": len(per_frame), "video": f"{width}x{height}",
         "seconds_per_frame": round(float(np.mean(per_frame)), 4) if per_frame else None,
         # CPU seconds of this process (all threads): less sensitive than wall time to other load
@@ -77,6 +78,9 @@ def main(argv=None):
     ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic video")
     ap.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", nargs="+", type=int, default=[None],
+                    help="max objects tracked in one batch (1: one at a time, as the reference; default: the "
+                         "predictor's, 16 on CUDA and 1 on the CPU)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -85,8 +89,9 @@ def main(argv=None):
     for model in args.model:
         for precision in args.precision:
             for k in args.objects:
-                print(json.dumps(run(model, args.task, k, args.frames, args.device, height, width, precision)),
-                      flush=True)
+                for batch in args.batch:
+                    result = run(model, args.task, k, args.frames, args.device, height, width, precision, batch)
+                    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

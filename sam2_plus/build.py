@@ -56,7 +56,10 @@ def build_video_predictor(
     options: add_all_frames_to_correct_as_cond, clear_non_cond_mem_around_input, non_overlap_masks,
     fill_hole_area, clear_non_cond_mem_for_multi_obj, keep_all_memory (default False: tracked frames no
     later frame reads are forgotten while propagating), precision ("auto": bfloat16 on CUDA, float32 on
-    the CPU; "float32": exact; "bfloat16": fast mode, also on CPUs with bfloat16 instructions).
+    the CPU; "float32": exact; "bfloat16": fast mode, also on CPUs with bfloat16 instructions),
+    max_batch_objects (how many objects of one task and memory layout are tracked together; default 16 on
+    CUDA, 1 on the CPU),
+    compile_image_encoder (default False: True compiles it with torch.compile on the first frame).
     """
     net = build_model(model, checkpoint, device, postprocessing)
     if motion_aware:

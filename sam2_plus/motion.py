@@ -333,14 +333,14 @@ class MotionAwarePredictor(VideoPredictor):
         admitted = [t for t in behind if admits(track.non_cond_outputs[t], self.motion_cfg)]
         return keep | set(admitted[: self.model.num_maskmem - 1])
 
-    def _track_step(self, session: TrackingSession, track: ObjectTrack, frame_idx: int, reverse: Optional[bool],
-                    feats, memory, **kwargs) -> StepResult:
-        chooser = MotionChooser([self._motion(track)], frame_idx, reverse, self.image_size,
-                                use_box_head=track.task == "box")
-        step = super()._track_step(session, track, frame_idx, reverse, feats, memory,
+    def _track_step(self, session: TrackingSession, tracks: list[ObjectTrack], frame_idx: int,
+                    reverse: Optional[bool], feats, memory, **kwargs) -> StepResult:
+        chooser = MotionChooser([self._motion(track) for track in tracks], frame_idx, reverse, self.image_size,
+                                use_box_head=tracks[0].task == "box")
+        step = super()._track_step(session, tracks, frame_idx, reverse, feats, memory,
                                    presence_threshold=self.motion_cfg.min_obj_score_logits, choose=chooser,
                                    **kwargs)
-        step.kf_score = chooser.kf_scores[0]
+        step.kf_scores = chooser.kf_scores
         return step
 
     def clear_all_prompts_in_frame(self, session: TrackingSession, frame_idx: int, obj_id: int,

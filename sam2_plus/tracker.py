@@ -8,8 +8,8 @@ that share a task and a frame state).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass, field, fields
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -149,12 +149,67 @@ def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: 
     return ctx
 
 
+def memory_layout(memory: MemoryContext) -> tuple:
+    """What decides the shape and position encoding of a memory's tokens: the temporal index of each
+    spatial memory and the frame distance of each object pointer. Objects whose memories have the
+    same layout can attend in one batch."""
+    return tuple(t_pos for t_pos, _ in memory.spatial), tuple(d for d, _ in memory.pointers)
+
+
+def stack_memories(memories: Sequence[MemoryContext]) -> MemoryContext:
+    """The memories of several objects with the same layout as one batch (object k is batch row k)."""
+    if len(memories) == 1:
+        return memories[0]
+    layout = memory_layout(memories[0])
+    if any(memory_layout(m) != layout for m in memories[1:]):
+        raise ValueError("only memories of the same layout can be stacked")
+
+    def cat(tensors):
+        return torch.cat([t.to(tensors[0].device) for t in tensors], dim=0)
+
+    stacked = MemoryContext()
+    for k, (t_pos, _) in enumerate(memories[0].spatial):
+        entries = [m.spatial[k][1] for m in memories]
+        stacked.spatial.append((t_pos, MemoryEntry(cat([e.maskmem_features for e in entries]),
+                                                   cat([e.maskmem_pos_enc for e in entries]),
+                                                   cat([e.obj_ptr for e in entries]))))
+    for k, (distance, _) in enumerate(memories[0].pointers):
+        stacked.pointers.append((distance, cat([m.pointers[k][1] for m in memories])))
+    return stacked
+
+
 @dataclass
 class StepResult:
+    """What `track_frame` gives for a batch of objects (batch row k = object k)."""
+
     head: HeadOutput
     maskmem_features: Optional[torch.Tensor] = None
     maskmem_pos_enc: Optional[torch.Tensor] = None
-    kf_score: Optional[float] = None  # motion-aware mode: Kalman IoU of the chosen mask, when it was scored
+    # motion-aware mode: per object, the Kalman IoU of the chosen mask where it was scored
+    kf_scores: Optional[list[Optional[float]]] = None
+
+    @property
+    def kf_score(self) -> Optional[float]:
+        return self.kf_scores[0] if self.kf_scores else None
+
+    def split(self) -> list["StepResult"]:
+        """One result per object."""
+        n = self.head.obj_ptr.shape[0]
+        if n == 1:
+            return [self]
+
+        def row(t: Optional[torch.Tensor], b: int) -> Optional[torch.Tensor]:
+            return None if t is None else t[b:b + 1]
+
+        return [
+            StepResult(
+                HeadOutput(**{f.name: row(getattr(self.head, f.name), b) for f in fields(HeadOutput)}),
+                row(self.maskmem_features, b),
+                row(self.maskmem_pos_enc, b),
+                None if self.kf_scores is None else [self.kf_scores[b]],
+            )
+            for b in range(n)
+        ]
 
 
 def track_frame(

@@ -28,8 +28,8 @@ def onednn_dtype(x: torch.Tensor) -> Optional[torch.dtype]:
     PyTorch's CPU linear layers and matrix products use MKL, whose float32 GEMM runs at about half the
     hardware's rate on AMD processors, while oneDNN uses the full vector width there (measured 184 vs
     320 GFLOP/s on two cores of this machine's EPYC). Results are float32 products like MKL's, only
-    summed in another order."""
-    if not _ONEDNN_LINEAR or x.device.type != "cpu" or torch.is_grad_enabled():
+    summed in another order. Not inside `torch.compile`, which fuses and lowers linear layers itself."""
+    if not _ONEDNN_LINEAR or x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling():
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     return dtype if dtype in (torch.float32, torch.bfloat16) else None

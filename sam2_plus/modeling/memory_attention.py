@@ -52,10 +52,17 @@ class MemoryAttentionLayer(nn.Module):
         num_k_exclude_rope: int = 0,
     ) -> Tensor:
         """tgt: (B, N, d_model); memory: (B, M, kv_dim); last `num_k_exclude_rope` memory tokens skip RoPE."""
+        tgt = self.attend_to_self(tgt, query_pos)
+        return self.attend_to_memory(tgt, memory, pos, query_pos, num_k_exclude_rope)
+
+    def attend_to_self(self, tgt: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
         x = self.norm1(tgt)
         q = x + query_pos if self.pos_enc_at_attn else x
-        tgt = tgt + self.dropout(self.self_attn(q, q, v=x))
+        return tgt + self.dropout(self.self_attn(q, q, v=x))
 
+    def attend_to_memory(self, tgt: Tensor, memory: Tensor, pos: Optional[Tensor] = None,
+                         query_pos: Optional[Tensor] = None, num_k_exclude_rope: int = 0) -> Tensor:
+        """Cross-attention to the memory, then the feed-forward block."""
         x = self.norm2(tgt)
         extra = {}
         if num_k_exclude_rope > 0:
@@ -108,13 +115,17 @@ class MemoryAttention(nn.Module):
         num_obj_ptr_tokens: int = 0,
     ) -> Tensor:
         """curr: (N, B, C) current-frame tokens; memory: (M, B, C_mem), whose last
-        `num_obj_ptr_tokens` entries are object pointers. Returns (N, B, C)."""
+        `num_obj_ptr_tokens` entries are object pointers. Returns (N, B, C).
+
+        curr (and curr_pos) may have batch 1 while the memory has B: one frame seen by B objects. The
+        first layer's self-attention, which reads only the frame, then runs once for all of them."""
         if isinstance(curr, list):
             if not isinstance(curr_pos, list) or len(curr) != 1 or len(curr_pos) != 1:
                 raise ValueError("list inputs must hold exactly one level for curr and curr_pos")
             curr, curr_pos = curr[0], curr_pos[0]
-        if curr.shape[1] != memory.shape[1]:
-            raise ValueError("curr and memory batch sizes differ")
+        batch = memory.shape[1]
+        if curr.shape[1] not in (1, batch):
+            raise ValueError(f"curr has batch {curr.shape[1]}, memory {batch}; curr's must be 1 or the same")
 
         output = curr
         if self.pos_enc_at_input and curr_pos is not None:
@@ -122,14 +133,24 @@ class MemoryAttention(nn.Module):
 
         if self.batch_first:
             output = output.transpose(0, 1)
-            memory = memory.transpose(0, 1)
+            # several objects' memories: contiguous rows per object keep the products on their fast path
+            memory = memory.transpose(0, 1).contiguous()
             curr_pos = None if curr_pos is None else curr_pos.transpose(0, 1)
-            memory_pos = None if memory_pos is None else memory_pos.transpose(0, 1)
+            memory_pos = None if memory_pos is None else memory_pos.transpose(0, 1).contiguous()
 
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             extra = {}
             if isinstance(layer.cross_attn_image, RoPEAttention):
                 extra["num_k_exclude_rope"] = num_obj_ptr_tokens
+            if i == 0 and curr.shape[1] != batch:
+                output = self._broadcast(layer.attend_to_self(output, curr_pos), batch)
+                curr_pos = None if curr_pos is None else self._broadcast(curr_pos, batch)
+                output = layer.attend_to_memory(output, memory, pos=memory_pos, query_pos=curr_pos, **extra)
+                continue
             output = layer(tgt=output, memory=memory, pos=memory_pos, query_pos=curr_pos, **extra)
         output = self.norm(output)
         return output.transpose(0, 1) if self.batch_first else output
+
+    def _broadcast(self, x: Tensor, batch: int) -> Tensor:
+        """One frame's tokens for `batch` objects: (1, N, C) -> (B, N, C) batch-first, or the same on dim 1."""
+        return x.expand(batch, -1, -1) if self.batch_first else x.expand(-1, batch, -1)

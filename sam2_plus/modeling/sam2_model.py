@@ -69,14 +69,19 @@ class FrameFeatures:
     vision_feats: list[torch.Tensor]
     vision_pos: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
+    shared: bool = False  # every batch row is the same frame (one frame, several objects)
 
     def expand(self, batch_size: int) -> "FrameFeatures":
+        """The same frame for `batch_size` objects (views, nothing is copied)."""
         if batch_size == self.vision_feats[-1].shape[1]:
             return self
+        if self.batch_size != 1:
+            raise ValueError(f"only features of one frame can be expanded, these have batch {self.batch_size}")
         return FrameFeatures(
             [x.expand(-1, batch_size, -1) for x in self.vision_feats],
             [x.expand(-1, batch_size, -1) for x in self.vision_pos],
             self.feat_sizes,
+            shared=True,
         )
 
     @property
@@ -322,6 +327,17 @@ class SAM2Model(nn.Module):
             return self.sam_unified_decoder.high_res_projections(task)
         return self.sam_mask_decoder.conv_s0, self.sam_mask_decoder.conv_s1
 
+    def compile_image_encoder(self) -> None:
+        """Compile the image encoder with `torch.compile` (as SAM 2's `vos_optimized` does). Its input
+        always has the same shape, so it compiles once, on the first frame; the memory attention and
+        decoder see memories of changing length and stay eager. The module and its state-dict keys are
+        unchanged: only its forward is replaced."""
+        encoder = self.image_encoder
+        if getattr(encoder, "compiled", False):
+            return
+        encoder.forward = torch.compile(encoder.forward, dynamic=False)
+        encoder.compiled = True
+
     # ------------------------------------------------------------------ image features
     def encode_image(self, image: torch.Tensor) -> dict:
         """Trunk + neck on a [B, 3, S, S] normalised image; shared by all tasks."""
@@ -521,6 +537,8 @@ class SAM2Model(nn.Module):
         # stored memories are bfloat16; attend in the frame's own dtype
         mem = torch.cat([t.to(x.dtype) for t in tokens], dim=0)
         mem_pos = torch.cat([t.to(x.dtype) for t in token_pos], dim=0)
+        if feats.shared:  # the memory attention broadcasts the one frame over the objects' memories
+            x, pos = x[:, :1], pos[:, :1]
         out = self._memory_attention(task)(
             curr=[x], curr_pos=[pos], memory=mem, memory_pos=mem_pos, num_obj_ptr_tokens=num_ptr_tokens
         )

@@ -1,0 +1,78 @@
+"""The GPU path: bfloat16 autocast, pinned asynchronous frame upload, batched objects, and the compiled
+image encoder. The CUDA tests skip on machines without a GPU; the compiled encoder is also checked on
+the CPU, where torch.compile works too."""
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_plus import build_video_predictor
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+H, W = 48, 64
+
+
+def _video(n):
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 255, size=(H, W, 3), dtype=np.uint8)
+    return [np.roll(base, shift=2 * i, axis=1) for i in range(n)]
+
+
+def _track(pred, num_frames=3):
+    session = pred.init_state(_video(num_frames))
+    pred.add_new_points_or_box(session, 0, 1, box=[4, 4, 30, 30])
+    pred.add_new_points_or_box(session, 0, 2, box=[30, 10, 60, 40])
+    return list(pred.propagate_in_video(session)), session
+
+
+def _encoder_outputs_close(pred, compiled_pred, atol):
+    image = torch.randn(1, 3, pred.image_size, pred.image_size, generator=torch.Generator().manual_seed(0))
+    image = image.to(pred.device)
+    with torch.inference_mode():
+        eager = pred.model.encode_image(image)
+        compiled = compiled_pred.model.encode_image(image)
+    for a, b in zip(eager["backbone_fpn"], compiled["backbone_fpn"], strict=True):
+        torch.testing.assert_close(b.float(), a.float(), rtol=0, atol=atol)
+
+
+@needs_cuda
+def test_frames_upload_from_pinned_memory_and_results_come_back_as_float32():
+    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cuda", postprocessing=False)
+    assert pred.uses_bfloat16
+    session = pred.init_state(_video(2))
+    image = pred._model_input(session, 0)
+    assert image.is_cuda and image.shape == (1, 3, pred.image_size, pred.image_size)
+    results, session = _track(pred)
+    assert all(r.mask_logits.dtype == torch.float32 and not r.mask_logits.is_cuda for r in results)
+
+
+@needs_cuda
+def test_batched_objects_on_cuda_agree_with_one_at_a_time():
+    kwargs = dict(checkpoint="seeded:0", device="cuda", postprocessing=False)
+    pred = build_video_predictor("sam2.1-tiny", **kwargs)
+    assert pred.max_batch_objects == 16  # the default on CUDA
+    batched, _ = _track(pred)
+    alone, _ = _track(build_video_predictor("sam2.1-tiny", max_batch_objects=1, **kwargs))
+    for b, a in zip(batched, alone, strict=True):
+        assert b.obj_ids == a.obj_ids
+        assert (b.masks == a.masks).float().mean() >= 0.99  # bfloat16 work, summed in another order
+
+
+@needs_cuda
+def test_compiled_image_encoder_on_cuda_matches_eager():
+    kwargs = dict(checkpoint="seeded:0", device="cuda", postprocessing=False)
+    pred = build_video_predictor("sam2.1-tiny", **kwargs)
+    compiled = build_video_predictor("sam2.1-tiny", compile_image_encoder=True, **kwargs)
+    _encoder_outputs_close(pred, compiled, atol=1e-2)
+    results, _ = _track(compiled)
+    assert [r.frame_idx for r in results] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_compiled_image_encoder_on_cpu_matches_eager_and_keeps_the_keys():
+    kwargs = dict(checkpoint="seeded:0", device="cpu", postprocessing=False)
+    pred = build_video_predictor("sam2.1-tiny", **kwargs)
+    compiled = build_video_predictor("sam2.1-tiny", compile_image_encoder=True, **kwargs)
+    assert compiled.model.state_dict().keys() == pred.model.state_dict().keys()
+    compiled.model.compile_image_encoder()  # a second call changes nothing
+    _encoder_outputs_close(pred, compiled, atol=1e-4)
