@@ -428,8 +428,30 @@ class VideoPredictor:
         else:
             end = min(start_frame_idx + max_frame_num_to_track, session.num_frames - 1)
             order = range(start_frame_idx, end + 1)
+        overlap = self._overlap_results()
+        in_transit: Optional[ResultInTransit] = None
         for frame_idx in order:
-            yield self._result(session, frame_idx, self._track_objects_on_frame(session, frame_idx, reverse))
+            try:
+                outputs = self._track_objects_on_frame(session, frame_idx, reverse)
+            except Exception:
+                if in_transit is not None:  # a failure loses no frame that was already tracked
+                    yield in_transit.receive()
+                raise
+            sent = self._send_result(session, frame_idx, outputs)
+            if not overlap:
+                yield sent.receive()
+                continue
+            if in_transit is not None:
+                yield in_transit.receive()
+            in_transit = sent
+        if in_transit is not None:
+            yield in_transit.receive()
+
+    def _overlap_results(self) -> bool:
+        """Whether propagation tracks the next frame before handing out the current one: on a GPU, the
+        copy of a frame's results to the host then overlaps the next frame's work instead of the loop
+        waiting for it every frame. On the CPU there is nothing to overlap, and results come at once."""
+        return self.device.type == "cuda"
 
     def _track_objects_on_frame(self, session: TrackingSession, frame_idx: int, reverse: bool) -> list[FrameOutput]:
         """Every object's output on one propagated frame, in the session's object order. Objects
@@ -598,21 +620,27 @@ class VideoPredictor:
         return self._result(session, frame_idx, outputs)
 
     def _result(self, session: TrackingSession, frame_idx: int, outputs: Sequence[Optional[FrameOutput]]) -> FrameResult:
+        return self._send_result(session, frame_idx, outputs).receive()
+
+    def _send_result(self, session: TrackingSession, frame_idx: int,
+                     outputs: Sequence[Optional[FrameOutput]]) -> "ResultInTransit":
+        """Start bringing a frame's results to the host: everything is computed on the model's device,
+        and from a GPU copied without waiting (`ResultInTransit.receive` waits)."""
         h, w = session.video_height, session.video_width
         tracks = list(session.objects.values())
-        n = len(outputs)
+        n, device = len(outputs), self.device
         low_res = torch.full((n, 1, self.image_size // 4, self.image_size // 4), NO_OBJ_SCORE,
-                             dtype=torch.float32, device=self.device)
-        scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32)
-        boxes = torch.zeros(n, 4, dtype=torch.float32)
-        has_box_head = torch.zeros(n, dtype=torch.bool)
+                             dtype=torch.float32, device=device)
+        scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32, device=device)
+        head_boxes = torch.zeros(n, 4, dtype=torch.float32, device=device)
+        has_box_head = [False] * n
         for i, out in enumerate(outputs):
             if out is None:
                 continue
-            low_res[i] = out.pred_masks.to(self.device)[0]
-            scores[i] = out.object_score_logits.reshape(-1)[0].float().cpu()
+            low_res[i] = out.pred_masks.to(device)[0]
+            scores[i] = out.object_score_logits.reshape(-1)[0].to(device)
             if out.boxes_norm is not None and tracks[i].task == "box":
-                boxes[i] = out.boxes_norm.reshape(4).float().cpu() * torch.tensor([w, h, w, h])
+                head_boxes[i] = out.boxes_norm.reshape(4).to(device)
                 has_box_head[i] = True
         logits = low_res if low_res.shape[-2:] == (h, w) else F.interpolate(
             low_res, size=(h, w), mode="bilinear", align_corners=False)
@@ -620,16 +648,18 @@ class VideoPredictor:
             from .modeling.sam2_model import apply_non_overlapping_constraints
 
             logits = apply_non_overlapping_constraints(logits)
-        logits = logits[:, 0].float().cpu()
-        flat_argmax = logits.flatten(1).argmax(dim=1) if n else torch.zeros(0, dtype=torch.long)
+        logits = logits[:, 0].float()
+        flat_argmax = logits.flatten(1).argmax(dim=1) if n else torch.zeros(0, dtype=torch.long, device=device)
         points = torch.stack([flat_argmax % w, flat_argmax // w], dim=1).float()
-        for i in range(n):
-            if not has_box_head[i]:
-                box = _mask_bbox(logits[i] > 0)
-                if box is not None:
-                    boxes[i] = torch.tensor(box, dtype=torch.float32)
-        return FrameResult(frame_idx, [t.obj_id for t in tracks], logits, scores, boxes, points,
-                           [t.task for t in tracks])
+        mask_boxes, _ = _mask_boxes(logits > 0)
+        tensors = dict(logits=logits, scores=scores, head_boxes=head_boxes, mask_boxes=mask_boxes, points=points)
+        event = None
+        if device.type == "cuda":
+            tensors = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
+            event = torch.cuda.Event()
+            event.record()
+        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], (w, h),
+                               has_box_head, tensors, event)
 
     # ------------------------------------------------------------------ editing
     @torch.inference_mode()
@@ -678,10 +708,43 @@ def _as_array(value, dtype, name: str) -> np.ndarray:
         raise PromptError(f"{name} must be numeric: {e}") from None
 
 
+def _mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """xyxy boxes [N, 4] float32 (x2, y2 exclusive; zeros where empty) of [N, H, W] bool masks, and [N]
+    whether each mask has a pixel. On the masks' device, without a host synchronisation."""
+    rows, cols = masks.any(dim=2).int(), masks.any(dim=1).int()  # argmax returns the first maximum
+    h, w = masks.shape[-2:]
+    boxes = torch.stack([cols.argmax(dim=1), rows.argmax(dim=1), w - cols.flip(1).argmax(dim=1),
+                         h - rows.flip(1).argmax(dim=1)], dim=1).float()
+    nonempty = rows.any(dim=1)
+    return torch.where(nonempty[:, None], boxes, 0.0), nonempty
+
+
 def _mask_bbox(mask: torch.Tensor) -> Optional[tuple[float, float, float, float]]:
     """xyxy of a [H, W] bool mask (x2, y2 exclusive), or None when empty."""
-    rows = torch.nonzero(mask.any(dim=1)).flatten()
-    if rows.numel() == 0:
-        return None
-    cols = torch.nonzero(mask.any(dim=0)).flatten()
-    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    boxes, nonempty = _mask_boxes(mask[None])
+    return tuple(boxes[0].tolist()) if bool(nonempty[0]) else None
+
+
+@dataclass
+class ResultInTransit:
+    """A frame's results on their way from the model's device to the host."""
+
+    frame_idx: int
+    obj_ids: list[int]
+    tasks: list[str]
+    video_size: tuple[int, int]  # (width, height)
+    has_box_head: list[bool]  # per object: report the box head's box (box task) instead of the mask's
+    tensors: dict  # logits, scores, head_boxes (normalised), mask_boxes, points
+    event: Optional[Any] = None  # a CUDA event recorded after the copies
+
+    def receive(self) -> FrameResult:
+        if self.event is not None:
+            self.event.synchronize()
+        t = self.tensors
+        w, h = self.video_size
+        boxes = t["mask_boxes"].clone()
+        for i, head in enumerate(self.has_box_head):
+            if head:
+                boxes[i] = t["head_boxes"][i] * torch.tensor([w, h, w, h], dtype=torch.float32)
+        return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], boxes, t["points"],
+                           self.tasks)

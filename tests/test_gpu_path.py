@@ -1,12 +1,13 @@
-"""The GPU path: bfloat16 autocast, pinned asynchronous frame upload, batched objects, and the compiled
-image encoder. The CUDA tests skip on machines without a GPU; the compiled encoder is also checked on
-the CPU, where torch.compile works too."""
+"""The GPU path: bfloat16 autocast, pinned asynchronous frame upload, batched objects, results copied to
+the host while the next frame is tracked, and the compiled image encoder. The CUDA tests skip on machines
+without a GPU; the overlapped results and the compiled encoder are also checked on the CPU."""
 
 import numpy as np
 import pytest
 import torch
 
 from sam2_plus import build_video_predictor
+from sam2_plus.predictor import VideoPredictor, _mask_boxes
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 H, W = 48, 64
@@ -76,3 +77,47 @@ def test_compiled_image_encoder_on_cpu_matches_eager_and_keeps_the_keys():
     assert compiled.model.state_dict().keys() == pred.model.state_dict().keys()
     compiled.model.compile_image_encoder()  # a second call changes nothing
     _encoder_outputs_close(pred, compiled, atol=1e-4)
+
+
+def test_mask_boxes_match_the_nonzero_extent():
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(6, 17, 23, generator=g) > 0.97
+    masks[0] = False
+    masks[1, 5, 7] = True
+    boxes, nonempty = _mask_boxes(masks)
+    for m, box, has in zip(masks, boxes, nonempty, strict=True):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        assert bool(has) == (len(ys) > 0)
+        expected = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(ys) else [0, 0, 0, 0]
+        assert box.tolist() == [float(v) for v in expected]
+
+
+@pytest.mark.slow
+def test_overlapped_results_are_the_direct_results_and_a_failure_loses_no_frame(monkeypatch):
+    """With overlap (the CUDA default, forced here on the CPU) frame t is handed out once frame t+1 is
+    tracked; the results are the same, and a failure on a frame still delivers the frame before it."""
+    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False)
+    assert not pred._overlap_results()
+    direct, _ = _track(pred, num_frames=4)
+    monkeypatch.setattr(VideoPredictor, "_overlap_results", lambda self: True)
+    overlapped, session = _track(pred, num_frames=4)
+    for a, b in zip(direct, overlapped, strict=True):
+        assert (a.frame_idx, a.obj_ids) == (b.frame_idx, b.obj_ids)
+        for name in ("mask_logits", "object_scores", "boxes", "points"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+    original, tracked = VideoPredictor._track_objects_on_frame, []
+
+    def failing(self, session, frame_idx, reverse):
+        if frame_idx == 2:
+            raise RuntimeError("CUDA out of memory")
+        tracked.append(frame_idx)
+        return original(self, session, frame_idx, reverse)
+
+    monkeypatch.setattr(VideoPredictor, "_track_objects_on_frame", failing)
+    stream = pred.propagate_in_video(session)
+    first = next(stream)
+    assert first.frame_idx == 0 and tracked == [0, 1]  # frame 1 was tracked before frame 0 was handed out
+    assert next(stream).frame_idx == 1
+    with pytest.raises(RuntimeError, match="out of memory"):
+        next(stream)
