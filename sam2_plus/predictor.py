@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
@@ -78,6 +79,8 @@ class TrackingSession:
     cached_backbone: Optional[dict] = None
     cached_task_features: dict = field(default_factory=dict)
     maskmem_pos_enc: Optional[torch.Tensor] = None  # identical for every frame and object
+    # frame index -> Future of its model input, prepared on a helper thread while the model works
+    prefetched: dict[int, Future] = field(default_factory=dict)
 
     @property
     def obj_ids(self) -> list[int]:
@@ -130,6 +133,7 @@ class VideoPredictor:
         if max_batch_objects is not None and max_batch_objects < 1:
             raise ValueError(f"max_batch_objects must be at least 1, got {max_batch_objects}")
         self._max_batch_objects = max_batch_objects
+        self._prefetcher: Optional[ThreadPoolExecutor] = None
         if compile_image_encoder:
             model.compile_image_encoder()
 
@@ -222,14 +226,29 @@ class VideoPredictor:
         return feats
 
     def _model_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
-        """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std)."""
+        """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std) on the model's device."""
+        prefetched = session.prefetched.pop(frame_idx, None)
+        image = self._host_input(session, frame_idx) if prefetched is None else prefetched.result()
+        # from pinned memory (on CUDA) the upload runs asynchronously: the host goes on preparing work
+        return image.to(self.device, non_blocking=self.device.type == "cuda")
+
+    def _host_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
+        """Decode, resize and normalise a frame on the host; pinned when it goes to a GPU."""
         from .media.decode import to_model_input
 
         image = to_model_input(session.frames[frame_idx], self.image_size).unsqueeze(0)
-        if self.device.type == "cuda":
-            # from pinned memory the upload runs asynchronously: the host goes on preparing work meanwhile
-            return image.pin_memory().to(self.device, non_blocking=True)
-        return image.to(self.device)
+        return image.pin_memory() if self.device.type == "cuda" else image
+
+    def _prefetch(self, session: TrackingSession, frame_idx: int, keep: int = 2) -> None:
+        """Start preparing a frame's model input on a helper thread (see `_pipelined`). At most `keep`
+        frames wait; older ones (frames that needed no input, e.g. all objects prompted there) go."""
+        if frame_idx in session.prefetched:
+            return
+        if self._prefetcher is None:
+            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2plus-prefetch")
+        session.prefetched[frame_idx] = self._prefetcher.submit(self._host_input, session, frame_idx)
+        while len(session.prefetched) > keep:
+            session.prefetched.pop(next(iter(session.prefetched)))
 
     # ------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -428,9 +447,11 @@ class VideoPredictor:
         else:
             end = min(start_frame_idx + max_frame_num_to_track, session.num_frames - 1)
             order = range(start_frame_idx, end + 1)
-        overlap = self._overlap_results()
+        pipelined = self._pipelined()
         in_transit: Optional[ResultInTransit] = None
-        for frame_idx in order:
+        for k, frame_idx in enumerate(order):
+            if pipelined and k + 1 < len(order):
+                self._prefetch(session, order[k + 1])
             try:
                 outputs = self._track_objects_on_frame(session, frame_idx, reverse)
             except Exception:
@@ -438,7 +459,7 @@ class VideoPredictor:
                     yield in_transit.receive()
                 raise
             sent = self._send_result(session, frame_idx, outputs)
-            if not overlap:
+            if not pipelined:
                 yield sent.receive()
                 continue
             if in_transit is not None:
@@ -447,10 +468,11 @@ class VideoPredictor:
         if in_transit is not None:
             yield in_transit.receive()
 
-    def _overlap_results(self) -> bool:
-        """Whether propagation tracks the next frame before handing out the current one: on a GPU, the
-        copy of a frame's results to the host then overlaps the next frame's work instead of the loop
-        waiting for it every frame. On the CPU there is nothing to overlap, and results come at once."""
+    def _pipelined(self) -> bool:
+        """Whether propagation overlaps host and device work: the next frame is decoded and resized on a
+        helper thread while the model works on this one, and a frame's results are handed out once the
+        next frame is tracked, so their copy to the host does not hold up the GPU. On a GPU only: on
+        the CPU the model already uses every core, and results come at once."""
         return self.device.type == "cuda"
 
     def _track_objects_on_frame(self, session: TrackingSession, frame_idx: int, reverse: bool) -> list[FrameOutput]:

@@ -2,6 +2,8 @@
 the host while the next frame is tracked, and the compiled image encoder. The CUDA tests skip on machines
 without a GPU; the overlapped results and the compiled encoder are also checked on the CPU."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -93,14 +95,24 @@ def test_mask_boxes_match_the_nonzero_extent():
 
 
 @pytest.mark.slow
-def test_overlapped_results_are_the_direct_results_and_a_failure_loses_no_frame(monkeypatch):
-    """With overlap (the CUDA default, forced here on the CPU) frame t is handed out once frame t+1 is
-    tracked; the results are the same, and a failure on a frame still delivers the frame before it."""
+def test_pipelined_propagation_gives_the_same_results_and_a_failure_loses_no_frame(monkeypatch):
+    """Pipelined (the CUDA default, forced here on the CPU), the next frame's input is prepared on a helper
+    thread and frame t is handed out once frame t+1 is tracked; the results are the same, and a failure
+    on a frame still delivers the frame before it."""
     pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False)
-    assert not pred._overlap_results()
+    assert not pred._pipelined()
     direct, _ = _track(pred, num_frames=4)
-    monkeypatch.setattr(VideoPredictor, "_overlap_results", lambda self: True)
+    monkeypatch.setattr(VideoPredictor, "_pipelined", lambda self: True)
+    prepared = []
+    host_input = VideoPredictor._host_input
+    monkeypatch.setattr(VideoPredictor, "_host_input",
+                        lambda self, session, t: prepared.append((t, threading.current_thread().name))
+                        or host_input(self, session, t))
     overlapped, session = _track(pred, num_frames=4)
+    # frame 0 was prepared for the prompts; frames 1..3 on the helper thread while the frame before was tracked
+    assert [t for t, _ in prepared] == [0, 1, 2, 3]
+    assert all(name.startswith("sam2plus-prefetch") for t, name in prepared if t > 0)
+    assert session.prefetched == {}  # every prepared frame was used
     for a, b in zip(direct, overlapped, strict=True):
         assert (a.frame_idx, a.obj_ids) == (b.frame_idx, b.obj_ids)
         for name in ("mask_logits", "object_scores", "boxes", "points"):
