@@ -506,7 +506,7 @@ class VideoPredictor:
         """Objects with equal keys are tracked in one batch: same task and same memory layout. The memory
         encoder's non-overlap constraint would mix the objects of a batch, so with it each object is
         tracked alone, as the reference does."""
-        if self.max_batch_objects == 1 or self.model.tracker_cfg.non_overlap_masks_for_mem_enc:
+        if self.model.tracker_cfg.non_overlap_masks_for_mem_enc:
             return ("object", track.obj_id)
         return ("batch", track.task, memory_layout(memory))
 
@@ -654,16 +654,15 @@ class VideoPredictor:
         low_res = torch.full((n, 1, self.image_size // 4, self.image_size // 4), NO_OBJ_SCORE,
                              dtype=torch.float32, device=device)
         scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32, device=device)
-        head_boxes = torch.zeros(n, 4, dtype=torch.float32, device=device)
-        has_box_head = [False] * n
+        head_boxes = {}  # object index -> the box head's xyxy in video pixels (box task)
         for i, out in enumerate(outputs):
             if out is None:
                 continue
             low_res[i] = out.pred_masks.to(device)[0]
             scores[i] = out.object_score_logits.reshape(-1)[0].to(device)
             if out.boxes_norm is not None and tracks[i].task == "box":
-                head_boxes[i] = out.boxes_norm.reshape(4).to(device)
-                has_box_head[i] = True
+                x1, y1, x2, y2 = out.boxes_norm.reshape(4).to(device).float().unbind()
+                head_boxes[i] = torch.stack([x1 * w, y1 * h, x2 * w, y2 * h])  # scalars: nothing to upload
         logits = low_res if low_res.shape[-2:] == (h, w) else F.interpolate(
             low_res, size=(h, w), mode="bilinear", align_corners=False)
         if self.non_overlap_masks:
@@ -673,15 +672,16 @@ class VideoPredictor:
         logits = logits[:, 0].float()
         flat_argmax = logits.flatten(1).argmax(dim=1) if n else torch.zeros(0, dtype=torch.long, device=device)
         points = torch.stack([flat_argmax % w, flat_argmax // w], dim=1).float()
-        mask_boxes, _ = _mask_boxes(logits > 0)
-        tensors = dict(logits=logits, scores=scores, head_boxes=head_boxes, mask_boxes=mask_boxes, points=points)
+        boxes, _ = _mask_boxes(logits > 0)
+        for i, box in head_boxes.items():
+            boxes[i] = box
+        tensors = dict(logits=logits, scores=scores, boxes=boxes, points=points)
         event = None
         if device.type == "cuda":
             tensors = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
             event = torch.cuda.Event()
             event.record()
-        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], (w, h),
-                               has_box_head, tensors, event)
+        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], tensors, event)
 
     # ------------------------------------------------------------------ editing
     @torch.inference_mode()
@@ -754,19 +754,12 @@ class ResultInTransit:
     frame_idx: int
     obj_ids: list[int]
     tasks: list[str]
-    video_size: tuple[int, int]  # (width, height)
-    has_box_head: list[bool]  # per object: report the box head's box (box task) instead of the mask's
-    tensors: dict  # logits, scores, head_boxes (normalised), mask_boxes, points
+    tensors: dict  # logits, scores, boxes, points: the FrameResult's tensors
     event: Optional[Any] = None  # a CUDA event recorded after the copies
 
     def receive(self) -> FrameResult:
         if self.event is not None:
             self.event.synchronize()
         t = self.tensors
-        w, h = self.video_size
-        boxes = t["mask_boxes"].clone()
-        for i, head in enumerate(self.has_box_head):
-            if head:
-                boxes[i] = t["head_boxes"][i] * torch.tensor([w, h, w, h], dtype=torch.float32)
-        return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], boxes, t["points"],
+        return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], t["boxes"], t["points"],
                            self.tasks)

@@ -104,8 +104,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
 
-# Heads (batch x heads) up to which oneDNN attention loops over them in Python; beyond (the encoder's
-# thousands of small windows) PyTorch's batched kernels win.
+# Heads (batch x heads) up to which oneDNN attention and chunked attention loop over them in Python;
+# beyond (the encoder's thousands of small windows) PyTorch's batched kernels win.
 MAX_ONEDNN_HEADS = 16
 
 
