@@ -10,19 +10,23 @@ Two operations built on 8-connected component labelling are provided:
   "sprinkles" are lowered to ``threshold - 10``.
 
 :func:`connected_components` labels the components. Tensors on a CUDA device
-use a small CUDA extension (``csrc/connected_components.cu``) that is compiled
-on first use with ``torch.utils.cpp_extension.load``; everything else, and
-every case where the extension cannot be built or fails, goes through OpenCV's
-``connectedComponentsWithStats`` on the CPU.
+use a small CUDA extension (``csrc/connected_components.cu``), compiled with
+``torch.utils.cpp_extension.load`` on a background thread the first time it is
+wanted. Until it is ready, where the tool chain (nvcc, ninja, a C++ compiler)
+is missing (one log line says which), and wherever it fails, OpenCV's
+``connectedComponentsWithStats`` on the CPU does the work, so no call ever
+waits for a compiler.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,7 +36,11 @@ __all__ = [
     "fill_holes_in_mask_scores",
     "remove_small_regions",
     "cuda_extension_available",
+    "missing_build_tools",
+    "start_cuda_extension_build",
 ]
+
+log = logging.getLogger(__name__)
 
 # Set to a non-empty value other than "0" to never build or use the extension.
 DISABLE_ENV_VAR = "SAM2_PLUS_DISABLE_CUDA_CC"
@@ -44,9 +52,6 @@ _EXT_SOURCES = (
 )
 _EXT_NAME = "sam2_plus_connected_components"
 
-_ext_lock = threading.Lock()
-_ext_module = None
-_ext_attempted = False
 _warned_runtime_failure = False
 
 
@@ -60,58 +65,96 @@ def _extension_disabled() -> bool:
     return value not in ("", "0")
 
 
-def _load_cuda_extension():
-    """Builds (once per process) and returns the CUDA extension, or ``None``.
+def missing_build_tools() -> list[str]:
+    """What `torch.utils.cpp_extension.load` would lack to compile the kernel here (empty: nothing)."""
+    from torch.utils import cpp_extension
 
-    Nothing is attempted unless CUDA is available at runtime, a CUDA toolkit
-    was found by torch and the sources are present. A failed build is reported
-    once with a warning and not retried.
-    """
-    global _ext_module, _ext_attempted
-    if _ext_attempted:
-        return _ext_module
-    with _ext_lock:
-        if _ext_attempted:
-            return _ext_module
+    missing = []
+    cuda_home = cpp_extension.CUDA_HOME
+    if cuda_home is None or not os.access(os.path.join(cuda_home, "bin", "nvcc"), os.X_OK):
+        missing.append("nvcc (the CUDA toolkit; set CUDA_HOME)")
+    if shutil.which("ninja") is None:
+        missing.append("ninja")
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        missing.append(f"a C++ compiler ({compiler})")
+    return missing
+
+
+class _ExtensionBuild:
+    """The kernel's one build per process, on a background thread; callers never wait unless they ask to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._done = threading.Event()
+        self.module = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._done.is_set():
+                return
+            reason = self._cannot_build()
+            if reason is not None:
+                if reason:
+                    log.warning("CUDA connected components: %s; mask post-processing uses OpenCV on the CPU", reason)
+                self._done.set()
+                return
+            self._thread = threading.Thread(target=self._build, name="sam2plus-cuda-cc-build", daemon=True)
+            self._thread.start()
+
+    def get(self, wait: bool):
+        self.start()
+        if wait:
+            self._done.wait()
+        return self.module if self._done.is_set() else None
+
+    @staticmethod
+    def _cannot_build() -> Optional[str]:
+        """Why no build is tried: "" for reasons not worth a log line (disabled, no GPU), None to build."""
+        if _extension_disabled() or not torch.cuda.is_available():
+            return ""
+        if not all(path.is_file() for path in _EXT_SOURCES):
+            return "its sources are not installed"
+        missing = missing_build_tools()
+        return f"cannot compile the kernel: {', '.join(missing)} missing" if missing else None
+
+    def _build(self) -> None:
         try:
-            _ext_module = _build_cuda_extension()
+            from torch.utils import cpp_extension
+
+            self.module = cpp_extension.load(
+                name=_EXT_NAME,
+                sources=[str(path) for path in _EXT_SOURCES],
+                extra_cflags=["-O3"],
+                extra_cuda_cflags=["-O3"],
+                verbose=False,
+            )
+            log.info("CUDA connected components: kernel compiled and loaded")
+        except Exception as exc:  # an incompatible toolkit, a compiler error, ...
+            last_line = (str(exc).strip().splitlines() or [""])[-1]
+            log.warning("CUDA connected components: the kernel did not compile (%s: %s); mask post-processing "
+                        "uses OpenCV on the CPU", exc.__class__.__name__, last_line[:300])
         finally:
-            _ext_attempted = True
-    return _ext_module
+            self._done.set()
 
 
-def _build_cuda_extension():
-    if _extension_disabled() or not torch.cuda.is_available():
-        return None
-    if not all(path.is_file() for path in _EXT_SOURCES):
-        return None
-    try:
-        from torch.utils import cpp_extension
-    except ImportError:  # pragma: no cover - part of every torch install
-        return None
-    if cpp_extension.CUDA_HOME is None:
-        return None
-    try:
-        return cpp_extension.load(
-            name=_EXT_NAME,
-            sources=[str(path) for path in _EXT_SOURCES],
-            extra_cflags=["-O3"],
-            extra_cuda_cflags=["-O3"],
-            verbose=False,
-        )
-    except Exception as exc:  # compiler missing, incompatible toolkit, ...
-        warnings.warn(
-            f"Could not build the CUDA connected-components extension ({exc}); "
-            "mask post-processing will run on the CPU with OpenCV instead.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+_extension = _ExtensionBuild()
+
+
+def start_cuda_extension_build() -> None:
+    """Begin compiling the CUDA kernel in the background (a no-op without CUDA or its tool chain)."""
+    _extension.start()
+
+
+def _load_cuda_extension(wait: bool = False):
+    """The CUDA extension, or None: not wanted, not buildable here, failed, or (wait=False) still compiling."""
+    return _extension.get(wait)
 
 
 def cuda_extension_available() -> bool:
-    """True if the CUDA extension is (or can be) built and loaded here."""
-    return _load_cuda_extension() is not None
+    """True if the CUDA extension is built and loaded here (waits for a build in progress)."""
+    return _load_cuda_extension(wait=True) is not None
 
 
 def _use_cuda_extension(mask: torch.Tensor) -> bool:

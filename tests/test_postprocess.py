@@ -6,11 +6,15 @@ CPU path and the CUDA kernel.
 """
 
 import numpy as np
+import threading
+import time
+
 import pytest
 import torch
 
 ndi = pytest.importorskip("scipy.ndimage")
 
+from conftest import needs_cuda  # noqa: E402
 from sam2_plus import postprocess as pp  # noqa: E402
 from sam2_plus.postprocess import (  # noqa: E402
     connected_components,
@@ -140,16 +144,92 @@ def test_cpu_machine_never_builds_extension():
     assert pp._use_cuda_extension(torch.zeros(1, 1, 2, 2)) is False
 
 
-def _cuda_extension_ready() -> bool:
-    return torch.cuda.is_available() and pp.cuda_extension_available()
+@pytest.fixture
+def fresh_build(monkeypatch):
+    """A process that has not tried the build yet, on a machine that claims CUDA; `load` must not run."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(pp, "_extension", pp._ExtensionBuild())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv(pp.DISABLE_ENV_VAR, raising=False)
+
+    def no_compile(**_):
+        raise AssertionError("the extension must not be compiled")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compile)
+    return cpp_extension
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="CUDA is not available on this machine"
-)
+@pytest.mark.parametrize("missing", ["nvcc", "ninja", "c++"])
+def test_missing_tool_chain_falls_back_at_once_with_one_log_line(fresh_build, monkeypatch, caplog, tmp_path, missing):
+    cuda_home = tmp_path / "cuda"
+    (cuda_home / "bin").mkdir(parents=True)
+    if missing != "nvcc":
+        (cuda_home / "bin" / "nvcc").write_text("#!/bin/sh\n")
+        (cuda_home / "bin" / "nvcc").chmod(0o755)
+    monkeypatch.setattr(fresh_build, "CUDA_HOME", str(cuda_home))
+    real_which = pp.shutil.which
+    monkeypatch.setattr(pp.shutil, "which", lambda name: None if name == missing else real_which(name) or name)
+    monkeypatch.setenv("CXX", "c++")
+    caplog.set_level("INFO", logger=pp.__name__)
+    started = time.perf_counter()
+    assert pp.cuda_extension_available() is False  # waits for nothing: there is nothing to build
+    assert pp._load_cuda_extension() is None
+    assert time.perf_counter() - started < 1.0
+    lines = [r.getMessage() for r in caplog.records if r.name == pp.__name__]
+    assert len(lines) == 1 and missing in lines[0] and "OpenCV" in lines[0], lines
+
+
+def test_no_cuda_toolkit_at_all_is_one_log_line(fresh_build, monkeypatch, caplog):
+    monkeypatch.setattr(fresh_build, "CUDA_HOME", None)
+    caplog.set_level("INFO", logger=pp.__name__)
+    for _ in range(3):
+        assert pp._load_cuda_extension() is None
+    assert [r.getMessage() for r in caplog.records if r.name == pp.__name__] == [
+        "CUDA connected components: cannot compile the kernel: nvcc (the CUDA toolkit; set CUDA_HOME) missing; "
+        "mask post-processing uses OpenCV on the CPU"]
+
+
+def test_a_build_in_progress_never_stalls_a_call(fresh_build, monkeypatch):
+    monkeypatch.setattr(pp, "missing_build_tools", lambda: [])
+    release, built = threading.Event(), object()
+
+    def slow_compile(**_):
+        release.wait(10)
+        return built
+
+    monkeypatch.setattr(fresh_build, "load", slow_compile)
+    started = time.perf_counter()
+    assert pp._load_cuda_extension() is None  # compiling: the CPU path serves this call
+    assert time.perf_counter() - started < 1.0
+    release.set()
+    assert pp._load_cuda_extension(wait=True) is built
+    assert pp._load_cuda_extension() is built
+
+
+def test_a_failed_build_is_logged_once_and_not_retried(fresh_build, monkeypatch, caplog):
+    monkeypatch.setattr(pp, "missing_build_tools", lambda: [])
+    calls = []
+
+    def failing_compile(**_):
+        calls.append(1)
+        raise RuntimeError("Error building extension\nnvcc fatal: unsupported gpu architecture")
+
+    monkeypatch.setattr(fresh_build, "load", failing_compile)
+    caplog.set_level("INFO", logger=pp.__name__)
+    assert pp.cuda_extension_available() is False
+    assert pp.cuda_extension_available() is False
+    assert len(calls) == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == pp.__name__]
+    assert len(lines) == 1 and "unsupported gpu architecture" in lines[0]
+
+
+@needs_cuda
 def test_cuda_matches_cpu():
-    if not _cuda_extension_ready():
-        pytest.skip("CUDA connected-components extension could not be built/loaded")
+    missing = pp.missing_build_tools()
+    if missing:
+        pytest.skip(f"the CUDA kernel cannot be compiled here: {', '.join(missing)} missing")
+    assert pp.cuda_extension_available(), "the tool chain is present but the kernel did not compile (see the log)"
     gen = torch.Generator().manual_seed(77)
     masks = [
         torch.rand(4, 1, 256, 256, generator=gen) < 0.5,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import needs_cuda
 from sam2_plus import PromptError, UnknownObjectError, build_video_predictor
 
 H, W, T = 48, 64, 5
@@ -179,7 +180,7 @@ def test_clear_all_prompts_in_frame(pred):
     assert sorted(s.objects[1].cond_outputs) == [0] and 1 in s.objects[1].non_cond_outputs
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 def test_cuda_runs_under_bf16_autocast_and_returns_float32():
     pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cuda", postprocessing=False)
     s = pred.init_state(_video(3))
