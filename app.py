@@ -4,7 +4,8 @@
 
 UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
 `spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
-job, streamed). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
+job, streamed). The models they use are built once per process (sam2_plus/app/hardware.py: on ZeroGPU
+at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
 (overlay MP4, results ZIP, results JSON); every other event is private to the UI.
 """
 
@@ -26,6 +27,7 @@ from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import USER_ERRORS, AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
+from sam2_plus.app.hardware import prepare_models, use_worker_threads
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
@@ -57,11 +59,13 @@ API_DESCRIPTION = (
 @spaces.GPU(duration=job_gpu_seconds)
 def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
               stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+    use_worker_threads()
     yield from run_job(video, prompts_json, options_json, job_dir, stop_file)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
 def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameResult:
+    use_worker_threads()
     return preview_prompt(video, prompts_json, options_json)
 
 
@@ -474,6 +478,7 @@ def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
 
 
 demo = build_demo()
+MODELS_AT_START = prepare_models(MODELS)  # on ZeroGPU: every offered model, before the server starts
 
 if __name__ == "__main__":
     launch(demo)

@@ -62,6 +62,13 @@ def build_video_predictor(
     compile_image_encoder (default False: True compiles it with torch.compile on the first frame).
     """
     net = build_model(model, checkpoint, device, postprocessing)
+    return predictor_over(net, task=task, postprocessing=postprocessing, motion_aware=motion_aware, **options)
+
+
+def predictor_over(net: SAM2Model, task: str = "mask", postprocessing: bool = True, motion_aware: bool = False,
+                   **options) -> VideoPredictor:
+    """A predictor over an already built network (several predictors may share one: it holds no session
+    state). The options are build_video_predictor's."""
     if motion_aware:
         from .motion import MotionAwarePredictor
 

@@ -227,16 +227,19 @@ class VideoPredictor:
 
     def _model_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
         """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std) on the model's device."""
+        from .media.decode import normalize_for_model
+
         prefetched = session.prefetched.pop(frame_idx, None)
         image = self._host_input(session, frame_idx) if prefetched is None else prefetched.result()
         # from pinned memory (on CUDA) the upload runs asynchronously: the host goes on preparing work
-        return image.to(self.device, non_blocking=self.device.type == "cuda")
+        return normalize_for_model(image.to(self.device, non_blocking=self.device.type == "cuda"))
 
     def _host_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
-        """Decode, resize and normalise a frame on the host; pinned when it goes to a GPU."""
-        from .media.decode import to_model_input
+        """Decode and resize a frame on the host (uint8 [1, 3, S, S]); pinned when it goes to a GPU, which then
+        normalises it (a quarter of the bytes of float32 to upload, and the arithmetic off the host)."""
+        from .media.decode import resize_for_model
 
-        image = to_model_input(session.frames[frame_idx], self.image_size).unsqueeze(0)
+        image = resize_for_model(session.frames[frame_idx], self.image_size).unsqueeze(0)
         return image.pin_memory() if self.device.type == "cuda" else image
 
     def _prefetch(self, session: TrackingSession, frame_idx: int, keep: int = 2) -> None:

@@ -29,18 +29,19 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .build import build_video_predictor, default_device
+from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
 from .media import export
 from .media.decode import FrameSource, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
+from .modeling.sam2_model import SAM2Model
 from .predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts, prompts_to_json
 from .weights import CheckpointError, WeightsSource, weights_from_env
 
 log = logging.getLogger(__name__)
 
-PREDICTOR_CACHE_SIZE = 2  # predictors kept in memory (a large model holds ~1 GB)
+MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
 MOTION_MODULE = "sam2_plus.motion"
 
 
@@ -253,31 +254,87 @@ def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
 # --------------------------------------------------------------------------- predictors
 
 
-_predictors: "OrderedDict[tuple, VideoPredictor]" = OrderedDict()
-_predictors_lock = threading.Lock()
+@dataclass(frozen=True)
+class ModelKey:
+    """One network: which model, on which device, with which weights."""
+
+    model: str  # canonical name
+    device: str
+    weights: WeightsSource
+
+    @classmethod
+    def of(cls, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None) -> "ModelKey":
+        return cls(canonical_model_name(model), str(resolve_device(device)), weights or weights_from_env())
+
+
+class ModelCache:
+    """Networks built once per ModelKey (the checkpoint read once) and shared by every predictor over them,
+    plain and motion-aware. Preloaded networks stay for the life of the process; of the others, the last
+    `capacity` used are kept."""
+
+    def __init__(self, capacity: int = MODEL_CACHE_SIZE) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._models: "OrderedDict[ModelKey, SAM2Model]" = OrderedDict()
+        self._pinned: set[ModelKey] = set()
+        self._predictors: dict[tuple[ModelKey, bool], VideoPredictor] = {}
+
+    def predictor(self, key: ModelKey, motion_aware: bool = False) -> VideoPredictor:
+        with self._lock:
+            net = self._model(key)
+            predictor = self._predictors.get((key, motion_aware))
+            if predictor is None:
+                predictor = predictor_over(net, motion_aware=motion_aware)
+                self._predictors[(key, motion_aware)] = predictor
+            return predictor
+
+    def preload(self, key: ModelKey) -> None:
+        """Build the network now and keep it (ZeroGPU: before the server starts, see sam2_plus/app/hardware.py)."""
+        with self._lock:
+            self._model(key)
+            self._pinned.add(key)
+
+    def keys(self) -> list[ModelKey]:
+        with self._lock:
+            return list(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self._pinned.clear()
+            self._predictors.clear()
+
+    def _model(self, key: ModelKey) -> SAM2Model:
+        net = self._models.get(key)
+        if net is not None:
+            self._models.move_to_end(key)
+            return net
+        self._evict_for_one_more()  # free memory before building the next
+        net = build_model(key.model, checkpoint=key.weights, device=key.device)
+        self._models[key] = net
+        return net
+
+    def _evict_for_one_more(self) -> None:
+        evictable = [k for k in self._models if k not in self._pinned]
+        while evictable and len(evictable) >= self.capacity:
+            key = evictable.pop(0)
+            del self._models[key]
+            for motion_aware in (False, True):
+                self._predictors.pop((key, motion_aware), None)
+
+
+models = ModelCache()
 
 
 def get_predictor(model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
                   motion_aware: bool = False) -> VideoPredictor:
-    """A predictor for (model, device, weights, motion_aware), built on first use and then reused
-    (the last PREDICTOR_CACHE_SIZE are kept). Raises CheckpointError when the weights are unavailable."""
-    weights = weights or weights_from_env()
-    key = (canonical_model_name(model), str(resolve_device(device)), weights, bool(motion_aware))
-    with _predictors_lock:
-        predictor = _predictors.get(key)
-        if predictor is not None:
-            _predictors.move_to_end(key)
-            return predictor
-        while len(_predictors) >= PREDICTOR_CACHE_SIZE:
-            _predictors.popitem(last=False)  # free the oldest before building the next
-        predictor = build_video_predictor(key[0], checkpoint=weights, device=key[1], motion_aware=motion_aware)
-        _predictors[key] = predictor
-        return predictor
+    """A predictor for (model, device, weights, motion_aware) over the process's one network of that model
+    (see ModelCache). Raises CheckpointError when the weights are unavailable."""
+    return models.predictor(ModelKey.of(model, device, weights), bool(motion_aware))
 
 
 def clear_predictor_cache() -> None:
-    with _predictors_lock:
-        _predictors.clear()
+    models.clear()
 
 
 # --------------------------------------------------------------------------- results

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import needs_cuda
 from sam2_plus import build_video_predictor
 from sam2_plus.predictor import VideoPredictor, _mask_boxes
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 H, W = 48, 64
 
 
@@ -47,6 +47,15 @@ def test_frames_upload_from_pinned_memory_and_results_come_back_as_float32():
     assert image.is_cuda and image.shape == (1, 3, pred.image_size, pred.image_size)
     results, session = _track(pred)
     assert all(r.mask_logits.dtype == torch.float32 and not r.mask_logits.is_cuda for r in results)
+
+
+@needs_cuda
+def test_frames_normalised_on_the_gpu_equal_the_host_reference_bit_for_bit():
+    from sam2_plus.media.decode import normalize_for_model, resize_for_model, to_model_input
+
+    frame = np.random.default_rng(5).integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    on_gpu = normalize_for_model(resize_for_model(frame, 64).cuda()).cpu()
+    assert torch.equal(on_gpu, to_model_input(frame, 64))
 
 
 @needs_cuda

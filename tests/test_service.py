@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from media_clips import pattern_frame, write_clip
-from sam2_plus import service
+from sam2_plus import build_model, service
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.predictor import FrameResult
@@ -153,18 +153,49 @@ def test_to_export_result_per_task():
     np.testing.assert_allclose(out.scores, torch.sigmoid(torch.tensor([3.0, 1.0, -2.0])).numpy(), rtol=1e-6)
 
 
-def test_predictor_cache(monkeypatch):
+@pytest.fixture
+def counted_builds(monkeypatch):
+    """Networks built by the service's cache (stand-ins: a real tiny network, shared, so building is cheap)."""
     built = []
-    monkeypatch.setattr(service, "build_video_predictor", lambda *a, **k: built.append((a, k)) or object())
+    net = build_model("sam2.1-tiny", checkpoint=None, device="cpu")
+
+    def build(model, checkpoint=None, device=None, postprocessing=True):
+        built.append((model, checkpoint, device))
+        return net
+
+    monkeypatch.setattr(service, "build_model", build)
     service.clear_predictor_cache()
-    try:
-        seeded = parse_weights_spec("seeded:3")
-        a = service.get_predictor("sam2.1-tiny", "cpu", seeded)
-        assert service.get_predictor("sam2.1-tiny", "cpu", seeded) is a
-        b = service.get_predictor("sam2.1-tiny", "cpu", parse_weights_spec("seeded:4"))
-        assert b is not a and len(built) == 2
-    finally:
-        service.clear_predictor_cache()
+    yield built
+    service.clear_predictor_cache()
+
+
+def test_predictor_cache(counted_builds):
+    seeded = parse_weights_spec("seeded:3")
+    a = service.get_predictor("sam2.1-tiny", "cpu", seeded)
+    assert service.get_predictor("sam2.1-tiny", "cpu", seeded) is a
+    b = service.get_predictor("sam2.1-tiny", "cpu", parse_weights_spec("seeded:4"))
+    assert b is not a and len(counted_builds) == 2
+
+
+def test_plain_and_motion_aware_predictors_share_one_network(counted_builds):
+    from sam2_plus.motion import MotionAwarePredictor
+
+    seeded = parse_weights_spec("seeded:3")
+    plain = service.get_predictor("sam2.1-tiny", "cpu", seeded)
+    motion = service.get_predictor("sam2.1-tiny", "cpu", seeded, motion_aware=True)
+    assert isinstance(motion, MotionAwarePredictor) and not isinstance(plain, MotionAwarePredictor)
+    assert motion.model is plain.model and len(counted_builds) == 1
+
+
+def test_preloaded_networks_are_never_evicted(counted_builds):
+    cache = service.ModelCache(capacity=1)
+    pinned = service.ModelKey.of("sam2.1-tiny", "cpu", parse_weights_spec("seeded:1"))
+    cache.preload(pinned)
+    for seed in (2, 3, 2):  # only one network besides the preloaded one is kept
+        cache.predictor(service.ModelKey.of("sam2.1-tiny", "cpu", parse_weights_spec(f"seeded:{seed}")))
+    cache.predictor(pinned)
+    assert [c[1].seed for c in counted_builds] == [1, 2, 3, 2]
+    assert pinned in cache.keys() and len(cache.keys()) == 2
 
 
 class _RecordingWriter:

@@ -4,7 +4,9 @@ refused before it starts (see plan.py).
 
     seconds = SETUP + frames * SAFETY * (MEDIA + model_frame_seconds * (ENCODER_SHARE + OBJECT_SHARE * objects))
 
-Where the constants come from (no GPU was available to measure this implementation itself):
+Where the constants come from (set before this implementation ran on a GPU; bench/gpu_check.py on one H100
+later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where these constants give 29 and
+3.4 before SAFETY, so the request stays generous on ZeroGPU's smaller slices of a GPU):
 
 - MODEL_FRAME_SECONDS: one tracked frame with one object, 1 / the published speed of SAM 2.1 without
   torch.compile on an A100 (facebookresearch/sam2 README, "SAM 2.1 checkpoints": tiny 47.2, small 43.3,

@@ -190,17 +190,31 @@ def to_model_input(frame: np.ndarray, image_size: int = 1024) -> "torch.Tensor":
 
     Matches the SAM 2 reference loader exactly: PIL bicubic resize to a square
     (no aspect preservation), divide by 255 in float64, cast to float32, then
-    subtract the ImageNet mean and divide by the std in float32.
+    subtract the ImageNet mean and divide by the std in float32. The two steps
+    are `resize_for_model` (on the host) and `normalize_for_model` (on any
+    device: a GPU receives a quarter of the bytes and does the arithmetic).
     """
+    return normalize_for_model(resize_for_model(frame, image_size))
+
+
+def resize_for_model(frame: np.ndarray, image_size: int = 1024) -> "torch.Tensor":
+    """The frame resized like the reference (PIL bicubic to image_size x image_size): uint8 CHW."""
     import torch
 
     frame = _as_rgb_uint8(frame, "frame")
     resized = Image.fromarray(frame).resize((image_size, image_size), Image.Resampling.BICUBIC)
-    scaled = np.asarray(resized).astype(np.float64) / 255.0
-    tensor = torch.from_numpy(scaled).permute(2, 0, 1).to(torch.float32)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]
-    return (tensor - mean) / std
+    return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
+
+
+def normalize_for_model(image: "torch.Tensor") -> "torch.Tensor":
+    """uint8 [..., 3, S, S] -> float32 ImageNet-normalised, on the image's device (float64 division as the
+    reference's loader does, so every device gives the same values)."""
+    import torch
+
+    scaled = (image.to(torch.float64) / 255.0).to(torch.float32)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=image.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=image.device)[:, None, None]
+    return (scaled - mean) / std
 
 
 class FrameSource:
