@@ -4,6 +4,7 @@
         --out overlay.mp4 --export results.zip --json results.json
     python -m sam2_plus.track VIDEO --points "x,y;x,y" --labels 1,0 --frame 10 --out overlay.mp4
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip
+    python -m sam2_plus.track VIDEO --prompts prompts.json --out-dir results/   # overlay.mp4, results.zip, .json
 
 Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
 outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
@@ -48,6 +49,9 @@ EXIT_MODEL_FAILED = 1
 # Errors that mean "this input cannot be used": one line on stderr and exit status 2, no traceback.
 INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, OSError)
 
+# --out-dir's files, by TrackOutputs.paths() name; `python -m sam2_plus.batch` writes each video's folder so.
+OUTPUT_FILES = {"overlay": "overlay.mp4", "export": "results.zip", "json": "results.json"}
+
 
 class UsageError(ValueError):
     """A command-line value that cannot be used."""
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results: a .zip (mask PNGs, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz) "
                           "or a folder with the same files")
     out.add_argument("--json", type=Path, metavar="JSON", help="results JSON (masks as COCO RLE, boxes, points)")
+    out.add_argument("--out-dir", type=Path, metavar="DIR",
+                     help=f"all three into DIR: {', '.join(OUTPUT_FILES.values())} (instead of --out, --export "
+                          "and --json)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
                                                              f"(overrides ${WEIGHTS_ENV})")
@@ -152,6 +159,18 @@ def single_object_prompts(args: argparse.Namespace) -> dict[str, Any]:
     return {"objects": [{"id": obj_id, "task": args.task or "mask", "prompts": [prompt]}]}
 
 
+def read_prompts_text(text: str, label: str = "--prompts") -> str:
+    """The prompts JSON given as JSON text (starting with '{') or as the path of a file holding it."""
+    if text.lstrip().startswith("{"):
+        return text
+    try:
+        return Path(text).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{label} {text}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{label} {text}: cannot be read ({e})") from None
+
+
 def load_prompts(args: argparse.Namespace):
     """JSON text, or a dict built from the single-object flags."""
     single = [flag for flag, value in (("--box", args.box), ("--points", args.points), ("--mask", args.mask),
@@ -161,15 +180,7 @@ def load_prompts(args: argparse.Namespace):
     if args.prompts:
         if single:
             raise UsageError(f"--prompts describes every object; drop {', '.join(single)}")
-        text = args.prompts
-        if text.lstrip().startswith("{"):
-            return text
-        try:
-            return Path(text).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"--prompts {text}: no such file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--prompts {text}: cannot be read ({e})") from None
+        return read_prompts_text(args.prompts)
     if not (args.box or args.points or args.mask):
         raise UsageError("give a prompt: --box, --points or --mask (one object), or --prompts")
     return single_object_prompts(args)
@@ -248,11 +259,12 @@ def untrained_notice(weights: WeightsSource) -> str:
             f"!! For real results set {WEIGHTS_ENV}=hub (the default) or pass --checkpoint PATH.\n{rule}")
 
 
-class _StopFlag:
+class StopFlag:
     """Ctrl-C once: finish the current frame, write what was tracked. Twice: abort."""
 
-    def __init__(self) -> None:
+    def __init__(self, notice: str = "stopping after this frame (Ctrl-C again to abort)...") -> None:
         self.requested = False
+        self.notice = notice
 
     def __call__(self) -> bool:
         return self.requested
@@ -268,7 +280,7 @@ class _StopFlag:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            print("\nstopping after this frame (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+            print(f"\n{self.notice}", file=sys.stderr, flush=True)
 
         signal.signal(signal.SIGINT, handler)
         try:
@@ -277,24 +289,48 @@ class _StopFlag:
             signal.signal(signal.SIGINT, previous)
 
 
-def run(args: argparse.Namespace) -> TrackSummary:
+def folder_outputs(folder: Path, wanted: Sequence[str] = tuple(OUTPUT_FILES), keep_audio: bool = True
+                   ) -> TrackOutputs:
+    """The outputs named in `wanted` ("overlay", "export", "json") as OUTPUT_FILES in `folder`."""
+    paths = {name: Path(folder) / OUTPUT_FILES[name] for name in wanted}
+    return TrackOutputs(overlay=paths.get("overlay"), export=paths.get("export"), results_json=paths.get("json"),
+                        keep_audio=keep_audio)
+
+
+def command_outputs(args: argparse.Namespace) -> TrackOutputs:
+    single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json))
+              if value]
+    if args.out_dir is not None:
+        if single:
+            raise UsageError(f"--out-dir names every output; drop {', '.join(single)}")
+        return folder_outputs(args.out_dir, keep_audio=not args.no_audio)
     outputs = TrackOutputs(overlay=args.out, export=args.export, results_json=args.json,
                            keep_audio=not args.no_audio)
     if not outputs.paths():
-        raise UsageError("nothing to write: give --out, --export and/or --json")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
+        raise UsageError("nothing to write: give --out, --export and/or --json, or --out-dir")
+    return outputs
+
+
+def weights_option(spec: Optional[str]) -> WeightsSource:
+    """--checkpoint's weights, else SAM2PLUS_WEIGHTS's."""
     try:
-        weights = parse_weights_spec(args.checkpoint) if args.checkpoint else weights_from_env()
+        return parse_weights_spec(spec) if spec else weights_from_env()
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def run(args: argparse.Namespace) -> TrackSummary:
+    outputs = command_outputs(args)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
+    weights = weights_option(args.checkpoint)
     request = prepare_request(args.video, load_prompts(args), model=args.model, device=args.device,
                               weights=weights, motion_aware=args.motion_aware, max_frames=args.max_frames)
     check_request(request, outputs)
     if not weights.is_trained:
         print(untrained_notice(weights), file=sys.stderr, flush=True)
     display = None if args.quiet else ProgressDisplay()
-    stop = _StopFlag()
+    stop = StopFlag()
     try:
         with stop.on_interrupt():
             return run_tracking(request, outputs, progress=display, should_stop=stop)
@@ -312,20 +348,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = run(args)
     except (UsageError,) + INPUT_ERRORS as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\naborted; the outputs hold the frames tracked so far", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrackFailed as e:
         print(e.summary.describe(), file=sys.stderr)
-        print(f"error: {_one_line(e)}; the outputs hold the frames tracked before it", file=sys.stderr)
+        print(f"error: {one_line(e)}; the outputs hold the frames tracked before it", file=sys.stderr)
         return EXIT_MODEL_FAILED
     print(summary.describe())
     return EXIT_INTERRUPTED if summary.stopped else EXIT_OK
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line for people (an OSError as its reason and file)."""
     if isinstance(error, OSError) and error.strerror:
         name = f" {error.filename}" if error.filename else ""
         return f"{error.strerror}{name}"

@@ -147,6 +147,7 @@ def test_real_video_three_frames(tmp_path, capsys):
     (["--points", "10,10", "--device", "nonsense"], "unknown device"),
     (["--points", "10,10", "--checkpoint", "/no/such/checkpoint.pt"], "checkpoint file not found"),
     (["--points", "10,10", "--max-frames", "0"], "--max-frames must be at least 1"),
+    (["--points", "10,10", "--out-dir", "results"], "--out-dir names every output; drop --json"),
 ])
 def test_bad_input_exits_with_status_2(clip, tmp_path, capsys, args, message):
     status, stdout, stderr = run_cli(capsys, clip, "--json", tmp_path / "r.json", *args)
