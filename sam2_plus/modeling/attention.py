@@ -55,9 +55,11 @@ class Attention(nn.Module):
 
         Each row of the attention weights sums to one, so softmax(qk) (x W + b) = (softmax(qk) x) W + b.
         When values come from a space narrower than a head (the memory attention: 64 channels into
-        256-wide heads) the weighted sum then costs a fraction of the work. Only on the CPU, where
-        `attention` takes values of any width; the fused GPU kernels want equal widths."""
-        return self.kv_in_dim < self.internal_dim // self.num_heads and v.device.type == "cpu"
+        256-wide heads) the weighted sum then costs a fraction of the work. Only in bfloat16 inference
+        on the CPU (`onednn_dtype`), where `attention` takes values of any width: float32 projects first,
+        as the reference does, to keep its rounding (where tracking is unstable the other order's
+        rounding grew past the parity tolerances)."""
+        return self.kv_in_dim < self.internal_dim // self.num_heads and onednn_dtype(v) == torch.bfloat16
 
     def _project(self, q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         if self._values_late(v):

@@ -22,17 +22,19 @@ _ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkld
 
 
 def onednn_dtype(x: torch.Tensor) -> Optional[torch.dtype]:
-    """The dtype a oneDNN product on `x` would run in (the autocast dtype under CPU autocast), or None
-    where oneDNN is not used: other devices, training (grad enabled), other dtypes.
+    """bfloat16 where a product on `x` runs through oneDNN: CPU inference in bfloat16 (or under CPU
+    bfloat16 autocast), the fast mode. None where PyTorch's own kernels run: float32, other devices,
+    training (grad enabled), inside `torch.compile` (which fuses and lowers linear layers itself).
 
-    PyTorch's CPU linear layers and matrix products use MKL, whose float32 GEMM runs at about half the
-    hardware's rate on AMD processors, while oneDNN uses the full vector width there (measured 184 vs
-    320 GFLOP/s on two cores of this machine's EPYC). Results are float32 products like MKL's, only
-    summed in another order. Not inside `torch.compile`, which fuses and lowers linear layers itself."""
+    PyTorch's CPU products use MKL, whose GEMM runs at about half the hardware's rate on AMD processors,
+    while oneDNN uses the full vector width there (float32: 184 vs 320 GFLOP/s on two cores of an EPYC).
+    float32 keeps MKL all the same: those are the reference's kernels, which reproduce its results bit
+    for bit. oneDNN sums in another order, and where tracking is unstable (an object absent on its own
+    prompted frame) that rounding grew past the parity tolerances within a few frames."""
     if not _ONEDNN_LINEAR or x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling():
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    return dtype if dtype in (torch.float32, torch.bfloat16) else None
+    return dtype if dtype == torch.bfloat16 else None
 
 
 def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -41,8 +43,8 @@ def matmul_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class Linear(nn.Linear):
-    """`nn.Linear` (same parameters, same state-dict keys) that runs inference on the CPU through oneDNN
-    (see `onednn_dtype` for why). `gelu=True` applies an exact GELU and `residual` is added last:
+    """`nn.Linear` (same parameters, same state-dict keys) that runs bfloat16 inference on the CPU
+    through oneDNN (see `onednn_dtype`). `gelu=True` applies an exact GELU and `residual` is added last:
     residual + gelu(x W^T + b); either one alone is fused into the product, which saves passes over
     large activations."""
 
