@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from media_clips import pattern_frame, write_clip
 from sam2_plus.batch import cli, worker
@@ -130,11 +131,12 @@ def test_a_rerun_skips_the_finished_videos(local_run, inputs, tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A Ray on this machine with 2 CPUs, started and stopped here (the batch uses this connection)."""
+    """A Ray on this machine with as many CPUs as this process has threads (at least 2), started and stopped
+    here (the batch uses this connection)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(2, torch.get_num_threads()), num_gpus=0, include_dashboard=False, log_to_driver=False)
         try:
             yield ray
         finally:
@@ -152,7 +154,10 @@ def assert_same_results(out: Path, reference: Path, names: tuple[str, ...]) -> N
 @pytest.mark.slow
 def test_a_local_ray_cluster_gives_identical_results(local_run, inputs, ray_cluster, tmp_path):
     _, _, reference = local_run
-    status, stdout, _ = run_batch(inputs / "manifest.jsonl", "--out", tmp_path / "out", "--ray", "local", *MODEL)
+    # Float results depend on the thread count (the order of parallel sums), so the Ray worker gets the
+    # local worker's threads (Ray gives an actor as many threads as CPUs)
+    status, stdout, _ = run_batch(inputs / "manifest.jsonl", "--out", tmp_path / "out", "--ray", "local",
+                                  "--cpus-per-worker", torch.get_num_threads(), *MODEL)
     assert status == 1
     assert_same_results(tmp_path / "out", reference, ("two", "corrupt", "one", "late"))
     assert ray_cluster.is_initialized()  # the test's connection is left to the test

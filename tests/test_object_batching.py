@@ -59,27 +59,37 @@ def test_batched_objects_match_one_at_a_time(monkeypatch, motion_aware):
                                        monkeypatch)
     alone, sizes_a, session_a = _run(build_video_predictor("sam2.1-tiny", max_batch_objects=1, **kwargs), 4,
                                      monkeypatch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:  # the noise of the float sums' order: one at a time again, on another number of threads
+        noise, _, session_n = _run(build_video_predictor("sam2.1-tiny", max_batch_objects=1, **kwargs), 4,
+                                   monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
     # frame 0: object 3 alone (1 and 2 are prompted there); frame 1: objects 1 and 2 in one batch (3 is
     # prompted there); frames 2, 3: {1, 2} and {3}
     assert sizes_b == [(0, 1), (1, 2), (2, 2), (2, 1), (3, 2), (3, 1)]
     assert sizes_a == [(0, 1), (1, 1), (1, 1), (2, 1), (2, 1), (2, 1), (3, 1), (3, 1), (3, 1)]
-    # From the same memories, a batch differs from single objects by float rounding only (measured: 5e-6).
+    # From the same memories, a batch differs from single objects by float rounding only (measured: 3e-5).
     # Memories are stored in bfloat16, where such a difference now and then rounds to the next value, so
-    # later frames drift apart like runs with different thread counts do (measured on frame 3: 7e-3 on
-    # logits of magnitude 13, 2e-4 on object scores).
-    for b, a in zip(batched, alone, strict=True):
-        assert (b.frame_idx, b.obj_ids) == (a.frame_idx, a.obj_ids)
+    # later frames drift apart, less than runs on different numbers of threads do (measured on frame 3:
+    # 0.035 against 0.25 on logits of magnitude 13, 0.0023 against 0.0092 on object scores).
+    for b, a, n in zip(batched, alone, noise, strict=True):
+        assert (b.frame_idx, b.obj_ids) == (a.frame_idx, a.obj_ids) == (n.frame_idx, n.obj_ids)
         first_batched = b.frame_idx == 1
-        torch.testing.assert_close(b.mask_logits, a.mask_logits, rtol=0, atol=1e-4 if first_batched else 5e-2)
-        torch.testing.assert_close(b.object_scores, a.object_scores, rtol=0, atol=1e-5 if first_batched else 2e-3)
+        for key, floor in (("mask_logits", 1e-4), ("object_scores", 1e-5)):
+            bound = floor if first_batched else max(floor, float((getattr(n, key) - getattr(a, key)).abs().max()))
+            torch.testing.assert_close(getattr(b, key), getattr(a, key), rtol=0, atol=bound)
         assert (b.masks != a.masks).float().mean() < 1e-3
         if b.boxes is not None:
             torch.testing.assert_close(b.boxes, a.boxes, rtol=0, atol=1.0)
     for obj in (1, 2):
         out_b, out_a = session_b.track(obj).non_cond_outputs[1], session_a.track(obj).non_cond_outputs[1]
         assert out_b.maskmem_features.shape == (1, 64, 64, 64)
+        out_n = session_n.track(obj).non_cond_outputs[1]
         torch.testing.assert_close(out_b.obj_ptr, out_a.obj_ptr, rtol=0, atol=1e-5)
-        assert (out_b.maskmem_features != out_a.maskmem_features).float().mean() < 1e-3  # bfloat16 roundings
+        rounded_apart = (out_n.maskmem_features != out_a.maskmem_features).float().mean()  # bfloat16 roundings
+        assert (out_b.maskmem_features != out_a.maskmem_features).float().mean() <= max(1e-3, rounded_apart)
     kf_scored = 0
     for obj in (1, 2, 3):
         for t, out_b in session_b.track(obj).non_cond_outputs.items():
