@@ -25,7 +25,7 @@ import numpy as np
 
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
-from sam2_plus.app.errors import USER_ERRORS, AppInputError, failure_message, user_message
+from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
@@ -35,6 +35,7 @@ from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
 from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
+from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.media.export import FrameResult
 from sam2_plus.prompts import TASKS
 
@@ -77,7 +78,7 @@ def user_errors() -> Iterator[None]:
     """Input problems become a gr.Error with the precise message (no traceback)."""
     try:
         yield
-    except (AppInputError, *USER_ERRORS) as error:
+    except (AppInputError, *INPUT_ERRORS) as error:
         raise gr.Error(user_message(error), print_exception=False) from None
 
 
@@ -305,7 +306,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
         obj_id, frame = target
         try:
             result = gpu_preview(str(session.video), session.preview_json(obj_id, frame), json.dumps(options.to_json()))
-        except (AppInputError, *USER_ERRORS) as error:
+        except (AppInputError, *INPUT_ERRORS) as error:
             return gr.skip(), f"⚠️ Preview: {user_message(error)}"
         session.store_preview(obj_id, frame, options, result)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
@@ -326,7 +327,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             try:
                 session = AppSession.open(video, limits)
                 session_files.add(request.session_hash, session.close)
-            except (AppInputError, *USER_ERRORS) as error:
+            except (AppInputError, *INPUT_ERRORS) as error:
                 note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
         cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: ""}

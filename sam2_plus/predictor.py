@@ -29,8 +29,6 @@ from .tracker import FrameOutput, ObjectTrack, StepResult, memory_layout, select
 
 # "auto": bfloat16 on CUDA, float32 on the CPU; "float32": exact everywhere; "bfloat16": fast everywhere
 PRECISIONS = ("auto", "float32", "bfloat16")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class UnknownObjectError(KeyError):

@@ -16,7 +16,6 @@ raises `TrackFailed`, whose `summary` describes the frames written before the fa
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
+from .errors import TrackError, describe_error, is_out_of_memory
 from .media import export
 from .media.decode import FrameSource, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
@@ -42,12 +42,6 @@ from .weights import CheckpointError, WeightsSource, weights_from_env
 log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
-MOTION_MODULE = "sam2_plus.motion"
-
-
-class TrackError(RuntimeError):
-    """A job that cannot run as asked: unknown model or device, a feature that is not available, an
-    unusable output path. (Bad prompts raise PromptError, bad videos MediaError, weights CheckpointError.)"""
 
 
 class TrackFailed(RuntimeError):
@@ -193,12 +187,6 @@ def check_model(model: str, tasks: Mapping[int, str]) -> str:
     return name
 
 
-def check_motion_aware(enabled: bool) -> None:
-    if enabled and importlib.util.find_spec(MOTION_MODULE) is None:
-        raise TrackError(f"motion-aware tracking needs the {MOTION_MODULE} module, which this version of "
-                         "sam2_plus does not have yet; run without motion-aware tracking")
-
-
 def check_weights(weights: WeightsSource) -> None:
     """Fail before building a model when a checkpoint file is missing."""
     if weights.kind == "file" and not Path(weights.path).is_file():
@@ -240,10 +228,9 @@ def check_outputs(outputs: TrackOutputs, video: Path) -> None:
 
 def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                   check_weights_file: bool = True) -> tuple[str, torch.device]:
-    """Everything that can be checked without the model: model and tasks, motion-aware support, device,
+    """Everything that can be checked without the model: model and tasks, device,
     output paths, a checkpoint file's presence. Returns the canonical model name and the device."""
     model = check_model(request.model, request.tasks)
-    check_motion_aware(request.motion_aware)
     device = resolve_device(request.device)
     check_outputs(outputs, request.video)
     if check_weights_file:
@@ -472,10 +459,6 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     return summary
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
-
-
 def _release_cached_gpu_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -505,16 +488,10 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         frames_total=info.num_frames, frames_done=sink.frames_written, first_frame=sink.first_frame,
         last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
-        failure=None if failure is None else _describe_failure(failure),
+        failure=None if failure is None else describe_error(failure),
         out_of_memory=failure is not None and is_out_of_memory(failure),
     )
     return summary, failure
-
-
-def _describe_failure(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else ""
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def _load_predictor(job: _Job, model: str, device: torch.device, weights: WeightsSource,

@@ -53,22 +53,8 @@ class ObjectTrack:
     frames_tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
     motion: Optional[object] = None  # motion-aware state (Kalman filter), when enabled
 
-    def output_on(self, frame_idx: int) -> Optional[FrameOutput]:
-        """The newest output of this object on a frame, if any."""
-        for store in (self.pending_cond, self.pending_non_cond, self.cond_outputs, self.non_cond_outputs):
-            out = store.get(frame_idx)
-            if out is not None:
-                return out
-        return None
-
     def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
         return self.pending_cond if is_cond else self.pending_non_cond
-
-    def clear_results(self) -> None:
-        for store in (self.point_inputs, self.mask_inputs, self.cond_outputs, self.non_cond_outputs,
-                      self.pending_cond, self.pending_non_cond, self.frames_tracked):
-            store.clear()
-        self.motion = None
 
 
 def select_cond_frames(frame_idx: int, cond_frames: dict[int, FrameOutput], max_num: int):

@@ -118,15 +118,11 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, stop_after, written, stoppe
     assert sorted(contents.object_masks[1]) == written
 
 
-def test_rejections_before_any_work(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "MOTION_MODULE", "sam2_plus.no_such_module")
+def test_rejections_before_any_work(clip, tmp_path):
     box = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [1, 1, 9, 9]}]}]}
     request = prepare_request(clip, box, model="sam2.1-tiny")
     with pytest.raises(PromptError, match="has no 'box' task"):
         run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), predictor=FakePredictor())
-    request = prepare_request(clip, box, model="sam2++", motion_aware=True)
-    with pytest.raises(TrackError, match="motion"):
-        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"))
     request = prepare_request(clip, box, model="sam2++")
     with pytest.raises(TrackError, match="overwrite the input"):
         run_tracking(request, TrackOutputs(overlay=clip), predictor=FakePredictor())

@@ -168,14 +168,6 @@ def test_missing_video_and_no_outputs(clip, tmp_path, capsys):
     assert status == 2 and "not a readable video" in stderr
 
 
-def test_motion_aware_without_its_module(clip, tmp_path, capsys, monkeypatch):
-    from sam2_plus import service
-
-    monkeypatch.setattr(service, "MOTION_MODULE", "sam2_plus.no_such_module")
-    status, _, stderr = run_cli(capsys, clip, "--points", "1,1", "--motion-aware", "--json", tmp_path / "r.json")
-    assert status == 2 and "motion-aware tracking needs" in stderr
-
-
 def test_unreachable_hub_exits_with_status_2(clip, tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 

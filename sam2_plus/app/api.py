@@ -20,7 +20,7 @@ API_RELEASE_DELAY = 5.0  # seconds an ended session's API folder stays after its
 def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any], options: str | Mapping | None,
             limits: AppLimits, session_files: SessionFiles, session_hash: Optional[str],
             run: JobRunner = run_job) -> Iterator[JobUpdate]:
-    """Check the request (AppInputError / USER_ERRORS) and track it (`run`: run_job or the app's spaces.GPU
+    """Check the request (AppInputError / INPUT_ERRORS) and track it (`run`: run_job or the app's spaces.GPU
     wrapper of it); the last update holds the result."""
     sweep_work_dirs("api", API_JOB_TTL)
     plan = plan_job(video, prompts, options, limits)

@@ -31,7 +31,7 @@ class JobPlan:
 
 def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any], options: str | Mapping | None,
              limits: AppLimits) -> JobPlan:
-    """The checked job, or AppInputError / USER_ERRORS saying what to change."""
+    """The checked job, or AppInputError / INPUT_ERRORS saying what to change."""
     if not video:
         raise AppInputError("no video: give a video file")
     info = limits.check_video(video)

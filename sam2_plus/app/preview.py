@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from ..media import export
 from ..media.decode import FrameSource, probe
 from ..prompts import parse_prompts
-from ..service import check_model, check_motion_aware, get_predictor, to_export_result
+from ..service import check_model, get_predictor, to_export_result
 from .errors import AppInputError
 from .jobs import VIEW_CACHE_BYTES
 from .options import parse_options
@@ -19,7 +19,7 @@ PREVIEW_GPU_SECONDS = 30  # one image encoder pass and one decoder call; ZeroGPU
 def preview_prompt(video: str | os.PathLike, prompts_json: str,
                    options_json: str | Mapping | None) -> export.FrameResult:
     """The result of one object's prompt on one frame: a fresh predictor session on the video holding only
-    that prompt, as the tracking run computes that conditioning frame. Raises USER_ERRORS/AppInputError."""
+    that prompt, as the tracking run computes that conditioning frame. Raises INPUT_ERRORS/AppInputError."""
     options = parse_options(options_json)
     info = probe(video)
     objects = parse_prompts(prompts_json, info)
@@ -27,7 +27,6 @@ def preview_prompt(video: str | os.PathLike, prompts_json: str,
         raise AppInputError("a preview takes exactly one object with one prompt")
     obj, prompt = objects[0], objects[0].prompts[0]
     check_model(options.model, {obj.obj_id: obj.task})
-    check_motion_aware(options.motion_aware)
     predictor = get_predictor(options.model, motion_aware=options.motion_aware)
     with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         state = predictor.init_state(frames)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..config import TASKS
 from .export import FrameResult
 
 Color = tuple[int, int, int]  # RGB
@@ -40,7 +41,6 @@ _BASE_PALETTE: tuple[Color, ...] = (
     (128, 0, 0),
     (170, 255, 195),
 )
-TASKS = ("mask", "box", "point")
 
 
 def color_for_id(obj_id: int) -> Color:

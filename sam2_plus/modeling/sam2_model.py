@@ -51,10 +51,6 @@ class PointPrompt:
         return self.labels.shape[1]
 
     @property
-    def is_box_only(self) -> bool:
-        return bool(torch.all(self.labels > 1))
-
-    @property
     def has_box(self) -> bool:
         return bool(torch.any(self.labels > 1))
 

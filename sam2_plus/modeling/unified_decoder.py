@@ -22,12 +22,11 @@ from typing import List, Optional, Tuple, Type
 import torch
 from torch import nn
 
+from ..config import TASKS
 from .box_head import BoxHead, BoxHeadLowRes
 from .mask_decoder import DecoderBase, project_masks
 
-__all__ = ["UnifiedDecoder", "TASKS"]
-
-TASKS = ("mask", "box", "point")
+__all__ = ["UnifiedDecoder"]
 
 
 class UnifiedDecoder(DecoderBase):
