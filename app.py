@@ -36,7 +36,7 @@ from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
 from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
 from sam2_plus.errors import INPUT_ERRORS
-from sam2_plus.media.export import FrameResult
+from sam2_plus.media.export import FrameRecord
 from sam2_plus.prompts import TASKS
 
 HERE = Path(__file__).resolve().parent
@@ -65,7 +65,7 @@ def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
-def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameResult:
+def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameRecord:
     use_worker_threads()
     return preview_prompt(video, prompts_json, options_json)
 

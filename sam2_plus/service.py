@@ -152,7 +152,7 @@ class TrackSummary:
 
 ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
-ResultCallback = Callable[[export.FrameResult], Any]
+ResultCallback = Callable[[export.FrameRecord], Any]
 
 
 # --------------------------------------------------------------------------- requests
@@ -327,7 +327,7 @@ def clear_predictor_cache() -> None:
 # --------------------------------------------------------------------------- results
 
 
-def to_export_result(result: FrameResult) -> export.FrameResult:
+def to_frame_record(result: FrameResult) -> export.FrameRecord:
     """The predictor's result (tensors) as media.export's (numpy). Boxes come from SAM 2++'s box head
     for box-task objects and from the mask otherwise (none for an empty mask); the point is the
     predictor's; the score is the presence probability (sigmoid of the object score logit)."""
@@ -340,7 +340,7 @@ def to_export_result(result: FrameResult) -> export.FrameResult:
                 boxes[i] = result.boxes[i].detach().float().cpu().numpy()
     points = (np.full((count, 2), np.nan, np.float32) if result.points is None
               else result.points.detach().float().cpu().numpy())
-    return export.FrameResult(
+    return export.FrameRecord(
         frame_idx=result.frame_idx,
         obj_ids=result.obj_ids,
         masks=result.masks.cpu().numpy(),
@@ -397,7 +397,7 @@ class _Job:
     def ended_early(self) -> bool:
         return self.stopped or self.failure is not None
 
-    def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameResult], None],
+    def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameRecord], None],
                  skip_frame: Optional[int] = None) -> None:
         """Pull frames from a propagation until it ends, should_stop() says so or the model fails."""
         try:
@@ -418,11 +418,11 @@ class _Job:
         finally:
             results.close()
 
-    def _next_result(self, results: Iterator[FrameResult]) -> Optional[export.FrameResult]:
+    def _next_result(self, results: Iterator[FrameResult]) -> Optional[export.FrameRecord]:
         """The propagation's next frame; None at its end or when the model failed (then `failure` is set)."""
         try:
             result = self.timed(next, results, None)
-            return None if result is None else to_export_result(result)
+            return None if result is None else to_frame_record(result)
         except Exception as error:  # the frames so far are kept; run_tracking raises TrackFailed after writing
             log.error("tracking failed after frame %s", self.last_tracked, exc_info=error)
             self.failure = error
@@ -445,7 +445,7 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
-    should_stop() is asked before every frame; on_result(media.export.FrameResult) gets every tracked
+    should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews).
     `predictor` replaces the cached one (tests, custom options). Raises MediaError, PromptError,
     CheckpointError or TrackError for unusable input, and TrackFailed when the model fails during tracking

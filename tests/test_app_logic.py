@@ -452,7 +452,7 @@ def _fake_result(frame: int, ids: list[int], tasks: list[str] | None = None):
     logits[:, H // 2:, W // 2:] = 5.0
     result = FrameResult(frame, list(ids), logits, torch.full((n,), 3.0), torch.tensor([[48.0, 32.0, 96.0, 64.0]] * n),
                          torch.tensor([[70.0, 50.0]] * n), tasks or ["mask"] * n)
-    return service.to_export_result(result)
+    return service.to_frame_record(result)
 
 
 class FakePredictor:

@@ -16,7 +16,7 @@ from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.predictor import FrameResult
 from sam2_plus.prompts import PromptError
-from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_export_result
+from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_frame_record
 from sam2_plus.weights import parse_weights_spec
 
 H, W, T = 32, 48, 6
@@ -132,14 +132,14 @@ def test_rejections_before_any_work(clip, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_to_export_result_per_task():
+def test_to_frame_record_per_task():
     logits = torch.full((3, 4, 5), -1.0)
     logits[0, 1:3, 2:4] = 1.0  # mask task: box from the mask
     logits[2, 0, 0] = 1.0
     result = FrameResult(7, [1, 2, 3], logits, torch.tensor([3.0, 1.0, -2.0]),
                          torch.tensor([[9.0, 9, 9, 9], [0.5, 1, 4, 3], [9, 9, 9, 9]]),
                          torch.tensor([[2.0, 1], [0, 0], [0, 0]]), ["mask", "box", "point"])
-    out = to_export_result(result)
+    out = to_frame_record(result)
     assert out.frame_idx == 7 and out.masks.dtype == bool and out.masks[0].sum() == 4
     assert out.box_for(0).tolist() == [2, 1, 4, 3]  # from the mask, not the predictor's box
     assert out.box_for(1).tolist() == [0.5, 1, 4, 3]  # the box head's

@@ -136,9 +136,9 @@ class _Latest:
     """The newest tracked frame, set by the job's thread and read by the stream."""
 
     def __init__(self) -> None:
-        self.value: Optional[export.FrameResult] = None
+        self.value: Optional[export.FrameRecord] = None
 
-    def set(self, result: export.FrameResult) -> None:
+    def set(self, result: export.FrameRecord) -> None:
         self.value = result
 
 

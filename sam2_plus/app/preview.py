@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from ..media import export
 from ..media.decode import FrameSource, probe
 from ..prompts import parse_prompts
-from ..service import check_model, get_predictor, to_export_result
+from ..service import check_model, get_predictor, to_frame_record
 from .errors import AppInputError
 from .jobs import VIEW_CACHE_BYTES
 from .options import parse_options
@@ -17,7 +17,7 @@ PREVIEW_GPU_SECONDS = 30  # one image encoder pass and one decoder call; ZeroGPU
 
 
 def preview_prompt(video: str | os.PathLike, prompts_json: str,
-                   options_json: str | Mapping | None) -> export.FrameResult:
+                   options_json: str | Mapping | None) -> export.FrameRecord:
     """The result of one object's prompt on one frame: a fresh predictor session on the video holding only
     that prompt, as the tracking run computes that conditioning frame. Raises INPUT_ERRORS/AppInputError."""
     options = parse_options(options_json)
@@ -35,4 +35,4 @@ def preview_prompt(video: str | os.PathLike, prompts_json: str,
         else:
             result = predictor.add_new_points_or_box(state, prompt.frame, obj.obj_id, points=prompt.points,
                                                      labels=prompt.labels, box=prompt.box, task=obj.task)
-    return to_export_result(result)
+    return to_frame_record(result)

@@ -38,7 +38,7 @@ MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so t
 @dataclass(frozen=True)
 class Preview:
     options: TrackOptions
-    result: export.FrameResult
+    result: export.FrameRecord
 
 
 @dataclass(eq=False)
@@ -229,7 +229,7 @@ class AppSession:
         prompt = obj.prompts[frame].to_json(frame)
         return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
 
-    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameResult) -> None:
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord) -> None:
         if obj_id in self.objects and frame in self.objects[obj_id].frames():
             self.previews[(obj_id, frame)] = Preview(options, result)
 
