@@ -38,6 +38,7 @@ from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.media.export import FrameRecord
 from sam2_plus.prompts import TASKS
+from sam2_plus.service import TrackRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -58,16 +59,15 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
-              stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(video, prompts_json, options_json, job_dir, stop_file)
+    yield from run_job(request, job_dir, stop_file)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
-def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameRecord:
+def gpu_preview(request: TrackRequest) -> FrameRecord:
     use_worker_threads()
-    return preview_prompt(video, prompts_json, options_json)
+    return preview_prompt(request)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -305,7 +305,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             return gr.skip(), gr.skip()
         obj_id, frame = target
         try:
-            result = gpu_preview(str(session.video), session.preview_json(obj_id, frame), json.dumps(options.to_json()))
+            result = gpu_preview(session.preview_request(obj_id, frame, options))
         except (AppInputError, *INPUT_ERRORS) as error:
             return gr.skip(), f"⚠️ Preview: {user_message(error)}"
         session.store_preview(obj_id, frame, options, result)
@@ -454,7 +454,7 @@ def _track(ui: UI, session: AppSession, frame: int, options: TrackOptions, show:
            progress: gr.Progress) -> Iterator[dict]:
     result = None
     with job_errors():
-        for update in session.track(options, limits, gpu_track):
+        for update in session.tracking_job(options, limits, gpu_track):
             if update.result is not None:
                 result = update.result
                 continue

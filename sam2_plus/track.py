@@ -33,7 +33,7 @@ from .service import (
     TrackOutputs,
     TrackProgress,
     TrackSummary,
-    check_request,
+    check_outputs,
     prepare_request,
     run_tracking,
 )
@@ -321,7 +321,7 @@ def run(args: argparse.Namespace) -> TrackSummary:
     weights = weights_option(args.checkpoint)
     request = prepare_request(args.video, load_prompts(args), model=args.model, device=args.device,
                               weights=weights, motion_aware=args.motion_aware, max_frames=args.max_frames)
-    check_request(request, outputs)
+    check_outputs(outputs, request.video)  # before the weights notice: unusable input is one line
     if not weights.is_trained:
         print(untrained_notice(weights), file=sys.stderr, flush=True)
     display = None if args.quiet else ProgressDisplay()

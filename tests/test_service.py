@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
 from sam2_plus import build_model, service
 from sam2_plus.media.decode import probe
@@ -28,7 +29,7 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(path, [pattern_frame(i, H, W) for i in range(T)], fps=10)
 
 
-class FakePredictor:
+class FakePredictor(PromptsAsCalls):
     """Records prompts; propagation yields a mask whose width encodes the frame index."""
 
     device = torch.device("cpu")
@@ -120,9 +121,10 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, stop_after, written, stoppe
 
 def test_rejections_before_any_work(clip, tmp_path):
     box = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [1, 1, 9, 9]}]}]}
-    request = prepare_request(clip, box, model="sam2.1-tiny")
     with pytest.raises(PromptError, match="has no 'box' task"):
-        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), predictor=FakePredictor())
+        prepare_request(clip, box, model="sam2.1-tiny")
+    with pytest.raises(TrackError, match="unknown device"):
+        prepare_request(clip, box, device="nonsense")
     request = prepare_request(clip, box, model="sam2++")
     with pytest.raises(TrackError, match="overwrite the input"):
         run_tracking(request, TrackOutputs(overlay=clip), predictor=FakePredictor())

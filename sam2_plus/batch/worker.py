@@ -50,7 +50,7 @@ def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progre
     started = time.perf_counter()
     staged = setup.store.stage(job)
     try:
-        summary = _track(job, setup, staged, device, progress, should_stop)
+        summary = _track_into(staged, job, setup, device, progress, should_stop)
         if not summary.stopped:
             setup.store.publish(job, staged)
         return VideoRecord.of(job, STOPPED if summary.stopped else DONE, frames=summary.frames_done,
@@ -66,8 +66,8 @@ def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progre
         setup.store.discard(staged)  # gone already when it was published
 
 
-def _track(job: VideoJob, setup: WorkerSetup, staged: Path, device: Optional[str], progress: ProgressSink,
-           should_stop: Callable[[], bool]) -> TrackSummary:
+def _track_into(staged: Path, job: VideoJob, setup: WorkerSetup, device: Optional[str], progress: ProgressSink,
+                should_stop: Callable[[], bool]) -> TrackSummary:
     prompts = read_prompts_text(job.prompts, label="prompts")
     request = prepare_request(job.video, prompts, model=job.model, device=device, weights=setup.weights,
                               motion_aware=job.motion_aware, max_frames=job.max_frames)
