@@ -1,6 +1,6 @@
 """Streaming writers (and round-trip readers) for tracking results.
 
-Every writer consumes ``FrameRecord``\ s one frame at a time and keeps
+Every writer consumes one ``FrameRecord`` per frame, in frame order, and keeps
 memory flat, except ``PointTrackWriter`` which holds the (small) T x N x 2
 point array until it is closed.
 
