@@ -212,9 +212,6 @@ class VideoPredictor:
                 raise PromptError("the point task takes one point per object, not a mask")
             model_mask = mask_input(check_mask(mask, session.video_height, session.video_width), self.image_size,
                                     self.device)
-            if frame_idx not in obj.frames_tracked and not bool(model_mask.any()):
-                raise PromptError(f"the mask for object {obj.obj_id} on frame {frame_idx} is empty; "
-                                  "an empty mask can only mark a tracked object as absent on a tracked frame")
         return self._add_mask(session, obj, frame_idx, model_mask)
 
     @torch.inference_mode()
@@ -268,9 +265,14 @@ class VideoPredictor:
     def _add_mask(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
                   model_mask: torch.Tensor) -> FrameResult:
         prompt = None
-        if obj.task == "box":
-            with self._dropped_when_refused(session, obj):
+        with self._dropped_when_refused(session, obj):
+            # also a mask of the prompts JSON: a small one can vanish at the model's size
+            if frame_idx not in obj.frames_tracked and not bool(model_mask.any()):
+                raise PromptError(f"the mask for object {obj.obj_id} on frame {frame_idx} is empty; "
+                                  "an empty mask can only mark a tracked object as absent on a tracked frame")
+            if obj.task == "box":
                 prompt = box_of_mask(model_mask, self.device)
+        if obj.task == "box":
             obj.point_inputs[frame_idx] = prompt
         else:
             obj.point_inputs.pop(frame_idx, None)
