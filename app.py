@@ -25,7 +25,7 @@ import numpy as np
 
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
-from sam2_plus.app.errors import USER_ERRORS, AppInputError, failure_message, user_message
+from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
@@ -35,8 +35,10 @@ from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
 from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
-from sam2_plus.media.export import FrameResult
+from sam2_plus.errors import INPUT_ERRORS
+from sam2_plus.media.export import FrameRecord
 from sam2_plus.prompts import TASKS
+from sam2_plus.service import TrackRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -57,16 +59,15 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(video: str, prompts_json: str, options_json: str, job_dir: str,
-              stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(video, prompts_json, options_json, job_dir, stop_file)
+    yield from run_job(request, job_dir, stop_file)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
-def gpu_preview(video: str, prompts_json: str, options_json: str) -> FrameResult:
+def gpu_preview(request: TrackRequest) -> FrameRecord:
     use_worker_threads()
-    return preview_prompt(video, prompts_json, options_json)
+    return preview_prompt(request)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -77,7 +78,7 @@ def user_errors() -> Iterator[None]:
     """Input problems become a gr.Error with the precise message (no traceback)."""
     try:
         yield
-    except (AppInputError, *USER_ERRORS) as error:
+    except (AppInputError, *INPUT_ERRORS) as error:
         raise gr.Error(user_message(error), print_exception=False) from None
 
 
@@ -186,6 +187,11 @@ class UI:
         """What an edit of the objects or prompts updates."""
         return [self.view, self.objects, self.objects_html, self.name, self.task, self.status]
 
+    @property
+    def edit_inputs(self) -> list[gr.components.Component]:
+        """What every edit handler (`_edit`) takes first: the session, the frame, whether results are shown."""
+        return [self.state, self.frame, self.show_results]
+
 
 def _build_ui(limits: AppLimits) -> UI:
     ui = UI()
@@ -199,50 +205,60 @@ def _build_ui(limits: AppLimits) -> UI:
     gr.Markdown(describe_weights())
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            ui.video = gr.Video(label="Video", sources=["upload"], height=220)
-            gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
-                        label="Examples (made by examples/make_examples.py)", api_visibility="private")
-            gr.Markdown(f"<small>{limits.describe()}</small>")
-            with gr.Row():
-                ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
-                                       info="SAM 2.1 models take the mask granularity only")
-                ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
-            ui.objects = gr.Radio([], label="Objects (select one to prompt it)")
-            ui.objects_html = gr.HTML()
-            with gr.Row():
-                ui.add = gr.Button("Add object", size="sm")
-                ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
-            ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
-            ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
-                               info="what is tracked and drawn: mask, box or point")
+            _build_setup_column(ui, limits)
         with gr.Column(scale=2):
-            ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
-            with gr.Row(equal_height=True):
-                ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", scale=3, elem_id="tool")
-                with gr.Column(scale=1, min_width=160):
-                    ui.undo = gr.Button("Undo last prompt", size="sm")
-                    ui.clear = gr.Button("Clear this frame", size="sm")
-            ui.view = gr.Image(label="Click on the frame to prompt the selected object", interactive=False,
-                               type="numpy", height=480, elem_id="frame-view", buttons=[])
-            ui.show_results = gr.Checkbox(label="Show the last tracking result under the prompts", value=True)
-            ui.editor = gr.ImageEditor(label="Paint the selected object's mask", type="numpy", visible=False,
-                                       sources=(), transforms=(), layers=False, elem_id="mask-editor",
-                                       brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
-                                                      color_mode="fixed"))
-            ui.apply_mask = gr.Button("Use the painted mask", visible=False)
-            ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
-                                   file_types=["image"], visible=False)
-            ui.status = gr.Markdown(elem_id="status")
-            with gr.Row():
-                ui.track = gr.Button("Track", variant="primary", interactive=False)
-                ui.stop = gr.Button("Stop", variant="stop", interactive=False)
-            ui.progress = gr.Markdown(elem_id="track-progress")
-            ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
-            ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
-                                   "LaSOT, points NPZ), results JSON, overlay MP4", file_count="multiple",
-                                   interactive=False, elem_id="downloads")
-            ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
+            _build_frame_column(ui)
     return ui
+
+
+def _build_setup_column(ui: UI, limits: AppLimits) -> None:
+    """The video, the model and the objects."""
+    ui.video = gr.Video(label="Video", sources=["upload"], height=220)
+    gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
+                label="Examples (made by examples/make_examples.py)", api_visibility="private")
+    gr.Markdown(f"<small>{limits.describe()}</small>")
+    with gr.Row():
+        ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
+                               info="SAM 2.1 models take the mask granularity only")
+        ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
+    ui.objects = gr.Radio([], label="Objects (select one to prompt it)")
+    ui.objects_html = gr.HTML()
+    with gr.Row():
+        ui.add = gr.Button("Add object", size="sm")
+        ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
+    ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
+    ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
+                       info="what is tracked and drawn: mask, box or point")
+
+
+def _build_frame_column(ui: UI) -> None:
+    """The frame to prompt on, the prompt tools, tracking and its results."""
+    ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
+    with gr.Row(equal_height=True):
+        ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", scale=3, elem_id="tool")
+        with gr.Column(scale=1, min_width=160):
+            ui.undo = gr.Button("Undo last prompt", size="sm")
+            ui.clear = gr.Button("Clear this frame", size="sm")
+    ui.view = gr.Image(label="Click on the frame to prompt the selected object", interactive=False,
+                       type="numpy", height=480, elem_id="frame-view", buttons=[])
+    ui.show_results = gr.Checkbox(label="Show the last tracking result under the prompts", value=True)
+    ui.editor = gr.ImageEditor(label="Paint the selected object's mask", type="numpy", visible=False,
+                               sources=(), transforms=(), layers=False, elem_id="mask-editor",
+                               brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
+                                              color_mode="fixed"))
+    ui.apply_mask = gr.Button("Use the painted mask", visible=False)
+    ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
+                           file_types=["image"], visible=False)
+    ui.status = gr.Markdown(elem_id="status")
+    with gr.Row():
+        ui.track = gr.Button("Track", variant="primary", interactive=False)
+        ui.stop = gr.Button("Stop", variant="stop", interactive=False)
+    ui.progress = gr.Markdown(elem_id="track-progress")
+    ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
+    ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
+                           "LaSOT, points NPZ), results JSON, overlay MP4", file_count="multiple",
+                           interactive=False, elem_id="downloads")
+    ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
 
 def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
@@ -291,11 +307,26 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
 
 
 def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
-    common = [ui.state, ui.frame, ui.show_results]
-    gpu = {"concurrency_id": "gpu", "concurrency_limit": limits.gpu_concurrency}
+    """Each panel's events, one function each."""
+    preview_on = _previews(ui, limits)
+    _wire_video(ui, limits, session_files)
+    _wire_frame_browser(ui, preview_on)
+    _wire_objects(ui, preview_on)
+    _wire_prompts(ui, preview_on)
+    _wire_tools(ui)
+    _wire_tracking(ui, limits)
+
+
+def _on_gpu(limits: AppLimits) -> dict:
+    """Events that use the GPU share one queue (tracking jobs and previews)."""
+    return {"concurrency_id": "gpu", "concurrency_limit": limits.gpu_concurrency}
+
+
+def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
+    """`preview_on(trigger)`: after `trigger`, show the selected object's result on this frame when it has a
+    prompt here without a fresh preview (computed by `gpu_preview`)."""
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
-        """The selected object's result on this frame, when it has a prompt here without a fresh preview."""
         if session is None:
             return gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
@@ -304,18 +335,23 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             return gr.skip(), gr.skip()
         obj_id, frame = target
         try:
-            result = gpu_preview(str(session.video), session.preview_json(obj_id, frame), json.dumps(options.to_json()))
-        except (AppInputError, *USER_ERRORS) as error:
+            result = gpu_preview(session.preview_request(obj_id, frame, options))
+        except (AppInputError, *INPUT_ERRORS) as error:
             return gr.skip(), f"⚠️ Preview: {user_message(error)}"
         session.store_preview(obj_id, frame, options, result)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
         return session.render_view(frame, show), note
 
-    def preview_on(trigger) -> None:
+    def preview_on(trigger: Callable) -> None:
         trigger(preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
-                show_progress="minimal", **gpu, **UI_ONLY)
+                show_progress="minimal", **_on_gpu(limits), **UI_ONLY)
 
-    # video
+    return preview_on
+
+
+def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
+    """A new video (an upload or an example) replaces the session."""
+
     def load_video(old: Optional[AppSession], video: Optional[str], request: gr.Request):
         if old is not None:
             session_files.discard(request.session_hash, old.close)
@@ -326,7 +362,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             try:
                 session = AppSession.open(video, limits)
                 session_files.add(request.session_hash, session.close)
-            except (AppInputError, *USER_ERRORS) as error:
+            except (AppInputError, *INPUT_ERRORS) as error:
                 note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
         cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: ""}
@@ -344,7 +380,10 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
                     [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, *ui.panel],
                     **UI_ONLY)
 
-    # frame browser
+
+def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
+    """The frame slider, the results checkbox, and the options a preview depends on."""
+
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
         if session is None:
             return gr.skip(), gr.skip()
@@ -352,12 +391,15 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
         return session.render_view(int(frame), show), editor
 
     for trigger in (ui.frame.change, ui.show_results.change):
-        preview_on(trigger(show_frame, [*common, ui.tool], [ui.view, ui.editor], show_progress="hidden",
+        preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor], show_progress="hidden",
                            trigger_mode="always_last", **UI_ONLY).then)
     preview_on(ui.model.change)
     preview_on(ui.motion.change)
 
-    # objects
+
+def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
+    """Add, remove, select and rename objects, and set the selected object's granularity."""
+
     def add_object(session: AppSession, frame: int) -> str:
         return f"Added {session.add_object().name}: prompt it on any frame."
 
@@ -374,13 +416,17 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     def set_task(session: AppSession, frame: int, task: str) -> str:
         return session.set_task(task)
 
-    ui.add.click(_edit(ui, add_object), common, ui.panel, **UI_ONLY)
-    ui.remove.click(_edit(ui, remove_object), common, ui.panel, **UI_ONLY)
-    preview_on(ui.objects.input(_edit(ui, select_object), [*common, ui.objects], ui.panel, **UI_ONLY).then)
-    ui.name.submit(_edit(ui, rename_object), [*common, ui.name], ui.panel, **UI_ONLY)
-    preview_on(ui.task.input(_edit(ui, set_task), [*common, ui.task], ui.panel, **UI_ONLY).then)
+    inputs = ui.edit_inputs
+    ui.add.click(_edit(ui, add_object), inputs, ui.panel, **UI_ONLY)
+    ui.remove.click(_edit(ui, remove_object), inputs, ui.panel, **UI_ONLY)
+    preview_on(ui.objects.input(_edit(ui, select_object), [*inputs, ui.objects], ui.panel, **UI_ONLY).then)
+    ui.name.submit(_edit(ui, rename_object), [*inputs, ui.name], ui.panel, **UI_ONLY)
+    preview_on(ui.task.input(_edit(ui, set_task), [*inputs, ui.task], ui.panel, **UI_ONLY).then)
 
-    # prompts
+
+def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
+    """Clicks on the frame, undo, clear, the painted mask and the mask PNG."""
+
     def on_click(session: Optional[AppSession], frame: int, show: bool, tool: str, evt: gr.SelectData) -> dict:
         x, y = evt.index
         return _edit(ui, lambda s, f: s.click_view(tool, f, float(x), float(y)))(session, frame, show)
@@ -401,11 +447,16 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             raise AppInputError("no mask file was uploaded")
         return session.apply_mask(frame, mask_from_png(path, session.info.size))
 
-    preview_on(ui.view.select(on_click, [*common, ui.tool], ui.panel, show_progress="hidden", **UI_ONLY).then)
-    preview_on(ui.undo.click(_edit(ui, undo), common, ui.panel, **UI_ONLY).then)
-    ui.clear.click(_edit(ui, clear), common, ui.panel, **UI_ONLY)
-    preview_on(ui.apply_mask.click(_edit(ui, brush), [*common, ui.editor], ui.panel, **UI_ONLY).then)
-    preview_on(ui.mask_file.upload(_edit(ui, mask_png), [*common, ui.mask_file], ui.panel, **UI_ONLY).then)
+    inputs = ui.edit_inputs
+    preview_on(ui.view.select(on_click, [*inputs, ui.tool], ui.panel, show_progress="hidden", **UI_ONLY).then)
+    preview_on(ui.undo.click(_edit(ui, undo), inputs, ui.panel, **UI_ONLY).then)
+    ui.clear.click(_edit(ui, clear), inputs, ui.panel, **UI_ONLY)
+    preview_on(ui.apply_mask.click(_edit(ui, brush), [*inputs, ui.editor], ui.panel, **UI_ONLY).then)
+    preview_on(ui.mask_file.upload(_edit(ui, mask_png), [*inputs, ui.mask_file], ui.panel, **UI_ONLY).then)
+
+
+def _wire_tools(ui: UI) -> None:
+    """The prompt tool: the brush shows the mask editor, the mask PNG tool the file input."""
 
     def choose_tool(session: Optional[AppSession], frame: int, tool: str):
         hints = {BOX: "Click one corner of the box, then the opposite corner.",
@@ -418,7 +469,10 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     ui.tool.change(choose_tool, [ui.state, ui.frame, ui.tool], [ui.editor, ui.apply_mask, ui.mask_file, ui.status],
                    **UI_ONLY)
 
-    # tracking
+
+def _wire_tracking(ui: UI, limits: AppLimits) -> None:
+    """Track (a job from every prompt, streamed) and Stop."""
+
     def start(session: Optional[AppSession]):
         require(session)
         return gr.Button(interactive=False), gr.Button(interactive=True), "Starting…"
@@ -426,7 +480,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
                   progress=gr.Progress()):
         session = require(session)
-        yield from _track(ui, session, int(frame), TrackOptions(model, bool(motion)), show, limits, progress)
+        yield from _stream_job(ui, session, int(frame), TrackOptions(model, bool(motion)), show, limits, progress)
 
     def finish(session: Optional[AppSession]):
         return gr.Button(interactive=session is not None), gr.Button(interactive=False)
@@ -440,7 +494,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     (ui.track.click(start, [ui.state], [ui.track, ui.stop, ui.progress], **UI_ONLY)
      .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
               [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary], show_progress="full",
-              show_progress_on=[ui.result_video], **gpu, **UI_ONLY)
+              show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY)
      .then(finish, [ui.state], [ui.track, ui.stop], **UI_ONLY))
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
 
@@ -449,11 +503,12 @@ def _editor_value(session: AppSession, frame: int) -> dict:
     return {"background": session.enlarge(np.array(session.frame(frame))), "layers": [], "composite": None}
 
 
-def _track(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
-           progress: gr.Progress) -> Iterator[dict]:
+def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
+                progress: gr.Progress) -> Iterator[dict]:
+    """A Track click's job: its progress and live frames, then its results."""
     result = None
     with job_errors():
-        for update in session.track(options, limits, gpu_track):
+        for update in session.tracking_job(options, limits, gpu_track):
             if update.result is not None:
                 result = update.result
                 continue

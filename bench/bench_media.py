@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sam2_plus.media.decode import FrameSource  # noqa: E402
 from sam2_plus.media.encode import VideoWriter  # noqa: E402
-from sam2_plus.media.export import FrameResult  # noqa: E402
+from sam2_plus.media.export import FrameRecord  # noqa: E402
 from sam2_plus.media.render import TrackRenderer  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "01_dog.mp4"
@@ -35,7 +35,7 @@ def bench_render(repeats: int = 50) -> None:
     for tasks in ({1: "mask", 2: "mask", 3: "mask"}, {1: "mask", 2: "box", 3: "point"}):
         renderer = TrackRenderer(tasks)
         points = [np.array([[400 + i, 300], [800, 400], [1000, 200 + i]]) for i in range(repeats)]
-        results = [FrameResult(i, [1, 2, 3], masks, None, points[i], [1] * 3, [1] * 3) for i in range(repeats)]
+        results = [FrameRecord(i, [1, 2, 3], masks, None, points[i], [1] * 3, [1] * 3) for i in range(repeats)]
         start = time.perf_counter()
         for result in results:
             renderer.render(frame, result)

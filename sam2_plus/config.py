@@ -33,6 +33,7 @@ MODEL_ALIASES = {
     "facebook/sam2.1-hiera-base-plus": "sam2.1-base-plus",
     "facebook/sam2.1-hiera-large": "sam2.1-large",
 }
+# What an object is tracked as (its granularity): every name in the package that means a task is one of these.
 TASKS = ("mask", "box", "point")
 
 

@@ -12,6 +12,9 @@ velocities, in the model's input pixels. The filter does two things:
 In addition the object counts as present from an object-score logit of `min_obj_score_logits` (-1)
 instead of 0. Defaults follow SAMURAI's configs per model size (`MotionConfig.for_model`).
 
+It plugs into the predictor as a session's `TrackingRules` (sam2_plus/rules.py): `MotionRules` keeps each
+object's filter and the quality of its tracked frames, `MotionStep` settles one model step.
+
 Differences from SAMURAI's code, which keeps one filter per model and assumes a prompt on frame 0 and
 forward tracking: the state is per object; tracking in reverse mirrors the memory rule (frames after the
 current one); frames that were never tracked (before a prompt in the middle of the video, or evicted)
@@ -23,14 +26,15 @@ as ordinary memories (corrections) are always admitted.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .modeling.sam2_model import SAM2Model
-from .predictor import FrameResult, TrackingSession, VideoPredictor
-from .tracker import FrameOutput, ObjectTrack, StepResult, select_memory
+from .modeling.sam2_model import Candidates, HeadOutput, SAM2Model
+from .predictor import VideoPredictor
+from .rules import StepRules, TrackingRules
+from .tracker import FrameOutput, TrackedObject
 
 Box = Sequence[float]  # x1, y1, x2, y2
 
@@ -154,8 +158,16 @@ class _FilterState:
     stable_frames: int = 0
 
 
+@dataclass(frozen=True)
+class FrameQuality:
+    """What memory admission judges a tracked frame by, besides its object score."""
+
+    iou: float  # predicted IoU of the chosen mask
+    kf_score: Optional[float] = None  # Kalman IoU of the chosen mask; None before the filter was stable
+
+
 class ObjectMotion:
-    """One object's Kalman filter and SAMURAI's stable-frame rule (kept in `ObjectTrack.motion`).
+    """One object's Kalman filter and SAMURAI's stable-frame rule, and the quality of its tracked frames.
 
     `step` is called once per decoded frame with multimask output. The filter follows one pass of
     tracking: it continues when a frame lies ahead of the last one in the same direction (frames skipped
@@ -165,6 +177,7 @@ class ObjectMotion:
 
     def __init__(self, cfg: MotionConfig):
         self.cfg = cfg
+        self.quality: dict[int, FrameQuality] = {}  # tracked frame -> quality (a restarted filter keeps it)
         self.reset()
 
     def reset(self) -> None:
@@ -229,53 +242,59 @@ class ObjectMotion:
         return best, kf_score
 
 
-class MotionChooser:
-    """The `choose` callable given to `SAM2Model.decode` for a batch of objects on one frame; remembers
-    each object's Kalman IoU of the chosen mask."""
+class MotionStep(StepRules):
+    """SAMURAI's rules for one model step of a batch of objects: its presence gate, each object's filter
+    choosing among the candidates, and the quality of what a propagated step gave."""
 
     def __init__(self, motions: list[ObjectMotion], frame_idx: int, reverse: Optional[bool], image_size: int,
                  use_box_head: bool):
         self.motions, self.frame_idx, self.reverse = motions, frame_idx, reverse
         self.image_size, self.use_box_head = image_size, use_box_head
+        self.presence_threshold = motions[0].cfg.min_obj_score_logits
         self.kf_scores: list[Optional[float]] = [None] * len(motions)
 
-    def __call__(self, ious: torch.Tensor, high_res_multimasks: torch.Tensor,
-                 boxes_norm_multi: Optional[torch.Tensor]) -> torch.Tensor:
+    def choose(self, candidates: Candidates) -> torch.Tensor:
         best = []
         for b, motion in enumerate(self.motions):
-            if self.use_box_head and boxes_norm_multi is not None:
-                # the box task reports the box head's box: track that (all zero when the object is absent)
-                rows = [[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
-                        for x1, y1, x2, y2 in (boxes_norm_multi[b].float() * self.image_size).tolist()]
-
-                def box_of(i, rows=rows):
-                    return rows[i]
-            else:
-                masks = high_res_multimasks[b]
-
-                def box_of(i, masks=masks):
-                    return mask_box(masks[i] > 0.0)
-            idx, self.kf_scores[b] = motion.step(self.frame_idx, self.reverse, ious[b], box_of)
+            idx, self.kf_scores[b] = motion.step(self.frame_idx, self.reverse, candidates.ious[b],
+                                                 self._boxes_of(candidates, b))
             best.append(idx)
-        return torch.tensor(best, dtype=torch.long, device=ious.device)
+        return torch.tensor(best, dtype=torch.long, device=candidates.ious.device)
+
+    def _boxes_of(self, candidates: Candidates, b: int):
+        """box_of(i): object b's candidate i as an xyxy box in the model's pixels."""
+        if self.use_box_head and candidates.boxes_norm is not None:
+            # the box task reports the box head's box: track that (all zero when the object is absent)
+            rows = [[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+                    for x1, y1, x2, y2 in (candidates.boxes_norm[b].float() * self.image_size).tolist()]
+            return rows.__getitem__
+        masks = candidates.high_res_masks[b]
+        return lambda i: mask_box(masks[i] > 0.0)
+
+    def tracked(self, head: HeadOutput) -> None:
+        for b, motion in enumerate(self.motions):
+            motion.quality[self.frame_idx] = FrameQuality(float(head.iou[b]), self.kf_scores[b])
 
 
 # ---------------------------------------------------------------------------------------------- memory
-def admits(out: FrameOutput, cfg: MotionConfig) -> bool:
+def admits(out: FrameOutput, quality: Optional[FrameQuality], cfg: MotionConfig) -> bool:
     """Whether a tracked frame may enter the memory bank (SAMURAI's thresholds). Prompted frames (user
     corrections kept as ordinary memories) always may."""
     if out.is_mask_from_pts:
         return True
-    if out.best_iou is not None and not float(out.best_iou.reshape(-1)[0]) > cfg.memory_bank_iou_threshold:
+    if quality is not None and not quality.iou > cfg.memory_bank_iou_threshold:
         return False
     if not float(out.object_score_logits.reshape(-1)[0]) > cfg.memory_bank_obj_score_threshold:
         return False
-    return out.kf_score is None or out.kf_score > cfg.memory_bank_kf_score_threshold
+    kf_score = None if quality is None else quality.kf_score
+    return kf_score is None or kf_score > cfg.memory_bank_kf_score_threshold
 
 
-def admitted_memory_frames(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: bool, unselected: dict,
-                           cfg: MotionConfig, num_maskmem: int, max_admitted: int) -> list[tuple[int, int]]:
-    """(t_pos, frame) of the non-conditioning memories a frame reads in motion-aware mode.
+def admitted_memory_frames(obj: TrackedObject, frame_idx: int, num_frames: int, reverse: bool, unselected: dict,
+                           admitted: Callable[[int], bool], num_maskmem: int,
+                           max_admitted: int) -> list[tuple[int, int]]:
+    """(t_pos, frame) of the non-conditioning memories a frame reads in motion-aware mode; `admitted(t)`
+    says whether the tracked frame t passes admission.
 
     Going back from the frame before the current one (after it in reverse) down to frame 2 (up to frame
     num_frames - 3 in reverse), SAMURAI's range, collect up to `max_admitted` admitted frames, nearest
@@ -288,8 +307,8 @@ def admitted_memory_frames(track: ObjectTrack, frame_idx: int, num_frames: int, 
         nearest, scan = frame_idx - 1, range(frame_idx - 1, 1, -1)
     chosen: list[int] = []
     for t in scan:
-        out = track.non_cond_outputs.get(t)
-        if (out is not None and admits(out, cfg)) or (out is None and t in unselected):
+        tracked = t in obj.non_cond_outputs
+        if (tracked and admitted(t)) or (not tracked and t in unselected):
             chosen.append(t)
         if len(chosen) >= max_admitted:
             break
@@ -299,52 +318,68 @@ def admitted_memory_frames(track: ObjectTrack, frame_idx: int, num_frames: int, 
     return sorted(((num_maskmem - 1 - k, t) for k, t in enumerate(chosen)))
 
 
+# ---------------------------------------------------------------------------------------------- rules
+class MotionRules(TrackingRules):
+    """SAMURAI's rules for one session: each object's `ObjectMotion`, the memory it admits, and what eviction
+    must keep for it (`max_admitted`: how many admitted frames a frame looks back over)."""
+
+    def __init__(self, cfg: MotionConfig, image_size: int, num_maskmem: int, max_admitted: int):
+        self.cfg, self.image_size = cfg, image_size
+        self.num_maskmem, self.max_admitted = num_maskmem, max_admitted
+        self.objects: dict[int, ObjectMotion] = {}
+
+    def motion(self, obj_id: int) -> ObjectMotion:
+        if obj_id not in self.objects:
+            self.objects[obj_id] = ObjectMotion(self.cfg)
+        return self.objects[obj_id]
+
+    def step(self, objects: Sequence[TrackedObject], frame_idx: int, reverse: Optional[bool]) -> MotionStep:
+        for obj in objects:
+            self._forget_untracked(obj)
+        return MotionStep([self.motion(obj.obj_id) for obj in objects], frame_idx, reverse, self.image_size,
+                          use_box_head=objects[0].task == "box")
+
+    def memory_frames(self, obj: TrackedObject, frame_idx: int, num_frames: int, reverse: bool,
+                      unselected: dict) -> list[tuple[int, int]]:
+        return admitted_memory_frames(obj, frame_idx, num_frames, reverse, unselected, self._admitted(obj),
+                                      self.num_maskmem, self.max_admitted)
+
+    def also_read(self, obj: TrackedObject, anchor: int, direction: int) -> set[int]:
+        """The nearest admitted frames behind `anchor`: admission can skip many frames, so the memories read
+        may lie beyond the reach of plain tracking."""
+        behind = sorted((t for t in obj.non_cond_outputs if (anchor - t) * direction > 0),
+                        key=lambda t: (anchor - t) * direction)
+        admitted = self._admitted(obj)
+        return set([t for t in behind if admitted(t)][: self.num_maskmem - 1])
+
+    def restart(self, obj_id: int) -> None:
+        self.motion(obj_id).reset()
+
+    def forget(self, obj_id: int) -> None:
+        self.objects.pop(obj_id, None)
+
+    def _admitted(self, obj: TrackedObject) -> Callable[[int], bool]:
+        quality = self.motion(obj.obj_id).quality
+        return lambda t: admits(obj.non_cond_outputs[t], quality.get(t), self.cfg)
+
+    def _forget_untracked(self, obj: TrackedObject) -> None:
+        """Drop the quality of frames no longer in the memory bank (evicted), so that it stays as small."""
+        quality = self.motion(obj.obj_id).quality
+        if len(quality) > 2 * len(obj.non_cond_outputs) + 16:
+            for t in [t for t in quality if t not in obj.non_cond_outputs]:
+                del quality[t]
+
+
 # ---------------------------------------------------------------------------------------------- predictor
 class MotionAwarePredictor(VideoPredictor):
-    """`VideoPredictor` with SAMURAI's motion-aware candidate choice, memory admission and presence gate,
-    one Kalman filter per object. `motion`: a MotionConfig (default: SAMURAI's values for the model)."""
+    """`VideoPredictor` whose sessions follow SAMURAI's rules (`MotionRules`): motion-aware candidate choice,
+    memory admission and presence gate, one Kalman filter per object. `motion`: a MotionConfig (default:
+    SAMURAI's values for the model)."""
 
     def __init__(self, model: SAM2Model, *args, motion: Optional[MotionConfig] = None, **kwargs):
         super().__init__(model, *args, **kwargs)
         self.motion_cfg = motion or MotionConfig.for_model(model.cfg.name)
 
-    def _motion(self, track: ObjectTrack) -> ObjectMotion:
-        if not isinstance(track.motion, ObjectMotion):
-            track.motion = ObjectMotion(self.motion_cfg)
-        return track.motion
-
-    def _select_memory(self, session: TrackingSession, track: ObjectTrack, frame_idx: int, reverse: bool):
-        tc = self.model.tracker_cfg
-        num_maskmem = self.model.num_maskmem
-
-        def memory_frames(track, frame_idx, num_frames, reverse, unselected):
-            return admitted_memory_frames(track, frame_idx, num_frames, reverse, unselected, self.motion_cfg,
-                                          num_maskmem, tc.max_obj_ptrs_in_encoder - 1)
-
-        return select_memory(track, frame_idx, session.num_frames, reverse, tc, num_maskmem,
-                             memory_frames=memory_frames)
-
-    def _frames_read_near(self, track: ObjectTrack, anchor: int, direction: int) -> set[int]:
-        """Besides the frames within reach, the nearest admitted frames behind `anchor`: admission can
-        skip many frames, so the memories read may lie further back."""
-        keep = super()._frames_read_near(track, anchor, direction)
-        behind = sorted((t for t in track.non_cond_outputs if (anchor - t) * direction > 0),
-                        key=lambda t: (anchor - t) * direction)
-        admitted = [t for t in behind if admits(track.non_cond_outputs[t], self.motion_cfg)]
-        return keep | set(admitted[: self.model.num_maskmem - 1])
-
-    def _track_step(self, session: TrackingSession, tracks: list[ObjectTrack], frame_idx: int,
-                    reverse: Optional[bool], feats, memory, **kwargs) -> StepResult:
-        chooser = MotionChooser([self._motion(track) for track in tracks], frame_idx, reverse, self.image_size,
-                                use_box_head=tracks[0].task == "box")
-        step = super()._track_step(session, tracks, frame_idx, reverse, feats, memory,
-                                   presence_threshold=self.motion_cfg.min_obj_score_logits, choose=chooser,
-                                   **kwargs)
-        step.kf_scores = chooser.kf_scores
-        return step
-
-    def clear_all_prompts_in_frame(self, session: TrackingSession, frame_idx: int, obj_id: int,
-                                   need_output: bool = True) -> Optional[FrameResult]:
-        result = super().clear_all_prompts_in_frame(session, frame_idx, obj_id, need_output)
-        self._motion(session.track(obj_id)).reset()
-        return result
+    def tracking_rules(self) -> MotionRules:
+        max_admitted = self.model.tracker_cfg.max_obj_ptrs_in_encoder - 1
+        return MotionRules(self.motion_cfg, self.image_size, self.model.num_maskmem, max_admitted)

@@ -10,7 +10,7 @@
 - ``OutputSet``: fans results out to several writers and closes them all, even after an error; with
   ``background=True`` it writes on its own thread, so rendering and encoding overlap the model.
 
-All writers take ``media.export.FrameResult`` records.
+All writers take ``media.export.FrameRecord`` records.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .media.decode import FrameSource, VideoInfo
 from .media.encode import VideoWriter
 from .media.export import (
     BoxCsvWriter,
-    FrameResult,
+    FrameRecord,
     LasotWriter,
     MaskZipWriter,
     PointTrackWriter,
@@ -41,7 +41,7 @@ from .media.render import TrackRenderer
 
 
 class ResultWriter(Protocol):
-    def write(self, result: FrameResult) -> None: ...
+    def write(self, result: FrameRecord) -> None: ...
 
     def close(self) -> None: ...
 
@@ -65,7 +65,7 @@ class OverlayVideoWriter:
     def frames_written(self) -> int:
         return 0 if self._writer is None else self._writer.frames_written
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         timestamp = float(self._frames.timestamps[result.frame_idx])
         if self._writer is None:
             self._writer = self._open(timestamp)
@@ -105,7 +105,7 @@ class ExportZipWriter:
             self.close()
             raise
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         self._masks.write(result)
         for writer in self._writers:
             writer.write(result)
@@ -151,7 +151,7 @@ class ResultSpool:
     def _path(self, frame_idx: int) -> Path:
         return Path(self._tmp.name) / f"{frame_idx:08d}.npz"
 
-    def put(self, result: FrameResult) -> None:
+    def put(self, result: FrameRecord) -> None:
         count, height, width = result.masks.shape
         nan = np.full((count, 4), np.nan, np.float32)
         with open(self._path(result.frame_idx), "wb") as file:
@@ -167,15 +167,15 @@ class ResultSpool:
             )
         self._frames.add(result.frame_idx)
 
-    def replay(self) -> Iterator[FrameResult]:
+    def replay(self) -> Iterator[FrameRecord]:
         for frame_idx in sorted(self._frames):
             yield self._load(frame_idx)
 
-    def _load(self, frame_idx: int) -> FrameResult:
+    def _load(self, frame_idx: int) -> FrameRecord:
         with np.load(self._path(frame_idx), allow_pickle=False) as data:
             height, width = (int(v) for v in data["size"])
             masks = np.unpackbits(data["masks"], axis=-1, count=width).astype(bool)
-            return FrameResult(frame_idx, data["obj_ids"].tolist(), masks.reshape(-1, height, width),
+            return FrameRecord(frame_idx, data["obj_ids"].tolist(), masks.reshape(-1, height, width),
                                data["boxes"], data["points"], data["scores"], data["visible"])
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ class OutputSet:
         self.writers.append(writer)
         return writer
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         if self._error is not None:
             raise self._error
         if self._pending is None:
@@ -223,7 +223,7 @@ class OutputSet:
         else:
             self._pending.put(result)
 
-    def _write_now(self, result: FrameResult) -> None:
+    def _write_now(self, result: FrameRecord) -> None:
         for writer in self.writers:
             writer.write(result)
         self.frames_written += 1

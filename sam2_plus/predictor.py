@@ -8,29 +8,37 @@
 
 Every prompt call and every propagated frame returns a `FrameResult`. Coordinates are pixels of the
 source video; masks come back at video resolution.
+
+The predictor is the API over smaller pieces, one module each: `prompt_inputs` (the API's prompts checked
+and turned into model inputs), `stepper` (the model on one frame for a batch of objects, outputs kept as
+memory) with `features` (a session's image features, the next frames prepared on a helper thread),
+`tracker` (an object's prompts and memory; the step itself), `rules` (SAM 2's rules of tracking, which
+motion-aware tracking replaces per session), `eviction` (which tracked frames the memory keeps) and
+`results` (a frame's results, brought to the host).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .modeling.sam2_model import NO_OBJ_SCORE, FrameFeatures, MemoryContext, PointPrompt, SAM2Model, gaussian_heatmap
-from .postprocess import fill_holes_in_mask_scores
-from .prompts import PromptError
-from .tracker import FrameOutput, ObjectTrack, StepResult, memory_layout, select_memory, stack_memories, track_frame
+from .eviction import clear_around, evict_unreachable, memory_reach
+from .features import FeatureCache
+from .media.decode import FrameSource
+from .modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
+from .prompt_inputs import (Clicks, box_of_mask, check_clicks, check_mask, frame_index, mask_input, object_id,
+                            point_heatmap)
+from .prompts import FramePrompt, PromptError
+from .results import FrameResult, ResultInTransit, VideoFrame, send_result
+from .rules import TrackingRules
+from .stepper import FrameStepper
+from .tracker import FrameOutput, TrackedObject
 
-# "auto": bfloat16 on CUDA, float32 on the CPU; "float32": exact everywhere; "bfloat16": fast everywhere
-PRECISIONS = ("auto", "float32", "bfloat16")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["FrameResult", "PromptError", "TrackingSession", "UnknownObjectError", "VideoPredictor"]
 
 
 class UnknownObjectError(KeyError):
@@ -38,29 +46,6 @@ class UnknownObjectError(KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-@dataclass
-class FrameResult:
-    """All objects' results on one frame."""
-
-    frame_idx: int
-    obj_ids: list[int]
-    mask_logits: torch.Tensor  # [N, H, W] float32 at video resolution
-    object_scores: torch.Tensor  # [N] object presence logits (> 0: present)
-    boxes: Optional[torch.Tensor]  # [N, 4] xyxy video pixels
-    points: Optional[torch.Tensor]  # [N, 2] (x, y) video pixels
-    tasks: list[str] = field(default_factory=list)
-
-    @property
-    def masks(self) -> torch.Tensor:
-        """[N, H, W] bool."""
-        return self.mask_logits > 0
-
-    @property
-    def visible(self) -> torch.Tensor:
-        """[N] bool: the object is present and has at least one mask pixel."""
-        return (self.object_scores > 0) & self.masks.flatten(1).any(dim=1)
 
 
 @dataclass
@@ -73,30 +58,25 @@ class TrackingSession:
     video_width: int
     device: torch.device
     storage_device: torch.device
-    objects: "OrderedDict[int, ObjectTrack]" = field(default_factory=OrderedDict)
-    # image features of the most recently visited frame (repeated prompts on a frame reuse them)
-    cached_frame_idx: Optional[int] = None
-    cached_backbone: Optional[dict] = None
-    cached_task_features: dict = field(default_factory=dict)
+    features: FeatureCache  # image features of the frame visited last, and the frames being prepared
+    rules: TrackingRules  # SAM 2's, or motion-aware tracking's with its state per object
+    objects: "OrderedDict[int, TrackedObject]" = field(default_factory=OrderedDict)
     maskmem_pos_enc: Optional[torch.Tensor] = None  # identical for every frame and object
-    # frame index -> Future of its model input, prepared on a helper thread while the model works
-    prefetched: dict[int, Future] = field(default_factory=dict)
 
     @property
     def obj_ids(self) -> list[int]:
         return list(self.objects)
 
-    def track(self, obj_id: int) -> ObjectTrack:
+    def tracked_object(self, obj_id: int) -> TrackedObject:
         try:
             return self.objects[obj_id]
         except KeyError:
             raise UnknownObjectError(f"unknown object id {obj_id!r}; this session has {self.obj_ids}") from None
 
-
-def _as_int_id(obj_id) -> int:
-    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)):
-        raise PromptError(f"object ids are integers, got {obj_id!r}")
-    return int(obj_id)
+    def video_frame(self) -> VideoFrame:
+        """The frame a result is drawn to: size, object order and tasks."""
+        objects = list(self.objects.values())
+        return VideoFrame(self.video_height, self.video_width, [o.obj_id for o in objects], [o.task for o in objects])
 
 
 class VideoPredictor:
@@ -127,13 +107,11 @@ class VideoPredictor:
         self.clear_non_cond_mem_for_multi_obj = clear_non_cond_mem_for_multi_obj
         # False: while propagating, forget tracked frames no later frame reads (memory stays flat in video length)
         self.keep_all_memory = keep_all_memory
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.stepper = FrameStepper(model, precision, self.fill_hole_area)
         self.precision = precision
         if max_batch_objects is not None and max_batch_objects < 1:
             raise ValueError(f"max_batch_objects must be at least 1, got {max_batch_objects}")
         self._max_batch_objects = max_batch_objects
-        self._prefetcher: Optional[ThreadPoolExecutor] = None
         if compile_image_encoder:
             model.compile_image_encoder()
 
@@ -154,104 +132,44 @@ class VideoPredictor:
             return self._max_batch_objects
         return 16 if self.device.type == "cuda" else 1
 
+    @property
+    def uses_bfloat16(self) -> bool:
+        """Whether matrix work runs in bfloat16 (`precision`; "auto": on CUDA, not on the CPU)."""
+        return self.stepper.uses_bfloat16
+
+    def tracking_rules(self) -> TrackingRules:
+        """The rules a new session tracks by: SAM 2's (motion-aware tracking gives its own)."""
+        return TrackingRules()
+
+    def memory_reach(self) -> int:
+        """How many frames back a tracked frame reads memories and object pointers."""
+        return memory_reach(self.model.tracker_cfg, self.model.num_maskmem)
+
     # ------------------------------------------------------------------ session
     @torch.inference_mode()
     def init_state(self, video, offload_video_to_cpu: bool = True, offload_state_to_cpu: bool = False) -> TrackingSession:
         """Open a video: a file, a folder of JPEG/PNG frames, a single image, or a list of HxWx3 uint8
         RGB arrays. Frames are decoded on demand, so memory does not grow with the video's length."""
-        from .media.decode import FrameSource
-
         frames = video if isinstance(video, FrameSource) else FrameSource(video)
         if len(frames) == 0:
             raise ValueError("the video has no frames")
         first = frames[0]
-        device = self.device
         return TrackingSession(
             frames=frames,
             num_frames=len(frames),
             video_height=int(first.shape[0]),
             video_width=int(first.shape[1]),
-            device=device,
-            storage_device=torch.device("cpu") if offload_state_to_cpu else device,
+            device=self.device,
+            storage_device=torch.device("cpu") if offload_state_to_cpu else self.device,
+            features=FeatureCache(frames),
+            rules=self.tracking_rules(),
         )
 
     @torch.inference_mode()
     def reset_state(self, session: TrackingSession) -> None:
         """Remove every object, prompt and result."""
         session.objects.clear()
-
-    def _object(self, session: TrackingSession, obj_id, task: Optional[str]) -> ObjectTrack:
-        obj_id = _as_int_id(obj_id)
-        task = self.model.check_task(task or self.task) if task is not None else None
-        track = session.objects.get(obj_id)
-        if track is None:
-            track = ObjectTrack(obj_id=obj_id, task=task or self.task)
-            session.objects[obj_id] = track
-        elif task is not None and task != track.task:
-            raise PromptError(
-                f"object {obj_id} is tracked with task {track.task!r}; remove it before prompting it as {task!r}")
-        return track
-
-    def _check_frame(self, session: TrackingSession, frame_idx) -> int:
-        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-            raise PromptError(f"frame index must be an integer, got {frame_idx!r}")
-        if not 0 <= frame_idx < session.num_frames:
-            raise PromptError(f"frame index {frame_idx} is outside the video (0..{session.num_frames - 1})")
-        return int(frame_idx)
-
-    @property
-    def uses_bfloat16(self) -> bool:
-        """Whether matrix work runs in bfloat16: "auto" means on CUDA (as the reference's inference tools
-        run) and not on the CPU, where float32 reproduces the reference's numbers."""
-        if self.precision == "auto":
-            return self.device.type == "cuda"
-        return self.precision == "bfloat16"
-
-    def _autocast(self):
-        if self.uses_bfloat16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    # ------------------------------------------------------------------ features
-    def _features(self, session: TrackingSession, frame_idx: int, task: str) -> FrameFeatures:
-        if session.cached_frame_idx != frame_idx:
-            image = self._model_input(session, frame_idx)
-            session.cached_backbone = self.model.encode_image(image)
-            session.cached_frame_idx = frame_idx
-            session.cached_task_features = {}
-        feats = session.cached_task_features.get(task)
-        if feats is None:
-            feats = self.model.frame_features(session.cached_backbone, task)
-            session.cached_task_features[task] = feats
-        return feats
-
-    def _model_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
-        """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std) on the model's device."""
-        from .media.decode import normalize_for_model
-
-        prefetched = session.prefetched.pop(frame_idx, None)
-        image = self._host_input(session, frame_idx) if prefetched is None else prefetched.result()
-        # from pinned memory (on CUDA) the upload runs asynchronously: the host goes on preparing work
-        return normalize_for_model(image.to(self.device, non_blocking=self.device.type == "cuda"))
-
-    def _host_input(self, session: TrackingSession, frame_idx: int) -> torch.Tensor:
-        """Decode and resize a frame on the host (uint8 [1, 3, S, S]); pinned when it goes to a GPU, which then
-        normalises it (a quarter of the bytes of float32 to upload, and the arithmetic off the host)."""
-        from .media.decode import resize_for_model
-
-        image = resize_for_model(session.frames[frame_idx], self.image_size).unsqueeze(0)
-        return image.pin_memory() if self.device.type == "cuda" else image
-
-    def _prefetch(self, session: TrackingSession, frame_idx: int, keep: int = 2) -> None:
-        """Start preparing a frame's model input on a helper thread (see `_pipelined`). At most `keep`
-        frames wait; older ones (frames that needed no input, e.g. all objects prompted there) go."""
-        if frame_idx in session.prefetched:
-            return
-        if self._prefetcher is None:
-            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2plus-prefetch")
-        session.prefetched[frame_idx] = self._prefetcher.submit(self._host_input, session, frame_idx)
-        while len(session.prefetched) > keep:
-            session.prefetched.pop(next(iter(session.prefetched)))
+        session.rules = self.tracking_rules()
 
     # ------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -271,32 +189,14 @@ class VideoPredictor:
 
         mask task: any clicks (label 1 positive, 0 negative) and/or a box; box task: a box, optionally
         with clicks; point task: exactly one positive point (encoded as SAM 2++'s Gaussian heatmap)."""
-        frame_idx = self._check_frame(session, frame_idx)
-        track = self._object(session, obj_id, task)
-        try:
-            prompt = self._point_prompt(session, track.task, points, labels, box, normalize_coords)
-        except PromptError:
-            self._drop_if_unprompted(session, track)
-            raise
-        if track.task == "point":
-            clear_old_points = True
-        if box is not None and not clear_old_points:
-            self._drop_if_unprompted(session, track)
-            raise PromptError("a box must be the first prompt of a frame; use clear_old_points=True")
-        old = track.point_inputs.get(frame_idx)
-        if not clear_old_points and old is not None:
-            prompt = old.concat(prompt)
-        track.point_inputs[frame_idx] = prompt
-        mask = None
-        if track.task == "point":
-            x, y = prompt.coords[0, 0].tolist()
-            tc = self.model.tracker_cfg
-            mask = gaussian_heatmap(x, y, self.image_size, tc.point_gaussian_radius, tc.point_gaussian_sigma)
-            mask = mask[None, None].to(self.device)
-            track.mask_inputs[frame_idx] = mask
-        else:
-            track.mask_inputs.pop(frame_idx, None)
-        return self._run_prompt(session, track, frame_idx, prompt, mask, use_prev_logits=True)
+        frame_idx = frame_index(frame_idx, session.num_frames)
+        obj = self._object(session, obj_id, task)
+        with self._dropped_when_refused(session, obj):
+            clicks = check_clicks(points, labels, box, obj.task, session.video_width, session.video_height,
+                                  normalize_coords)
+            if box is not None and not clear_old_points:
+                raise PromptError("a box must be the first prompt of a frame; use clear_old_points=True")
+        return self._add_clicks(session, obj, frame_idx, clicks, clear_old_points, normalize_coords)
 
     @torch.inference_mode()
     def add_new_mask(self, session: TrackingSession, frame_idx: int, obj_id: int, mask,
@@ -305,124 +205,99 @@ class VideoPredictor:
 
         For the box task the mask's bounding box is the box prompt; the point task takes points. An empty
         mask is refused on a new frame and marks the object absent on an already tracked frame."""
-        frame_idx = self._check_frame(session, frame_idx)
-        track = self._object(session, obj_id, task)
-        try:
-            if track.task == "point":
+        frame_idx = frame_index(frame_idx, session.num_frames)
+        obj = self._object(session, obj_id, task)
+        with self._dropped_when_refused(session, obj):
+            if obj.task == "point":
                 raise PromptError("the point task takes one point per object, not a mask")
-            mask_t = self._mask_tensor(session, mask)
-            if frame_idx not in track.frames_tracked and not bool(mask_t.any()):
-                raise PromptError(f"the mask for object {track.obj_id} on frame {frame_idx} is empty; "
-                                  "an empty mask can only mark a tracked object as absent on a tracked frame")
-        except PromptError:
-            self._drop_if_unprompted(session, track)
-            raise
-        if track.task == "box":
-            box = _mask_bbox(mask_t[0, 0] > 0.5)  # in model coordinates: mask_t is image_size x image_size
-            if box is None:
-                self._drop_if_unprompted(session, track)
-                raise PromptError("the mask is empty: a box needs at least one mask pixel")
-            coords = torch.tensor(box, dtype=torch.float32).reshape(1, 2, 2).to(self.device)
-            prompt = PointPrompt(coords, torch.tensor([[2, 3]], dtype=torch.int32, device=self.device))
-            track.point_inputs[frame_idx] = prompt
-        else:
-            prompt = None
-            track.point_inputs.pop(frame_idx, None)
-        track.mask_inputs[frame_idx] = mask_t
-        return self._run_prompt(session, track, frame_idx, prompt, mask_t, use_prev_logits=False)
+            model_mask = mask_input(check_mask(mask, session.video_height, session.video_width), self.image_size,
+                                    self.device)
+        return self._add_mask(session, obj, frame_idx, model_mask)
 
-    def _drop_if_unprompted(self, session: TrackingSession, track: ObjectTrack) -> None:
-        """A rejected first prompt must not leave an empty object behind."""
-        if not track.point_inputs and not track.mask_inputs and not track.cond_outputs and not track.pending_cond:
-            session.objects.pop(track.obj_id, None)
+    @torch.inference_mode()
+    def add_prompt(self, session: TrackingSession, obj_id: int, task: str, prompt: FramePrompt) -> FrameResult:
+        """A prompt of the prompts JSON for one object of `task`: its mask, or its clicks and/or box. It was
+        checked against this video where it entered (`prompts.parse_prompts`), so it is not checked again."""
+        obj = self._object(session, obj_id, task)
+        if prompt.mask is not None:
+            return self._add_mask(session, obj, prompt.frame, mask_input(prompt.mask, self.image_size, self.device))
+        return self._add_clicks(session, obj, prompt.frame, Clicks.of(prompt), clear_old_points=True)
 
-    def _point_prompt(self, session, task, points, labels, box, normalize_coords) -> PointPrompt:
-        if labels is not None and points is None:
-            raise PromptError("labels were given without points")
-        if points is None and box is None:
-            raise PromptError("give points or a box")
-        w, h = session.video_width, session.video_height
-        pts = np.zeros((0, 2), np.float32) if points is None else _as_array(points, np.float32, "points")
-        if pts.ndim == 1 and pts.size == 2:
-            pts = pts[None]
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise PromptError(f"points must have shape [N, 2] (x, y), got {list(pts.shape)}")
-        if labels is None:
-            lbl = np.ones(len(pts), np.int32)
-        else:
-            lbl = _as_array(labels, np.int32, "labels").reshape(-1)
-        if len(lbl) != len(pts):
-            raise PromptError(f"{len(pts)} points but {len(lbl)} labels")
-        if not np.isin(lbl, (0, 1)).all():
-            raise PromptError(f"labels must be 1 (positive) or 0 (negative), got {lbl.tolist()}")
-        if not np.isfinite(pts).all():
-            raise PromptError("point coordinates must be finite numbers")
-        if normalize_coords and len(pts) and (
-                (pts[:, 0] < 0).any() or (pts[:, 0] > w).any() or (pts[:, 1] < 0).any() or (pts[:, 1] > h).any()):
-            raise PromptError(f"points {pts.tolist()} lie outside the {w}x{h} frame")
-        if task == "point":
-            if box is not None:
-                raise PromptError("the point task takes one point per object, not a box")
-            if len(pts) != 1 or lbl[0] != 1:
-                raise PromptError("the point task takes exactly one positive point per object and frame")
-        if task == "box" and box is None:
-            raise PromptError("the box task needs a box (x1, y1, x2, y2)")
-        if box is not None:
-            b = _as_array(box, np.float32, "box").reshape(-1)
-            if b.size != 4 or not np.isfinite(b).all():
-                raise PromptError(f"a box is 4 numbers x1, y1, x2, y2, got {np.asarray(box).tolist()}")
-            if normalize_coords and ((b[[0, 2]] < 0).any() or (b[[0, 2]] > w).any()
-                                     or (b[[1, 3]] < 0).any() or (b[[1, 3]] > h).any()):
-                raise PromptError(f"box {b.tolist()} lies outside the {w}x{h} frame")
-            # corners in any order name the same box (the prompts JSON parser sorts them too)
-            b = np.array([min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])], np.float32)
-            pts = np.concatenate([b.reshape(2, 2), pts], axis=0)
-            lbl = np.concatenate([np.array([2, 3], np.int32), lbl])
-        coords = torch.from_numpy(pts)[None]
-        if normalize_coords:
-            coords = coords / torch.tensor([w, h], dtype=torch.float32)
-        coords = coords * self.image_size
-        return PointPrompt(coords.to(self.device), torch.from_numpy(lbl)[None].to(self.device))
-
-    def _mask_tensor(self, session: TrackingSession, mask) -> torch.Tensor:
-        m = mask.detach().cpu() if torch.is_tensor(mask) else torch.from_numpy(_as_array(mask, None, "mask"))
-        if m.dim() == 3 and m.shape[0] == 1:
-            m = m[0]
-        if m.dim() != 2:
-            raise PromptError(f"a mask is a 2-D HxW array, got shape {list(m.shape)}")
-        if tuple(m.shape) != (session.video_height, session.video_width):
+    def _object(self, session: TrackingSession, obj_id, task: Optional[str]) -> TrackedObject:
+        """The session's object `obj_id`, added on its first prompt; a prompt cannot change its task."""
+        obj_id = object_id(obj_id)
+        task = self.model.check_task(task or self.task) if task is not None else None
+        obj = session.objects.get(obj_id)
+        if obj is None:
+            obj = TrackedObject(obj_id=obj_id, task=task or self.task)
+            session.objects[obj_id] = obj
+        elif task is not None and task != obj.task:
             raise PromptError(
-                f"mask size {m.shape[1]}x{m.shape[0]} differs from the video's "
-                f"{session.video_width}x{session.video_height}")
-        m = m.bool().to(torch.float32)[None, None].to(self.device)
-        if m.shape[-2:] != (self.image_size, self.image_size):
-            m = F.interpolate(m, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
-                              antialias=True)
-            m = (m >= 0.5).float()
-        return m
+                f"object {obj_id} is tracked with task {obj.task!r}; remove it before prompting it as {task!r}")
+        return obj
 
-    def _run_prompt(self, session: TrackingSession, track: ObjectTrack, frame_idx: int,
+    @contextlib.contextmanager
+    def _dropped_when_refused(self, session: TrackingSession, obj: TrackedObject):
+        """A refused first prompt must not leave an empty object behind."""
+        try:
+            yield
+        except PromptError:
+            if not (obj.point_inputs or obj.mask_inputs or obj.cond_outputs or obj.pending_cond):
+                session.objects.pop(obj.obj_id, None)
+            raise
+
+    def _add_clicks(self, session: TrackingSession, obj: TrackedObject, frame_idx: int, clicks: Clicks,
+                    clear_old_points: bool, normalize_coords: bool = True) -> FrameResult:
+        prompt = clicks.point_prompt(session.video_width, session.video_height, self.image_size, self.device,
+                                     normalize_coords)
+        old = obj.point_inputs.get(frame_idx)
+        if obj.task != "point" and not clear_old_points and old is not None:
+            prompt = old.concat(prompt)
+        obj.point_inputs[frame_idx] = prompt
+        mask = None
+        if obj.task == "point":
+            mask = point_heatmap(prompt, self.model.tracker_cfg, self.image_size, self.device)
+            obj.mask_inputs[frame_idx] = mask
+        else:
+            obj.mask_inputs.pop(frame_idx, None)
+        return self._run_prompt(session, obj, frame_idx, prompt, mask, use_prev_logits=True)
+
+    def _add_mask(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
+                  model_mask: torch.Tensor) -> FrameResult:
+        prompt = None
+        with self._dropped_when_refused(session, obj):
+            # also a mask of the prompts JSON: a small one can vanish at the model's size
+            if frame_idx not in obj.frames_tracked and not bool(model_mask.any()):
+                raise PromptError(f"the mask for object {obj.obj_id} on frame {frame_idx} is empty; "
+                                  "an empty mask can only mark a tracked object as absent on a tracked frame")
+            if obj.task == "box":
+                prompt = box_of_mask(model_mask, self.device)
+        if obj.task == "box":
+            obj.point_inputs[frame_idx] = prompt
+        else:
+            obj.point_inputs.pop(frame_idx, None)
+        obj.mask_inputs[frame_idx] = model_mask
+        return self._run_prompt(session, obj, frame_idx, prompt, model_mask, use_prev_logits=False)
+
+    def _run_prompt(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
                     prompt: Optional[PointPrompt], mask: Optional[torch.Tensor], use_prev_logits: bool) -> FrameResult:
-        is_init = frame_idx not in track.frames_tracked
-        reverse = track.frames_tracked.get(frame_idx, False)
+        is_init = frame_idx not in obj.frames_tracked
         is_cond = is_init or self.add_all_frames_to_correct_as_cond
         prev_logits = None
         if use_prev_logits:
-            prev = (track.pending(is_cond).get(frame_idx) or track.cond_outputs.get(frame_idx)
-                    or track.non_cond_outputs.get(frame_idx))
+            prev = (obj.pending(is_cond).get(frame_idx) or obj.cond_outputs.get(frame_idx)
+                    or obj.non_cond_outputs.get(frame_idx))
             if prev is not None:
                 prev_logits = torch.clamp(prev.pred_masks.to(self.device), -32.0, 32.0)
         memory = None
         if not is_init:
-            if not track.cond_outputs:
-                raise PromptError(f"object {track.obj_id} has no prompted frame left to correct from; "
+            if not obj.cond_outputs:
+                raise PromptError(f"object {obj.obj_id} has no prompted frame left to correct from; "
                                   "prompt it as a new object")
-            memory = self._select_memory(session, track, frame_idx, reverse)
-        with self._autocast():
-            feats = self._features(session, frame_idx, track.task)
-            step = self._track_step(session, [track], frame_idx, None, feats, memory, points=prompt, mask=mask,
+            memory = self.stepper.select_memory(session, obj, frame_idx, obj.frames_tracked[frame_idx])
+        step, _ = self.stepper.step(session, [obj], frame_idx, None, memory, points=prompt, mask=mask,
                                     prev_mask_logits=prev_logits, is_init_cond_frame=is_init, run_mem_encoder=False)
-        track.pending(is_cond)[frame_idx] = self._frame_output(session, step, is_mask_from_pts=True)
+        obj.pending(is_cond)[frame_idx] = self.stepper.output(session, step, is_mask_from_pts=True)
         return self._consolidated_result(session, frame_idx, is_cond)
 
     # ------------------------------------------------------------------ propagation
@@ -438,23 +313,14 @@ class VideoPredictor:
         frame), forward or in reverse, over at most `max_frame_num_to_track` further frames."""
         self._commit_prompts(session)
         if start_frame_idx is None:
-            start_frame_idx = min(t for tr in session.objects.values() for t in tr.cond_outputs)
-        start_frame_idx = self._check_frame(session, start_frame_idx)
-        if max_frame_num_to_track is None:
-            max_frame_num_to_track = session.num_frames
-        if max_frame_num_to_track < 0:
-            raise ValueError("max_frame_num_to_track must be >= 0")
-        if reverse:
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-        else:
-            end = min(start_frame_idx + max_frame_num_to_track, session.num_frames - 1)
-            order = range(start_frame_idx, end + 1)
+            start_frame_idx = min(t for obj in session.objects.values() for t in obj.cond_outputs)
+        start = frame_index(start_frame_idx, session.num_frames)
+        order = propagation_order(start, max_frame_num_to_track, reverse, session.num_frames)
         pipelined = self._pipelined()
         in_transit: Optional[ResultInTransit] = None
         for k, frame_idx in enumerate(order):
             if pipelined and k + 1 < len(order):
-                self._prefetch(session, order[k + 1])
+                self.stepper.encoder.prefetch(session.features, order[k + 1])
             try:
                 outputs = self._track_objects_on_frame(session, frame_idx, reverse)
             except Exception:
@@ -481,229 +347,86 @@ class VideoPredictor:
     def _track_objects_on_frame(self, session: TrackingSession, frame_idx: int, reverse: bool) -> list[FrameOutput]:
         """Every object's output on one propagated frame, in the session's object order. Objects
         prompted on the frame keep their prompt's output; the others are tracked in batches."""
-        tracks = list(session.objects.values())
+        objects = list(session.objects.values())
         outputs: dict[int, FrameOutput] = {}
-        batches: dict[tuple, list[tuple[ObjectTrack, MemoryContext]]] = {}
-        for track in tracks:
-            out = track.cond_outputs.get(frame_idx)
+        batches: dict[tuple, list[tuple[TrackedObject, MemoryContext]]] = {}
+        for obj in objects:
+            out = obj.cond_outputs.get(frame_idx)
             if out is not None:
-                if self.clear_non_cond_mem_around_input:
-                    self._clear_non_cond_mem_around(session, track, frame_idx)
-                outputs[track.obj_id] = out
+                self._clear_around_correction(session, obj, frame_idx)
+                outputs[obj.obj_id] = out
                 continue
-            memory = self._select_memory(session, track, frame_idx, reverse)
-            batches.setdefault(self._batch_key(track, memory), []).append((track, memory))
+            memory = self.stepper.select_memory(session, obj, frame_idx, reverse)
+            batches.setdefault(self.stepper.batch_key(obj, memory), []).append((obj, memory))
         for members in batches.values():
             for start in range(0, len(members), self.max_batch_objects):
                 chunk = members[start:start + self.max_batch_objects]
-                for (track, _), out in zip(chunk, self._track_batch(session, chunk, frame_idx, reverse)):
-                    track.non_cond_outputs[frame_idx] = out
-                    outputs[track.obj_id] = out
-        for track in tracks:
-            track.frames_tracked[frame_idx] = reverse
+                for (obj, _), out in zip(chunk, self.stepper.track_batch(session, chunk, frame_idx, reverse)):
+                    obj.non_cond_outputs[frame_idx] = out
+                    outputs[obj.obj_id] = out
+        for obj in objects:
+            obj.frames_tracked[frame_idx] = reverse
             if not self.keep_all_memory:
-                self._evict_unreachable(track, frame_idx, reverse)
-        return [outputs[track.obj_id] for track in tracks]
+                evict_unreachable(obj, frame_idx, reverse, self.memory_reach(), session.rules)
+        return [outputs[obj.obj_id] for obj in objects]
 
-    def _batch_key(self, track: ObjectTrack, memory: MemoryContext) -> tuple:
-        """Objects with equal keys are tracked in one batch: same task and same memory layout. The memory
-        encoder's non-overlap constraint would mix the objects of a batch, so with it each object is
-        tracked alone, as the reference does."""
-        if self.model.tracker_cfg.non_overlap_masks_for_mem_enc:
-            return ("object", track.obj_id)
-        return ("batch", track.task, memory_layout(memory))
+    def _clear_around_correction(self, session: TrackingSession, obj: TrackedObject, frame_idx: int) -> None:
+        """With clear_non_cond_mem_around_input, forget the tracked memories near a prompted frame; like SAM 2,
+        in single-object sessions unless clear_non_cond_mem_for_multi_obj."""
+        if self.clear_non_cond_mem_around_input and (
+                len(session.objects) == 1 or self.clear_non_cond_mem_for_multi_obj):
+            clear_around(obj, frame_idx, self.model.tracker_cfg, self.model.num_maskmem)
 
-    def _track_batch(self, session: TrackingSession, members: list[tuple[ObjectTrack, MemoryContext]],
-                     frame_idx: int, reverse: bool) -> list[FrameOutput]:
-        """Track objects of one task and memory layout on a frame in one batch; their outputs in order."""
-        tracks = [track for track, _ in members]
-        memory = stack_memories([m for _, m in members])
-        with self._autocast():
-            feats = self._features(session, frame_idx, tracks[0].task).expand(len(tracks))
-            step = self._track_step(session, tracks, frame_idx, reverse, feats, memory, run_mem_encoder=True)
-        return [self._frame_output(session, s, is_mask_from_pts=False) for s in step.split()]
-
-    # ------------------------------------------------------------------ memory eviction
-    def memory_reach(self) -> int:
-        """How many frames back a tracked frame reads memories and object pointers."""
-        tc = self.model.tracker_cfg
-        stride = tc.memory_temporal_stride_for_eval
-        return max(tc.max_obj_ptrs_in_encoder, self.model.num_maskmem * stride + 1)
-
-    def _frames_read_near(self, track: ObjectTrack, anchor: int, direction: int) -> set[int]:
-        """Tracked frames a frame next to `anchor`, tracking away from it in `direction` (+1 forward, -1
-        reverse), may read: those behind it within `memory_reach`."""
-        reach = self.memory_reach()
-        return {t for t in track.non_cond_outputs if 0 <= (anchor - t) * direction <= reach}
-
-    def _evict_unreachable(self, track: ObjectTrack, frame_idx: int, reverse: bool) -> None:
-        """Drop the tracked outputs that neither the continuation of this propagation nor a propagation
-        from a prompted frame (in either direction) reads. Prompted frames are always kept.
-
-        What is dropped is only what the reference would still hold for a later prompt on an old tracked
-        frame or a propagation started from an arbitrary unprompted frame; `keep_all_memory=True` keeps it."""
-        reach = self.memory_reach()
-        direction = -1 if reverse else 1
-        far = [t for t in track.non_cond_outputs if (frame_idx - t) * direction > reach]
-        if not far:
-            return
-        keep = self._frames_read_near(track, frame_idx, direction)
-        for cond in track.cond_outputs:
-            keep |= self._frames_read_near(track, cond, 1) | self._frames_read_near(track, cond, -1)
-        for t in far:
-            if t not in keep:
-                del track.non_cond_outputs[t]
-
-    def _select_memory(self, session: TrackingSession, track: ObjectTrack, frame_idx: int,
-                       reverse: bool) -> MemoryContext:
-        """The memory one object's (non-initial) frame attends to."""
-        return select_memory(track, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
-                             self.model.num_maskmem)
-
-    def _track_step(self, session: TrackingSession, tracks: list[ObjectTrack], frame_idx: int,
-                    reverse: Optional[bool], feats: FrameFeatures, memory: Optional[MemoryContext],
-                    **kwargs) -> StepResult:
-        """Run the model on a frame for a batch of objects of one task; reverse is None for a prompt, else
-        the propagation direction."""
-        return track_frame(self.model, tracks[0].task, feats, memory, session.num_frames, **kwargs)
-
+    # ------------------------------------------------------------------ memory of prompted frames
     def _commit_prompts(self, session: TrackingSession) -> None:
         """Encode the memory of prompted frames and move them into the memory banks."""
         if not session.objects:
             raise RuntimeError("no object has a prompt yet; add points, a box or a mask first")
-        for track in session.objects.values():
+        for obj in session.objects.values():
             for is_cond in (False, True):
-                pending = track.pending(is_cond)
+                pending = obj.pending(is_cond)
                 for frame_idx, out in pending.items():
                     if out.maskmem_features is None:
-                        self._encode_prompt_memory(session, track, frame_idx, out)
-                    (track.cond_outputs if is_cond else track.non_cond_outputs)[frame_idx] = out
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_non_cond_mem_around(session, track, frame_idx)
+                        self.stepper.encode_prompt_memory(session, obj, frame_idx, out)
+                    (obj.cond_outputs if is_cond else obj.non_cond_outputs)[frame_idx] = out
+                    self._clear_around_correction(session, obj, frame_idx)
                 pending.clear()
-            if not track.cond_outputs:
-                raise RuntimeError(f"object {track.obj_id} has no prompt; add points, a box or a mask for it")
-            for frame_idx in track.cond_outputs:
-                track.non_cond_outputs.pop(frame_idx, None)
+            if not obj.cond_outputs:
+                raise RuntimeError(f"object {obj.obj_id} has no prompt; add points, a box or a mask for it")
+            for frame_idx in obj.cond_outputs:
+                obj.non_cond_outputs.pop(frame_idx, None)
 
-    def _encode_prompt_memory(self, session: TrackingSession, track: ObjectTrack, frame_idx: int,
-                              out: FrameOutput) -> None:
-        high_res = F.interpolate(out.pred_masks.to(self.device), size=(self.image_size, self.image_size),
-                                 mode="bilinear", align_corners=False)
-        with self._autocast():
-            feats = self._features(session, frame_idx, track.task)
-            features, pos_enc = self.model.encode_memory(track.task, feats, high_res, out.object_score_logits.to(
-                self.device), is_mask_from_pts=out.is_mask_from_pts)
-        out.maskmem_features = features.to(torch.bfloat16).to(session.storage_device)
-        out.maskmem_pos_enc = self._shared_pos_enc(session, pos_enc)
-
-    def _clear_non_cond_mem_around(self, session: TrackingSession, track: ObjectTrack, frame_idx: int) -> None:
-        """Forget the tracked (non-prompted) memories near a corrected frame, which may contradict it.
-
-        Like SAM 2, this applies to single-object sessions unless clear_non_cond_mem_for_multi_obj."""
-        if len(session.objects) > 1 and not self.clear_non_cond_mem_for_multi_obj:
-            return
-        r = self.model.tracker_cfg.memory_temporal_stride_for_eval
-        span = r * self.model.num_maskmem
-        for t in range(frame_idx - span, frame_idx + span + 1):
-            track.non_cond_outputs.pop(t, None)
-
-    def _shared_pos_enc(self, session: TrackingSession, pos_enc: torch.Tensor) -> torch.Tensor:
-        if session.maskmem_pos_enc is None:
-            session.maskmem_pos_enc = pos_enc[0:1].clone()
-        return session.maskmem_pos_enc
-
-    def _frame_output(self, session: TrackingSession, step: StepResult, is_mask_from_pts: bool) -> FrameOutput:
-        head = step.head
-        pred_masks = head.low_res_masks
-        if self.fill_hole_area > 0:
-            pred_masks = fill_holes_in_mask_scores(pred_masks, self.fill_hole_area)
-        storage = session.storage_device
-        out = FrameOutput(
-            pred_masks=pred_masks.to(storage),
-            obj_ptr=head.obj_ptr,
-            object_score_logits=head.object_score_logits,
-            boxes_norm=head.boxes_norm,
-            is_mask_from_pts=is_mask_from_pts,
-            best_iou=(head.ious.max(dim=-1).values if head.best_index is None
-                      else head.ious.gather(-1, head.best_index[:, None])[:, 0]),
-            kf_score=step.kf_score,
-        )
-        if step.maskmem_features is not None:
-            out.maskmem_features = step.maskmem_features.to(torch.bfloat16).to(storage)
-            out.maskmem_pos_enc = self._shared_pos_enc(session, step.maskmem_pos_enc)
-        return out
-
-    # ------------------------------------------------------------------ outputs
+    # ------------------------------------------------------------------ results
     def _consolidated_result(self, session: TrackingSession, frame_idx: int, is_cond: bool) -> FrameResult:
         """Every object's newest output on a frame (objects without one come back absent)."""
-        outputs = []
-        for track in session.objects.values():
-            out = (track.pending(is_cond).get(frame_idx) or track.cond_outputs.get(frame_idx)
-                   or track.non_cond_outputs.get(frame_idx))
-            outputs.append(out)
-        return self._result(session, frame_idx, outputs)
-
-    def _result(self, session: TrackingSession, frame_idx: int, outputs: Sequence[Optional[FrameOutput]]) -> FrameResult:
+        outputs = [obj.pending(is_cond).get(frame_idx) or obj.cond_outputs.get(frame_idx)
+                   or obj.non_cond_outputs.get(frame_idx) for obj in session.objects.values()]
         return self._send_result(session, frame_idx, outputs).receive()
 
     def _send_result(self, session: TrackingSession, frame_idx: int,
-                     outputs: Sequence[Optional[FrameOutput]]) -> "ResultInTransit":
-        """Start bringing a frame's results to the host: everything is computed on the model's device,
-        and from a GPU copied without waiting (`ResultInTransit.receive` waits)."""
-        h, w = session.video_height, session.video_width
-        tracks = list(session.objects.values())
-        n, device = len(outputs), self.device
-        low_res = torch.full((n, 1, self.image_size // 4, self.image_size // 4), NO_OBJ_SCORE,
-                             dtype=torch.float32, device=device)
-        scores = torch.full((n,), NO_OBJ_SCORE, dtype=torch.float32, device=device)
-        head_boxes = {}  # object index -> the box head's xyxy in video pixels (box task)
-        for i, out in enumerate(outputs):
-            if out is None:
-                continue
-            low_res[i] = out.pred_masks.to(device)[0]
-            scores[i] = out.object_score_logits.reshape(-1)[0].to(device)
-            if out.boxes_norm is not None and tracks[i].task == "box":
-                x1, y1, x2, y2 = out.boxes_norm.reshape(4).to(device).float().unbind()
-                head_boxes[i] = torch.stack([x1 * w, y1 * h, x2 * w, y2 * h])  # scalars: nothing to upload
-        logits = low_res if low_res.shape[-2:] == (h, w) else F.interpolate(
-            low_res, size=(h, w), mode="bilinear", align_corners=False)
-        if self.non_overlap_masks:
-            from .modeling.sam2_model import apply_non_overlapping_constraints
-
-            logits = apply_non_overlapping_constraints(logits)
-        logits = logits[:, 0].float()
-        flat_argmax = logits.flatten(1).argmax(dim=1) if n else torch.zeros(0, dtype=torch.long, device=device)
-        points = torch.stack([flat_argmax % w, flat_argmax // w], dim=1).float()
-        boxes, _ = _mask_boxes(logits > 0)
-        for i, box in head_boxes.items():
-            boxes[i] = box
-        tensors = dict(logits=logits, scores=scores, boxes=boxes, points=points)
-        event = None
-        if device.type == "cuda":
-            tensors = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
-            event = torch.cuda.Event()
-            event.record()
-        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], tensors, event)
+                     outputs: Sequence[Optional[FrameOutput]]) -> ResultInTransit:
+        return send_result(frame_idx, session.video_frame(), outputs, self.image_size, self.device,
+                           self.non_overlap_masks)
 
     # ------------------------------------------------------------------ editing
     @torch.inference_mode()
     def clear_all_prompts_in_frame(self, session: TrackingSession, frame_idx: int, obj_id: int,
                                    need_output: bool = True) -> Optional[FrameResult]:
         """Remove an object's prompts on a frame; a prompted frame becomes an ordinary tracked frame."""
-        frame_idx = self._check_frame(session, frame_idx)
-        track = session.track(obj_id)
-        track.point_inputs.pop(frame_idx, None)
-        track.mask_inputs.pop(frame_idx, None)
-        track.pending_cond.pop(frame_idx, None)
-        track.pending_non_cond.pop(frame_idx, None)
-        out = track.cond_outputs.pop(frame_idx, None)
+        frame_idx = frame_index(frame_idx, session.num_frames)
+        obj = session.tracked_object(obj_id)
+        obj.point_inputs.pop(frame_idx, None)
+        obj.mask_inputs.pop(frame_idx, None)
+        obj.pending_cond.pop(frame_idx, None)
+        obj.pending_non_cond.pop(frame_idx, None)
+        out = obj.cond_outputs.pop(frame_idx, None)
         if out is not None:
-            track.non_cond_outputs[frame_idx] = out
-            track.frames_tracked.pop(frame_idx, None)
+            obj.non_cond_outputs[frame_idx] = out
+            obj.frames_tracked.pop(frame_idx, None)
+        session.rules.restart(obj.obj_id)
         if not need_output:
             return None
-        is_cond = any(frame_idx in t.pending_cond for t in session.objects.values())
+        is_cond = any(frame_idx in o.pending_cond for o in session.objects.values())
         return self._consolidated_result(session, frame_idx, is_cond)
 
     @torch.inference_mode()
@@ -713,56 +436,25 @@ class VideoPredictor:
         the object had prompts, the other objects' updated results."""
         if obj_id not in session.objects:
             if strict:
-                session.track(obj_id)  # raises UnknownObjectError
+                session.tracked_object(obj_id)  # raises UnknownObjectError
             return session.obj_ids, []
-        track = session.objects.pop(obj_id)
-        prompted = sorted(set(track.point_inputs) | set(track.mask_inputs))
+        obj = session.objects.pop(obj_id)
+        session.rules.forget(obj_id)
+        prompted = sorted(set(obj.point_inputs) | set(obj.mask_inputs))
         updated = []
         if need_output and session.objects:
             for frame_idx in prompted:
-                is_cond = any(frame_idx in t.pending_cond for t in session.objects.values())
+                is_cond = any(frame_idx in o.pending_cond for o in session.objects.values())
                 updated.append(self._consolidated_result(session, frame_idx, is_cond))
         return session.obj_ids, updated
 
 
-def _as_array(value, dtype, name: str) -> np.ndarray:
-    try:
-        arr = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
-        return arr.astype(dtype) if dtype is not None else arr
-    except (TypeError, ValueError) as e:
-        raise PromptError(f"{name} must be numeric: {e}") from None
-
-
-def _mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """xyxy boxes [N, 4] float32 (x2, y2 exclusive; zeros where empty) of [N, H, W] bool masks, and [N]
-    whether each mask has a pixel. On the masks' device, without a host synchronisation."""
-    rows, cols = masks.any(dim=2).int(), masks.any(dim=1).int()  # argmax returns the first maximum
-    h, w = masks.shape[-2:]
-    boxes = torch.stack([cols.argmax(dim=1), rows.argmax(dim=1), w - cols.flip(1).argmax(dim=1),
-                         h - rows.flip(1).argmax(dim=1)], dim=1).float()
-    nonempty = rows.any(dim=1)
-    return torch.where(nonempty[:, None], boxes, 0.0), nonempty
-
-
-def _mask_bbox(mask: torch.Tensor) -> Optional[tuple[float, float, float, float]]:
-    """xyxy of a [H, W] bool mask (x2, y2 exclusive), or None when empty."""
-    boxes, nonempty = _mask_boxes(mask[None])
-    return tuple(boxes[0].tolist()) if bool(nonempty[0]) else None
-
-
-@dataclass
-class ResultInTransit:
-    """A frame's results on their way from the model's device to the host."""
-
-    frame_idx: int
-    obj_ids: list[int]
-    tasks: list[str]
-    tensors: dict  # logits, scores, boxes, points: the FrameResult's tensors
-    event: Optional[Any] = None  # a CUDA event recorded after the copies
-
-    def receive(self) -> FrameResult:
-        if self.event is not None:
-            self.event.synchronize()
-        t = self.tensors
-        return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], t["boxes"], t["points"],
-                           self.tasks)
+def propagation_order(start: int, max_frame_num_to_track: Optional[int], reverse: bool, num_frames: int) -> range:
+    """The frames a propagation visits: from `start`, forward or in reverse, over at most
+    `max_frame_num_to_track` further frames (None: to the video's end)."""
+    count = num_frames if max_frame_num_to_track is None else max_frame_num_to_track
+    if count < 0:
+        raise ValueError("max_frame_num_to_track must be >= 0")
+    if reverse:
+        return range(start, max(start - count, 0) - 1, -1) if start > 0 else range(0)
+    return range(start, min(start + count, num_frames - 1) + 1)

@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
+from .config import TASKS
 from .media.decode import MAX_FRAME_PIXELS, VideoInfo
 from .media.rle import RLEError, decode_rle, encode_rle, rle_size
 
-TASKS = ("mask", "box", "point")
 EDGE_SLACK = 0.5  # pixels outside the frame that are still accepted (and moved onto the edge)
 MAX_OBJECT_ID = 2**31 - 1
 MAX_FRAME_INDEX = 2**31 - 1

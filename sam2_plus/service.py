@@ -4,8 +4,10 @@
     summary = run_tracking(request, TrackOutputs(overlay="overlay.mp4", export="results.zip"),
                            progress=print, should_stop=lambda: False)
 
-`run_tracking` probes the video, checks the prompts against it, gets a predictor (built once per
-(model, device, weights) and kept in-process), adds every object's prompts in frame order, and tracks
+`prepare_request` is where a job's input is checked, once: it probes the video, parses the prompts against
+it and checks the model, its tasks, the device and the weights; the `TrackRequest` it returns is carried,
+checked, to `run_tracking`. That checks the output paths, gets a predictor (built once per (model, device,
+weights) and kept in-process), adds every object's prompts in frame order, and tracks
 backward from the earliest prompted frame (when it is after frame 0) and then forward from it. Each
 frame's result goes at once, in frame order, to the overlay video and the exports; only the frames of the
 backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
@@ -16,7 +18,6 @@ raises `TrackFailed`, whose `summary` describes the frames written before the fa
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 import time
@@ -31,23 +32,18 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
+from .errors import TrackError, describe_error, is_out_of_memory
 from .media import export
-from .media.decode import FrameSource, VideoInfo, probe
+from .media.decode import FrameSource, MediaError, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
 from .modeling.sam2_model import SAM2Model
 from .predictor import FrameResult, TrackingSession, VideoPredictor
-from .prompts import ObjectPrompts, PromptError, parse_prompts, prompts_to_json
+from .prompts import ObjectPrompts, PromptError, parse_prompts
 from .weights import CheckpointError, WeightsSource, weights_from_env
 
 log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
-MOTION_MODULE = "sam2_plus.motion"
-
-
-class TrackError(RuntimeError):
-    """A job that cannot run as asked: unknown model or device, a feature that is not available, an
-    unusable output path. (Bad prompts raise PromptError, bad videos MediaError, weights CheckpointError.)"""
 
 
 class TrackFailed(RuntimeError):
@@ -61,13 +57,15 @@ class TrackFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class TrackRequest:
-    """What to track: a video, its objects (parsed prompts), the model and options."""
+    """What to track, checked (`prepare_request` makes one): a video and what it holds, its objects (parsed
+    prompts, checked against it), the model and options."""
 
     video: Path
+    info: VideoInfo  # the video as tracked (max_frames applied)
     objects: tuple[ObjectPrompts, ...]
-    model: str = "sam2++"
+    model: str  # canonical name, with every object's task
+    weights: WeightsSource
     device: Optional[str] = None  # None: CUDA when available, else the CPU
-    weights: Optional[WeightsSource] = None  # None: the SAM2PLUS_WEIGHTS environment variable
     motion_aware: bool = False
     max_frames: Optional[int] = None  # track only the first max_frames frames of the video
 
@@ -158,7 +156,7 @@ class TrackSummary:
 
 ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
-ResultCallback = Callable[[export.FrameResult], Any]
+ResultCallback = Callable[[export.FrameRecord], Any]
 
 
 # --------------------------------------------------------------------------- requests
@@ -166,17 +164,19 @@ ResultCallback = Callable[[export.FrameResult], Any]
 
 def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[str] = None,
                     weights: Optional[WeightsSource] = None, motion_aware: bool = False,
-                    max_frames: Optional[int] = None) -> TrackRequest:
-    """Probe `video` and parse `prompts` (JSON text or dict, the prompts.py format) against it.
-    Raises MediaError or PromptError."""
-    info = probe(video, max_frames=max_frames)
-    objects = parse_prompts(prompts, info)
-    return TrackRequest(Path(video), tuple(objects), model, device, weights, motion_aware, max_frames)
-
-
-def check_objects(objects: Sequence[ObjectPrompts], video: VideoInfo) -> tuple[ObjectPrompts, ...]:
-    """The objects checked against the video: frame range, coordinates, mask sizes (PromptError)."""
-    return tuple(parse_prompts(prompts_to_json(objects), video))
+                    max_frames: Optional[int] = None, info: Optional[VideoInfo] = None) -> TrackRequest:
+    """The checked request: `video` probed (`info`: what a caller that probed it already found, max_frames
+    applied), `prompts` (JSON text or dict, the prompts.py format) parsed against it, the model and its
+    tasks, the device and the weights (default: SAM2PLUS_WEIGHTS; a checkpoint file must exist). Raises
+    MediaError, PromptError, TrackError or CheckpointError."""
+    if info is None:
+        info = probe(video, max_frames=max_frames)
+    objects = tuple(parse_prompts(prompts, info))
+    model = check_model(model, {obj.obj_id: obj.task for obj in objects})
+    resolve_device(device)
+    weights = weights or weights_from_env()
+    check_weights(weights)
+    return TrackRequest(Path(video), info, objects, model, weights, device, motion_aware, max_frames)
 
 
 def check_model(model: str, tasks: Mapping[int, str]) -> str:
@@ -191,12 +191,6 @@ def check_model(model: str, tasks: Mapping[int, str]) -> str:
             raise PromptError(f"object {obj_id}: model {name} has no {task!r} task (it supports "
                               f"{', '.join(supported)}); use sam2++ for the box and point tasks")
     return name
-
-
-def check_motion_aware(enabled: bool) -> None:
-    if enabled and importlib.util.find_spec(MOTION_MODULE) is None:
-        raise TrackError(f"motion-aware tracking needs the {MOTION_MODULE} module, which this version of "
-                         "sam2_plus does not have yet; run without motion-aware tracking")
 
 
 def check_weights(weights: WeightsSource) -> None:
@@ -236,19 +230,6 @@ def check_outputs(outputs: TrackOutputs, video: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackError(f"cannot create the folder for the {name} output {path}: {e.strerror or e}") from None
-
-
-def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
-                  check_weights_file: bool = True) -> tuple[str, torch.device]:
-    """Everything that can be checked without the model: model and tasks, motion-aware support, device,
-    output paths, a checkpoint file's presence. Returns the canonical model name and the device."""
-    model = check_model(request.model, request.tasks)
-    check_motion_aware(request.motion_aware)
-    device = resolve_device(request.device)
-    check_outputs(outputs, request.video)
-    if check_weights_file:
-        check_weights(request.weights or weights_from_env())
-    return model, device
 
 
 # --------------------------------------------------------------------------- predictors
@@ -340,7 +321,7 @@ def clear_predictor_cache() -> None:
 # --------------------------------------------------------------------------- results
 
 
-def to_export_result(result: FrameResult) -> export.FrameResult:
+def to_frame_record(result: FrameResult) -> export.FrameRecord:
     """The predictor's result (tensors) as media.export's (numpy). Boxes come from SAM 2++'s box head
     for box-task objects and from the mask otherwise (none for an empty mask); the point is the
     predictor's; the score is the presence probability (sigmoid of the object score logit)."""
@@ -353,7 +334,7 @@ def to_export_result(result: FrameResult) -> export.FrameResult:
                 boxes[i] = result.boxes[i].detach().float().cpu().numpy()
     points = (np.full((count, 2), np.nan, np.float32) if result.points is None
               else result.points.detach().float().cpu().numpy())
-    return export.FrameResult(
+    return export.FrameRecord(
         frame_idx=result.frame_idx,
         obj_ids=result.obj_ids,
         masks=result.masks.cpu().numpy(),
@@ -410,7 +391,7 @@ class _Job:
     def ended_early(self) -> bool:
         return self.stopped or self.failure is not None
 
-    def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameResult], None],
+    def run_pass(self, results: Iterator[FrameResult], write: Callable[[export.FrameRecord], None],
                  skip_frame: Optional[int] = None) -> None:
         """Pull frames from a propagation until it ends, should_stop() says so or the model fails."""
         try:
@@ -431,11 +412,11 @@ class _Job:
         finally:
             results.close()
 
-    def _next_result(self, results: Iterator[FrameResult]) -> Optional[export.FrameResult]:
+    def _next_result(self, results: Iterator[FrameResult]) -> Optional[export.FrameRecord]:
         """The propagation's next frame; None at its end or when the model failed (then `failure` is set)."""
         try:
             result = self.timed(next, results, None)
-            return None if result is None else to_export_result(result)
+            return None if result is None else to_frame_record(result)
         except Exception as error:  # the frames so far are kept; run_tracking raises TrackFailed after writing
             log.error("tracking failed after frame %s", self.last_tracked, exc_info=error)
             self.failure = error
@@ -458,11 +439,11 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
-    should_stop() is asked before every frame; on_result(media.export.FrameResult) gets every tracked
+    should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews).
-    `predictor` replaces the cached one (tests, custom options). Raises MediaError, PromptError,
-    CheckpointError or TrackError for unusable input, and TrackFailed when the model fails during tracking
-    (after finishing the outputs with the frames tracked before it)."""
+    `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
+    CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
+    finishing the outputs with the frames tracked before it)."""
     summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result)
     if failure is not None:
         if summary.out_of_memory:
@@ -470,10 +451,6 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
             _release_cached_gpu_memory()
         raise TrackFailed(summary) from failure
     return summary
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
 
 
 def _release_cached_gpu_memory() -> None:
@@ -485,42 +462,36 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
          should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
          on_result: Optional[ResultCallback]) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
-    weights = request.weights or weights_from_env()
-    model, device = check_request(request, outputs, check_weights_file=predictor is None)
+    check_outputs(outputs, request.video)
     with FrameSource(request.video, max_frames=request.max_frames) as frames:
         info = frames.info
-        objects = check_objects(request.objects, info)
+        if info.num_frames != request.info.num_frames:
+            raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
+                             f"frames, not {request.info.num_frames}")
         job = _Job(info.num_frames, progress, should_stop, on_result)
         job.report("loading")
-        predictor = predictor or _load_predictor(job, model, device, weights, request.motion_aware)
+        predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)
         job.report("prompting")
-        start = _add_prompts(job, predictor, session, objects)
+        start = _add_prompts(job, predictor, session, request.objects)
         sink = _open_outputs(outputs, frames, request.tasks)
         with sink:
-            _track(job, predictor, session, start, sink)
+            _track_both_ways(job, predictor, session, start, sink)
     failure = job.failure
     summary = TrackSummary(
-        video=info, model=model, device=str(predictor.device), weights=weights, tasks=request.tasks,
+        video=info, model=request.model, device=str(predictor.device), weights=request.weights, tasks=request.tasks,
         frames_total=info.num_frames, frames_done=sink.frames_written, first_frame=sink.first_frame,
         last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
-        failure=None if failure is None else _describe_failure(failure),
+        failure=None if failure is None else describe_error(failure),
         out_of_memory=failure is not None and is_out_of_memory(failure),
     )
     return summary, failure
 
 
-def _describe_failure(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else ""
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
-
-
-def _load_predictor(job: _Job, model: str, device: torch.device, weights: WeightsSource,
-                    motion_aware: bool) -> VideoPredictor:
+def _load_predictor(job: _Job, request: TrackRequest) -> VideoPredictor:
     start = time.perf_counter()
-    predictor = get_predictor(model, str(device), weights, motion_aware)
+    predictor = get_predictor(request.model, request.device, request.weights, request.motion_aware)
     job.load_seconds = time.perf_counter() - start
     return predictor
 
@@ -531,12 +502,8 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
     earliest prompted frame."""
     order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
                    key=lambda item: item[:2])
-    for frame, _, obj, prompt in order:
-        if prompt.mask is not None:
-            job.timed(predictor.add_new_mask, session, frame, obj.obj_id, prompt.mask, task=obj.task)
-        else:
-            job.timed(predictor.add_new_points_or_box, session, frame, obj.obj_id, points=prompt.points,
-                      labels=prompt.labels, box=prompt.box, task=obj.task)
+    for _, _, obj, prompt in order:
+        job.timed(predictor.add_prompt, session, obj.obj_id, obj.task, prompt)
     return order[0][0]
 
 
@@ -555,7 +522,8 @@ def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int
     return sink
 
 
-def _track(job: _Job, predictor: VideoPredictor, session: TrackingSession, start: int, sink: OutputSet) -> None:
+def _track_both_ways(job: _Job, predictor: VideoPredictor, session: TrackingSession, start: int,
+                     sink: OutputSet) -> None:
     """Backward from the earliest prompted frame first (its frames are parked on disk and then written
     in increasing order), then forward from it, writing each frame as it comes."""
     if start > 0:

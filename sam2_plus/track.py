@@ -25,29 +25,24 @@ from typing import Any, Iterator, Optional, Sequence, TextIO
 import numpy as np
 
 from .config import MODEL_CONFIG_FILES
-from .media.decode import MediaError
-from .media.encode import EncodeError
+from .errors import INPUT_ERRORS, one_line
 from .media.rle import encode_rle
-from .prompts import TASKS, PromptError
+from .prompts import TASKS
 from .service import (
-    TrackError,
     TrackFailed,
     TrackOutputs,
     TrackProgress,
     TrackSummary,
-    check_request,
+    check_outputs,
     prepare_request,
     run_tracking,
 )
-from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, parse_weights_spec, weights_from_env
+from .weights import WEIGHTS_ENV, WeightsSource, parse_weights_spec, weights_from_env
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_MODEL_FAILED = 1
-
-# Errors that mean "this input cannot be used": one line on stderr and exit status 2, no traceback.
-INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, OSError)
 
 # --out-dir's files, by TrackOutputs.paths() name; `python -m sam2_plus.batch` writes each video's folder so.
 OUTPUT_FILES = {"overlay": "overlay.mp4", "export": "results.zip", "json": "results.json"}
@@ -326,7 +321,7 @@ def run(args: argparse.Namespace) -> TrackSummary:
     weights = weights_option(args.checkpoint)
     request = prepare_request(args.video, load_prompts(args), model=args.model, device=args.device,
                               weights=weights, motion_aware=args.motion_aware, max_frames=args.max_frames)
-    check_request(request, outputs)
+    check_outputs(outputs, request.video)  # before the weights notice: unusable input is one line
     if not weights.is_trained:
         print(untrained_notice(weights), file=sys.stderr, flush=True)
     display = None if args.quiet else ProgressDisplay()
@@ -347,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
     try:
         summary = run(args)
-    except (UsageError,) + INPUT_ERRORS as e:
+    except (UsageError, OSError, *INPUT_ERRORS) as e:  # unusable input: one line, status 2
         print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -359,15 +354,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_MODEL_FAILED
     print(summary.describe())
     return EXIT_INTERRUPTED if summary.stopped else EXIT_OK
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line for people (an OSError as its reason and file)."""
-    if isinstance(error, OSError) and error.strerror:
-        name = f" {error.filename}" if error.filename else ""
-        return f"{error.strerror}{name}"
-    text = " ".join(str(error).split())
-    return text or error.__class__.__name__
 
 
 if __name__ == "__main__":

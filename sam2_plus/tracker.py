@@ -1,6 +1,6 @@
 """Per-object tracking state and the single-frame tracking step.
 
-An `ObjectTrack` holds one object's prompts and its memory bank: outputs of conditioning frames
+A `TrackedObject` holds one object's prompts and its memory bank: outputs of conditioning frames
 (frames the user prompted) and of the other tracked frames. `select_memory` decides which of them a
 frame attends to; `track_frame` runs the model on one frame for one object (or a batch of objects
 that share a task and a frame state).
@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from .config import TrackerConfig
-from .modeling.sam2_model import (CandidateChooser, FrameFeatures, HeadOutput, MemoryContext, MemoryEntry,
+from .modeling.sam2_model import (HIGHEST_IOU, FrameFeatures, HeadOutput, MaskChoice, MemoryContext, MemoryEntry,
                                   PointPrompt, SAM2Model)
 
 
@@ -29,16 +29,13 @@ class FrameOutput:
     maskmem_features: Optional[torch.Tensor] = None  # [1, 64, 64, 64] bfloat16, None until encoded
     maskmem_pos_enc: Optional[torch.Tensor] = None
     is_mask_from_pts: bool = False
-    # motion-aware mode: per-frame quality signals used for memory admission
-    best_iou: Optional[torch.Tensor] = None  # [1] predicted IoU of the chosen mask
-    kf_score: Optional[float] = None
 
     def memory_entry(self) -> MemoryEntry:
         return MemoryEntry(self.maskmem_features, self.maskmem_pos_enc, self.obj_ptr)
 
 
 @dataclass
-class ObjectTrack:
+class TrackedObject:
     """Prompts and memory of one object."""
 
     obj_id: int
@@ -51,24 +48,9 @@ class ObjectTrack:
     pending_cond: dict[int, FrameOutput] = field(default_factory=dict)
     pending_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
     frames_tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
-    motion: Optional[object] = None  # motion-aware state (Kalman filter), when enabled
-
-    def output_on(self, frame_idx: int) -> Optional[FrameOutput]:
-        """The newest output of this object on a frame, if any."""
-        for store in (self.pending_cond, self.pending_non_cond, self.cond_outputs, self.non_cond_outputs):
-            out = store.get(frame_idx)
-            if out is not None:
-                return out
-        return None
 
     def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
         return self.pending_cond if is_cond else self.pending_non_cond
-
-    def clear_results(self) -> None:
-        for store in (self.point_inputs, self.mask_inputs, self.cond_outputs, self.non_cond_outputs,
-                      self.pending_cond, self.pending_non_cond, self.frames_tracked):
-            store.clear()
-        self.motion = None
 
 
 def select_cond_frames(frame_idx: int, cond_frames: dict[int, FrameOutput], max_num: int):
@@ -109,11 +91,11 @@ def memory_frame_indices(frame_idx: int, num_maskmem: int, stride: int, reverse:
 
 
 # Which non-conditioning memories a frame reads: (track, frame_idx, num_frames, reverse, unselected conditioning
-# outputs) -> [(t_pos, frame)], t_pos ascending (1 = oldest). Without one, `memory_frame_indices` decides.
-MemoryFramesFn = Callable[[ObjectTrack, int, int, bool, dict], list]
+# outputs) -> [(t_pos, frame)], t_pos ascending (1 = oldest), or None, and then `memory_frame_indices` decides.
+MemoryFramesFn = Callable[[TrackedObject, int, int, bool, dict], Optional[list]]
 
 
-def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: bool, cfg: TrackerConfig,
+def select_memory(track: TrackedObject, frame_idx: int, num_frames: int, reverse: bool, cfg: TrackerConfig,
                   num_maskmem: int, memory_frames: Optional[MemoryFramesFn] = None) -> MemoryContext:
     """The memories and object pointers a (non-initial) frame of this object attends to."""
     if not track.cond_outputs:
@@ -121,10 +103,9 @@ def select_memory(track: ObjectTrack, frame_idx: int, num_frames: int, reverse: 
     selected, unselected = select_cond_frames(frame_idx, track.cond_outputs, cfg.max_cond_frames_in_attn)
     ctx = MemoryContext()
     ctx.spatial = [(0, out.memory_entry()) for out in selected.values()]
-    if memory_frames is None:
+    frames = None if memory_frames is None else memory_frames(track, frame_idx, num_frames, reverse, unselected)
+    if frames is None:
         frames = memory_frame_indices(frame_idx, num_maskmem, cfg.memory_temporal_stride_for_eval, reverse)
-    else:
-        frames = memory_frames(track, frame_idx, num_frames, reverse, unselected)
     for t_pos, prev in frames:
         out = track.non_cond_outputs.get(prev) or unselected.get(prev)
         if out is not None and out.maskmem_features is not None:
@@ -185,12 +166,6 @@ class StepResult:
     head: HeadOutput
     maskmem_features: Optional[torch.Tensor] = None
     maskmem_pos_enc: Optional[torch.Tensor] = None
-    # motion-aware mode: per object, the Kalman IoU of the chosen mask where it was scored
-    kf_scores: Optional[list[Optional[float]]] = None
-
-    @property
-    def kf_score(self) -> Optional[float]:
-        return self.kf_scores[0] if self.kf_scores else None
 
     def split(self) -> list["StepResult"]:
         """One result per object."""
@@ -206,7 +181,6 @@ class StepResult:
                 HeadOutput(**{f.name: row(getattr(self.head, f.name), b) for f in fields(HeadOutput)}),
                 row(self.maskmem_features, b),
                 row(self.maskmem_pos_enc, b),
-                None if self.kf_scores is None else [self.kf_scores[b]],
             )
             for b in range(n)
         ]
@@ -224,19 +198,18 @@ def track_frame(
     is_init_cond_frame: bool = False,
     run_mem_encoder: bool = True,
     multimask_output: Optional[bool] = None,
-    presence_threshold: float = 0.0,
-    choose: Optional[CandidateChooser] = None,
+    choice: MaskChoice = HIGHEST_IOU,
 ) -> StepResult:
     """Segment one frame for a batch of objects of one task (SAM 2's `track_step`).
 
     memory is None on an initial conditioning frame. A mask prompt (and for the box and point tasks
-    the matching box or point) is used directly as the output when the model is configured so.
-    presence_threshold and choose are passed to `SAM2Model.decode` (motion-aware tracking)."""
+    the matching box or point) is used directly as the output when the model is configured so. `choice`
+    settles presence and the candidate mask (`SAM2Model.decode`)."""
     pix_top = feats.top_level_map()
     high_res = feats.high_res_maps() if len(feats.vision_feats) > 1 else None
     as_output = model.tracker_cfg.use_mask_input_as_output_without_sam and mask is not None
     if as_output and (task == "mask" or points is not None):
-        head = model.prompt_as_output(task, pix_top, high_res, mask, points, presence_threshold=presence_threshold)
+        head = model.prompt_as_output(task, pix_top, high_res, mask, points, choice=choice)
     else:
         pix_feat = model.condition_on_memory(task, feats, None if is_init_cond_frame else memory, num_frames)
         if prev_mask_logits is not None:
@@ -248,7 +221,7 @@ def track_frame(
         if multimask_output is None:
             multimask_output = model.use_multimask(task, is_init_cond_frame, points)
         head = model.decode(task, pix_feat, high_res, points=points, mask_inputs=mask,
-                            multimask_output=multimask_output, presence_threshold=presence_threshold, choose=choose)
+                            multimask_output=multimask_output, choice=choice)
     result = StepResult(head)
     if run_mem_encoder and model.num_maskmem > 0:
         result.maskmem_features, result.maskmem_pos_enc = model.encode_memory(

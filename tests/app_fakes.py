@@ -1,5 +1,6 @@
 """Predictors and helpers for the app's hardening tests.
 
+- `PromptsAsCalls`: a stand-in's `add_prompt` as its `add_new_mask` / `add_new_points_or_box` call.
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
   result can be checked against the request that produced it, in milliseconds.
@@ -22,7 +23,18 @@ from sam2_plus.predictor import FrameResult
 CLICK_RADIUS = 6
 
 
-class QuickPredictor:
+class PromptsAsCalls:
+    """The predictor's `add_prompt` (a checked prompt of the prompts JSON) for stand-ins that implement the
+    API's `add_new_mask` and `add_new_points_or_box`."""
+
+    def add_prompt(self, state, obj_id, task, prompt):
+        if prompt.mask is not None:
+            return self.add_new_mask(state, prompt.frame, obj_id, prompt.mask, task=task)
+        return self.add_new_points_or_box(state, prompt.frame, obj_id, points=prompt.points, labels=prompt.labels,
+                                          box=prompt.box, task=task)
+
+
+class QuickPredictor(PromptsAsCalls):
     device = torch.device("cpu")
 
     def __init__(self, on_frame=None):

@@ -101,13 +101,13 @@ def test_stop_mid_run_keeps_the_frames_and_the_next_run_works(clip, monkeypatch)
     session = session_on(clip)
     predictor = QuickPredictor(on_frame=lambda t: session.stop.set() if t == 2 else None)  # Stop during frame 2
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    stopped = last_result(session.track(OPTIONS, AppLimits()))
+    stopped = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert stopped.stopped and stopped.describe() == f"Stopped: 3 of {T} frames tracked; the results hold them."
     assert_files_hold(stopped.files, [0, 1, 2], obj_id=1)
     assert session.results is stopped and not session.tracking and not session.stop.is_set()
 
     predictor.on_frame = None
-    done = last_result(session.track(OPTIONS, AppLimits()))
+    done = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert not done.stopped and done.describe() == f"Done: {T} frames tracked."
     assert_files_hold(done.files, list(range(T)), obj_id=1)
     session.close()
@@ -123,13 +123,13 @@ def test_a_failure_mid_run_is_reported_and_the_next_run_works(clip, monkeypatch,
     session = session_on(clip)
     failing = FailingPredictor(QuickPredictor(), 3, error)
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: failing)
-    failed = last_result(session.track(OPTIONS, AppLimits()))
+    failed = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert failed.failed and failed.describe() == message
     assert_files_hold(failed.files, [0, 1, 2], obj_id=1)
     assert session.results is failed and not session.tracking
 
     failing.frame = None  # the cause went away
-    done = last_result(session.track(OPTIONS, AppLimits()))
+    done = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert not done.failed and done.frames_done == T
     assert_files_hold(done.files, list(range(T)), obj_id=1)
     session.close()
@@ -148,14 +148,14 @@ def test_a_failure_before_tracking_started_leaves_the_session_usable(clip, monke
     predictor.add_new_points_or_box = out_of_memory
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     with pytest.raises(torch.OutOfMemoryError) as caught:
-        last_result(session.track(OPTIONS, AppLimits()))
+        last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert failure_message(caught.value).startswith("Out of memory: track fewer objects or a shorter or smaller")
     assert failure_message(ValueError("x\ny")) == "Tracking failed (ValueError: x). Try again; if it fails " \
                                                    "again, please report it."
     assert not session.tracking and session.results is None
 
     predictor.add_new_points_or_box = prompt
-    assert last_result(session.track(OPTIONS, AppLimits())).frames_done == T
+    assert last_result(session.tracking_job(OPTIONS, AppLimits())).frames_done == T
     session.close()
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
 from sam2_plus.app import editing, gpu_time, jobs, masks, options, settings, workdirs
@@ -120,7 +121,7 @@ def test_gpu_estimate_grows_with_frames_objects_and_model(clip):
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
     prompts = {"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]} for i in (1, 2)]}
-    assert gpu_time.job_gpu_seconds(str(clip), json.dumps(prompts), "{}", "job-dir", None) == \
+    assert gpu_time.job_gpu_seconds(service.prepare_request(clip, prompts), "job-dir", None) == \
         gpu_time.estimate_gpu_seconds(T, 2, "sam2++")
 
 
@@ -452,10 +453,10 @@ def _fake_result(frame: int, ids: list[int], tasks: list[str] | None = None):
     logits[:, H // 2:, W // 2:] = 5.0
     result = FrameResult(frame, list(ids), logits, torch.full((n,), 3.0), torch.tensor([[48.0, 32.0, 96.0, 64.0]] * n),
                          torch.tensor([[70.0, 50.0]] * n), tasks or ["mask"] * n)
-    return service.to_export_result(result)
+    return service.to_frame_record(result)
 
 
-class FakePredictor:
+class FakePredictor(PromptsAsCalls):
     """Propagation that yields a fixed mask per frame and records the frames it visited."""
 
     device = torch.device("cpu")
@@ -490,6 +491,11 @@ def one_object(frame: int = 2, task: str = "mask") -> str:
     return json.dumps({"objects": [{"id": 4, "task": task, "prompts": [{"frame": frame, "points": [[10, 10]]}]}]})
 
 
+def checked(clip, prompts: str, options: str = "{}") -> service.TrackRequest:
+    """The request a job runs, as its plan checked it."""
+    return plan_job(str(clip), prompts, options, AppLimits()).request
+
+
 def _consume(updates):
     progress, frames, result = [], [], None
     for update in updates:
@@ -506,7 +512,7 @@ def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    progress, frames, result = _consume(jobs.run_job(str(clip), one_object(), "{}", str(tmp_path / "job")))
+    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
     assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
     assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
     assert frames and all(image.shape == (H, W, 3) for _, image in frames)
@@ -524,7 +530,7 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
     stop = tmp_path / "stop"
     fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    _, _, result = _consume(jobs.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"), str(stop)))
+    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"), str(stop)))
     assert result.stopped and "stopped on request at frame 1" in result.summary
     assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
     assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
@@ -534,7 +540,7 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
     entered, released = threading.Event(), threading.Event()
     fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    updates = jobs.run_job(str(clip), one_object(0), "{}", str(tmp_path / "job"))
+    updates = jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"))
     assert next(updates).progress.phase == "loading"
     assert entered.wait(10)  # the job is inside frame 0
     threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
@@ -544,14 +550,14 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
 
 def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
     with pytest.raises(PromptError, match="model sam2.1-tiny has no 'point' task"):
-        next(jobs.run_job(str(clip), one_object(task="point"), '{"model": "sam2.1-tiny"}', str(tmp_path / "job")))
+        checked(clip, one_object(task="point"), '{"model": "sam2.1-tiny"}')  # refused by the plan, before the job
 
     def broken(*args, **kwargs):
         raise service.CheckpointError("cannot reach the hub; set SAM2PLUS_WEIGHTS=/path/to/checkpoint")
 
     monkeypatch.setattr(service, "get_predictor", broken)
     with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
-        _consume(jobs.run_job(str(clip), one_object(), "{}", str(tmp_path / "job2")))
+        _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job2")))
     assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
@@ -564,7 +570,6 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
     conditioning frame), and a correction click on a tracked frame changes the next run on that frame."""
     session = AppSession.open(clip, AppLimits())
     options = TrackOptions("sam2.1-tiny")
-    options_json = json.dumps(options.to_json())
     session.click(POSITIVE, 0, 20, 16)
 
     first = _track(session, options, tmp_path / "run1")
@@ -572,7 +577,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
     session.click(POSITIVE, 2, 70, 45)  # the correction, on a frame the first run tracked
     obj_id, frame = session.preview_target(2, options)
-    preview = preview_prompt(session.video, session.preview_json(obj_id, frame), options_json)
+    preview = preview_prompt(session.preview_request(obj_id, frame, options))
     second = _track(session, options, tmp_path / "run2")
     _, results2 = read_results_json(second.files.results_json)
 
@@ -584,8 +589,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
 
 def _track(session: AppSession, options: TrackOptions, job_dir: Path):
-    plan = session.plan_track(options, AppLimits())
-    _, _, result = _consume(jobs.run_job(str(plan.video), plan.prompts_json, json.dumps(options.to_json()),
-                                              str(job_dir)))
+    plan = session.plan_job(options, AppLimits())
+    _, _, result = _consume(jobs.run_job(plan.request, str(job_dir)))
     assert result.frames_done == T
     return result

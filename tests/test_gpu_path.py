@@ -10,7 +10,9 @@ import torch
 
 from conftest import needs_cuda
 from sam2_plus import build_video_predictor
-from sam2_plus.predictor import VideoPredictor, _mask_boxes
+from sam2_plus.features import FrameEncoder
+from sam2_plus.predictor import VideoPredictor
+from sam2_plus.results import mask_boxes
 
 H, W = 48, 64
 
@@ -43,7 +45,7 @@ def test_frames_upload_from_pinned_memory_and_results_come_back_as_float32():
     pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cuda", postprocessing=False)
     assert pred.uses_bfloat16
     session = pred.init_state(_video(2))
-    image = pred._model_input(session, 0)
+    image = pred.stepper.encoder.model_input(session.features, 0)
     assert image.is_cuda and image.shape == (1, 3, pred.image_size, pred.image_size)
     results, session = _track(pred)
     assert all(r.mask_logits.dtype == torch.float32 and not r.mask_logits.is_cuda for r in results)
@@ -95,7 +97,7 @@ def test_mask_boxes_match_the_nonzero_extent():
     masks = torch.rand(6, 17, 23, generator=g) > 0.97
     masks[0] = False
     masks[1, 5, 7] = True
-    boxes, nonempty = _mask_boxes(masks)
+    boxes, nonempty = mask_boxes(masks)
     for m, box, has in zip(masks, boxes, nonempty, strict=True):
         ys, xs = torch.nonzero(m, as_tuple=True)
         assert bool(has) == (len(ys) > 0)
@@ -113,15 +115,15 @@ def test_pipelined_propagation_gives_the_same_results_and_a_failure_loses_no_fra
     direct, _ = _track(pred, num_frames=4)
     monkeypatch.setattr(VideoPredictor, "_pipelined", lambda self: True)
     prepared = []
-    host_input = VideoPredictor._host_input
-    monkeypatch.setattr(VideoPredictor, "_host_input",
-                        lambda self, session, t: prepared.append((t, threading.current_thread().name))
-                        or host_input(self, session, t))
+    host_input = FrameEncoder.host_input
+    monkeypatch.setattr(FrameEncoder, "host_input",
+                        lambda self, cache, t: prepared.append((t, threading.current_thread().name))
+                        or host_input(self, cache, t))
     overlapped, session = _track(pred, num_frames=4)
     # frame 0 was prepared for the prompts; frames 1..3 on the helper thread while the frame before was tracked
     assert [t for t, _ in prepared] == [0, 1, 2, 3]
     assert all(name.startswith("sam2plus-prefetch") for t, name in prepared if t > 0)
-    assert session.prefetched == {}  # every prepared frame was used
+    assert session.features.prefetched == {}  # every prepared frame was used
     for a, b in zip(direct, overlapped, strict=True):
         assert (a.frame_idx, a.obj_ids) == (b.frame_idx, b.obj_ids)
         for name in ("mask_logits", "object_scores", "boxes", "points"):

@@ -12,7 +12,7 @@ from sam2_plus.media import rle
 from sam2_plus.media.decode import VideoInfo
 from sam2_plus.media.export import (
     BoxCsvWriter,
-    FrameResult,
+    FrameRecord,
     LasotWriter,
     MaskZipWriter,
     PointTrackWriter,
@@ -33,7 +33,7 @@ VIDEO = VideoInfo("video", NUM_FRAMES, 10.0, W, H, 0.6)
 TASKS = {5: "mask", 2: "box", 9: "point"}
 
 
-def _results() -> list[FrameResult]:
+def _results() -> list[FrameRecord]:
     """Frames 0, 1, 3, 4: object 9 appears at frame 1; object 2 is invisible at 3; frame 2 and 5 missing."""
     rng = np.random.default_rng(11)
     results = []
@@ -48,21 +48,21 @@ def _results() -> list[FrameResult]:
         points = np.array([[10.5, 11.25], [20, 12], [44.5 + frame_idx, 6]][: len(obj_ids)], np.float32)
         visible = [True, frame_idx != 3, True][: len(obj_ids)]
         scores = [0.95, 0.5 - frame_idx / 10, 3.25][: len(obj_ids)]
-        results.append(FrameResult(frame_idx, obj_ids, masks, boxes, points, scores, visible))
+        results.append(FrameRecord(frame_idx, obj_ids, masks, boxes, points, scores, visible))
     return results
 
 
 def test_frame_result_validation():
     masks = np.zeros((2, 4, 5), bool)
     with pytest.raises(ValueError, match="unique"):
-        FrameResult(0, [1, 1], masks, None, None, [1, 1], [1, 1])
+        FrameRecord(0, [1, 1], masks, None, None, [1, 1], [1, 1])
     with pytest.raises(ValueError, match=r"masks must have shape \[3, H, W\]"):
-        FrameResult(0, [1, 2, 3], masks, None, None, [1, 1, 1], [1, 1, 1])
+        FrameRecord(0, [1, 2, 3], masks, None, None, [1, 1, 1], [1, 1, 1])
     with pytest.raises(ValueError, match=r"boxes must have shape \[2, 4\]"):
-        FrameResult(0, [1, 2], masks, np.zeros((2, 3)), None, [1, 1], [1, 1])
+        FrameRecord(0, [1, 2], masks, np.zeros((2, 3)), None, [1, 1], [1, 1])
     with pytest.raises(ValueError, match="scores and visible"):
-        FrameResult(0, [1, 2], masks, None, None, [1], [1, 1])
-    result = FrameResult(0, [1, 2], masks, None, None, [1, 1], [1, 0])
+        FrameRecord(0, [1, 2], masks, None, None, [1], [1, 1])
+    result = FrameRecord(0, [1, 2], masks, None, None, [1, 1], [1, 0])
     assert result.box_for(0) is None and result.point_for(0) is None
     assert (result.height, result.width) == (4, 5)
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from sam2_plus.media.export import FrameResult
+from sam2_plus.media.export import FrameRecord
 from sam2_plus.media.render import RenderStyle, TrackRenderer, color_for_id
 
 H, W = 120, 160
@@ -24,10 +24,10 @@ def _rect_mask(x1, y1, x2, y2) -> np.ndarray:
     return mask
 
 
-def _result(frame_idx=0, visible=(True, True, True), points=((130.0, 30.0),) * 3) -> FrameResult:
+def _result(frame_idx=0, visible=(True, True, True), points=((130.0, 30.0),) * 3) -> FrameRecord:
     masks = np.stack([_rect_mask(10, 10, 50, 60), _rect_mask(60, 20, 100, 90), np.zeros((H, W), bool)])
     boxes = np.array([[10, 10, 50, 60], [60, 20, 100, 90], [0, 0, 0, 0]], np.float32)
-    return FrameResult(frame_idx, [1, 2, 3], masks, boxes, np.array(points, np.float32), [0.9, 0.8, 0.7], visible)
+    return FrameRecord(frame_idx, [1, 2, 3], masks, boxes, np.array(points, np.float32), [0.9, 0.8, 0.7], visible)
 
 
 def test_colours_are_stable_and_distinct():
@@ -107,7 +107,7 @@ def test_rendering_a_hd_frame_is_fast():
     discs = [(400, 300, 150), (800, 400, 200), (1000, 200, 80)]
     masks = np.stack([(xx - cx) ** 2 + (yy - cy) ** 2 < r * r for cx, cy, r in discs])
     points = np.array([[400, 300], [800, 400], [1000, 200]])
-    result = FrameResult(0, [1, 2, 3], masks, None, points, [1, 1, 1], [1, 1, 1])
+    result = FrameRecord(0, [1, 2, 3], masks, None, points, [1, 1, 1], [1, 1, 1])
     frame = np.zeros((height, width, 3), np.uint8)
     renderer = TrackRenderer({1: "mask", 2: "mask", 3: "mask"})
     renderer.render(frame, result)

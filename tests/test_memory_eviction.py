@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from sam2_plus.config import TrackerConfig
-from sam2_plus.motion import MotionAwarePredictor, MotionConfig
+from sam2_plus.eviction import evict_unreachable
+from sam2_plus.motion import FrameQuality, MotionAwarePredictor, MotionConfig, MotionRules
 from sam2_plus.predictor import VideoPredictor
-from sam2_plus.tracker import FrameOutput, ObjectTrack
+from sam2_plus.tracker import FrameOutput, TrackedObject
 
 NUM_MASKMEM = 7
 
@@ -23,52 +24,55 @@ class _FakeModel:
     def __init__(self, stride: int = 1):
         self.tracker_cfg = TrackerConfig(memory_temporal_stride_for_eval=stride)
         self.num_maskmem = NUM_MASKMEM
+        self.image_size = 1024
         self.cfg = SimpleNamespace(name="sam2.1-tiny")
 
     def check_task(self, task):
         return task
 
 
-def _output(frame_idx: int, admitted: bool = True) -> FrameOutput:
+def _output(frame_idx: int) -> FrameOutput:
     tag = torch.tensor([[float(frame_idx)]])
     return FrameOutput(pred_masks=tag, obj_ptr=tag.clone(), object_score_logits=torch.tensor([[1.0]]),
-                       maskmem_features=tag.clone(), maskmem_pos_enc=tag,
-                       best_iou=torch.tensor([0.9 if admitted else 0.1]), kf_score=None)
+                       maskmem_features=tag.clone(), maskmem_pos_enc=tag)
 
 
-def _read(pred, track, frame_idx, num_frames, reverse):
+def _read(pred, session, track, frame_idx, reverse):
     """Which frames' memories and pointers a frame reads, by the frame numbers stored in them."""
-    session = SimpleNamespace(num_frames=num_frames)
-    ctx = pred._select_memory(session, track, frame_idx, reverse)
+    ctx = pred.stepper.select_memory(session, track, frame_idx, reverse)
     spatial = [(t_pos, float(e.maskmem_features)) for t_pos, e in ctx.spatial]
     pointers = [(d, float(p)) for d, p in ctx.pointers]
     return spatial, pointers
 
 
-def _propagate(pred, track, frames, num_frames, reverse, admitted, reads, kept):
+def _propagate(pred, session, track, frames, reverse, admitted, reads, kept):
     for f in frames:
         if f not in track.cond_outputs:
-            reads.append((f, reverse, _read(pred, track, f, num_frames, reverse)))
-            track.non_cond_outputs[f] = _output(f, admitted(f))
+            reads.append((f, reverse, _read(pred, session, track, f, reverse)))
+            track.non_cond_outputs[f] = _output(f)
+            if isinstance(session.rules, MotionRules):  # what the step's rules would record
+                session.rules.motion(track.obj_id).quality[f] = FrameQuality(iou=0.9 if admitted(f) else 0.1)
         track.frames_tracked[f] = reverse
         if not pred.keep_all_memory:
-            pred._evict_unreachable(track, f, reverse)
+            evict_unreachable(track, f, reverse, pred.memory_reach(), session.rules)
         kept.append(len(track.non_cond_outputs))
 
 
 def _scenario(pred, num_frames=300, cond=(60, 170), admitted=lambda f: True):
-    track = ObjectTrack(obj_id=1, task="mask")
+    session = SimpleNamespace(num_frames=num_frames, rules=pred.tracking_rules())
+    track = TrackedObject(obj_id=1, task="mask")
     for c in cond:
         track.cond_outputs[c] = _output(c)
         track.frames_tracked[c] = False
     reads, kept = [], []
     first = min(cond)
-    _propagate(pred, track, range(first, -1, -1), num_frames, True, admitted, reads, kept)
-    _propagate(pred, track, range(first, num_frames), num_frames, False, admitted, reads, kept)
+    run = (pred, session, track)
+    _propagate(*run, range(first, -1, -1), True, admitted, reads, kept)
+    _propagate(*run, range(first, num_frames), False, admitted, reads, kept)
     # a second, shorter pass back from the later prompt, and a resumed forward pass in two chunks
-    _propagate(pred, track, range(max(cond), max(cond) - 40, -1), num_frames, True, admitted, reads, kept)
-    _propagate(pred, track, range(first, first + 90), num_frames, False, admitted, reads, kept)
-    _propagate(pred, track, range(first + 89, num_frames), num_frames, False, admitted, reads, kept)
+    _propagate(*run, range(max(cond), max(cond) - 40, -1), True, admitted, reads, kept)
+    _propagate(*run, range(first, first + 90), False, admitted, reads, kept)
+    _propagate(*run, range(first + 89, num_frames), False, admitted, reads, kept)
     return reads, kept
 
 

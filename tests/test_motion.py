@@ -9,9 +9,11 @@ import torch
 from sam2_plus import build_video_predictor
 from sam2_plus.motion import (
     KALMAN,
+    FrameQuality,
     MotionAwarePredictor,
-    MotionChooser,
     MotionConfig,
+    MotionRules,
+    MotionStep,
     ObjectMotion,
     admits,
     admitted_memory_frames,
@@ -20,8 +22,8 @@ from sam2_plus.motion import (
     xyah_to_xyxy,
     xyxy_to_xyah,
 )
-from sam2_plus.modeling.sam2_model import NO_OBJ_SCORE
-from sam2_plus.tracker import FrameOutput, ObjectTrack, select_memory
+from sam2_plus.modeling.sam2_model import NO_OBJ_SCORE, Candidates, MaskChoice
+from sam2_plus.tracker import FrameOutput, TrackedObject, select_memory
 
 H, W = 48, 64
 NUM_MASKMEM, MAX_ADMITTED = 7, 15
@@ -162,25 +164,44 @@ def test_filter_follows_one_pass_of_tracking():
     assert replay.state.stable_frames == a.state.stable_frames
 
 
-def test_chooser_uses_mask_boxes_or_box_head_boxes():
+def test_step_chooses_by_mask_boxes_or_box_head_boxes():
     masks = torch.full((1, 3, 64, 64), -5.0)
     masks[0, 1, 10:20, 30:40] = 5.0
-    chooser = MotionChooser([ObjectMotion(MotionConfig())], 4, False, 64, use_box_head=False)
-    best = chooser(torch.tensor([[0.2, 0.9, 0.4]]), masks, None)
+    step = MotionStep([ObjectMotion(MotionConfig())], 4, False, 64, use_box_head=False)
+    assert step.presence_threshold == MotionConfig().min_obj_score_logits
+    best = step.choose(Candidates(masks, torch.tensor([[0.2, 0.9, 0.4]]), None))
     assert best.tolist() == [1]
-    np.testing.assert_allclose(chooser.motions[0].state.mean[:4], xyxy_to_xyah([30, 10, 39, 19]))
+    np.testing.assert_allclose(step.motions[0].state.mean[:4], xyxy_to_xyah([30, 10, 39, 19]))
     boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.75, 1.0], [0, 0, 0, 0]]])
-    chooser = MotionChooser([ObjectMotion(MotionConfig())], 4, False, 64, use_box_head=True)
-    chooser(torch.tensor([[0.2, 0.9, 0.4]]), masks, boxes)
-    np.testing.assert_allclose(chooser.motions[0].state.mean[:4], xyxy_to_xyah([16, 16, 48, 64]))
+    step = MotionStep([ObjectMotion(MotionConfig())], 4, False, 64, use_box_head=True)
+    step.choose(Candidates(masks, torch.tensor([[0.2, 0.9, 0.4]]), boxes))
+    np.testing.assert_allclose(step.motions[0].state.mean[:4], xyxy_to_xyah([16, 16, 48, 64]))
 
 
 # ---------------------------------------------------------------------------------------------- memory admission
+class _Out(FrameOutput):
+    """A tracked frame's output with the quality its step recorded."""
+
+    quality: FrameQuality
+
+
 def _out(score=1.0, iou=0.9, kf=None, from_pts=False):
     feats = torch.zeros(1, 1, 1, 1)
-    return FrameOutput(pred_masks=torch.zeros(1, 1, 4, 4), obj_ptr=torch.zeros(1, 4),
-                       object_score_logits=torch.tensor([[score]]), maskmem_features=feats, maskmem_pos_enc=feats,
-                       best_iou=torch.tensor([iou]), kf_score=kf, is_mask_from_pts=from_pts)
+    out = _Out(pred_masks=torch.zeros(1, 1, 4, 4), obj_ptr=torch.zeros(1, 4),
+               object_score_logits=torch.tensor([[score]]), maskmem_features=feats, maskmem_pos_enc=feats,
+               is_mask_from_pts=from_pts)
+    out.quality = FrameQuality(iou, kf)
+    return out
+
+
+def _admitted_frames(track, frame_idx, num_frames, reverse, unselected, cfg, num_maskmem, max_admitted):
+    """admitted_memory_frames with admission judged from each output's quality."""
+    def admitted(t):
+        out = track.non_cond_outputs[t]
+        return admits(out, out.quality, cfg)
+
+    return admitted_memory_frames(track, frame_idx, num_frames, reverse, unselected, admitted, num_maskmem,
+                                  max_admitted)
 
 
 def _samurai_rule(outputs, frame_idx, cfg):
@@ -190,9 +211,9 @@ def _samurai_rule(outputs, frame_idx, cfg):
     valid = []
     for i in range(frame_idx - 1, 1, -1):
         o = outputs[i]
-        ok = (o.best_iou.item() > cfg.memory_bank_iou_threshold
+        ok = (o.quality.iou > cfg.memory_bank_iou_threshold
               and o.object_score_logits.item() > cfg.memory_bank_obj_score_threshold
-              and (o.kf_score is None or o.kf_score > cfg.memory_bank_kf_score_threshold))
+              and (o.quality.kf_score is None or o.quality.kf_score > cfg.memory_bank_kf_score_threshold))
         if ok:
             valid = [i] + valid
         if len(valid) >= MAX_ADMITTED:
@@ -217,11 +238,11 @@ def _random_outputs(n, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_admission_matches_samurai_for_a_prompt_on_frame_0(seed):
     cfg, n = MotionConfig(), 40
-    track = ObjectTrack(1, "mask", cond_outputs={0: _out(from_pts=True)}, non_cond_outputs=_random_outputs(n, seed))
+    track = TrackedObject(1, "mask", cond_outputs={0: _out(from_pts=True)}, non_cond_outputs=_random_outputs(n, seed))
     for f in range(1, n):
         visible = {t: o for t, o in track.non_cond_outputs.items() if t < f}  # tracked so far
-        track_so_far = ObjectTrack(1, "mask", cond_outputs=track.cond_outputs, non_cond_outputs=visible)
-        got = admitted_memory_frames(track_so_far, f, n, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
+        track_so_far = TrackedObject(1, "mask", cond_outputs=track.cond_outputs, non_cond_outputs=visible)
+        got = _admitted_frames(track_so_far, f, n, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
         assert got == _samurai_rule(track.non_cond_outputs, f, cfg), f
 
 
@@ -234,16 +255,17 @@ def test_admission_by_hand():
     outs[7] = _out(iou=0.2, from_pts=True)  # a user's correction: always admitted
     outs[6] = _out(kf=0.4)
     outs[1] = _out()  # frame 1 lies outside SAMURAI's scan (it stops at frame 2)
-    track = ObjectTrack(1, "mask", cond_outputs={0: _out(from_pts=True)}, non_cond_outputs=outs)
-    got = admitted_memory_frames(track, 11, 20, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
+    track = TrackedObject(1, "mask", cond_outputs={0: _out(from_pts=True)}, non_cond_outputs=outs)
+    got = _admitted_frames(track, 11, 20, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
     assert got == [(1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 10)]
     ctx = select_memory(track, 11, 20, False, _tracker_cfg(), NUM_MASKMEM,
-                        memory_frames=lambda *a: admitted_memory_frames(*a, cfg, NUM_MASKMEM, MAX_ADMITTED))
+                        memory_frames=lambda *a: _admitted_frames(*a, cfg, NUM_MASKMEM, MAX_ADMITTED))
     assert [t for t, _ in ctx.spatial] == [0, 1, 2, 3, 4, 5, 6]
     # few tracked frames: only what exists counts, the cap applies to admitted frames
-    assert admitted_memory_frames(track, 3, 20, False, {}, cfg, NUM_MASKMEM, 1) == [(6, 2)]
-    assert admitted_memory_frames(track, 11, 20, False, {}, cfg, NUM_MASKMEM, 2) == [(4, 6), (5, 7), (6, 10)]
-    assert not admits(outs[9], cfg) and admits(outs[7], cfg) and admits(_out(kf=None), cfg)
+    assert _admitted_frames(track, 3, 20, False, {}, cfg, NUM_MASKMEM, 1) == [(6, 2)]
+    assert _admitted_frames(track, 11, 20, False, {}, cfg, NUM_MASKMEM, 2) == [(4, 6), (5, 7), (6, 10)]
+    assert not admits(outs[9], outs[9].quality, cfg) and admits(outs[7], outs[7].quality, cfg)
+    assert admits(_out(kf=None), FrameQuality(0.9), cfg) and admits(_out(), None, cfg)
 
 
 def _tracker_cfg():
@@ -259,11 +281,11 @@ def test_admission_in_reverse_mirrors_forward():
     rev = {n - 1 - t: o for t, o in fwd.items()}
     cond = {0: _out(from_pts=True)}
     for f in range(1, n):
-        a = admitted_memory_frames(ObjectTrack(1, "mask", cond_outputs=cond,
+        a = _admitted_frames(TrackedObject(1, "mask", cond_outputs=cond,
                                                non_cond_outputs={t: o for t, o in fwd.items() if t < f}),
                                    f, n, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
         g = n - 1 - f
-        b = admitted_memory_frames(ObjectTrack(1, "mask", cond_outputs={n - 1: cond[0]},
+        b = _admitted_frames(TrackedObject(1, "mask", cond_outputs={n - 1: cond[0]},
                                                non_cond_outputs={t: o for t, o in rev.items() if t > g}),
                                    g, n, True, {}, cfg, NUM_MASKMEM, MAX_ADMITTED)
         assert b == [(t_pos, n - 1 - t) for t_pos, t in a]
@@ -274,16 +296,16 @@ def test_admission_with_a_prompt_in_the_middle():
     # prompt on frame 10; frames 11..14 tracked forward, 9..7 in reverse, no other frame was ever tracked
     outs = {t: _out() for t in (7, 8, 9, 11, 12, 13, 14)}
     outs[12] = _out(iou=0.1)
-    track = ObjectTrack(1, "mask", cond_outputs={10: _out(from_pts=True)}, non_cond_outputs=outs)
+    track = TrackedObject(1, "mask", cond_outputs={10: _out(from_pts=True)}, non_cond_outputs=outs)
     # frame 10 is a conditioning frame: select_memory reads it with t_pos 0 and skips it here
-    assert admitted_memory_frames(track, 11, 30, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
+    assert _admitted_frames(track, 11, 30, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
         (3, 7), (4, 8), (5, 9), (6, 10)]
-    assert admitted_memory_frames(track, 15, 30, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
+    assert _admitted_frames(track, 15, 30, False, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
         (1, 7), (2, 8), (3, 9), (4, 11), (5, 13), (6, 14)]
-    assert admitted_memory_frames(track, 6, 30, True, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
+    assert _admitted_frames(track, 6, 30, True, {}, cfg, NUM_MASKMEM, MAX_ADMITTED) == [
         (1, 14), (2, 13), (3, 11), (4, 9), (5, 8), (6, 7)]
     # an unselected conditioning frame (max_cond_frames_in_attn) counts as admitted
-    got = admitted_memory_frames(track, 15, 30, False, {10: track.cond_outputs[10]}, cfg, NUM_MASKMEM, MAX_ADMITTED)
+    got = _admitted_frames(track, 15, 30, False, {10: track.cond_outputs[10]}, cfg, NUM_MASKMEM, MAX_ADMITTED)
     assert got == [(1, 8), (2, 9), (3, 10), (4, 11), (5, 13), (6, 14)]
 
 
@@ -300,17 +322,29 @@ def test_decode_hooks(motion_pred):
     pix = torch.randn(1, 256, 64, 64, generator=g)
     high = [model.sam_mask_decoder.conv_s0(torch.randn(1, 256, 256, 256, generator=g)),
             model.sam_mask_decoder.conv_s1(torch.randn(1, 256, 128, 128, generator=g))]
+    seen = []
+
+    class Pick(MaskChoice):
+        def __init__(self, index=None, presence_threshold=0.0):
+            self.index, self.presence_threshold = index, presence_threshold
+
+        def choose(self, candidates):
+            seen.append(candidates)
+            return candidates.ious.argmax(-1) if self.index is None else torch.tensor([self.index])
+
     with torch.inference_mode():
-        plain = model.decode("mask", pix, high, multimask_output=True)
-        assert torch.equal(plain.best_index, plain.ious.argmax(-1))
-        picked = model.decode("mask", pix, high, multimask_output=True, choose=lambda ious, m, b: torch.tensor([2]))
-        assert picked.best_index.tolist() == [2]
-        assert torch.equal(picked.low_res_masks[:, 0], plain.low_res_multimasks[:, 2])
-        gone = model.decode("mask", pix, high, multimask_output=True, presence_threshold=float("inf"))
-        assert bool((gone.low_res_multimasks == NO_OBJ_SCORE).all())
+        plain = model.decode("mask", pix, high, multimask_output=True, choice=Pick())
+        ious = seen[-1].ious
+        assert seen[-1].high_res_masks.shape[:2] == (1, 3) and plain.iou.tolist() == ious.max(-1).values.tolist()
+        picked = model.decode("mask", pix, high, multimask_output=True, choice=Pick(2))
+        assert picked.iou.tolist() == ious[:, 2].tolist()
+        assert torch.equal(picked.high_res_masks[:, 0], seen[-1].high_res_masks[:, 2])
+        assert torch.equal(plain.low_res_masks, model.decode("mask", pix, high, multimask_output=True).low_res_masks)
+        gone = model.decode("mask", pix, high, multimask_output=True, choice=Pick(presence_threshold=float("inf")))
+        assert bool((seen[-1].high_res_masks == NO_OBJ_SCORE).all())
         assert torch.allclose(gone.obj_ptr, model.no_obj_ptr)
-        kept = model.decode("mask", pix, high, multimask_output=True, presence_threshold=-float("inf"))
-        assert not bool((kept.low_res_multimasks == NO_OBJ_SCORE).any())
+        model.decode("mask", pix, high, multimask_output=True, choice=Pick(presence_threshold=-float("inf")))
+        assert not bool((seen[-1].high_res_masks == NO_OBJ_SCORE).any())
 
 
 def test_defaults_per_model_size():
@@ -332,43 +366,44 @@ def _video(n):
 
 def test_objects_directions_and_middle_prompts(motion_pred):
     # stable_frames_threshold=1: the filter takes part in the choice from the second step of a pass on, so
-    # kf_score tells whether a frame was the first of its filter (None) or continued one (a number)
+    # a frame's kf_score tells whether it was the first of its filter (None) or continued one (a number)
     pred = motion_pred
     assert isinstance(pred, MotionAwarePredictor)
     s = pred.init_state(_video(4))
+    assert isinstance(s.rules, MotionRules)
     pred.add_new_points_or_box(s, 1, 1, box=[10, 8, 40, 30])  # a box on a middle frame: no multimask, no step
     assert [r.frame_idx for r in pred.propagate_in_video(s)] == [1, 2, 3]
-    one = s.track(1)
+    one, one_motion = s.tracked_object(1), s.rules.motion(1)
     assert sorted(one.non_cond_outputs) == [2, 3]
-    assert one.non_cond_outputs[2].kf_score is None and one.non_cond_outputs[3].kf_score is not None
-    assert (one.motion.last_frame, one.motion.last_reverse) == (3, False)
-    assert all(o.best_iou is not None for o in one.non_cond_outputs.values())
+    assert one_motion.quality[2].kf_score is None and one_motion.quality[3].kf_score is not None
+    assert (one_motion.last_frame, one_motion.last_reverse) == (3, False)
+    assert set(one_motion.quality) == set(one.non_cond_outputs)  # every tracked frame has its quality
 
     # an object added later by one click (multimask output): its filter starts on the prompt
     pred.add_new_points_or_box(s, 2, 2, points=[[50, 20]], labels=[1])
-    two = s.track(2)
-    assert two.motion is not one.motion
-    assert (two.motion.last_frame, two.motion.last_reverse) == (2, None)
+    two_motion = s.rules.motion(2)
+    assert two_motion is not one_motion
+    assert (two_motion.last_frame, two_motion.last_reverse) == (2, None)
     results = list(pred.propagate_in_video(s, start_frame_idx=2))
     assert [r.frame_idx for r in results] == [2, 3] and all(r.obj_ids == [1, 2] for r in results)
-    assert two.non_cond_outputs[3].kf_score is not None  # continued from the prompt
-    assert one.non_cond_outputs[2].kf_score is None  # a new pass from an earlier frame restarted object 1
+    assert two_motion.quality[3].kf_score is not None  # continued from the prompt
+    assert one_motion.quality[2].kf_score is None  # a new pass from an earlier frame restarted object 1
 
     rev = list(pred.propagate_in_video(s, start_frame_idx=2, reverse=True))
     assert [r.frame_idx for r in rev] == [2, 1, 0]
     assert all(bool(torch.isfinite(r.mask_logits).all()) for r in rev)
     # object 1: frame 2 restarts its filter, its prompt frame 1 is passed over, frame 0 continues
-    assert one.non_cond_outputs[2].kf_score is None and one.non_cond_outputs[0].kf_score is not None
+    assert one_motion.quality[2].kf_score is None and one_motion.quality[0].kf_score is not None
     # object 2: prompted on frame 2, restarted on frame 1 (the direction changed), continued on frame 0
-    assert two.non_cond_outputs[1].kf_score is None and two.non_cond_outputs[0].kf_score is not None
-    for m in (one.motion, two.motion):
+    assert two_motion.quality[1].kf_score is None and two_motion.quality[0].kf_score is not None
+    for m in (one_motion, two_motion):
         assert (m.last_frame, m.last_reverse) == (0, True)
 
     # clearing a prompt, removing an object and resetting drop the motion state
     pred.clear_all_prompts_in_frame(s, 2, 2)
-    assert two.motion.last_frame is None and two.motion.state.mean is None
-    assert one.motion.last_frame == 0
+    assert two_motion.last_frame is None and two_motion.state.mean is None
+    assert one_motion.last_frame == 0
     pred.remove_object(s, 2)
-    assert s.obj_ids == [1]
+    assert s.obj_ids == [1] and 2 not in s.rules.objects
     pred.reset_state(s)
-    assert s.obj_ids == []
+    assert s.obj_ids == [] and s.rules.objects == {}

@@ -13,7 +13,7 @@ from sam2_plus import build_video_predictor
 from sam2_plus.modeling.attention import chunked_attention
 from sam2_plus.modeling.sam2_model import MemoryContext, MemoryEntry
 from sam2_plus.motion import MotionConfig
-from sam2_plus.predictor import VideoPredictor
+from sam2_plus.stepper import FrameStepper
 from sam2_plus.tracker import memory_layout, stack_memories
 
 H, W = 48, 64
@@ -34,14 +34,13 @@ def _prompt(pred, session):
 
 def _run(pred, num_frames, monkeypatch):
     batch_sizes = []
-    original = VideoPredictor._track_step
+    original = FrameStepper.track_batch
 
-    def recording_step(self, session, tracks, frame_idx, reverse, *args, **kwargs):
-        if reverse is not None:
-            batch_sizes.append((frame_idx, len(tracks)))
-        return original(self, session, tracks, frame_idx, reverse, *args, **kwargs)
+    def recording_batch(self, session, members, frame_idx, reverse):
+        batch_sizes.append((frame_idx, len(members)))
+        return original(self, session, members, frame_idx, reverse)
 
-    monkeypatch.setattr(VideoPredictor, "_track_step", recording_step)
+    monkeypatch.setattr(FrameStepper, "track_batch", recording_batch)
     session = pred.init_state(_video(num_frames))
     _prompt(pred, session)
     results = list(pred.propagate_in_video(session))
@@ -84,21 +83,23 @@ def test_batched_objects_match_one_at_a_time(monkeypatch, motion_aware):
         if b.boxes is not None:
             torch.testing.assert_close(b.boxes, a.boxes, rtol=0, atol=1.0)
     for obj in (1, 2):
-        out_b, out_a = session_b.track(obj).non_cond_outputs[1], session_a.track(obj).non_cond_outputs[1]
+        out_b, out_a = (s.tracked_object(obj).non_cond_outputs[1] for s in (session_b, session_a))
         assert out_b.maskmem_features.shape == (1, 64, 64, 64)
         out_n = session_n.track(obj).non_cond_outputs[1]
         torch.testing.assert_close(out_b.obj_ptr, out_a.obj_ptr, rtol=0, atol=1e-5)
         rounded_apart = (out_n.maskmem_features != out_a.maskmem_features).float().mean()  # bfloat16 roundings
         assert (out_b.maskmem_features != out_a.maskmem_features).float().mean() <= max(1e-3, rounded_apart)
     kf_scored = 0
-    for obj in (1, 2, 3):
-        for t, out_b in session_b.track(obj).non_cond_outputs.items():
-            out_a = session_a.track(obj).non_cond_outputs[t]
-            assert (out_b.kf_score is None) == (out_a.kf_score is None)
-            kf_scored += out_b.kf_score is not None
-            if out_b.kf_score is not None:
-                assert abs(out_b.kf_score - out_a.kf_score) < 1e-3
-    assert kf_scored > 0 if motion_aware else kf_scored == 0
+    for obj in (1, 2, 3) if motion_aware else ():
+        quality_b, quality_a = (s.rules.motion(obj).quality for s in (session_b, session_a))
+        assert set(quality_b) == set(quality_a) >= set(session_b.tracked_object(obj).non_cond_outputs)
+        for t, q_b in quality_b.items():
+            q_a = quality_a[t]
+            assert abs(q_b.iou - q_a.iou) < 1e-3 and (q_b.kf_score is None) == (q_a.kf_score is None)
+            kf_scored += q_b.kf_score is not None
+            if q_b.kf_score is not None:
+                assert abs(q_b.kf_score - q_a.kf_score) < 1e-3
+    assert kf_scored > 0 if motion_aware else not hasattr(session_b.rules, "motion")
 
 
 def test_max_batch_objects_default_and_check():

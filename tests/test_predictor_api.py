@@ -195,7 +195,7 @@ def test_box_corners_in_any_order_give_the_same_prompt(pred):
     coords = []
     for box in ([10, 12, 60, 40], [60, 40, 10, 12], [10, 40, 60, 12]):
         pred.add_new_points_or_box(s, 0, 1, box=box)
-        coords.append(s.track(1).point_inputs[0].coords.clone())
+        coords.append(s.tracked_object(1).point_inputs[0].coords.clone())
     assert torch.equal(coords[0], coords[1]) and torch.equal(coords[0], coords[2])
     x1, y1, x2, y2 = coords[0].flatten().tolist()
     assert x1 < x2 and y1 < y2

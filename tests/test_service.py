@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
 from sam2_plus import build_model, service
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.predictor import FrameResult
 from sam2_plus.prompts import PromptError
-from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_export_result
+from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_frame_record
 from sam2_plus.weights import parse_weights_spec
 
 H, W, T = 32, 48, 6
@@ -28,7 +29,7 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(path, [pattern_frame(i, H, W) for i in range(T)], fps=10)
 
 
-class FakePredictor:
+class FakePredictor(PromptsAsCalls):
     """Records prompts; propagation yields a mask whose width encodes the frame index."""
 
     device = torch.device("cpu")
@@ -118,15 +119,12 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, stop_after, written, stoppe
     assert sorted(contents.object_masks[1]) == written
 
 
-def test_rejections_before_any_work(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "MOTION_MODULE", "sam2_plus.no_such_module")
+def test_rejections_before_any_work(clip, tmp_path):
     box = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [1, 1, 9, 9]}]}]}
-    request = prepare_request(clip, box, model="sam2.1-tiny")
     with pytest.raises(PromptError, match="has no 'box' task"):
-        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), predictor=FakePredictor())
-    request = prepare_request(clip, box, model="sam2++", motion_aware=True)
-    with pytest.raises(TrackError, match="motion"):
-        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"))
+        prepare_request(clip, box, model="sam2.1-tiny")
+    with pytest.raises(TrackError, match="unknown device"):
+        prepare_request(clip, box, device="nonsense")
     request = prepare_request(clip, box, model="sam2++")
     with pytest.raises(TrackError, match="overwrite the input"):
         run_tracking(request, TrackOutputs(overlay=clip), predictor=FakePredictor())
@@ -136,14 +134,14 @@ def test_rejections_before_any_work(clip, tmp_path, monkeypatch):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_to_export_result_per_task():
+def test_to_frame_record_per_task():
     logits = torch.full((3, 4, 5), -1.0)
     logits[0, 1:3, 2:4] = 1.0  # mask task: box from the mask
     logits[2, 0, 0] = 1.0
     result = FrameResult(7, [1, 2, 3], logits, torch.tensor([3.0, 1.0, -2.0]),
                          torch.tensor([[9.0, 9, 9, 9], [0.5, 1, 4, 3], [9, 9, 9, 9]]),
                          torch.tensor([[2.0, 1], [0, 0], [0, 0]]), ["mask", "box", "point"])
-    out = to_export_result(result)
+    out = to_frame_record(result)
     assert out.frame_idx == 7 and out.masks.dtype == bool and out.masks[0].sum() == 4
     assert out.box_for(0).tolist() == [2, 1, 4, 3]  # from the mask, not the predictor's box
     assert out.box_for(1).tolist() == [0.5, 1, 4, 3]  # the box head's

@@ -168,14 +168,6 @@ def test_missing_video_and_no_outputs(clip, tmp_path, capsys):
     assert status == 2 and "not a readable video" in stderr
 
 
-def test_motion_aware_without_its_module(clip, tmp_path, capsys, monkeypatch):
-    from sam2_plus import service
-
-    monkeypatch.setattr(service, "MOTION_MODULE", "sam2_plus.no_such_module")
-    status, _, stderr = run_cli(capsys, clip, "--points", "1,1", "--motion-aware", "--json", tmp_path / "r.json")
-    assert status == 2 and "motion-aware tracking needs" in stderr
-
-
 def test_unreachable_hub_exits_with_status_2(clip, tmp_path, capsys, monkeypatch):
     from huggingface_hub import constants
 
@@ -218,18 +210,17 @@ def test_progress_line_without_tqdm():
 @pytest.mark.slow
 def test_model_failure_mid_run_is_one_line_and_keeps_the_frames(clip, tmp_path, capsys, monkeypatch):
     """Out of memory on the second tracked frame: status 1, a one-line error, the outputs hold frame 0..1."""
-    from sam2_plus.predictor import VideoPredictor
+    from sam2_plus.stepper import FrameStepper
 
-    original, calls = VideoPredictor._track_step, []
+    original, calls = FrameStepper.track_batch, []
 
-    def failing_step(self, session, track, frame_idx, reverse, *args, **kwargs):
-        if reverse is not None:
-            calls.append(frame_idx)
-            if len(calls) == 2:
-                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, session, track, frame_idx, reverse, *args, **kwargs)
+    def failing_batch(self, session, members, frame_idx, reverse):
+        calls.append(frame_idx)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, session, members, frame_idx, reverse)
 
-    monkeypatch.setattr(VideoPredictor, "_track_step", failing_step)
+    monkeypatch.setattr(FrameStepper, "track_batch", failing_batch)
     json_path = tmp_path / "results.json"
     status, _, stderr = run_cli(capsys, clip, "--model", "sam2.1-tiny", "--device", "cpu", "--box", "10,10,60,50",
                                 "--json", json_path)

@@ -64,6 +64,8 @@ def main(argv: list[str]) -> dict:
     count_checkpoint_reads(reads_log)
     import app
     from sam2_plus.app import hardware
+    from sam2_plus.app.plan import plan_job
+    from sam2_plus.service import prepare_request
 
     if unsafe:
         hardware._stay_fork_safe = lambda: None
@@ -71,8 +73,11 @@ def main(argv: list[str]) -> dict:
     prompt = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": [8, 8, 40, 40]}]}]})
     options = json.dumps({"model": MODEL, "motion_aware": False})
     timeout = 15.0 if unsafe else WORKER_TIMEOUT
-    track = lambda: list(app.gpu_track(video, prompt, options, job_dir))[-1].result.frames_done  # noqa: E731
-    preview = lambda: app.gpu_preview(video, prompt, options).frame_idx  # noqa: E731
+    # checked in the main process, as the app's handlers check them before calling a GPU function
+    job = plan_job(video, prompt, options, app.LIMITS).request
+    one_prompt = prepare_request(video, prompt, model=MODEL)
+    track = lambda: list(app.gpu_track(job, job_dir))[-1].result.frames_done  # noqa: E731
+    preview = lambda: app.gpu_preview(one_prompt).frame_idx  # noqa: E731
     calls = {}
     for name, call in (("preview 1", preview), ("preview 2", preview), ("tracking", track)):
         calls[name] = list(in_forked_worker(call, timeout=timeout))

@@ -3,7 +3,6 @@ API client disconnects (`SessionFiles`) or, for a client that never does, an hou
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
@@ -20,15 +19,14 @@ API_RELEASE_DELAY = 5.0  # seconds an ended session's API folder stays after its
 def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any], options: str | Mapping | None,
             limits: AppLimits, session_files: SessionFiles, session_hash: Optional[str],
             run: JobRunner = run_job) -> Iterator[JobUpdate]:
-    """Check the request (AppInputError / USER_ERRORS) and track it (`run`: run_job or the app's spaces.GPU
-    wrapper of it); the last update holds the result."""
+    """Check the call (`plan_job`: AppInputError / sam2_plus.errors.INPUT_ERRORS) and track it (`run`: run_job
+    or the app's spaces.GPU wrapper of it); the last update holds the result."""
     sweep_work_dirs("api", API_JOB_TTL)
     plan = plan_job(video, prompts, options, limits)
     folder = WorkDir.create("api")
     session_files.add(session_hash, lambda: folder.release(API_RELEASE_DELAY))
     folder.begin_job()
     try:
-        yield from run(str(plan.video), plan.prompts_json, json.dumps(plan.options.to_json()), str(folder.path),
-                       str(folder.stop.path))
+        yield from run(plan.request, str(folder.path), str(folder.stop.path))
     finally:
         folder.end_job()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from ..errors import describe_error, is_out_of_memory
 from ..media.decode import MediaError
 from ..media.encode import EncodeError
 from ..prompts import PromptError
-from ..service import TrackError, is_out_of_memory
 from ..weights import CheckpointError
-
-USER_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError)
 
 
 class AppInputError(ValueError):
@@ -16,7 +14,7 @@ class AppInputError(ValueError):
 
 
 def user_message(error: BaseException) -> str:
-    """One line for people about an error of USER_ERRORS or AppInputError."""
+    """One line for people about an error of sam2_plus.errors.INPUT_ERRORS or AppInputError."""
     if isinstance(error, MediaError):
         return f"The video cannot be used: {error}"
     if isinstance(error, PromptError):
@@ -32,6 +30,4 @@ def failure_message(error: BaseException) -> str:
     """One line for people about an unexpected error of a job (not their input)."""
     if is_out_of_memory(error):
         return "Out of memory: track fewer objects or a shorter or smaller video, or try again later."
-    lines = str(error).strip().splitlines()
-    detail = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
-    return f"Tracking failed ({detail}). Try again; if it fails again, please report it."
+    return f"Tracking failed ({describe_error(error)}). Try again; if it fails again, please report it."

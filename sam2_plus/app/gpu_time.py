@@ -22,7 +22,7 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 - SAFETY: the published speeds come from a dedicated A100 and an optimised benchmark loop; ours is eager
   PyTorch on a shared ZeroGPU slice, with first-call CUDA warm-up and exports (mask PNGs, RLE) on top.
 - SETUP_SECONDS: ZeroGPU attaching the GPU, moving the model there (base+ is 0.3 GB, large 0.9 GB) and
-  probing the video.
+  opening the video.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ import math
 from typing import Any
 
 from ..config import canonical_model_name
-from ..media.decode import probe
-from ..prompts import parse_prompts
-from .options import parse_options
+from ..service import TrackRequest
 
 MODEL_FRAME_SECONDS = {
     "sam2.1-tiny": 1 / 47.2,
@@ -56,8 +54,7 @@ def estimate_gpu_seconds(frames: int, objects: int, model: str) -> int:
     return int(math.ceil(SETUP_SECONDS + frames * per_frame * SAFETY))
 
 
-def job_gpu_seconds(video: str, prompts_json: str, options_json: str, *_: Any, **__: Any) -> int:
-    """`spaces.GPU(duration=...)` of the tracking job: called with the job's own arguments."""
-    frames = probe(video).num_frames
-    objects = len(parse_prompts(prompts_json))
-    return estimate_gpu_seconds(frames, objects, parse_options(options_json).model)
+def job_gpu_seconds(request: TrackRequest, *_: Any, **__: Any) -> int:
+    """The GPU seconds of a checked tracking request; also `spaces.GPU(duration=...)` of the tracking job,
+    which calls it with the job's own arguments."""
+    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model)

@@ -1,6 +1,6 @@
 """A tracking job: the service's `run_tracking` in a worker thread, streamed as `JobUpdate`s (progress, live
-frames, and at the end the result files). `run_job` is pure (files in, files out), so ZeroGPU can run it in
-another process; Stop is a file (`StopSignal`) for the same reason."""
+frames, and at the end the result files). `run_job` is pure (a checked request and files in, files out), so
+ZeroGPU can run it in another process; Stop is a file (`StopSignal`) for the same reason."""
 
 from __future__ import annotations
 
@@ -18,16 +18,7 @@ import numpy as np
 from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
-from ..service import (
-    TrackFailed,
-    TrackOutputs,
-    TrackProgress,
-    TrackSummary,
-    check_request,
-    prepare_request,
-    run_tracking,
-)
-from .options import parse_options
+from ..service import TrackFailed, TrackOutputs, TrackProgress, TrackRequest, TrackSummary, run_tracking
 from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
@@ -90,7 +81,7 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[[str, str, str, str, Optional[str]], Iterator[JobUpdate]]  # run_job's signature
+JobRunner = Callable[[TrackRequest, str, Optional[str]], Iterator[JobUpdate]]  # run_job's signature
 
 
 def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
@@ -99,16 +90,13 @@ def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
                         results_json=folder / OUTPUT_NAMES["json"])
 
 
-def run_job(video: str, prompts_json: str, options_json: str, job_dir: str,
-            stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
-    """Track through the service in a worker thread and stream its progress. Pure: files in, files out.
+def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+    """Track a checked request (`plan.plan_job`) through the service in a worker thread and stream its
+    progress. Pure: a request and files in, files out.
 
     Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
     either way the outputs hold the frames tracked so far and are complete files."""
-    options = parse_options(options_json)
-    request = prepare_request(video, prompts_json, model=options.model, motion_aware=options.motion_aware)
     outputs = job_outputs(job_dir)
-    check_request(request, outputs)
     stop = StopSignal(Path(stop_file)) if stop_file else None
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()
@@ -136,9 +124,9 @@ class _Latest:
     """The newest tracked frame, set by the job's thread and read by the stream."""
 
     def __init__(self) -> None:
-        self.value: Optional[export.FrameResult] = None
+        self.value: Optional[export.FrameRecord] = None
 
-    def set(self, result: export.FrameResult) -> None:
+    def set(self, result: export.FrameRecord) -> None:
         self.value = result
 
 

@@ -21,8 +21,11 @@ class TrackOptions:
         return {"model": self.model, "motion_aware": self.motion_aware}
 
 
-def parse_options(options: str | Mapping[str, Any] | None) -> TrackOptions:
-    """The options JSON (text or dict; empty means the defaults) with a canonical model name."""
+def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> TrackOptions:
+    """The options JSON (text or dict; empty means the defaults) with a canonical model name; the UI's
+    TrackOptions as they are (the model is checked with the prompts' tasks, `service.prepare_request`)."""
+    if isinstance(options, TrackOptions):
+        return options
     if options is None or (isinstance(options, str) and not options.strip()):
         return TrackOptions()
     if isinstance(options, str):

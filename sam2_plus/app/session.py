@@ -22,7 +22,7 @@ import numpy as np
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
-from ..prompts import parse_prompts
+from ..service import TrackRequest, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
@@ -38,7 +38,7 @@ MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so t
 @dataclass(frozen=True)
 class Preview:
     options: TrackOptions
-    result: export.FrameResult
+    result: export.FrameRecord
 
 
 @dataclass(eq=False)
@@ -207,13 +207,14 @@ class AppSession:
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj_id}
 
     # ------------------------------------------------------------------ JSON and previews
-    def prompts_json(self) -> str:
-        """The prompts JSON (sam2_plus/prompts.py) of every object, checked against the video."""
+    def prompts_document(self) -> dict:
+        """The prompts JSON (sam2_plus/prompts.py) of every object, as a dict; checked where a job is planned."""
         if not self.objects:
             raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
-        document = {"objects": [obj.to_json() for obj in self.objects.values()]}
-        parse_prompts(document, self.info)
-        return json.dumps(document)
+        return {"objects": [obj.to_json() for obj in self.objects.values()]}
+
+    def prompts_json(self) -> str:
+        return json.dumps(self.prompts_document())
 
     def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
         """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
@@ -229,23 +230,28 @@ class AppSession:
         prompt = obj.prompts[frame].to_json(frame)
         return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
 
-    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameResult) -> None:
+    def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
+        """The checked request of a preview (with the video as it was checked when the session opened)."""
+        return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
+                               motion_aware=options.motion_aware, info=self.info)
+
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord) -> None:
         if obj_id in self.objects and frame in self.objects[obj_id].frames():
             self.previews[(obj_id, frame)] = Preview(options, result)
 
     # ------------------------------------------------------------------ tracking
-    def plan_track(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
-        return plan_job(self.video, self.prompts_json(), options.to_json(), limits)
+    def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
+        """A Track click's job from every prompt, checked (`plan.plan_job`)."""
+        return plan_job(self.video, self.prompts_document(), options, limits)
 
-    def track(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
+    def tracking_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
         """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
         it); the last update holds the result, which the session keeps. Stop: `self.stop.set()`."""
-        plan = self.plan_track(options, limits)
+        plan = self.plan_job(options, limits)
         job_dir = self.begin_job()
         result = None
         try:
-            for update in run(str(plan.video), plan.prompts_json, json.dumps(options.to_json()), str(job_dir),
-                              str(self.stop.path)):
+            for update in run(plan.request, str(job_dir), str(self.stop.path)):
                 result = update.result or result
                 yield update
         finally:

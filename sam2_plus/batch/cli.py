@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 
 from rich.console import Console
 
-from ..service import TrackError, check_weights, resolve_device
+from ..errors import TrackError, one_line
+from ..service import check_weights, resolve_device
 from ..track import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -24,7 +25,6 @@ from ..track import (
     OUTPUT_FILES,
     StopFlag,
     UsageError,
-    one_line,
     untrained_notice,
     weights_option,
 )

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from ..errors import first_line
 from .manifest import VideoJob
 from .runners import BatchError, Throttled
 from .store import FAILED, VideoRecord
@@ -107,7 +108,7 @@ class RayPool:
             record = self._ray.get(ref)
         except self._ray.exceptions.RayError as e:  # the actor died (out of memory, node lost): not reused
             self._started -= 1
-            return VideoRecord.of(job, FAILED, error=f"the Ray worker tracking it failed: {_first_line(e)}")
+            return VideoRecord.of(job, FAILED, error=f"the Ray worker tracking it failed: {first_line(e)}")
         self._idle.append(actor)
         return record
 
@@ -142,10 +143,5 @@ def connect(ray, address: str) -> bool:
         else:
             ray.init(address=address, runtime_env=SHIPPED)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise BatchError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
+        raise BatchError(f"cannot connect to the Ray cluster at {address}: {first_line(e)}") from None
     return True
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..errors import INPUT_ERRORS, one_line
 from ..prompts import PromptError
 from ..service import TrackFailed, TrackSummary, prepare_request, run_tracking
-from ..track import INPUT_ERRORS, UsageError, folder_outputs, one_line, read_prompts_text
+from ..track import UsageError, folder_outputs, read_prompts_text
 from ..weights import WeightsSource
 from .manifest import VideoJob
 from .store import DONE, FAILED, PENDING, STOPPED, OutputStore, VideoRecord
@@ -49,12 +50,12 @@ def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progre
     started = time.perf_counter()
     staged = setup.store.stage(job)
     try:
-        summary = _track(job, setup, staged, device, progress, should_stop)
+        summary = _track_into(staged, job, setup, device, progress, should_stop)
         if not summary.stopped:
             setup.store.publish(job, staged)
         return VideoRecord.of(job, STOPPED if summary.stopped else DONE, frames=summary.frames_done,
                               objects=len(summary.tasks), seconds=time.perf_counter() - started)
-    except (UsageError, TrackFailed) + INPUT_ERRORS as e:
+    except (UsageError, TrackFailed, OSError, *INPUT_ERRORS) as e:
         error = f"invalid prompts: {one_line(e)}" if isinstance(e, PromptError) else one_line(e)
         return VideoRecord.of(job, FAILED, seconds=time.perf_counter() - started, error=error)
     except Exception as e:  # a fault of ours: this video fails with it, the batch goes on
@@ -65,8 +66,8 @@ def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progre
         setup.store.discard(staged)  # gone already when it was published
 
 
-def _track(job: VideoJob, setup: WorkerSetup, staged: Path, device: Optional[str], progress: ProgressSink,
-           should_stop: Callable[[], bool]) -> TrackSummary:
+def _track_into(staged: Path, job: VideoJob, setup: WorkerSetup, device: Optional[str], progress: ProgressSink,
+                should_stop: Callable[[], bool]) -> TrackSummary:
     prompts = read_prompts_text(job.prompts, label="prompts")
     request = prepare_request(job.video, prompts, model=job.model, device=device, weights=setup.weights,
                               motion_aware=job.motion_aware, max_frames=job.max_frames)

@@ -6,6 +6,6 @@ Modules (import what you need; PyAV is only loaded for video files):
   ``open_container`` (PyAV input restricted to single-file video formats)
 - ``render``: ``TrackRenderer``, ``color_for_id``, ``overlay_mask``, ``draw_box``, ``draw_point``
 - ``encode``: ``VideoWriter`` (H.264 yuv420p MP4, faststart, optional audio)
-- ``export``: ``FrameResult`` and the result writers/readers (JSON, mask ZIP, CSV, LaSOT, NPZ)
+- ``export``: ``FrameRecord`` and the result writers/readers (JSON, mask ZIP, CSV, LaSOT, NPZ)
 - ``rle``: COCO RLE encode/decode (pycocotools or a pure-numpy fallback)
 """

@@ -37,7 +37,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -716,7 +716,6 @@ def _open_for_scan(path: Path):
 
 def _scan_video(path: Path, limits: MediaLimits) -> tuple[VideoInfo, _StreamIndex, np.ndarray]:
     """Read the packet index (no decoding) and decode the first frame to check the stream is usable."""
-    av = _av()
     name = path.name
     with _open_for_scan(path) as container:
         if not container.streams.video:
@@ -728,40 +727,16 @@ def _scan_video(path: Path, limits: MediaLimits) -> tuple[VideoInfo, _StreamInde
         _check_declared_size(stream, limits, name)
         has_audio = bool(container.streams.audio)
         time_base = stream.time_base or Fraction(1, 1)
-        guard = _ScanGuard(limits, time_base, name)
-        pts_list: list[int] = []
-        keyframe_pts: set[int] = set()
-        last_duration = 0
-        packets_seen = 0
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                packets_seen += 1
-                if packet.is_corrupt:
-                    raise MediaError(f"{name}: the video data is truncated or corrupt (damaged frame data)")
-                if packet.is_discard:
-                    continue  # edit-list padding: demuxed but never shown
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is None:
-                    pts = pts_list[-1] + 1 if pts_list else 0
-                pts_list.append(int(pts))
-                if packet.is_keyframe:
-                    keyframe_pts.add(int(pts))
-                if packet.duration:
-                    last_duration = int(packet.duration)
-                guard.see(int(pts))
-        except av.FFmpegError as error:
-            raise MediaError(f"{name}: the video data is truncated or corrupt ({_describe(error)})") from error
-        if not pts_list:
+        scan = _scan_packets(container, stream, _ScanGuard(limits, time_base, name), name)
+        if not scan.pts:
             raise MediaError(f"{name}: the video stream holds no frames")
         declared = stream.frames or 0
-        if declared > packets_seen:
-            raise MediaError(
-                f"{name}: the file is truncated (its header lists {declared} frames, only {packets_seen} are present)"
-            )
+        if declared > scan.packets_seen:
+            raise MediaError(f"{name}: the file is truncated (its header lists {declared} frames, only "
+                             f"{scan.packets_seen} are present)")
         average_rate = stream.average_rate or stream.guessed_rate
         codec = stream.codec_context.name
+    pts_list, keyframe_pts, last_duration = scan.pts, scan.keyframe_pts, scan.last_duration
 
     pts = np.unique(np.asarray(pts_list, dtype=np.int64))  # also drops duplicate timestamps
     keyframes = tuple(sorted({0} | {int(np.searchsorted(pts, p)) for p in keyframe_pts}))
@@ -781,6 +756,42 @@ def _scan_video(path: Path, limits: MediaLimits) -> tuple[VideoInfo, _StreamInde
     duration = float(timestamps[-1]) + frame_duration
     info = VideoInfo("video", count, fps, width, height, duration, rotation, has_audio, codec, str(path))
     return info, index, timestamps
+
+
+@dataclass
+class _PacketScan:
+    """What the packets of a video stream say, without decoding them."""
+
+    pts: list[int] = field(default_factory=list)  # presentation times, in stream order
+    keyframe_pts: set[int] = field(default_factory=set)
+    last_duration: int = 0  # of the last packet that gave one, in time-base ticks
+    packets_seen: int = 0
+
+
+def _scan_packets(container, stream, guard: "_ScanGuard", name: str) -> _PacketScan:
+    av = _av()
+    scan = _PacketScan()
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            scan.packets_seen += 1
+            if packet.is_corrupt:
+                raise MediaError(f"{name}: the video data is truncated or corrupt (damaged frame data)")
+            if packet.is_discard:
+                continue  # edit-list padding: demuxed but never shown
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                pts = scan.pts[-1] + 1 if scan.pts else 0
+            scan.pts.append(int(pts))
+            if packet.is_keyframe:
+                scan.keyframe_pts.add(int(pts))
+            if packet.duration:
+                scan.last_duration = int(packet.duration)
+            guard.see(int(pts))
+    except av.FFmpegError as error:
+        raise MediaError(f"{name}: the video data is truncated or corrupt ({_describe(error)})") from error
+    return scan
 
 
 def _check_declared_size(stream, limits: MediaLimits, name: str) -> None:

@@ -1,6 +1,6 @@
 """Streaming writers (and round-trip readers) for tracking results.
 
-Every writer consumes ``FrameResult`` records one frame at a time and keeps
+Every writer consumes one ``FrameRecord`` per frame, in frame order, and keeps
 memory flat, except ``PointTrackWriter`` which holds the (small) T x N x 2
 point array until it is closed.
 
@@ -38,8 +38,10 @@ _SCORE_DECIMALS = 5
 
 
 @dataclass
-class FrameResult:
-    """The tracker's output for one frame; arrays are converted and checked on creation."""
+class FrameRecord:
+    """One frame's results as written to files: numpy arrays on the host, scores as presence probabilities
+    (the predictor's `FrameResult`, tensors on its device, becomes one by `service.to_frame_record`). Arrays
+    are converted and checked on creation."""
 
     frame_idx: int
     obj_ids: Sequence[int]
@@ -111,13 +113,13 @@ def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
 
 
 class _Writer:
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def write_all(self, results: Iterable[FrameResult]) -> None:
+    def write_all(self, results: Iterable[FrameRecord]) -> None:
         for result in results:
             self.write(result)
 
@@ -183,7 +185,7 @@ class MaskZipWriter(_Writer):
                 raise ValueError(f"a DAVIS palette image holds at most {self.MAX_DAVIS_OBJECTS} objects")
             self._position[obj_id] = len(self._position)
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         if result.frame_idx in self._written_frames:
             raise ValueError(f"frame {result.frame_idx} was already written")
         self._written_frames.add(result.frame_idx)
@@ -281,7 +283,7 @@ class ResultJsonWriter(_Writer):
         opening = json.dumps(header)[:-1]  # drop the closing brace; frames follow
         self._file.write(opening + ', "frames": [\n')
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         objects = []
         for i, obj_id in enumerate(result.obj_ids):
             box = result.box_for(i)
@@ -312,8 +314,8 @@ def _json_float(value: float, decimals: int) -> float | None:
     return round(value, decimals) if math.isfinite(value) else None
 
 
-def read_results_json(path: str | os.PathLike) -> tuple[dict[str, Any], list[FrameResult]]:
-    """Read a results JSON back: (header without frames, one FrameResult per frame)."""
+def read_results_json(path: str | os.PathLike) -> tuple[dict[str, Any], list[FrameRecord]]:
+    """Read a results JSON back: (header without frames, one FrameRecord per frame)."""
     with open(path, encoding="utf-8") as file:
         document = json.load(file)
     frames = document.pop("frames")
@@ -325,7 +327,7 @@ def read_results_json(path: str | os.PathLike) -> tuple[dict[str, Any], list[Fra
         boxes = [o["box"] if o["box"] is not None else [np.nan] * 4 for o in objects]
         points = [o["point"] if o["point"] is not None else [np.nan] * 2 for o in objects]
         results.append(
-            FrameResult(
+            FrameRecord(
                 frame_idx=entry["frame"],
                 obj_ids=[o["id"] for o in objects],
                 masks=np.stack(masks) if masks else np.zeros((0, height, width), bool),
@@ -358,7 +360,7 @@ class BoxCsvWriter(_Writer):
         self._csv = csv.writer(self._file)
         self._csv.writerow(BOX_CSV_COLUMNS)
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         for i, obj_id in enumerate(result.obj_ids):
             box = result.box_for(i)
             coords = ["" for _ in range(4)] if box is None else [_fmt(v) for v in box]
@@ -429,7 +431,7 @@ class LasotWriter(_Writer):
             self._files[obj_id].write((self.ABSENT + "\n") * missing)
             self._lines_written[obj_id] = until
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         self._order.check(result.frame_idx)
         for i, obj_id in enumerate(result.obj_ids):
             self._pad(obj_id, result.frame_idx)
@@ -481,7 +483,7 @@ class PointTrackWriter(_Writer):
         self._points: dict[int, dict[int, tuple[float, float, bool]]] = {}
         self._closed = False
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         if self._num_frames is not None and result.frame_idx >= self._num_frames:
             raise ValueError(f"frame {result.frame_idx} is beyond num_frames={self._num_frames}")
         per_object = self._points.setdefault(result.frame_idx, {})
@@ -558,7 +560,7 @@ class ResultExporter(_Writer):
             self.close()
             raise
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameRecord) -> None:
         for writer in self._writers:
             writer.write(result)
 

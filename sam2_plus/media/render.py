@@ -1,6 +1,6 @@
 """Draw tracking results on frames: masks, boxes and points, one stable colour per object.
 
-``TrackRenderer`` draws a whole ``FrameResult`` with each object at its own
+``TrackRenderer`` draws a whole ``FrameRecord`` with each object at its own
 granularity (mask / box / point) and remembers recent points to draw trails.
 The ``overlay_mask``/``draw_box``/``draw_point`` functions draw one thing in
 place. Work is limited to each object's bounding box, so rendering costs a few
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .export import FrameResult
+from ..config import TASKS
+from .export import FrameRecord
 
 Color = tuple[int, int, int]  # RGB
 
@@ -40,7 +41,6 @@ _BASE_PALETTE: tuple[Color, ...] = (
     (128, 0, 0),
     (170, 255, 195),
 )
-TASKS = ("mask", "box", "point")
 
 
 def color_for_id(obj_id: int) -> Color:
@@ -161,7 +161,7 @@ class TrackRenderer:
         self.style = style
         self._history: dict[int, deque[tuple[int, tuple[float, float]]]] = {}
 
-    def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+    def render(self, frame: np.ndarray, result: FrameRecord) -> np.ndarray:
         """Return a copy of ``frame`` with ``result`` drawn on it. Objects that are not visible are not drawn."""
         if frame.shape[:2] != (result.height, result.width):
             raise ValueError(f"frame is {frame.shape[:2]} but the result masks are {(result.height, result.width)}")

@@ -159,22 +159,18 @@ class RoPEAttention(Attention):
 
     Queries always cover one square grid of tokens. With `rope_k_repeat`, keys
     may cover several such grids (one per memory frame); the last
-    `num_k_exclude_rope` keys (object pointers) are not rotated.
+    `num_k_exclude_rope` keys (object pointers) are not rotated. The other arguments are `Attention`'s.
     """
 
     def __init__(
         self,
-        embedding_dim: int,
-        num_heads: int,
-        downsample_rate: int = 1,
-        dropout: float = 0.0,
-        kv_in_dim: Optional[int] = None,
-        *,
+        *args,
         rope_theta: float = 10000.0,
         rope_k_repeat: bool = False,
         feat_sizes: Tuple[int, int] = (64, 64),
+        **kwargs,
     ) -> None:
-        super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
+        super().__init__(*args, **kwargs)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = tuple(feat_sizes)

@@ -177,7 +177,21 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(torch.zeros(1, embed_dim, window_spec[0], window_spec[0]))
 
-        self.blocks = nn.ModuleList()
+        self.blocks = self._build_blocks(embed_dim, num_heads, stages, dim_mul, head_mul)
+
+        self.channel_list = (
+            [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
+            if return_interm_layers
+            else [self.blocks[-1].dim_out]
+        )
+        if weights_path is not None:
+            self.load_state_dict(torch.load(weights_path, map_location="cpu"), strict=False)
+
+    def _build_blocks(self, embed_dim: int, num_heads: int, stages: Sequence[int], dim_mul: float,
+                      head_mul: float) -> nn.ModuleList:
+        """Every stage's blocks; a stage's first block widens the channels and heads."""
+        window_spec, global_att_blocks = self.window_spec, self.global_att_blocks
+        blocks = nn.ModuleList()
         stage = 0
         dim = embed_dim
         for i in range(sum(stages)):
@@ -191,24 +205,17 @@ class Hiera(nn.Module):
                 dim_out = int(dim * dim_mul)
                 num_heads = int(num_heads * head_mul)
                 stage += 1
-            self.blocks.append(
+            blocks.append(
                 MultiScaleBlock(
                     dim=dim,
                     dim_out=dim_out,
                     num_heads=num_heads,
-                    q_stride=q_stride if i in self.q_pool_blocks else None,
+                    q_stride=self.q_stride if i in self.q_pool_blocks else None,
                     window_size=window_size,
                 )
             )
             dim = dim_out
-
-        self.channel_list = (
-            [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
-            if return_interm_layers
-            else [self.blocks[-1].dim_out]
-        )
-        if weights_path is not None:
-            self.load_state_dict(torch.load(weights_path, map_location="cpu"), strict=False)
+        return blocks
 
     def _get_pos_embed(self, hw: Tuple[int, int]) -> torch.Tensor:
         """Background embedding resized to (h, w) plus the window embedding tiled over it."""

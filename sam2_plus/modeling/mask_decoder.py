@@ -35,12 +35,43 @@ def _single_or_best(
 class DecoderBase(nn.Module):
     """Shared parts of the SAM 2.1 mask decoder and the SAM 2++ unified decoder.
 
-    Subclasses call the ``_init_*`` / ``_add_mask_head`` helpers in their own order: the
+    Subclasses call ``_init_shared`` and ``_add_mask_head`` in their own order: the
     registration order is the checkpoint key order (and the parameter-initialisation order).
     Output token order: [obj_score_token (if pred_obj_scores)], iou_token, mask_tokens, prompts.
     """
 
     # -- construction --------------------------------------------------------------------------
+    def _init_shared(
+        self,
+        *,
+        transformer_dim: int,
+        transformer: nn.Module,
+        num_multimask_outputs: int = 3,
+        activation: Type[nn.Module] = nn.GELU,
+        iou_head_depth: int = 3,
+        iou_head_hidden_dim: int = 256,
+        use_high_res_features: bool = False,
+        iou_prediction_use_sigmoid: bool = False,
+        dynamic_multimask_via_stability: bool = False,
+        dynamic_multimask_stability_delta: float = 0.05,
+        dynamic_multimask_stability_thresh: float = 0.98,
+        pred_obj_scores: bool = False,
+        pred_obj_scores_mlp: bool = False,
+        use_multimask_token_for_obj_ptr: bool = False,
+        mask_head: Optional[str] = None,
+    ) -> None:
+        """The output tokens, then the mask head ``mask_head`` (its suffix; None: none here), then the
+        IoU / object-score heads. The keyword arguments are SAM 2.1's ``MaskDecoder``'s."""
+        self._init_tokens(transformer_dim, transformer, num_multimask_outputs, pred_obj_scores,
+                          use_multimask_token_for_obj_ptr)
+        self.use_high_res_features = use_high_res_features
+        self.activation = activation
+        if mask_head is not None:
+            self._add_mask_head(mask_head, activation)
+        self._init_score_heads(iou_head_depth, iou_head_hidden_dim, iou_prediction_use_sigmoid, pred_obj_scores_mlp,
+                               dynamic_multimask_via_stability, dynamic_multimask_stability_delta,
+                               dynamic_multimask_stability_thresh)
+
     def _init_tokens(
         self,
         transformer_dim: int,
@@ -105,6 +136,70 @@ class DecoderBase(nn.Module):
         self.dynamic_multimask_stability_thresh = dynamic_multimask_stability_thresh
 
     # -- decoding ------------------------------------------------------------------------------
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        multimask_output: bool,
+        repeat_image: bool,
+        high_res_features: Optional[List[torch.Tensor]] = None,
+        **head_args,
+    ) -> Tuple[Optional[torch.Tensor], ...]:
+        """Decode: every token's outputs (the subclass's ``predict_masks``), then the single or multimask
+        outputs and the object-pointer tokens (its ``_outputs``, which says what is returned).
+
+        Args:
+            image_embeddings: ``[B or 1, C, h, w]`` image embedding.
+            image_pe: ``[1, C, h, w]`` dense positional encoding.
+            sparse_prompt_embeddings: ``[B, P, C]``.
+            dense_prompt_embeddings: ``[B, C, h, w]``.
+            multimask_output: return the 3 multimask outputs instead of the single one.
+            repeat_image: repeat ``image_embeddings`` over the prompt batch.
+            high_res_features: ``[feat_s0 [B, C/8, 4h, 4w], feat_s1 [B, C/4, 2h, 2w]]``,
+                already projected with the ``conv_s0`` / ``conv_s1`` of the mask head used.
+            head_args: a subclass's own (SAM 2++: ``task``).
+        """
+        everything = self.predict_masks(
+            image_embeddings=image_embeddings,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse_prompt_embeddings,
+            dense_prompt_embeddings=dense_prompt_embeddings,
+            repeat_image=repeat_image,
+            high_res_features=high_res_features,
+            **head_args,
+        )
+        return self._outputs(multimask_output, *everything)
+
+    def predict_masks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        repeat_image: bool,
+        high_res_features: Optional[List[torch.Tensor]] = None,
+        **head_args,
+    ) -> Tuple[Optional[torch.Tensor], ...]:
+        """Every mask token's outputs, before output selection: ``(masks [B, T, 4h, 4w], *what the
+        subclass's ``_head_outputs`` adds (SAM 2++: boxes [B, T, 4] or None), iou_pred [B, T],
+        mask_tokens_out [B, T, C], object_score_logits [B, 1])`` with ``T = 1 + num_multimask_outputs``."""
+        hs, src, iou_token_out, mask_tokens_out = self._run_transformer(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, repeat_image
+        )
+        masks, *extras = self._head_outputs(src, mask_tokens_out, high_res_features, **head_args)
+        iou_pred, object_score_logits = self._score_heads(hs, iou_token_out)
+        return (masks, *extras, iou_pred, mask_tokens_out, object_score_logits)
+
+    def _outputs(self, multimask_output: bool, masks: torch.Tensor, *rest: Optional[torch.Tensor]):
+        """``predict_masks``'s outputs restricted to the single or multimask tokens, with the object-pointer
+        tokens in place of the mask tokens."""
+        *extras, iou_pred, mask_tokens_out, object_score_logits = rest
+        masks, iou_pred, *extras = self._select_outputs(multimask_output, masks, iou_pred, *extras)
+        sam_tokens_out = self._object_pointer_tokens(mask_tokens_out, multimask_output)
+        return (masks, *extras, iou_pred, sam_tokens_out, object_score_logits)
+
     def _run_transformer(
         self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor, repeat_image: bool,
@@ -218,74 +313,21 @@ class MaskDecoder(DecoderBase):
     Output token order: [obj_score_token (if pred_obj_scores)], iou_token, mask_tokens, prompts.
     """
 
-    def __init__(
-        self,
-        *,
-        transformer_dim: int,
-        transformer: nn.Module,
-        num_multimask_outputs: int = 3,
-        activation: Type[nn.Module] = nn.GELU,
-        iou_head_depth: int = 3,
-        iou_head_hidden_dim: int = 256,
-        use_high_res_features: bool = False,
-        iou_prediction_use_sigmoid: bool = False,
-        dynamic_multimask_via_stability: bool = False,
-        dynamic_multimask_stability_delta: float = 0.05,
-        dynamic_multimask_stability_thresh: float = 0.98,
-        pred_obj_scores: bool = False,
-        pred_obj_scores_mlp: bool = False,
-        use_multimask_token_for_obj_ptr: bool = False,
-    ) -> None:
+    def __init__(self, **decoder_args) -> None:
+        """``DecoderBase._init_shared``'s keyword arguments (SAM 2's): ``transformer_dim, transformer,
+        num_multimask_outputs=3, activation=nn.GELU, iou_head_depth=3, iou_head_hidden_dim=256,
+        use_high_res_features=False, iou_prediction_use_sigmoid=False, dynamic_multimask_via_stability=False,
+        dynamic_multimask_stability_delta=0.05, dynamic_multimask_stability_thresh=0.98, pred_obj_scores=False,
+        pred_obj_scores_mlp=False, use_multimask_token_for_obj_ptr=False``."""
         super().__init__()
-        # registration order = checkpoint key order
-        self._init_tokens(transformer_dim, transformer, num_multimask_outputs, pred_obj_scores,
-                          use_multimask_token_for_obj_ptr)
-        self.use_high_res_features = use_high_res_features
-        self._add_mask_head("", activation)
-        self._init_score_heads(iou_head_depth, iou_head_hidden_dim, iou_prediction_use_sigmoid, pred_obj_scores_mlp,
-                               dynamic_multimask_via_stability, dynamic_multimask_stability_delta,
-                               dynamic_multimask_stability_thresh)
+        self._init_shared(mask_head="", **decoder_args)  # registration order = checkpoint key order
 
-    def forward(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        sparse_prompt_embeddings: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-        multimask_output: bool,
-        repeat_image: bool,
-        high_res_features: Optional[List[torch.Tensor]] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (mask logits, IoU predictions, SAM output tokens, object score logits)."""
-        masks, iou_pred, mask_tokens_out, object_score_logits = self.predict_masks(
-            image_embeddings=image_embeddings,
-            image_pe=image_pe,
-            sparse_prompt_embeddings=sparse_prompt_embeddings,
-            dense_prompt_embeddings=dense_prompt_embeddings,
-            repeat_image=repeat_image,
-            high_res_features=high_res_features,
-        )
-        masks, iou_pred = self._select_outputs(multimask_output, masks, iou_pred)
-        sam_tokens_out = self._object_pointer_tokens(mask_tokens_out, multimask_output)
-        return masks, iou_pred, sam_tokens_out, object_score_logits
-
-    def predict_masks(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        sparse_prompt_embeddings: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-        repeat_image: bool,
-        high_res_features: Optional[List[torch.Tensor]] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All 1 + num_multimask_outputs masks and scores, before output selection."""
-        hs, src, iou_token_out, mask_tokens_out = self._run_transformer(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, repeat_image
-        )
+    def _head_outputs(self, src: torch.Tensor, mask_tokens_out: torch.Tensor,
+                      high_res_features: Optional[List[torch.Tensor]]) -> Tuple[torch.Tensor]:
+        """``(mask logits [B, T, 4h, 4w],)``: forward returns (mask logits, IoU predictions, SAM output
+        tokens, object score logits)."""
         upscaled, hyper_in = self._mask_head("", src, mask_tokens_out, high_res_features)
-        masks = project_masks(hyper_in, upscaled)
-        iou_pred, object_score_logits = self._score_heads(hs, iou_token_out)
-        return masks, iou_pred, mask_tokens_out, object_score_logits
+        return (project_masks(hyper_in, upscaled),)
 
     def _dynamic_multimask_via_stability(
         self, all_mask_logits: torch.Tensor, all_iou_scores: torch.Tensor

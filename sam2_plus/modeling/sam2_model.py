@@ -8,9 +8,8 @@ model serves objects of different granularities in the same video. SAM 2.1 has o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,10 +48,6 @@ class PointPrompt:
     @property
     def num_points(self) -> int:
         return self.labels.shape[1]
-
-    @property
-    def is_box_only(self) -> bool:
-        return bool(torch.all(self.labels > 1))
 
     @property
     def has_box(self) -> bool:
@@ -109,17 +104,33 @@ class HeadOutput:
     high_res_masks: torch.Tensor  # [B, 1, 1024, 1024]
     obj_ptr: torch.Tensor  # [B, C]
     object_score_logits: torch.Tensor  # [B, 1]
-    ious: torch.Tensor  # [B, M] predicted IoU of every candidate
+    iou: torch.Tensor  # [B] predicted IoU of the chosen mask
     boxes_norm: Optional[torch.Tensor] = None  # [B, 1, 4] normalised xyxy (box task)
-    # every candidate (M = 3 with multimask output), for motion-aware candidate selection
-    low_res_multimasks: Optional[torch.Tensor] = None
-    boxes_norm_multi: Optional[torch.Tensor] = None
-    best_index: Optional[torch.Tensor] = None  # [B] index of the chosen candidate (0 without multimask)
 
 
-# Chooses one of the M candidate masks of each object: (ious [B, M], high_res_multimasks [B, M, S, S],
-# boxes_norm_multi [B, M, 4] or None) -> [B] indices. Without one, the highest predicted IoU wins.
-CandidateChooser = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+@dataclass
+class Candidates:
+    """The decoder's candidate masks for a batch of objects (M = 3 with multimask output), already gated by
+    presence: what a `MaskChoice` chooses from."""
+
+    high_res_masks: torch.Tensor  # [B, M, S, S] logits
+    ious: torch.Tensor  # [B, M] predicted IoUs
+    boxes_norm: Optional[torch.Tensor]  # [B, M, 4] normalised xyxy (SAM 2++'s box task), else None
+
+
+class MaskChoice:
+    """How decoding settles each object's output: it counts as present where its object-score logit exceeds
+    `presence_threshold`, and with multimask output it gets the candidate `choose` picks. These are SAM 2's
+    rules (present above 0, the highest predicted IoU); motion-aware tracking (sam2_plus/motion.py) has its own."""
+
+    presence_threshold: float = 0.0
+
+    def choose(self, candidates: Candidates) -> torch.Tensor:
+        """[B] index of each object's mask among its candidates."""
+        return candidates.ious.argmax(dim=-1)
+
+
+HIGHEST_IOU = MaskChoice()
 
 
 @dataclass
@@ -379,13 +390,43 @@ class SAM2Model(nn.Module):
         points: Optional[PointPrompt] = None,
         mask_inputs: Optional[torch.Tensor] = None,
         multimask_output: bool = False,
-        presence_threshold: float = 0.0,
-        choose: Optional[CandidateChooser] = None,
+        choice: MaskChoice = HIGHEST_IOU,
     ) -> HeadOutput:
-        """Prompt encoder + mask decoder on [B, C, 64, 64] features (SAM 2's `_forward_sam_heads`).
+        """Prompt encoder + mask decoder on [B, C, 64, 64] features (SAM 2's `_forward_sam_heads`); `choice`
+        says when an object is present (the mask and pointer gate) and which candidate mask it gets."""
+        masks, ious, tokens, obj_scores, boxes = self._run_decoder(task, pix_feat, high_res_features, points,
+                                                                   mask_inputs, multimask_output)
+        tc = self.tracker_cfg
+        if tc.pred_obj_scores:
+            appearing = obj_scores > choice.presence_threshold
+            # the mask is a hard choice between object and no object, like the memory that is built from it
+            masks = torch.where(appearing[:, None, None], masks, NO_OBJ_SCORE)
+            if boxes is not None:
+                boxes = torch.where(appearing[:, None], boxes, 0)
+        masks = masks.float()
+        high_res = F.interpolate(masks, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
 
-        presence_threshold: the object counts as present where its object-score logit exceeds this (the
-        mask and pointer gate). choose: picks among the multimask candidates (motion-aware tracking)."""
+        batch, device = pix_feat.shape[0], pix_feat.device
+        best = (choice.choose(Candidates(high_res, ious, boxes)) if multimask_output
+                else torch.zeros(batch, dtype=torch.long, device=device))
+        rows = torch.arange(batch, device=device)
+        obj_ptr = self.obj_ptr_proj(tokens[rows, best] if tokens.shape[1] > 1 else tokens[:, 0])
+        if tc.pred_obj_scores:
+            weight = torch.sigmoid(obj_scores) if tc.soft_no_obj_ptr else appearing.float()
+            obj_ptr = self._gate_obj_ptr(obj_ptr, weight)
+        return HeadOutput(
+            low_res_masks=masks[rows, best].unsqueeze(1),
+            high_res_masks=high_res[rows, best].unsqueeze(1),
+            obj_ptr=obj_ptr,
+            object_score_logits=obj_scores,
+            iou=ious[rows, best],
+            boxes_norm=boxes[rows, best].unsqueeze(1) if boxes is not None else None,
+        )
+
+    def _run_decoder(self, task: str, pix_feat: torch.Tensor, high_res_features: Optional[list[torch.Tensor]],
+                     points: Optional[PointPrompt], mask_inputs: Optional[torch.Tensor], multimask_output: bool):
+        """The prompt encoder and the mask (or SAM 2++'s unified) decoder: every candidate's mask logits
+        [B, M, h, w], predicted IoUs [B, M], output tokens, object-score logits [B, 1], boxes [B, M, 4] or None."""
         batch, device = pix_feat.shape[0], pix_feat.device
         if points is None:  # a padding point keeps the sparse prompt non-empty
             points = PointPrompt(
@@ -410,47 +451,9 @@ class SAM2Model(nn.Module):
         )
         if self.cfg.is_plus:
             masks, boxes, ious, tokens, obj_scores = self.sam_unified_decoder(**decoder_kwargs, task=task)
-        else:
-            masks, ious, tokens, obj_scores = self.sam_mask_decoder(**decoder_kwargs)
-            boxes = None
-
-        tc = self.tracker_cfg
-        if tc.pred_obj_scores:
-            appearing = obj_scores > presence_threshold
-            # the mask is a hard choice between object and no object, like the memory that is built from it
-            masks = torch.where(appearing[:, None, None], masks, NO_OBJ_SCORE)
-            if boxes is not None:
-                boxes = torch.where(appearing[:, None], boxes, 0)
-        masks = masks.float()
-        high_res = F.interpolate(masks, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-
-        token = tokens[:, 0]
-        if multimask_output:
-            best = torch.argmax(ious, dim=-1) if choose is None else choose(ious, high_res, boxes)
-            rows = torch.arange(batch, device=device)
-            low_res_masks, high_res_masks = masks[rows, best].unsqueeze(1), high_res[rows, best].unsqueeze(1)
-            boxes_best = boxes[rows, best].unsqueeze(1) if boxes is not None else None
-            if tokens.shape[1] > 1:
-                token = tokens[rows, best]
-        else:
-            best = torch.zeros(batch, dtype=torch.long, device=device)
-            low_res_masks, high_res_masks, boxes_best = masks, high_res, boxes
-
-        obj_ptr = self.obj_ptr_proj(token)
-        if tc.pred_obj_scores:
-            weight = torch.sigmoid(obj_scores) if tc.soft_no_obj_ptr else appearing.float()
-            obj_ptr = self._gate_obj_ptr(obj_ptr, weight)
-        return HeadOutput(
-            low_res_masks=low_res_masks,
-            high_res_masks=high_res_masks,
-            obj_ptr=obj_ptr,
-            object_score_logits=obj_scores,
-            ious=ious,
-            boxes_norm=boxes_best,
-            low_res_multimasks=masks,
-            boxes_norm_multi=boxes,
-            best_index=best,
-        )
+            return masks, ious, tokens, obj_scores, boxes
+        masks, ious, tokens, obj_scores = self.sam_mask_decoder(**decoder_kwargs)
+        return masks, ious, tokens, obj_scores, None
 
     def _gate_obj_ptr(self, obj_ptr: torch.Tensor, appearing: torch.Tensor) -> torch.Tensor:
         if self.tracker_cfg.fixed_no_obj_ptr:
@@ -464,12 +467,12 @@ class SAM2Model(nn.Module):
         high_res_features: Optional[list[torch.Tensor]],
         mask: torch.Tensor,
         points: Optional[PointPrompt] = None,
-        presence_threshold: float = 0.0,
+        choice: MaskChoice = HIGHEST_IOU,
     ) -> HeadOutput:
         """Use a [B, 1, S, S] mask prompt as the frame's output (SAM 2's `_use_mask_as_output` and SAM 2++'s
         box/point variants). The mask is binary for the mask and box tasks and a Gaussian heatmap in
         [0, 1] for the point task; the decoder still runs once to produce the object pointer (gated by
-        `presence_threshold` like `decode`)."""
+        `choice`'s presence threshold, as `decode` gates it)."""
         mask = mask.float()
         if task == "point":
             p = mask.clamp(1e-6, 1 - 1e-6)
@@ -478,23 +481,22 @@ class SAM2Model(nn.Module):
             high_res = mask * MASK_PROMPT_LOGIT_SCALE + MASK_PROMPT_LOGIT_BIAS
         low_res = F.interpolate(high_res, size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4), mode="bilinear",
                                 align_corners=False, antialias=True)
-        ious = mask.new_ones(mask.shape[0], 1)
         if not self.tracker_cfg.use_obj_ptrs_in_encoder:
             obj_ptr = torch.zeros(mask.shape[0], self.hidden_dim, device=mask.device)
         elif task == "box":
             obj_ptr = self.decode(task, pix_feat, high_res_features, points=points,
-                                  presence_threshold=presence_threshold).obj_ptr
+                                  choice=choice).obj_ptr
         elif task == "point":
             tc = self.tracker_cfg
             obj_ptr = self.decode(
                 task, pix_feat, high_res_features,
                 points=points if tc.point_task_coord_xy else None,
                 mask_inputs=self.mask_downsample(mask) if tc.point_task_gaussian_mask else None,
-                presence_threshold=presence_threshold,
+                choice=choice,
             ).obj_ptr
         else:
             obj_ptr = self.decode(task, pix_feat, high_res_features, mask_inputs=self.mask_downsample(mask),
-                                  presence_threshold=presence_threshold).obj_ptr
+                                  choice=choice).obj_ptr
         # the prompt, not the decoder, says whether the object is present
         appearing = torch.any(mask.flatten(1) > 0.0, dim=1)[:, None].float()
         obj_scores = MASK_PROMPT_LOGIT_SCALE * appearing + MASK_PROMPT_LOGIT_BIAS
@@ -508,11 +510,8 @@ class SAM2Model(nn.Module):
             high_res_masks=high_res,
             obj_ptr=obj_ptr,
             object_score_logits=obj_scores,
-            ious=ious,
+            iou=mask.new_ones(mask.shape[0]),
             boxes_norm=boxes_norm,
-            low_res_multimasks=low_res,
-            boxes_norm_multi=boxes_norm,
-            best_index=torch.zeros(mask.shape[0], dtype=torch.long, device=mask.device),
         )
 
     # ------------------------------------------------------------------ memory

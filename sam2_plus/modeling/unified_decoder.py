@@ -17,17 +17,16 @@ token). The IoU and object-score heads are shared.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Type
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from ..config import TASKS
 from .box_head import BoxHead, BoxHeadLowRes
 from .mask_decoder import DecoderBase, project_masks
 
-__all__ = ["UnifiedDecoder", "TASKS"]
-
-TASKS = ("mask", "box", "point")
+__all__ = ["UnifiedDecoder"]
 
 
 class UnifiedDecoder(DecoderBase):
@@ -56,35 +55,14 @@ class UnifiedDecoder(DecoderBase):
         unified_decoder_box_head_freeze_bn: bool,
         unified_decoder_box_head_inner_dim: int,
         unified_decoder_box_head_pred_masks: bool,
-        *,
-        transformer_dim: int,
-        transformer: nn.Module,
-        num_multimask_outputs: int = 3,
-        activation: Type[nn.Module] = nn.GELU,
-        iou_head_depth: int = 3,
-        iou_head_hidden_dim: int = 256,
-        use_high_res_features: bool = False,
-        iou_prediction_use_sigmoid: bool = False,
-        dynamic_multimask_via_stability: bool = False,
-        dynamic_multimask_stability_delta: float = 0.05,
-        dynamic_multimask_stability_thresh: float = 0.98,
-        pred_obj_scores: bool = False,
-        pred_obj_scores_mlp: bool = False,
-        use_multimask_token_for_obj_ptr: bool = False,
+        **decoder_args,
     ) -> None:
         super().__init__()
         if image_size // 16 != sam_image_embedding_size:
             raise ValueError(
                 f"image_size // 16 ({image_size // 16}) must equal sam_image_embedding_size "
                 f"({sam_image_embedding_size}): the backbone stride must be 16")
-
-        # shared tokens and quality heads
-        self._init_tokens(transformer_dim, transformer, num_multimask_outputs, pred_obj_scores,
-                          use_multimask_token_for_obj_ptr)
-        self.use_high_res_features = use_high_res_features
-        self._init_score_heads(iou_head_depth, iou_head_hidden_dim, iou_prediction_use_sigmoid, pred_obj_scores_mlp,
-                               dynamic_multimask_via_stability, dynamic_multimask_stability_delta,
-                               dynamic_multimask_stability_thresh)
+        self._init_shared(**decoder_args)  # shared tokens and quality heads
 
         self.sam_image_embedding_size = sam_image_embedding_size
         self.image_size = image_size
@@ -93,22 +71,22 @@ class UnifiedDecoder(DecoderBase):
         self.unified_decoder_box_head_pred_masks = unified_decoder_box_head_pred_masks
 
         # per-task heads (registration order = checkpoint key order)
-        self._add_mask_head("_mask", activation)
+        self._add_mask_head("_mask", self.activation)
         feat_sz = sam_image_embedding_size * 4
         stride = image_size // feat_sz
         if stride != 4:
             raise ValueError(f"box head stride must be 4, got {stride} "
                              f"(image_size={image_size}, feat_sz={feat_sz})")
-        head_cls = BoxHead if use_high_res_features else BoxHeadLowRes
+        head_cls = BoxHead if self.use_high_res_features else BoxHeadLowRes
         self.box_head = head_cls(
-            inplanes=transformer_dim,
+            inplanes=self.transformer_dim,
             channel=unified_decoder_box_head_inner_dim,
             feat_sz=feat_sz,
             stride=stride,
             freeze_bn=unified_decoder_box_head_freeze_bn,
         )
-        self._add_mask_head("_box", activation)
-        self._add_mask_head("_point", activation)
+        self._add_mask_head("_box", self.activation)
+        self._add_mask_head("_point", self.activation)
 
     def high_res_projections(self, task: str) -> Tuple[nn.Conv2d, nn.Conv2d]:
         """``(conv_s0, conv_s1)`` of ``task``: applied to backbone levels 0 and 1 before decoding."""
@@ -116,65 +94,12 @@ class UnifiedDecoder(DecoderBase):
         return getattr(self, f"conv_s0_{task}"), getattr(self, f"conv_s1_{task}")
 
     # ------------------------------------------------------------------------------------------
-    def forward(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        sparse_prompt_embeddings: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-        multimask_output: bool,
-        repeat_image: bool,
-        high_res_features: Optional[List[torch.Tensor]] = None,
-        task: str = "mask",
-    ):
-        """Decode masks (and boxes for ``task="box"``).
-
-        Args:
-            image_embeddings: ``[B or 1, C, h, w]`` image embedding.
-            image_pe: ``[1, C, h, w]`` dense positional encoding.
-            sparse_prompt_embeddings: ``[B, P, C]``.
-            dense_prompt_embeddings: ``[B, C, h, w]``.
-            multimask_output: return the 3 multimask outputs instead of the single one.
-            repeat_image: repeat ``image_embeddings`` over the prompt batch.
-            high_res_features: ``[feat_s0 [B, C/8, 4h, 4w], feat_s1 [B, C/4, 2h, 2w]]``,
-                already projected with this task's ``conv_s0`` / ``conv_s1``.
-            task: ``"mask"``, ``"box"`` or ``"point"``.
-
-        Returns:
-            ``(masks [B, M, 4h, 4w], boxes [B, M, 4] normalised xyxy or None (tasks other
-            than "box"), iou_pred [B, M], sam_tokens_out [B, 1 or 3, C],
-            object_score_logits [B, 1])`` with ``M = 3`` for multimask output else 1.
-        """
-        masks, boxes, iou_pred, mask_tokens_out, object_score_logits = self.predict_masks(
-            image_embeddings=image_embeddings,
-            image_pe=image_pe,
-            sparse_prompt_embeddings=sparse_prompt_embeddings,
-            dense_prompt_embeddings=dense_prompt_embeddings,
-            repeat_image=repeat_image,
-            high_res_features=high_res_features,
-            task=task,
-        )
-
-        masks, iou_pred, boxes = self._select_outputs(multimask_output, masks, iou_pred, boxes)
-        sam_tokens_out = self._object_pointer_tokens(mask_tokens_out, multimask_output)
-        return masks, boxes, iou_pred, sam_tokens_out, object_score_logits
-
-    def predict_masks(
-        self,
-        image_embeddings: torch.Tensor,
-        image_pe: torch.Tensor,
-        sparse_prompt_embeddings: torch.Tensor,
-        dense_prompt_embeddings: torch.Tensor,
-        repeat_image: bool,
-        high_res_features: Optional[List[torch.Tensor]] = None,
-        task: str = "mask",
-    ):
-        """All-token outputs: ``(masks [B, 4, 4h, 4w], boxes [B, 4, 4] or None,
-        iou_pred [B, 4], mask_tokens_out [B, 4, C], object_score_logits [B, 1])``."""
+    def _head_outputs(self, src: torch.Tensor, mask_tokens_out: torch.Tensor,
+                      high_res_features: Optional[List[torch.Tensor]], task: str = "mask"):
+        """``(masks [B, T, 4h, 4w], boxes [B, T, 4] normalised xyxy or None (tasks other than "box"))`` of
+        ``task``'s head: forward(..., task=...) returns ``(masks, boxes, iou_pred, sam_tokens_out,
+        object_score_logits)``, M = 3 outputs with multimask output, else 1."""
         _check_task(task)
-        hs, src, iou_token_out, mask_tokens_out = self._run_transformer(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, repeat_image
-        )
         upscaled, hyper_in = self._mask_head(f"_{task}", src, mask_tokens_out, high_res_features)
 
         boxes = None
@@ -192,11 +117,8 @@ class UnifiedDecoder(DecoderBase):
         else:
             masks = project_masks(hyper_in, upscaled)
 
-        iou_pred, object_score_logits = self._score_heads(hs, iou_token_out)
-        return masks, boxes, iou_pred, mask_tokens_out, object_score_logits
+        return masks, boxes
 
-    # -- pieces ------------------------------------------------------------------------------
-    @torch.no_grad()
     def _boxes_to_mask_logits(self, boxes: torch.Tensor) -> torch.Tensor:
         """Rasterise normalised xyxy boxes ``[B, N, 4]`` to ``[B, N, S, S]`` logits of +-10
         (``S = image_size // 4``). Corners are scaled to cells, clipped to ``[0, S]`` and
