@@ -83,9 +83,8 @@ def test_batched_objects_match_one_at_a_time(monkeypatch, motion_aware):
         if b.boxes is not None:
             torch.testing.assert_close(b.boxes, a.boxes, rtol=0, atol=1.0)
     for obj in (1, 2):
-        out_b, out_a = (s.tracked_object(obj).non_cond_outputs[1] for s in (session_b, session_a))
+        out_b, out_a, out_n = (s.tracked_object(obj).non_cond_outputs[1] for s in (session_b, session_a, session_n))
         assert out_b.maskmem_features.shape == (1, 64, 64, 64)
-        out_n = session_n.track(obj).non_cond_outputs[1]
         torch.testing.assert_close(out_b.obj_ptr, out_a.obj_ptr, rtol=0, atol=1e-5)
         rounded_apart = (out_n.maskmem_features != out_a.maskmem_features).float().mean()  # bfloat16 roundings
         assert (out_b.maskmem_features != out_a.maskmem_features).float().mean() <= max(1e-3, rounded_apart)
