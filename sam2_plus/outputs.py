@@ -164,6 +164,7 @@ class ResultSpool:
                 points=nan[:, :2] if result.points is None else result.points,
                 scores=result.scores,
                 visible=result.visible,
+                motion_scores=nan[:, 0] if result.motion_scores is None else result.motion_scores,
             )
         self._frames.add(result.frame_idx)
 
@@ -175,8 +176,10 @@ class ResultSpool:
         with np.load(self._path(frame_idx), allow_pickle=False) as data:
             height, width = (int(v) for v in data["size"])
             masks = np.unpackbits(data["masks"], axis=-1, count=width).astype(bool)
+            motion = data["motion_scores"]
             return FrameResult(frame_idx, data["obj_ids"].tolist(), masks.reshape(-1, height, width),
-                               data["boxes"], data["points"], data["scores"], data["visible"])
+                               data["boxes"], data["points"], data["scores"], data["visible"],
+                               None if np.isnan(motion).all() else motion)
 
     def close(self) -> None:
         self._frames.clear()

@@ -51,6 +51,8 @@ class FrameResult:
     boxes: Optional[torch.Tensor]  # [N, 4] xyxy video pixels
     points: Optional[torch.Tensor]  # [N, 2] (x, y) video pixels
     tasks: list[str] = field(default_factory=list)
+    # motion-aware: [N] Kalman IoU of each object's chosen mask (NaN where the filter did not score it)
+    motion_scores: Optional[torch.Tensor] = None
 
     @property
     def masks(self) -> torch.Tensor:
@@ -684,7 +686,8 @@ class VideoPredictor:
             tensors = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
             event = torch.cuda.Event()
             event.record()
-        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], tensors, event)
+        return ResultInTransit(frame_idx, [t.obj_id for t in tracks], [t.task for t in tracks], tensors, event,
+                               _motion_scores(outputs))
 
     # ------------------------------------------------------------------ editing
     @torch.inference_mode()
@@ -759,10 +762,19 @@ class ResultInTransit:
     tasks: list[str]
     tensors: dict  # logits, scores, boxes, points: the FrameResult's tensors
     event: Optional[Any] = None  # a CUDA event recorded after the copies
+    motion_scores: Optional[torch.Tensor] = None  # on the host already
 
     def receive(self) -> FrameResult:
         if self.event is not None:
             self.event.synchronize()
         t = self.tensors
         return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], t["boxes"], t["points"],
-                           self.tasks)
+                           self.tasks, self.motion_scores)
+
+
+def _motion_scores(outputs: Sequence[Optional[FrameOutput]]) -> Optional[torch.Tensor]:
+    """[N] Kalman IoUs of the outputs (NaN where not scored), or None when none was scored."""
+    scores = [None if out is None else out.kf_score for out in outputs]
+    if all(score is None for score in scores):
+        return None
+    return torch.tensor([float("nan") if score is None else score for score in scores], dtype=torch.float32)

@@ -361,6 +361,7 @@ def to_export_result(result: FrameResult) -> export.FrameResult:
         points=points,
         scores=torch.sigmoid(result.object_scores.detach().float()).cpu().numpy(),
         visible=result.visible.cpu().numpy(),
+        motion_scores=None if result.motion_scores is None else result.motion_scores.cpu().numpy(),
     )
 
 
