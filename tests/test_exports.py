@@ -13,8 +13,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 
+from export_readers import (
+    mask_box,
+    rasterise,
+    read_coco,
+    read_cvat,
+    read_mot,
+    read_mots,
+    read_yolo_det,
+    read_yolo_seg,
+    write_blank_frames,
+)
 from sam2_plus.exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from sam2_plus.exports.polygons import mask_polygons, single_polygon
 from sam2_plus.media.decode import VideoInfo
@@ -91,11 +101,8 @@ def exported(tmp_path_factory) -> Path:
     out = folder / "unzipped"
     with zipfile.ZipFile(folder / "results.zip") as archive:
         archive.extractall(out)
-    blank = np.zeros((H, W, 3), np.uint8)
     for name in ("yolo-seg", "yolo-det"):
-        (out / name / "images" / "train").mkdir(parents=True)
-        for t in range(T):
-            cv2.imwrite(str(out / name / "images" / "train" / f"frame_{t:06d}.jpg"), blank)
+        write_blank_frames(out / name / "images" / "train", T, H, W)
     return out
 
 
@@ -118,109 +125,37 @@ def assert_same(found: dict, *, boxes: bool = True, masks: str | None = None, bo
             assert iou(got_mask, mask) >= 0.99, (key, iou(got_mask, mask))
 
 
-def mask_box(mask: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
-
-
-def rasterise(polygons: list[list[float]]) -> np.ndarray:
-    """Polygons as CVAT and Datumaro turn them into masks (pycocotools)."""
-    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, H, W))).astype(bool)
-
-
 def test_cvat_for_video_read_by_datumaro(exported):
-    dm = pytest.importorskip("datumaro")
-    dataset = dm.Dataset.import_from(str(exported / "cvat"), "cvat")
-    labels = dataset.categories()[dm.AnnotationType.label]
-    boxes, polygons, outside = {}, {}, set()
-    for item in dataset:
-        frame = item.attributes["frame"]
-        for ann in item.annotations:
-            obj_id = int(labels[ann.label].name.removeprefix("obj_"))
-            if ann.attributes["outside"]:
-                outside.add((obj_id, frame))
-            elif ann.type == dm.AnnotationType.bbox:
-                boxes[obj_id, frame] = [ann.x, ann.y, ann.x + ann.w, ann.y + ann.h]
-            elif ann.type == dm.AnnotationType.polygon:
-                polygons[obj_id, frame] = rasterise([ann.points])
+    found, outside = read_cvat(exported / "cvat", H, W)
     assert outside == {(7, 3), (1, T), (7, T), (3, T)}  # 7 leaves; every track ends after the tracked frames
-    assert_same({key: (boxes[key], polygons[key]) for key in boxes}, masks="polygon")
+    assert_same(found, masks="polygon")
 
 
 def test_yolo_segmentation_read_by_supervision(exported):
-    sv = pytest.importorskip("supervision")
-    folder = exported / "yolo-seg"
-    dataset = sv.DetectionDataset.from_yolo(str(folder / "images" / "train"), str(folder / "labels" / "train"),
-                                            str(folder / "data.yaml"), force_masks=True)
-    assert dataset.classes == ["obj_1", "obj_7", "obj_3"]
-    found = {}
-    for path, _, detections in dataset:
-        frame = int(Path(path).stem.removeprefix("frame_"))
-        for class_id in set(detections.class_id.tolist()):
-            union = detections.mask[detections.class_id == class_id].any(axis=0)
-            found[int(dataset.classes[class_id].removeprefix("obj_")), frame] = (mask_box(union), union)
-    assert_same(found, masks="polygon", box_from_mask=True)
+    assert_same(read_yolo_seg(exported / "yolo-seg"), masks="polygon", box_from_mask=True)
+    names = (exported / "yolo-seg" / "data.yaml").read_text()
+    assert "names:\n  0: obj_1\n  1: obj_7\n  2: obj_3\n" in names
 
 
 def test_yolo_detection_read_by_datumaro(exported):
-    dm = pytest.importorskip("datumaro")
-    dataset = dm.Dataset.import_from(str(exported / "yolo-det"), "yolo")
-    labels = dataset.categories()[dm.AnnotationType.label]
-    found = {}
-    for item in dataset:
-        frame = int(item.id.removeprefix("frame_"))
-        for ann in item.annotations:
-            found[int(labels[ann.label].name.removeprefix("obj_")), frame] = ([ann.x, ann.y, ann.x + ann.w,
-                                                                               ann.y + ann.h], None)
-    assert_same(found)
+    assert_same(read_yolo_det(exported / "yolo-det"))
 
 
 def test_mot_read_by_datumaro(exported):
-    dm = pytest.importorskip("datumaro")
-    dataset = dm.Dataset.import_from(str(exported / "mot"), "mot_seq")
-    found = {}
-    for item in dataset:
-        assert item.media.size == (H, W)  # from seqinfo.ini
-        for ann in item.annotations:
-            found[ann.attributes["track_id"], int(item.id) - 1] = ([ann.x, ann.y, ann.x + ann.w, ann.y + ann.h],
-                                                                   None)
+    found, length, size = read_mot(exported / "mot")
     assert_same(found)
-    assert len(dataset) == VIDEO.num_frames  # seqLength
-
-
-def read_mots_txt(path: Path) -> dict[tuple[int, int], np.ndarray]:
-    """MOTS Challenge's text format, as its devkit reads it: frame id class height width rle (pycocotools)."""
-    masks = {}
-    for line in path.read_text().splitlines():
-        frame, track, cls, height, width, counts = line.split(" ")
-        assert int(cls) == int(track) // 1000 == 2
-        rle = {"size": [int(height), int(width)], "counts": counts.encode()}
-        masks[int(track) % 1000, int(frame) - 1] = mask_utils.decode(rle).astype(bool)
-    return masks
+    assert (length, size) == (VIDEO.num_frames, (H, W))  # seqinfo.ini
 
 
 def test_mots_read_as_the_mots_devkit_does(exported):
-    masks = read_mots_txt(exported / "mots" / "gt" / "gt.txt")
-    assert_same({key: (None, mask) for key, mask in masks.items()}, boxes=False, masks="exact")
+    assert_same(read_mots(exported / "mots" / "gt" / "gt.txt"), boxes=False, masks="exact")
     seqinfo = (exported / "mots" / "seqinfo.ini").read_text().split()
     assert seqinfo == ["[Sequence]", "name=clip", "imDir=img1", "frameRate=10", f"seqLength={T + 2}",
                        f"imWidth={W}", f"imHeight={H}", "imExt=.jpg"]
 
 
 def test_coco_read_by_pycocotools(exported):
-    from pycocotools.coco import COCO
-
-    coco = COCO(str(exported / "coco" / "instances.json"))
-    assert sorted(coco.getCatIds()) == [1, 3, 7] and len(coco.getImgIds()) == T
-    found = {}
-    for ann in coco.loadAnns(coco.getAnnIds()):
-        assert ann["category_id"] == ann["track_id"] and ann["iscrowd"] == 0
-        mask = coco.annToMask(ann).astype(bool)
-        assert ann["area"] == mask.sum()
-        image = coco.loadImgs(ann["image_id"])[0]
-        x, y, w, h = ann["bbox"]
-        found[ann["track_id"], image["frame_index"]] = ([x, y, x + w, y + h], mask)
-    assert_same(found, masks="exact")
+    assert_same(read_coco(exported / "coco" / "instances.json"), masks="exact")
 
 
 def test_the_usual_exports_and_the_flags_are_still_there(exported):
@@ -271,8 +206,8 @@ def test_polygons_rasterise_back_exactly(seed):
     mask = _without_holes(mask)
     edges = mask_polygons(mask)
     assert np.array_equal(opencv_fill(edges, np.trunc), mask)  # Ultralytics
-    assert np.array_equal(rasterise([p.ravel().tolist() for p in edges]), mask)
-    assert np.array_equal(rasterise([single_polygon(edges).ravel().tolist()]), mask)
+    assert np.array_equal(rasterise([p.ravel().tolist() for p in edges], H, W), mask)
+    assert np.array_equal(rasterise([single_polygon(edges).ravel().tolist()], H, W), mask)
     centres = mask_polygons(mask, edges=False)  # leaves out parts of one or two pixels in a row
     for filled in (opencv_fill(centres, np.trunc), opencv_fill(centres, np.round)):
         assert not (filled & ~mask).any() and iou(filled, mask) >= 0.99

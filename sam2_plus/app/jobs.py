@@ -93,10 +93,10 @@ class JobUpdate:
 JobRunner = Callable[[str, str, str, str, Optional[str]], Iterator[JobUpdate]]  # run_job's signature
 
 
-def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
+def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()) -> TrackOutputs:
     folder = Path(job_dir)
     return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=folder / OUTPUT_NAMES["export"],
-                        results_json=folder / OUTPUT_NAMES["json"])
+                        results_json=folder / OUTPUT_NAMES["json"], export_formats=export_formats)
 
 
 def run_job(video: str, prompts_json: str, options_json: str, job_dir: str,
@@ -107,7 +107,7 @@ def run_job(video: str, prompts_json: str, options_json: str, job_dir: str,
     either way the outputs hold the frames tracked so far and are complete files."""
     options = parse_options(options_json)
     request = prepare_request(video, prompts_json, model=options.model, motion_aware=options.motion_aware)
-    outputs = job_outputs(job_dir)
+    outputs = job_outputs(job_dir, options.export_formats)
     check_request(request, outputs)
     stop = StopSignal(Path(stop_file)) if stop_file else None
     closed = threading.Event()

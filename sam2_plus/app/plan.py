@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..exports import ExportError, check_export_formats
 from ..service import check_request, prepare_request
 from .errors import AppInputError
 from .gpu_time import estimate_gpu_seconds
@@ -41,6 +42,10 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
                             '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
     request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware)
     check_request(request)
+    try:
+        check_export_formats(parsed.export_formats, request.tasks)
+    except ExportError as e:
+        raise AppInputError(f"invalid options: {e}") from None
     seconds = estimate_gpu_seconds(info.num_frames, len(request.objects), parsed.model)
     if seconds > limits.max_gpu_seconds:
         raise AppInputError(f"{len(request.objects)} objects through {info.num_frames} frames need about "

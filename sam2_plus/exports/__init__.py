@@ -16,7 +16,7 @@ The formats refer to frames by name (``frame_000000.jpg``; MOT ``img1/000001.jpg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -26,7 +26,7 @@ from ..media.export import FrameResult
 from .coco import CocoInstancesWriter
 from .common import ExportError, ExportTarget
 from .cvat import CvatVideoWriter
-from .mot import MotsWriter, MotWriter
+from .mot import MotsWriter, MotWriter, check_mots_ids
 from .yolo import YoloWriter
 
 
@@ -43,6 +43,7 @@ class ExportFormat:
     name: str
     description: str
     open: Optional[Callable[[ExportTarget], FormatWriter]]  # None: written by every export already
+    check: Optional[Callable[[Sequence[int]], None]] = None  # ExportError for objects it cannot hold
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
@@ -50,7 +51,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("yolo-seg", "Ultralytics YOLO segmentation labels", lambda t: YoloWriter(t, segment=True)),
     ExportFormat("yolo-det", "Ultralytics YOLO detection labels", lambda t: YoloWriter(t, segment=False)),
     ExportFormat("mot", "MOT Challenge boxes (gt/gt.txt, seqinfo.ini)", MotWriter),
-    ExportFormat("mots", "MOTS Challenge RLE masks (gt/gt.txt, seqinfo.ini)", MotsWriter),
+    ExportFormat("mots", "MOTS Challenge RLE masks (gt/gt.txt, seqinfo.ini)", MotsWriter, check_mots_ids),
     ExportFormat("coco", "COCO instances JSON with RLE masks and track ids", CocoInstancesWriter),
     ExportFormat("tapvid", "TAP-Vid points (points.npz, in every export)", None),
 )}
@@ -81,6 +82,17 @@ def parse_export_formats(value: str | Iterable[str] | None, what: str = "export 
     return tuple(dict.fromkeys(names))
 
 
+def check_export_formats(formats: Iterable[str], obj_ids: Iterable[int]) -> tuple[str, ...]:
+    """The formats checked by name and against the objects, before anything is tracked (ExportFormatError,
+    ExportError)."""
+    names = parse_export_formats(list(formats))
+    ids = [int(obj_id) for obj_id in obj_ids]
+    for name in names:
+        if EXPORT_FORMATS[name].check is not None:
+            EXPORT_FORMATS[name].check(ids)
+    return names
+
+
 def open_format_writers(formats: Iterable[str], folder: Path, video: VideoInfo,
                         tasks: Mapping[int, str]) -> list[FormatWriter]:
     """A writer per format, each into ``folder/<name>/``; the ones opened are closed again on a failure."""
@@ -98,4 +110,4 @@ def open_format_writers(formats: Iterable[str], folder: Path, video: VideoInfo,
 
 
 __all__ = ["ALL", "EXPORT_FORMATS", "ExportError", "ExportFormat", "ExportFormatError", "ExportTarget",
-           "FormatWriter", "open_format_writers", "parse_export_formats"]
+           "FormatWriter", "check_export_formats", "open_format_writers", "parse_export_formats"]

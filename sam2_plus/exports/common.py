@@ -45,12 +45,18 @@ class ExportTarget:
 
 
 def present_objects(result: FrameResult) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(index, object id, xyxy box) of every object the frame shows: visible, with a box."""
+    """(index, object id, xyxy box) of every object the frame shows: visible, with a box. The corners are put
+    in order, since a box head may give them crossed (the tools take x1 <= x2, y1 <= y2)."""
     for i, obj_id in enumerate(result.obj_ids):
         if result.visible[i]:
             box = result.box_for(i)
             if box is not None:
-                yield i, obj_id, box
+                yield i, obj_id, ordered(box)
+
+
+def ordered(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return np.array([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], dtype=np.float64)
 
 
 def xywh(box: np.ndarray) -> list[float]:

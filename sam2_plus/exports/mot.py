@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import io
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -73,12 +74,16 @@ class MotWriter(_SequenceWriter):
                 for _, obj_id, box in present_objects(result) if obj_id in self._objects]
 
 
+def check_mots_ids(obj_ids: Iterable[int]) -> None:
+    too_large = [obj_id for obj_id in obj_ids if not 0 < obj_id < MOTS_ID_FACTOR]
+    if too_large:
+        raise ExportError(f"the mots export needs object ids from 1 to {MOTS_ID_FACTOR - 1} (MOTS writes "
+                          f"class * {MOTS_ID_FACTOR} + id); object {too_large[0]} is not")
+
+
 class MotsWriter(_SequenceWriter):
     def __init__(self, target: ExportTarget) -> None:
-        too_large = [obj_id for obj_id in target.obj_ids if not 0 < obj_id < MOTS_ID_FACTOR]
-        if too_large:
-            raise ExportError(f"the mots export needs object ids from 1 to {MOTS_ID_FACTOR - 1} (MOTS writes "
-                              f"class * {MOTS_ID_FACTOR} + id); object {too_large[0]} is not")
+        check_mots_ids(target.obj_ids)
         super().__init__(target)
 
     def lines(self, result: FrameResult) -> list[str]:

@@ -7,7 +7,7 @@ Layout (Ultralytics' own)::
     images/train/                    the frames, not included (see below)
 
 A class is an object (class k is the k-th object of the prompts). A detection line is
-``class x_centre y_centre width height``, a segmentation line ``class x1 y1 x2 y2 ...``, normalised by the
+``class x_centre y_centre width height`` (the box clipped to the frame), a segmentation line ``class x1 y1 x2 y2 ...``, normalised by the
 frame's width and height; an object in several parts has one segmentation line per part. The vertices
 are the centres of the mask's edge pixels, as Ultralytics' own mask converter writes them, so Ultralytics and
 supervision fill them back to the same pixels (``polygons`` says more). The labels refer to the frames by name: put the video's
@@ -73,8 +73,10 @@ class YoloWriter:
 
 
 def _box_line(cls: int, box: np.ndarray, size: tuple[int, int]) -> str:
+    """Clipped to the frame: Ultralytics drops a whole label file with a coordinate outside 0..1 (a box
+    head's box may reach past the frame's edge)."""
     width, height = size
-    x1, y1, x2, y2 = (float(v) for v in box)
+    x1, y1, x2, y2 = (float(v) for v in np.clip(box, 0, [width, height, width, height]))
     values = [(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
     return " ".join([str(cls), *(f"{v:.{_DECIMALS}f}" for v in values)])
 
