@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from ..media.decode import VideoInfo
 from ..media.export import FrameResult
@@ -30,7 +30,7 @@ from .mot import MotsWriter, MotWriter, check_mots_ids
 from .yolo import YoloWriter
 
 
-class FormatWriter:
+class FormatWriter(Protocol):
     """What every format's writer is (the service's ResultWriter)."""
 
     def write(self, result: FrameResult) -> None: ...

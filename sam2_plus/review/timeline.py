@@ -127,7 +127,7 @@ class _ObjectState:
                               tuple(self.visible), tuple(self.flags))
 
 
-def observe(result: FrameResult, i: int) -> Observation:
+def observation(result: FrameResult, i: int) -> Observation:
     """Object `i` of a frame's result as an observation (area and box only where it is visible)."""
     visible = bool(result.visible[i])
     box = result.box_for(i) if visible else None
@@ -147,9 +147,10 @@ class ReviewTracker:
     object's timeline. Several JSON writers may ask for the same frame's flags (`object_fields`); each frame
     is observed once."""
 
-    def __init__(self, tasks: Mapping[int, str] = {}, thresholds: ReviewThresholds = ReviewThresholds()) -> None:
+    def __init__(self, tasks: Optional[Mapping[int, str]] = None,
+                 thresholds: ReviewThresholds = ReviewThresholds()) -> None:
         self.thresholds = thresholds
-        self._objects = {int(obj_id): _ObjectState(int(obj_id), task) for obj_id, task in tasks.items()}
+        self._objects = {int(obj_id): _ObjectState(int(obj_id), task) for obj_id, task in (tasks or {}).items()}
         self._frame: Optional[int] = None
         self._flags: dict[int, list[Flag]] = {}
 
@@ -159,7 +160,7 @@ class ReviewTracker:
             self._flags = {}
             for i, obj_id in enumerate(result.obj_ids):
                 state = self._objects.setdefault(obj_id, _ObjectState(obj_id, "mask"))
-                self._flags[obj_id] = state.add(observe(result, i), self.thresholds)
+                self._flags[obj_id] = state.add(observation(result, i), self.thresholds)
             self._frame = result.frame_idx
         return self._flags
 
@@ -182,7 +183,7 @@ class ReviewTracker:
         return ReviewReport(tuple(state.timeline() for state in self._objects.values()), self.thresholds)
 
 
-def review_results(results: Iterable[FrameResult], tasks: Mapping[int, str] = {},
+def review_results(results: Iterable[FrameResult], tasks: Optional[Mapping[int, str]] = None,
                    thresholds: ReviewThresholds = ReviewThresholds()) -> ReviewReport:
     """The report of results given in increasing frame order (for example `read_results_json`'s)."""
     tracker = ReviewTracker(tasks, thresholds)
