@@ -144,3 +144,27 @@ def test_read_review_of_a_json_without_flags_computes_them(tmp_path):
     report = read_review(path)
     assert report.object(1).counts() == {"lost": 1, "reappeared": 1}
     assert report.object(2).counts() == {"low_confidence": 1}  # the Kalman IoU is not in the JSON
+
+
+def test_the_kalman_iou_reaches_the_writers():
+    """The predictor's per-object Kalman IoU (motion-aware) becomes FrameResult.motion_scores, survives the
+    spool of a backward pass, and is None where no object was scored."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from sam2_plus.outputs import ResultSpool
+    from sam2_plus.predictor import FrameResult as PredictorResult, _motion_scores
+    from sam2_plus.service import to_export_result
+
+    assert _motion_scores([None, SimpleNamespace(kf_score=None)]) is None
+    scores = _motion_scores([SimpleNamespace(kf_score=0.25), None])
+    logits = torch.full((2, 20, 30), -1.0)
+    result = to_export_result(PredictorResult(4, [1, 2], logits, torch.zeros(2), None, None, ["mask", "mask"],
+                                              scores))
+    assert result.motion_scores[0] == pytest.approx(0.25) and np.isnan(result.motion_scores[1])
+    with ResultSpool() as spool:
+        spool.put(result)
+        spool.put(RUN[0])
+        replayed = {r.frame_idx: r for r in spool.replay()}
+    assert replayed[4].motion_scores[0] == pytest.approx(0.25) and replayed[0].motion_scores is None
