@@ -55,7 +55,7 @@ class _Track:
             return  # never shown: CVAT has no empty tracks
         attributes = {"id": str(self.track_id), "label": label_name(self.obj_id), "source": "auto",
                       "group_id": str(self.track_id // 2 + 1)}
-        out.write("  " + ET.tostring(ET.Element("track", attributes), encoding="unicode")[:-2] + ">\n")
+        out.write("  " + ET.tostring(ET.Element("track", attributes), encoding="unicode").replace(" />", ">\n"))
         self._file.seek(0)
         for line in self._file:
             out.write(line)
