@@ -102,13 +102,16 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
     if unknown:
         raise ManifestError(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
     video = base / _text(entry, "video", where)
+    name = _name(entry.get("name"), video, where)  # checked in this order: a line's first error is reported
+    prompts = _prompts(entry, base, where)
+    model = _model(entry.get("model", defaults.model), where)
     outputs = _outputs(entry.get("outputs", defaults.outputs), where)
     return VideoJob(
         line=number,
-        name=_name(entry.get("name"), video, where),
+        name=name,
         video=video,
-        prompts=_prompts(entry, base, where),
-        model=_model(entry.get("model", defaults.model), where),
+        prompts=prompts,
+        model=model,
         outputs=outputs,
         motion_aware=_flag(entry.get("motion_aware", False), where),
         max_frames=_max_frames(entry.get("max_frames"), where),
