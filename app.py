@@ -59,10 +59,9 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-              export_formats: tuple[str, ...] = ()) -> Iterator[JobUpdate]:
+def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file, export_formats)
+    yield from run_job(request, job_dir, stop_file)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
