@@ -136,7 +136,8 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=max(2, torch.get_num_threads()), num_gpus=0, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(2, torch.get_num_threads()), num_gpus=0, include_dashboard=False,
+                 log_to_driver=False)
         try:
             yield ray
         finally:

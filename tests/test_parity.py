@@ -29,8 +29,8 @@ def _runner():
     return module
 
 
-# Cases whose goldens this implementation matches on the processor they were made on (bit for bit: float32 runs
-# the reference's kernels) but not on every processor: the parallel sums' order depends on the instruction
+# Cases that matched their goldens on the machine of earlier sessions (float32 runs the reference's kernels)
+# but do not match on every processor: the parallel sums' order depends on the instruction
 # set the kernels pick (MKL and oneDNN choose by processor), and where tracking is unstable that rounding
 # grows past the tolerances (six times the reference's own 1-vs-2-thread noise). Measured on an Intel Xeon
 # with AVX-512 and AMX (this CI's machine), torch 2.14.1, 2 threads; MKL held to its AVX2 path
