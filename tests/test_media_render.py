@@ -66,8 +66,9 @@ def test_box_edges_take_the_object_colour_and_inside_is_untouched():
         np.testing.assert_array_equal(out[y, x], color)
     np.testing.assert_array_equal(out[50, 80], [GREY] * 3)
     np.testing.assert_array_equal(out[50, 101], [GREY] * 3)
-    label_area = out[5:19, 61:70]  # label tag sits above the top-left corner
-    assert (label_area != GREY).any()
+    # The label tag sits at the top-left corner: above it, or inside when the font (OpenCV's version) is too tall.
+    near_corner = np.delete(out[0:45, 61:70], 20, axis=0)  # row 20 is the box's top edge
+    assert (near_corner != GREY).any()
 
 
 def test_point_marker_and_trail():
