@@ -59,9 +59,10 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
+              export_formats: tuple[str, ...] = ()) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file)
+    yield from run_job(request, job_dir, stop_file, export_formats)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)

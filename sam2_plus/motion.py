@@ -358,6 +358,19 @@ class MotionRules(TrackingRules):
     def forget(self, obj_id: int) -> None:
         self.objects.pop(obj_id, None)
 
+    def motion_scores(self, obj_ids: Sequence[int], frame_idx: int) -> Optional[torch.Tensor]:
+        """The Kalman IoU of each object's mask chosen on the frame (NaN where the filter did not score it:
+        prompted frames, before the filter is stable), or None where it scored none."""
+        scores = [self._kf_score(obj_id, frame_idx) for obj_id in obj_ids]
+        if all(score is None for score in scores):
+            return None
+        return torch.tensor([float("nan") if score is None else score for score in scores], dtype=torch.float32)
+
+    def _kf_score(self, obj_id: int, frame_idx: int) -> Optional[float]:
+        motion = self.objects.get(obj_id)
+        quality = None if motion is None else motion.quality.get(frame_idx)
+        return None if quality is None else quality.kf_score
+
     def _admitted(self, obj: TrackedObject) -> Callable[[int], bool]:
         quality = self.motion(obj.obj_id).quality
         return lambda t: admits(obj.non_cond_outputs[t], quality.get(t), self.cfg)

@@ -4,7 +4,8 @@
   H.264 MP4 at the source's size and frame timing, with the source's audio when it has any.
 - ``ExportZipWriter``: one ZIP with everything: ``masks/obj_{id}/{frame:05d}.png``, ``davis/{frame:05d}.png``
   (+ ``davis/objects.json``), ``results.json``, ``boxes.csv``, ``lasot/obj_{id}.txt`` and ``points.npz``
-  (the layouts of ``media.export``; read the parts back with its readers).
+  (the layouts of ``media.export``; read the parts back with its readers), and a folder per export format
+  asked for (``sam2_plus.exports``: CVAT, YOLO, MOT, MOTS, COCO).
 - ``ResultSpool``: results parked in a temporary folder on disk and replayed in frame order (for the frames
   a backward pass produces in reverse order).
 - ``OutputSet``: fans results out to several writers and closes them all, even after an error; with
@@ -38,6 +39,8 @@ from .media.export import (
     ResultJsonWriter,
 )
 from .media.render import TrackRenderer
+from .exports import open_format_writers
+from .media.export import ResultAnnotator
 
 
 class ResultWriter(Protocol):
@@ -88,7 +91,8 @@ class ExportZipWriter:
     """Every export in one ZIP (see the module docstring). The mask PNGs stream straight into the ZIP;
     the other files are written to a temporary folder and added when the writer is closed."""
 
-    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> None:
+    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str],
+                 formats: Sequence[str] = (), review: ResultAnnotator | None = None) -> None:
         self.path = Path(path)
         obj_ids = list(tasks)
         self._tmp = tempfile.TemporaryDirectory(prefix="sam2plus-export-")
@@ -97,10 +101,11 @@ class ExportZipWriter:
         self._writers: list[ResultWriter] = []
         try:
             self._masks = MaskZipWriter(self.path, obj_ids)
-            self._writers.append(ResultJsonWriter(folder / "results.json", video, tasks))
+            self._writers.append(ResultJsonWriter(folder / "results.json", video, tasks, review))
             self._writers.append(BoxCsvWriter(folder / "boxes.csv"))
             self._writers.append(LasotWriter(folder / "lasot", video.num_frames))
             self._writers.append(PointTrackWriter(folder / "points.npz", video.num_frames, obj_ids))
+            self._writers.extend(open_format_writers(formats, folder, video, tasks))
         except Exception:
             self.close()
             raise
@@ -129,12 +134,21 @@ class ExportZipWriter:
                 archive.write(file, arcname=file.relative_to(folder).as_posix())
 
 
-def open_export(path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> ResultWriter:
-    """A ``.zip`` path gives one ZIP with every export; any other path is a folder (``ResultExporter``)."""
+def open_export(path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str], formats: Sequence[str] = (),
+                review: ResultAnnotator | None = None) -> ResultWriter:
+    """A ``.zip`` path gives one ZIP with every export; any other path is a folder (``ResultExporter`` and a
+    folder per export format). `review` adds the flags to results.json."""
     path = Path(path)
     if path.suffix.lower() == ".zip":
-        return ExportZipWriter(path, video, tasks)
-    return ResultExporter(path, video, tasks)
+        return ExportZipWriter(path, video, tasks, formats, review)
+    folder = OutputSet([ResultExporter(path, video, tasks, review)])
+    try:
+        for writer in open_format_writers(formats, path, video, tasks):
+            folder.add(writer)
+    except Exception:
+        folder.close()
+        raise
+    return folder
 
 
 class ResultSpool:
@@ -164,6 +178,7 @@ class ResultSpool:
                 points=nan[:, :2] if result.points is None else result.points,
                 scores=result.scores,
                 visible=result.visible,
+                motion_scores=nan[:, 0] if result.motion_scores is None else result.motion_scores,
             )
         self._frames.add(result.frame_idx)
 
@@ -175,8 +190,10 @@ class ResultSpool:
         with np.load(self._path(frame_idx), allow_pickle=False) as data:
             height, width = (int(v) for v in data["size"])
             masks = np.unpackbits(data["masks"], axis=-1, count=width).astype(bool)
+            motion = data["motion_scores"]
             return FrameRecord(frame_idx, data["obj_ids"].tolist(), masks.reshape(-1, height, width),
-                               data["boxes"], data["points"], data["scores"], data["visible"])
+                               data["boxes"], data["points"], data["scores"], data["visible"],
+                               None if np.isnan(motion).all() else motion)
 
     def close(self) -> None:
         self._frames.clear()

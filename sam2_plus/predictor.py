@@ -406,7 +406,7 @@ class VideoPredictor:
     def _send_result(self, session: TrackingSession, frame_idx: int,
                      outputs: Sequence[Optional[FrameOutput]]) -> ResultInTransit:
         return send_result(frame_idx, session.video_frame(), outputs, self.image_size, self.device,
-                           self.non_overlap_masks)
+                           self.non_overlap_masks, session.rules.motion_scores(session.obj_ids, frame_idx))
 
     # ------------------------------------------------------------------ editing
     @torch.inference_mode()

@@ -25,6 +25,8 @@ class FrameResult:
     boxes: Optional[torch.Tensor]  # [N, 4] xyxy video pixels
     points: Optional[torch.Tensor]  # [N, 2] (x, y) video pixels
     tasks: list[str] = field(default_factory=list)
+    # motion-aware: [N] Kalman IoU of each object's chosen mask (NaN where the filter did not score it)
+    motion_scores: Optional[torch.Tensor] = None
 
     @property
     def masks(self) -> torch.Tensor:
@@ -46,13 +48,14 @@ class ResultInTransit:
     tasks: list[str]
     tensors: dict  # logits, scores, boxes, points: the FrameResult's tensors
     event: Optional[Any] = None  # a CUDA event recorded after the copies
+    motion_scores: Optional[torch.Tensor] = None  # on the host already
 
     def receive(self) -> FrameResult:
         if self.event is not None:
             self.event.synchronize()
         t = self.tensors
         return FrameResult(self.frame_idx, self.obj_ids, t["logits"], t["scores"], t["boxes"], t["points"],
-                           self.tasks)
+                           self.tasks, self.motion_scores)
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,11 @@ class VideoFrame:
 
 
 def send_result(frame_idx: int, frame: VideoFrame, outputs: Sequence[Optional[FrameOutput]], image_size: int,
-                device: torch.device, non_overlap_masks: bool) -> ResultInTransit:
+                device: torch.device, non_overlap_masks: bool,
+                motion_scores: Optional[torch.Tensor] = None) -> ResultInTransit:
     """Start bringing a frame's results to the host: everything is computed on `device`, and from a GPU
-    copied without waiting. An object without an output (None) comes back absent."""
+    copied without waiting. An object without an output (None) comes back absent. `motion_scores` (host,
+    [N]) rides along (`TrackingRules.motion_scores`)."""
     low_res, scores, head_boxes = _stack_outputs(frame, outputs, image_size, device)
     h, w = frame.height, frame.width
     logits = low_res if low_res.shape[-2:] == (h, w) else F.interpolate(
@@ -87,7 +92,7 @@ def send_result(frame_idx: int, frame: VideoFrame, outputs: Sequence[Optional[Fr
         tensors = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
         event = torch.cuda.Event()
         event.record()
-    return ResultInTransit(frame_idx, frame.obj_ids, frame.tasks, tensors, event)
+    return ResultInTransit(frame_idx, frame.obj_ids, frame.tasks, tensors, event, motion_scores)
 
 
 def _stack_outputs(frame: VideoFrame, outputs: Sequence[Optional[FrameOutput]], image_size: int,

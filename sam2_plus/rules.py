@@ -9,13 +9,16 @@ points and knows nothing else about motion-aware tracking (sam2_plus/motion.py p
 - `memory_frames(...)`: which tracked frames a frame attends to (None: SAM 2's, `tracker.memory_frame_indices`);
 - `also_read(obj, anchor, direction)`: tracked frames a frame near `anchor` may read besides those within the
   memory's reach, which eviction must keep;
-- `restart(obj_id)`: the object's prompts on a frame were cleared; `forget(obj_id)`: it was removed.
+- `restart(obj_id)`: the object's prompts on a frame were cleared; `forget(obj_id)`: it was removed;
+- `motion_scores(obj_ids, frame_idx)`: what the rules scored the objects' masks on a frame (None: nothing),
+  reported with the frame's results.
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from .modeling.sam2_model import HeadOutput, MaskChoice
 from .tracker import TrackedObject
 
@@ -51,3 +54,7 @@ class TrackingRules:
 
     def forget(self, obj_id: int) -> None:
         """The object was removed."""
+
+    def motion_scores(self, obj_ids: Sequence[int], frame_idx: int) -> Optional[torch.Tensor]:
+        """[N] float32 on the host: each object's motion score on the frame (NaN where none), or None."""
+        return None

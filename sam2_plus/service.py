@@ -33,12 +33,14 @@ import torch
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
 from .errors import TrackError, describe_error, is_out_of_memory
+from .exports import ExportError, ExportFormatError, check_export_formats
 from .media import export
 from .media.decode import FrameSource, MediaError, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
 from .modeling.sam2_model import SAM2Model
 from .predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts
+from .review import ReviewReport, ReviewTracker
 from .weights import CheckpointError, WeightsSource, weights_from_env
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class TrackOutputs:
     #                                any other path: a folder with the same files (masks.zip for the PNGs)
     results_json: Optional[Path] = None  # the results JSON on its own
     keep_audio: bool = True  # copy the source's audio into the overlay
+    export_formats: tuple[str, ...] = ()  # tools' formats added to the export (sam2_plus.exports: cvat, coco, ...)
 
     def paths(self) -> dict[str, Path]:
         named = {"overlay": self.overlay, "export": self.export, "json": self.results_json}
@@ -123,6 +126,7 @@ class TrackSummary:
     written: Mapping[str, Path] = field(default_factory=dict)  # "overlay" / "export" / "json" -> path
     failure: Optional[str] = None  # when the model failed during tracking: what happened
     out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
+    review: Optional[ReviewReport] = None  # flagged frames and per-object timelines of the written frames
 
     @property
     def objects(self) -> tuple[int, ...]:
@@ -145,6 +149,9 @@ class TrackSummary:
         lines.append(f"time: {self.seconds:.1f} s total ({rate:.2f} frames/s), {self.model_seconds:.1f} s in "
                      f"the model (prompts and tracking), {self.load_seconds:.1f} s loading it, "
                      f"{max(self.seconds - self.model_seconds - self.load_seconds, 0.0):.1f} s decoding and writing")
+        if self.review is not None:
+            lines.append(f"review: {self.review.flag_count} flag{'s' if self.review.flag_count != 1 else ''}")
+            lines.extend(f"  {line}" for line in self.review.describe())
         for name, path in self.written.items():
             lines.append(f"wrote {name}: {path}")
         return "\n".join(lines)
@@ -230,6 +237,19 @@ def check_outputs(outputs: TrackOutputs, video: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackError(f"cannot create the folder for the {name} output {path}: {e.strerror or e}") from None
+
+
+def check_export_options(outputs: TrackOutputs, tasks: Mapping[int, str]) -> None:
+    """The export formats: known names, an export to hold them, objects they can hold (TrackError)."""
+    if not outputs.export_formats:
+        return
+    if outputs.export is None:
+        raise TrackError(f"the export formats ({', '.join(outputs.export_formats)}) go into the export; "
+                         "ask for the export output too")
+    try:
+        check_export_formats(outputs.export_formats, tasks)
+    except (ExportFormatError, ExportError) as e:
+        raise TrackError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- predictors
@@ -342,6 +362,7 @@ def to_frame_record(result: FrameResult) -> export.FrameRecord:
         points=points,
         scores=torch.sigmoid(result.object_scores.detach().float()).cpu().numpy(),
         visible=result.visible.cpu().numpy(),
+        motion_scores=None if result.motion_scores is None else result.motion_scores.cpu().numpy(),
     )
 
 
@@ -463,6 +484,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
          on_result: Optional[ResultCallback]) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
+    check_export_options(outputs, request.tasks)
     with FrameSource(request.video, max_frames=request.max_frames) as frames:
         info = frames.info
         if info.num_frames != request.info.num_frames:
@@ -474,7 +496,8 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         session = job.timed(predictor.init_state, frames)
         job.report("prompting")
         start = _add_prompts(job, predictor, session, request.objects)
-        sink = _open_outputs(outputs, frames, request.tasks)
+        review = ReviewTracker(request.tasks)
+        sink = _open_outputs(outputs, frames, request.tasks, review)
         with sink:
             _track_both_ways(job, predictor, session, start, sink)
     failure = job.failure
@@ -484,7 +507,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
         failure=None if failure is None else describe_error(failure),
-        out_of_memory=failure is not None and is_out_of_memory(failure),
+        out_of_memory=failure is not None and is_out_of_memory(failure), review=review.report(),
     )
     return summary, failure
 
@@ -507,15 +530,17 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
     return order[0][0]
 
 
-def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str]) -> OutputSet:
-    sink = OutputSet(background=True)
+def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str],
+                  review: ReviewTracker) -> OutputSet:
+    """The writers of a job; the review comes first, so it flags each frame before the JSON writers ask."""
+    sink = OutputSet([review], background=True)
     try:
         if outputs.overlay is not None:
             sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))
         if outputs.export is not None:
-            sink.add(open_export(outputs.export, frames.info, tasks))
+            sink.add(open_export(outputs.export, frames.info, tasks, outputs.export_formats, review))
         if outputs.results_json is not None:
-            sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks))
+            sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks, review))
     except Exception:
         sink.close()
         raise

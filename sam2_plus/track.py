@@ -5,6 +5,7 @@
     python -m sam2_plus.track VIDEO --points "x,y;x,y" --labels 1,0 --frame 10 --out overlay.mp4
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip
     python -m sam2_plus.track VIDEO --prompts prompts.json --out-dir results/   # overlay.mp4, results.zip, .json
+    python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip --export-format cvat,yolo-seg
 
 Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
 outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
@@ -26,6 +27,7 @@ import numpy as np
 
 from .config import MODEL_CONFIG_FILES
 from .errors import INPUT_ERRORS, one_line
+from .exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from .media.rle import encode_rle
 from .prompts import TASKS
 from .service import (
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results: a .zip (mask PNGs, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz) "
                           "or a folder with the same files")
     out.add_argument("--json", type=Path, metavar="JSON", help="results JSON (masks as COCO RLE, boxes, points)")
+    out.add_argument("--export-format", metavar="NAMES",
+                     help="also export for tools, comma-separated, into the export: "
+                          f"{', '.join(EXPORT_FORMATS)} (or all); see sam2_plus/exports")
     out.add_argument("--out-dir", type=Path, metavar="DIR",
                      help=f"all three into DIR: {', '.join(OUTPUT_FILES.values())} (instead of --out, --export "
                           "and --json)")
@@ -284,23 +289,35 @@ class StopFlag:
             signal.signal(signal.SIGINT, previous)
 
 
-def folder_outputs(folder: Path, wanted: Sequence[str] = tuple(OUTPUT_FILES), keep_audio: bool = True
-                   ) -> TrackOutputs:
+def folder_outputs(folder: Path, wanted: Sequence[str] = tuple(OUTPUT_FILES), keep_audio: bool = True,
+                   export_formats: Sequence[str] = ()) -> TrackOutputs:
     """The outputs named in `wanted` ("overlay", "export", "json") as OUTPUT_FILES in `folder`."""
     paths = {name: Path(folder) / OUTPUT_FILES[name] for name in wanted}
     return TrackOutputs(overlay=paths.get("overlay"), export=paths.get("export"), results_json=paths.get("json"),
-                        keep_audio=keep_audio)
+                        keep_audio=keep_audio, export_formats=tuple(export_formats))
+
+
+def export_format_option(text: Optional[str], export_given: bool) -> tuple[str, ...]:
+    """--export-format's names, checked; they need --export or --out-dir."""
+    try:
+        formats = parse_export_formats(text, "--export-format")
+    except ExportFormatError as e:
+        raise UsageError(str(e)) from None
+    if formats and not export_given:
+        raise UsageError("--export-format adds to the export: give --export ZIP|DIR or --out-dir too")
+    return formats
 
 
 def command_outputs(args: argparse.Namespace) -> TrackOutputs:
     single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json))
               if value]
+    formats = export_format_option(args.export_format, args.export is not None or args.out_dir is not None)
     if args.out_dir is not None:
         if single:
             raise UsageError(f"--out-dir names every output; drop {', '.join(single)}")
-        return folder_outputs(args.out_dir, keep_audio=not args.no_audio)
+        return folder_outputs(args.out_dir, keep_audio=not args.no_audio, export_formats=formats)
     outputs = TrackOutputs(overlay=args.out, export=args.export, results_json=args.json,
-                           keep_audio=not args.no_audio)
+                           keep_audio=not args.no_audio, export_formats=formats)
     if not outputs.paths():
         raise UsageError("nothing to write: give --out, --export and/or --json, or --out-dir")
     return outputs

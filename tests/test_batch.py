@@ -245,7 +245,8 @@ def test_manifest_errors_name_every_bad_line(tmp_path):
     assert str(caught.value).splitlines()[1:] == [
         "line 2: not valid JSON (Expecting ',' delimiter at column 39)",
         'line 3: must be a JSON object like {"video": ..., "prompts": ...}',
-        "line 4: unknown key 'fps'; the keys are video, prompts, name, model, motion_aware, outputs, max_frames",
+        "line 4: unknown key 'fps'; the keys are video, prompts, name, model, motion_aware, outputs, max_frames, "
+        "export_formats",
         "line 5: 'prompts' is missing",
         "line 6: the folder name 'a' is already used by line 1; give this line a different 'name'",
         "line 7: unknown output 'csv'; choose from overlay, export, json",

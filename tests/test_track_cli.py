@@ -14,7 +14,9 @@ import av
 import numpy as np
 import pytest
 
+from export_readers import check_tool_exports
 from media_clips import SHARED_VIDEOS, pattern_frame, write_clip
+from sam2_plus.exports.frames import write_frame_images
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_box_csv, read_lasot, read_mask_zip, read_point_tracks, read_results_json
 from sam2_plus.media.rle import encode_rle
@@ -95,7 +97,8 @@ def test_points_on_a_middle_frame(clip, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_sam2plus_mixed_tasks_from_prompts_json(clip, tmp_path, capsys):
-    """SAM 2++ with a box, a point and a mask object in one session, over the first 2 frames."""
+    """SAM 2++ with a box, a point and a mask object in one session, over the first 2 frames; every tool export
+    format, read back by its own reader (tests/export_readers.py), and the review flags in the summary."""
     mask = np.zeros((H, W), bool)
     mask[10:30, 50:80] = True
     prompts = {"objects": [
@@ -107,11 +110,15 @@ def test_sam2plus_mixed_tasks_from_prompts_json(clip, tmp_path, capsys):
     prompts_file.write_text(json.dumps(prompts))
     out, export = tmp_path / "overlay.mp4", tmp_path / "results.zip"
     status, stdout, stderr = run_cli(capsys, clip, "--model", "sam2++", "--device", "cpu", "--prompts",
-                                     prompts_file, "--max-frames", "2", "--out", out, "--export", export)
+                                     prompts_file, "--max-frames", "2", "--out", out, "--export", export,
+                                     "--export-format", "all")
     assert status == 0, stderr
     assert UNTRAINED in stderr and "tracked 2 of 2 frames" in stdout
+    assert "\nreview: " in stdout and "\n  object 3 (mask): " in stdout
     assert_overlay(out, 2, W, H, audio=True)
     assert_exports(unzip(export, tmp_path / "unzipped"), 2, {1: "box", 2: "point", 3: "mask"}, export)
+    write_frame_images(clip, tmp_path / "frames", max_frames=2)
+    check_tool_exports(tmp_path / "unzipped", tmp_path / "frames")
 
 
 @pytest.mark.slow

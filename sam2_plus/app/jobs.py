@@ -81,22 +81,24 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[[TrackRequest, str, Optional[str]], Iterator[JobUpdate]]  # run_job's signature
+JobRunner = Callable[[TrackRequest, str, Optional[str], tuple[str, ...]], Iterator[JobUpdate]]  # run_job's
 
 
-def job_outputs(job_dir: str | os.PathLike) -> TrackOutputs:
+def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()) -> TrackOutputs:
     folder = Path(job_dir)
     return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=folder / OUTPUT_NAMES["export"],
-                        results_json=folder / OUTPUT_NAMES["json"])
+                        results_json=folder / OUTPUT_NAMES["json"], export_formats=export_formats)
 
 
-def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None) -> Iterator[JobUpdate]:
+def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
+            export_formats: tuple[str, ...] = ()) -> Iterator[JobUpdate]:
     """Track a checked request (`plan.plan_job`) through the service in a worker thread and stream its
-    progress. Pure: a request and files in, files out.
+    progress; `export_formats` (checked by the plan too) go into the results ZIP. Pure: a request and files
+    in, files out.
 
     Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
     either way the outputs hold the frames tracked so far and are complete files."""
-    outputs = job_outputs(job_dir)
+    outputs = job_outputs(job_dir, export_formats)
     stop = StopSignal(Path(stop_file)) if stop_file else None
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()

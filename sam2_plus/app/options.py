@@ -1,4 +1,5 @@
-"""The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`)."""
+"""The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`, optionally
+`"export_formats": ["cvat", "coco"]`: formats of sam2_plus.exports added to the results ZIP)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..config import canonical_model_name
+from ..exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from .errors import AppInputError
 from .settings import DEFAULT_MODEL, MODELS
 
@@ -16,9 +18,13 @@ from .settings import DEFAULT_MODEL, MODELS
 class TrackOptions:
     model: str = DEFAULT_MODEL
     motion_aware: bool = False
+    export_formats: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "motion_aware": self.motion_aware}
+        document: dict[str, Any] = {"model": self.model, "motion_aware": self.motion_aware}
+        if self.export_formats:
+            document["export_formats"] = list(self.export_formats)
+        return document
 
 
 def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> TrackOptions:
@@ -52,4 +58,14 @@ def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> Tra
     motion_aware = options.get("motion_aware", False)
     if not isinstance(motion_aware, bool):
         raise AppInputError(f"invalid options: 'motion_aware' must be true or false, got {motion_aware!r}")
-    return TrackOptions(model, motion_aware)
+    return TrackOptions(model, motion_aware, _export_formats(options.get("export_formats", [])))
+
+
+def _export_formats(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise AppInputError(f"invalid options: 'export_formats' must be a list of names of "
+                            f"{', '.join(EXPORT_FORMATS)}, got {value!r}")
+    try:
+        return parse_export_formats(value)
+    except ExportFormatError as e:
+        raise AppInputError(f"invalid options: {e}") from None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..exports import ExportError, check_export_formats
 from ..service import TrackRequest, prepare_request
 from .errors import AppInputError
 from .gpu_time import job_gpu_seconds
@@ -49,6 +50,10 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
         raise AppInputError('no prompts: give the prompts JSON, e.g. {"objects": [{"id": 1, "task": "mask", '
                             '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
     request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware, info=info)
+    try:
+        check_export_formats(parsed.export_formats, request.tasks)
+    except ExportError as e:
+        raise AppInputError(f"invalid options: {e}") from None
     seconds = job_gpu_seconds(request)
     if seconds > limits.max_gpu_seconds:
         raise AppInputError(f"{len(request.objects)} objects through {info.num_frames} frames need about "

@@ -251,7 +251,7 @@ class AppSession:
         job_dir = self.begin_job()
         result = None
         try:
-            for update in run(plan.request, str(job_dir), str(self.stop.path)):
+            for update in run(plan.request, str(job_dir), str(self.stop.path), plan.options.export_formats):
                 result = update.result or result
                 yield update
         finally:

@@ -2,13 +2,14 @@
 
     {"video": "clips/a.mp4", "prompts": {"objects": [...]}}
     {"video": "clips/b.mp4", "prompts": "prompts/b.json", "name": "b-box", "model": "sam2.1-tiny",
-     "motion_aware": true, "outputs": ["json", "export"], "max_frames": 300}
+     "motion_aware": true, "outputs": ["json", "export"], "max_frames": 300, "export_formats": ["cvat", "mot"]}
 
 `video` and a prompts file are relative to the manifest's folder. `prompts` is the prompts JSON of
 `sam2_plus/prompts.py`, inline (an object or JSON text) or a file; it is read and checked against the video
 when the video's turn comes, so a bad prompt fails that line only. `name` (default: the video's file name
 without its suffix) is the video's folder in the output folder. `outputs` picks from "overlay", "export" and
-"json" (the files of `python -m sam2_plus.track --out-dir`).
+"json" (the files of `python -m sam2_plus.track --out-dir`); `export_formats` adds formats of
+`sam2_plus.exports` to the export (`--export-format`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..exports import ExportFormatError, parse_export_formats
 from ..track import OUTPUT_FILES
 
-KEYS = ("video", "prompts", "name", "model", "motion_aware", "outputs", "max_frames")
+KEYS = ("video", "prompts", "name", "model", "motion_aware", "outputs", "max_frames", "export_formats")
 MAX_ERRORS_SHOWN = 20
 MAX_NAME_LENGTH = 200
 RESERVED_NAMES = ("summary.jsonl",)
@@ -43,6 +45,7 @@ class VideoJob:
     outputs: tuple[str, ...]
     motion_aware: bool = False
     max_frames: Optional[int] = None
+    export_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,15 +102,20 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
     if unknown:
         raise ManifestError(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
     video = base / _text(entry, "video", where)
+    name = _name(entry.get("name"), video, where)  # checked in this order: a line's first error is reported
+    prompts = _prompts(entry, base, where)
+    model = _model(entry.get("model", defaults.model), where)
+    outputs = _outputs(entry.get("outputs", defaults.outputs), where)
     return VideoJob(
         line=number,
-        name=_name(entry.get("name"), video, where),
+        name=name,
         video=video,
-        prompts=_prompts(entry, base, where),
-        model=_model(entry.get("model", defaults.model), where),
-        outputs=_outputs(entry.get("outputs", defaults.outputs), where),
+        prompts=prompts,
+        model=model,
+        outputs=outputs,
         motion_aware=_flag(entry.get("motion_aware", False), where),
         max_frames=_max_frames(entry.get("max_frames"), where),
+        export_formats=_export_formats(entry.get("export_formats", []), outputs, where),
     )
 
 
@@ -172,6 +180,18 @@ def _outputs(value: Any, where: str) -> tuple[str, ...]:
     if unknown:
         raise ManifestError(f"{where}: unknown output {unknown[0]!r}; choose from {choices}")
     return tuple(dict.fromkeys(value))
+
+
+def _export_formats(value: Any, outputs: tuple[str, ...], where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ManifestError(f"{where}: 'export_formats' must be a list of format names")
+    try:
+        formats = parse_export_formats(value)
+    except ExportFormatError as e:
+        raise ManifestError(f"{where}: {e}") from None
+    if formats and "export" not in outputs:
+        raise ManifestError(f"{where}: 'export_formats' go into the export; add \"export\" to 'outputs'")
+    return formats
 
 
 def _flag(value: Any, where: str) -> bool:

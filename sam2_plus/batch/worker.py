@@ -72,4 +72,5 @@ def _track_into(staged: Path, job: VideoJob, setup: WorkerSetup, device: Optiona
     request = prepare_request(job.video, prompts, model=job.model, device=device, weights=setup.weights,
                               motion_aware=job.motion_aware, max_frames=job.max_frames)
     report = lambda p: progress(VideoProgress(job.name, p.frames_done, p.frames_total))  # noqa: E731
-    return run_tracking(request, folder_outputs(staged, job.outputs), progress=report, should_stop=should_stop)
+    outputs = folder_outputs(staged, job.outputs, export_formats=job.export_formats)
+    return run_tracking(request, outputs, progress=report, should_stop=should_stop)

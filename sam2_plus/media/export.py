@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -50,6 +50,7 @@ class FrameRecord:
     points: np.ndarray | None  # [N, 2] float32 (x, y), or None
     scores: np.ndarray  # [N] float32 object score
     visible: np.ndarray  # [N] bool
+    motion_scores: np.ndarray | None = None  # [N] float32 Kalman IoU (motion-aware; NaN where not scored)
 
     def __post_init__(self) -> None:
         self.frame_idx = int(self.frame_idx)
@@ -69,6 +70,10 @@ class FrameRecord:
         self.visible = np.asarray(self.visible, dtype=bool).reshape(-1)
         if self.scores.shape != (count,) or self.visible.shape != (count,):
             raise ValueError(f"scores and visible must have {count} entries each")
+        if self.motion_scores is not None:
+            self.motion_scores = np.asarray(self.motion_scores, dtype=np.float32).reshape(-1)
+            if self.motion_scores.shape != (count,):
+                raise ValueError(f"motion_scores must have {count} entries, got {self.motion_scores.shape[0]}")
 
     @property
     def height(self) -> int:
@@ -251,6 +256,14 @@ def read_mask_zip(path: str | os.PathLike) -> MaskZipContents:
 # --------------------------------------------------------------------------- JSON
 
 
+class ResultAnnotator(Protocol):
+    """Extra fields of a results JSON (the review's flags): a header entry and per frame one dict per object."""
+
+    def header(self) -> dict[str, Any]: ...
+
+    def object_fields(self, result: FrameRecord) -> list[dict[str, Any]]: ...
+
+
 class ResultJsonWriter(_Writer):
     """Streams results to JSON: per frame and object the COCO RLE mask, box, point, visibility, score.
 
@@ -262,12 +275,17 @@ class ResultJsonWriter(_Writer):
          "frames": [{"frame": 0, "objects": [{"id": 1, "visible": true, "score": 0.9,
                       "box": [x1, y1, x2, y2] | null, "point": [x, y] | null,
                       "mask": {"size": [H, W], "counts": "..."}}]}]}
+
+    With a `review` (sam2_plus.review.ReviewTracker), the header also has ``"review": {"thresholds", "reasons"}``
+    and every object of a frame ``"flags": [{"reason", "value"}]``.
     """
 
     def __init__(
-        self, path: str | os.PathLike, video: VideoInfo | None = None, tasks: Mapping[int, str] | None = None
+        self, path: str | os.PathLike, video: VideoInfo | None = None, tasks: Mapping[int, str] | None = None,
+        review: ResultAnnotator | None = None,
     ) -> None:
         self.path = Path(path)
+        self._review = review
         self._file = open(self.path, "w", encoding="utf-8")
         self._first_frame = True
         header: dict[str, Any] = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, "video": None, "objects": []}
@@ -280,6 +298,8 @@ class ResultJsonWriter(_Writer):
             }
         if tasks:
             header["objects"] = [{"id": int(obj_id), "task": task} for obj_id, task in tasks.items()]
+        if review is not None:
+            header["review"] = review.header()
         opening = json.dumps(header)[:-1]  # drop the closing brace; frames follow
         self._file.write(opening + ', "frames": [\n')
 
@@ -298,6 +318,9 @@ class ResultJsonWriter(_Writer):
                     "mask": encode_rle(result.masks[i]),
                 }
             )
+        if self._review is not None:
+            for entry, extra in zip(objects, self._review.object_fields(result)):
+                entry.update(extra)
         separator = "" if self._first_frame else ",\n"
         self._first_frame = False
         self._file.write(separator + json.dumps({"frame": result.frame_idx, "objects": objects}))
@@ -537,6 +560,7 @@ class ResultExporter(_Writer):
         folder: str | os.PathLike,
         video: VideoInfo | None = None,
         tasks: Mapping[int, str] | None = None,
+        review: ResultAnnotator | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -551,7 +575,7 @@ class ResultExporter(_Writer):
         }
         self._writers: list[_Writer] = []
         try:
-            self._writers.append(ResultJsonWriter(self.paths["json"], video, tasks))
+            self._writers.append(ResultJsonWriter(self.paths["json"], video, tasks, review))
             self._writers.append(BoxCsvWriter(self.paths["csv"]))
             self._writers.append(LasotWriter(self.paths["lasot"], num_frames))
             self._writers.append(PointTrackWriter(self.paths["points"], num_frames, obj_ids))
