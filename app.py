@@ -179,6 +179,11 @@ class UI:
     track: gr.Button
     stop: gr.Button
     progress: gr.Markdown
+    review: gr.Column
+    timeline: gr.Image
+    previous_flag: gr.Button
+    next_flag: gr.Button
+    flag_note: gr.Markdown
     result_video: gr.Video
     downloads: gr.File
     summary: gr.Textbox
@@ -255,6 +260,15 @@ def _build_frame_column(ui: UI) -> None:
         ui.track = gr.Button("Track", variant="primary", interactive=False)
         ui.stop = gr.Button("Stop", variant="stop", interactive=False)
     ui.progress = gr.Markdown(elem_id="track-progress")
+    with gr.Column(visible=False, elem_id="review") as ui.review:
+        gr.Markdown("**Review**: each object's presence over the frames and the frames to check (flags). Click the "
+                    "timeline to go to a frame.")
+        ui.timeline = gr.Image(show_label=False, interactive=False, type="numpy", elem_id="timeline", buttons=[],
+                               container=False)
+        with gr.Row():
+            ui.previous_flag = gr.Button("◀ Previous flagged frame", size="sm")
+            ui.next_flag = gr.Button("Next flagged frame ▶", size="sm")
+        ui.flag_note = gr.Markdown(elem_id="flag-note")
     ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
     ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
                            "LaSOT, points NPZ), results JSON, overlay MP4", file_count="multiple",
@@ -316,6 +330,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
     _wire_tracking(ui, limits)
+    _wire_review(ui)
 
 
 def _on_gpu(limits: AppLimits) -> dict:
@@ -366,7 +381,8 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
             except (AppInputError, *INPUT_ERRORS) as error:
                 note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
-        cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: ""}
+        cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: "",
+                   ui.review: gr.Column(visible=False), ui.timeline: None, ui.flag_note: ""}
         if session is None:
             return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
                     ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
@@ -378,7 +394,8 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
                 ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
 
     ui.video.change(load_video, [ui.state, ui.video],
-                    [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, *ui.panel],
+                    [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, ui.review,
+                     ui.timeline, ui.flag_note, *ui.panel],
                     **UI_ONLY)
 
 
@@ -387,13 +404,16 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
         if session is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
-        return session.render_view(int(frame), show), editor
+        if session.review is None or session.tracking:  # a running job draws the live timeline
+            return session.render_view(int(frame), show), editor, gr.skip(), gr.skip()
+        return (session.render_view(int(frame), show), editor, session.render_timeline(int(frame)),
+                session.describe_flags(int(frame)))
 
     for trigger in (ui.frame.change, ui.show_results.change):
-        preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor], show_progress="hidden",
-                           trigger_mode="always_last", **UI_ONLY).then)
+        preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
+                           show_progress="hidden", trigger_mode="always_last", **UI_ONLY).then)
     preview_on(ui.model.change)
     preview_on(ui.motion.change)
 
@@ -494,10 +514,33 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
 
     (ui.track.click(start, [ui.state], [ui.track, ui.stop, ui.progress], **UI_ONLY)
      .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
-              [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary], show_progress="full",
+              [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
+               ui.flag_note], show_progress="full",
               show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY)
      .then(finish, [ui.state], [ui.track, ui.stop], **UI_ONLY))
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
+
+
+def _wire_review(ui: UI) -> None:
+    """The timeline of the last results: a click on it, or a flag button, moves the frame view."""
+
+    def timeline_click(session: Optional[AppSession], evt: gr.SelectData) -> int:
+        with user_errors():
+            return require(session).frame_at_timeline(float(evt.index[0]))
+
+    def step_to_flag(forward: bool) -> Callable[[Optional[AppSession], int], Any]:
+        def step(session: Optional[AppSession], frame: int):
+            try:
+                return require(session).flagged_frame(int(frame), forward)
+            except AppInputError as error:
+                gr.Info(str(error))
+                return gr.skip()
+
+        return step
+
+    ui.timeline.select(timeline_click, [ui.state], [ui.frame], **UI_ONLY)
+    ui.previous_flag.click(step_to_flag(False), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
+    ui.next_flag.click(step_to_flag(True), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
 
 
 def _editor_value(session: AppSession, frame: int) -> dict:
@@ -515,7 +558,10 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
                 continue
             text = describe_progress(update.progress)
             progress(update.progress.fraction, desc=text)
-            yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame}
+            live = {} if update.review is None else {ui.review: gr.Column(visible=True),
+                                                     ui.timeline: session.render_timeline(update.frame_idx,
+                                                                                          update.review)}
+            yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame, **live}
     if session.closed:  # a new video replaced this session during the job
         return
     if result.failed:
@@ -523,7 +569,8 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
            ui.result_video: str(result.files.overlay) if result.files.overlay else None,
-           ui.downloads: result.files.downloads() or None}
+           ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
+           ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
 
 
 def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):

@@ -4,6 +4,7 @@
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
   result can be checked against the request that produced it, in milliseconds.
+- `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
 - `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
   frames before it come from the wrapped predictor).
 - `launch_app`: the app launched in-process on 127.0.0.1 at a free port.
@@ -78,6 +79,21 @@ class QuickPredictor(PromptsAsCalls):
         n = len(ids)
         return FrameResult(frame_idx, ids, logits, torch.full((n,), 3.0), torch.zeros(n, 4), torch.zeros(n, 2),
                            [task for task, _, _ in state["objects"].values()])
+
+
+class VanishingPredictor(QuickPredictor):
+    """QuickPredictor whose objects are absent (negative logits and score) on the frames in `absent`."""
+
+    def __init__(self, absent, on_frame=None):
+        super().__init__(on_frame)
+        self.absent = set(absent)
+
+    def _result(self, state, frame_idx):
+        result = super()._result(state, frame_idx)
+        if frame_idx in self.absent:
+            return FrameResult(frame_idx, result.obj_ids, -result.mask_logits.abs(), -result.object_scores,
+                               result.boxes, result.points, result.tasks)
+        return result
 
 
 class FailingPredictor:

@@ -196,6 +196,60 @@ def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
     shot(page, "08-stopped")
 
 
+def click_timeline(page, x: float) -> None:
+    """Click the timeline image at pixel column `x` of the image (vertically in its first row)."""
+    image = page.locator("#timeline img")
+    box = image.bounding_box()
+    width, height = page.evaluate("() => { const i = document.querySelector('#timeline img'); "
+                                  "return [i.naturalWidth, i.naturalHeight]; }")
+    scale = min(box["width"] / width, box["height"] / height)
+    left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
+    image.click(position={"x": left + x * scale, "y": top + 25 * scale})
+
+
+def frame_slider_value(page) -> int:
+    return int(page.locator("#frame-slider input[type=number]").input_value())
+
+
+def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, monkeypatch):
+    """The object is absent on frames 5-7 (a stand-in predictor): the timeline flags frame 5 (lost) and 8
+    (reappeared); a click on the lost flag's mark and the flag buttons move the frame slider there."""
+    from app_fakes import VanishingPredictor
+    from sam2_plus import service
+    from sam2_plus.app.timeline import TimelineLayout
+
+    frames = 12
+    predictor = VanishingPredictor({5, 6, 7})
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    clip = write_clip(tmp_path / "vanishing.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{frames} frames", timeout=60_000)
+    click_frame(page, 0.5, 0.5)
+    wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    page.locator("#timeline img").wait_for(timeout=60_000)
+    shot(page, "09-timeline")
+
+    click_timeline(page, TimelineLayout(num_frames=frames, rows=1).x_of(5) + 3)  # beside the mark: it snaps
+    page.wait_for_function("() => document.querySelector('#flag-note').innerText.includes('Frame 5 is flagged')",
+                           timeout=60_000)
+    assert frame_slider_value(page) == 5
+    assert "object 1: lost" in page.locator("#flag-note").inner_text()
+    page.locator("#timeline").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "10-timeline-flag-clicked.png"))
+
+    page.get_by_role("button", name="Next flagged frame ▶").click()
+    page.wait_for_function("() => document.querySelector('#flag-note').innerText.includes('Frame 8 is flagged')",
+                           timeout=60_000)
+    assert frame_slider_value(page) == 8 and "reappeared" in page.locator("#flag-note").inner_text()
+    page.get_by_role("button", name="◀ Previous flagged frame").click()
+    page.wait_for_function("() => document.querySelector('#flag-note').innerText.includes('Frame 5 is flagged')",
+                           timeout=60_000)
+    assert frame_slider_value(page) == 5
+
+
 def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
     """The session's folder (its copy of the video, its results) goes when the page is closed, not an hour later
     when Gradio drops the closed session's state."""

@@ -18,6 +18,7 @@ import numpy as np
 from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
+from ..review import ObservationLog, ReviewReport
 from ..service import TrackFailed, TrackOutputs, TrackProgress, TrackRequest, TrackSummary, run_tracking
 from .workdirs import StopSignal
 
@@ -53,6 +54,7 @@ class JobResult:
     failure: Optional[str] = None  # the model failed during tracking: what happened (TrackSummary.failure)
     out_of_memory: bool = False
     failed_after: str = ""  # "after frame N" / "before the first frame"
+    review: Optional[ReviewReport] = None  # per-object timelines and flagged frames of the tracked frames
 
     @property
     def failed(self) -> bool:
@@ -78,6 +80,7 @@ class JobUpdate:
     progress: Optional[TrackProgress] = None
     frame: Optional[np.ndarray] = None  # the latest tracked frame with its results drawn
     frame_idx: Optional[int] = None
+    review: Optional[ReviewReport] = None  # the timelines so far (with the live frame)
     result: Optional[JobResult] = None
 
 
@@ -102,7 +105,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     stop = StopSignal(Path(stop_file)) if stop_file else None
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()
-    latest = _Latest()
+    latest = _Latest(request.tasks)
 
     def work() -> None:
         try:
@@ -123,12 +126,15 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
 
 
 class _Latest:
-    """The newest tracked frame, set by the job's thread and read by the stream."""
+    """The newest tracked frame and the observations of every tracked frame, set by the job's thread and read
+    by the stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, tasks: Mapping[int, str]) -> None:
         self.value: Optional[export.FrameRecord] = None
+        self.log = ObservationLog(tasks)
 
     def set(self, result: export.FrameRecord) -> None:
+        self.log.add(result)
         self.value = result
 
 
@@ -157,7 +163,7 @@ def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
                 continue
             last_frame = now
             yield JobUpdate(progress=item, frame=renderer.render(frames[result.frame_idx], result),
-                            frame_idx=result.frame_idx)
+                            frame_idx=result.frame_idx, review=latest.log.report())
 
 
 def _job_result(summary: TrackSummary) -> JobResult:
@@ -165,7 +171,7 @@ def _job_result(summary: TrackSummary) -> JobResult:
     files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"))
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
-                     summary.after_last_frame())
+                     summary.after_last_frame(), summary.review)
 
 
 def describe_progress(progress: TrackProgress) -> str:

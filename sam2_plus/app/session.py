@@ -22,6 +22,7 @@ import numpy as np
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
+from ..review import ReviewReport
 from ..service import TrackRequest, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
@@ -30,6 +31,7 @@ from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
 from .settings import AppLimits
+from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
 MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so that they can be clicked
@@ -282,6 +284,40 @@ class AppSession:
             self._overlay.close()
             self._overlay = None
         self.results = result
+
+    # ------------------------------------------------------------------ review of the results
+    @property
+    def review(self) -> Optional[ReviewReport]:
+        """The last results' per-object timelines and flagged frames."""
+        return None if self.results is None else self.results.review
+
+    def object_names(self) -> dict[int, str]:
+        return {obj_id: obj.name for obj_id, obj in self.objects.items()}
+
+    def render_timeline(self, frame: int, review: Optional[ReviewReport] = None) -> Optional[np.ndarray]:
+        """The timeline of `review` (default: the last results') with `frame` marked; None without one."""
+        review = review or self.review
+        if review is None or not review.objects:
+            return None
+        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame)
+
+    def describe_flags(self, frame: int) -> str:
+        return "" if self.review is None else describe_flags_on(self.review, frame, self.object_names())
+
+    def frame_at_timeline(self, x: float) -> int:
+        """The frame a click at `x` on the timeline image selects."""
+        if self.review is None:
+            raise AppInputError("there is no timeline yet: track first")
+        return frame_at_click(self.review, self.info.num_frames, x)
+
+    def flagged_frame(self, frame: int, forward: bool) -> int:
+        """The next (or previous) flagged frame from `frame`."""
+        if self.review is None:
+            raise AppInputError("there are no results to review yet: track first")
+        found = self.review.next_flagged(frame) if forward else self.review.previous_flagged(frame)
+        if found is None:
+            raise AppInputError(f"no flagged frame {'after' if forward else 'before'} frame {frame}")
+        return found
 
     # ------------------------------------------------------------------ the frame view
     def frame(self, index: int) -> np.ndarray:

@@ -7,10 +7,11 @@ Layout (Ultralytics' own)::
     images/train/                    the frames, not included (see below)
 
 A class is an object (class k is the k-th object of the prompts). A detection line is
-``class x_centre y_centre width height`` (the box clipped to the frame), a segmentation line ``class x1 y1 x2 y2 ...``, normalised by the
-frame's width and height; an object in several parts has one segmentation line per part. The vertices
-are the centres of the mask's edge pixels, as Ultralytics' own mask converter writes them, so Ultralytics and
-supervision fill them back to the same pixels (``polygons`` says more). The labels refer to the frames by name: put the video's
+``class x_centre y_centre width height`` (the box clipped to the frame), a segmentation line
+``class x1 y1 x2 y2 ...``, normalised by the frame's width and height; an object in several parts has one
+segmentation line per part. The vertices are the centres of the mask's edge pixels, as Ultralytics' own mask
+converter writes them, so Ultralytics and supervision fill them back to the same pixels (``polygons`` says
+more). The labels refer to the frames by name: put the video's
 frames in ``images/train/`` as ``frame_000000.jpg`` and so on (``python -m sam2_plus.exports.frames VIDEO
 DIR/images/train``), and the folder is a dataset that Ultralytics trains on; CVAT's "Ultralytics YOLO" importers
 match the same names to a video task's frames.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,28 @@ class ReviewReport:
     @property
     def flag_count(self) -> int:
         return sum(len(timeline.flags) for timeline in self.objects)
+
+    @property
+    def flagged_frames(self) -> tuple[int, ...]:
+        """Every frame flagged for any object, in order."""
+        return tuple(sorted({flag.frame for timeline in self.objects for flag in timeline.flags}))
+
+    def flags_on(self, frame: int) -> dict[int, tuple[Flag, ...]]:
+        """The flags of `frame` per object id (objects without a flag there left out)."""
+        found = {timeline.obj_id: timeline.flags_on(frame) for timeline in self.objects}
+        return {obj_id: flags for obj_id, flags in found.items() if flags}
+
+    def next_flagged(self, frame: int) -> Optional[int]:
+        """The first frame after `frame` flagged for any object, or None."""
+        frames = self.flagged_frames
+        index = bisect.bisect_right(frames, frame)
+        return frames[index] if index < len(frames) else None
+
+    def previous_flagged(self, frame: int) -> Optional[int]:
+        """The last frame before `frame` flagged for any object, or None."""
+        frames = self.flagged_frames
+        index = bisect.bisect_left(frames, frame)
+        return frames[index - 1] if index > 0 else None
 
     def describe(self, first: int = 5) -> list[str]:
         """Lines for people: one per object (see ObjectTimeline.describe)."""
@@ -181,6 +204,33 @@ class ReviewTracker:
 
     def report(self) -> ReviewReport:
         return ReviewReport(tuple(state.timeline() for state in self._objects.values()), self.thresholds)
+
+
+class ObservationLog:
+    """Observations of frames that arrive in any order (a live run: a backward pass after a forward one),
+    from one thread, while another asks for the report so far (`report`: frames sorted, then flagged)."""
+
+    def __init__(self, tasks: Optional[Mapping[int, str]] = None) -> None:
+        self.tasks = {int(obj_id): task for obj_id, task in (tasks or {}).items()}
+        self._observations: dict[int, dict[int, Observation]] = {}  # object -> frame -> observation
+        self._lock = threading.Lock()
+
+    def add(self, result: FrameRecord) -> None:
+        observed = [(obj_id, observation(result, i)) for i, obj_id in enumerate(result.obj_ids)]
+        with self._lock:
+            for obj_id, seen in observed:
+                self._observations.setdefault(int(obj_id), {})[seen.frame] = seen
+
+    def report(self, thresholds: ReviewThresholds = ReviewThresholds()) -> ReviewReport:
+        with self._lock:
+            snapshot = {obj_id: dict(frames) for obj_id, frames in self._observations.items()}
+        timelines = []
+        for obj_id, frames in snapshot.items():
+            state = _ObjectState(obj_id, self.tasks.get(obj_id, "mask"))
+            for frame in sorted(frames):
+                state.add(frames[frame], thresholds)
+            timelines.append(state.timeline())
+        return ReviewReport(tuple(timelines), thresholds)
 
 
 def review_results(results: Iterable[FrameRecord], tasks: Optional[Mapping[int, str]] = None,
