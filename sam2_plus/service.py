@@ -31,6 +31,8 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
+from .effects.outputs import EffectOutputs, EffectWriter
+from .effects.settings import EffectError
 from .media import export
 from .media.decode import FrameSource, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
 MOTION_MODULE = "sam2_plus.motion"
+FOLDER_OUTPUTS = ("export", "cutout_png")  # outputs that are a .zip or else a folder
 
 
 class TrackError(RuntimeError):
@@ -84,11 +87,15 @@ class TrackOutputs:
     export: Optional[Path] = None  # ".zip": masks, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz;
     #                                any other path: a folder with the same files (masks.zip for the PNGs)
     results_json: Optional[Path] = None  # the results JSON on its own
-    keep_audio: bool = True  # copy the source's audio into the overlay
+    keep_audio: bool = True  # copy the source's audio into the overlay (and the effect video)
+    effects: Optional[EffectOutputs] = None  # the effect video and cut-outs (sam2_plus/effects)
 
     def paths(self) -> dict[str, Path]:
         named = {"overlay": self.overlay, "export": self.export, "json": self.results_json}
-        return {name: Path(path) for name, path in named.items() if path is not None}
+        paths = {name: Path(path) for name, path in named.items() if path is not None}
+        if self.effects is not None:  # a PNG sequence may go into the export's ZIP
+            paths.update((name, p) for name, p in self.effects.paths().items() if p != paths.get("export"))
+        return paths
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ class TrackSummary:
     seconds: float  # the whole job
     model_seconds: float  # inside the predictor (prompts and propagation)
     load_seconds: float  # building the predictor (0 when it was cached)
-    written: Mapping[str, Path] = field(default_factory=dict)  # "overlay" / "export" / "json" -> path
+    written: Mapping[str, Path] = field(default_factory=dict)  # TrackOutputs.paths() name -> path
     failure: Optional[str] = None  # when the model failed during tracking: what happened
     out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
 
@@ -229,13 +236,23 @@ def check_outputs(outputs: TrackOutputs, video: Path) -> None:
         if resolved in seen:
             raise TrackError(f"the {name} and {seen[resolved]} outputs are both {path}")
         seen[resolved] = name
-        if name != "export" and path.is_dir():
+        zip_or_folder = name in FOLDER_OUTPUTS
+        if not zip_or_folder and path.is_dir():
             raise TrackError(f"the {name} output {path} is a folder; give a file name")
-        folder = path.parent if (name != "export" or path.suffix.lower() == ".zip") else path
+        folder = path.parent if (not zip_or_folder or path.suffix.lower() == ".zip") else path
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackError(f"cannot create the folder for the {name} output {path}: {e.strerror or e}") from None
+
+
+def check_effects(effects: EffectOutputs, tasks: Mapping[int, str]) -> None:
+    """The effects name only tracked objects (TrackError) and the cut-outs' encoders exist (EncodeError)."""
+    try:
+        effects.settings.check_objects(tasks)
+    except EffectError as e:
+        raise TrackError(str(e)) from None
+    effects.check()
 
 
 def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
@@ -246,6 +263,8 @@ def check_request(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     check_motion_aware(request.motion_aware)
     device = resolve_device(request.device)
     check_outputs(outputs, request.video)
+    if outputs.effects is not None:
+        check_effects(outputs.effects, request.tasks)
     if check_weights_file:
         check_weights(request.weights or weights_from_env())
     return model, device
@@ -549,6 +568,8 @@ def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int
             sink.add(open_export(outputs.export, frames.info, tasks))
         if outputs.results_json is not None:
             sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks))
+        if outputs.effects is not None:  # after the export: it may add files to the export's ZIP when closed
+            sink.add(EffectWriter(outputs.effects, frames, tasks, keep_audio=outputs.keep_audio))
     except Exception:
         sink.close()
         raise

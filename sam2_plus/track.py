@@ -5,6 +5,7 @@
     python -m sam2_plus.track VIDEO --points "x,y;x,y" --labels 1,0 --frame 10 --out overlay.mp4
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip
     python -m sam2_plus.track VIDEO --prompts prompts.json --out-dir results/   # overlay.mp4, results.zip, .json
+    python -m sam2_plus.track VIDEO --prompts prompts.json --effect 1=blur --background erase --out-dir results/
 
 Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
 outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
@@ -19,12 +20,15 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, TextIO
 
 import numpy as np
 
 from .config import MODEL_CONFIG_FILES
+from .effects.cli import add_effect_arguments, effect_outputs
+from .effects.settings import EffectError
 from .media.decode import MediaError
 from .media.encode import EncodeError
 from .media.rle import encode_rle
@@ -47,7 +51,7 @@ EXIT_INTERRUPTED = 130
 EXIT_MODEL_FAILED = 1
 
 # Errors that mean "this input cannot be used": one line on stderr and exit status 2, no traceback.
-INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, OSError)
+INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, EffectError, OSError)
 
 # --out-dir's files, by TrackOutputs.paths() name; `python -m sam2_plus.batch` writes each video's folder so.
 OUTPUT_FILES = {"overlay": "overlay.mp4", "export": "results.zip", "json": "results.json"}
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out-dir", type=Path, metavar="DIR",
                      help=f"all three into DIR: {', '.join(OUTPUT_FILES.values())} (instead of --out, --export "
                           "and --json)")
+    add_effect_arguments(parser)
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
                                                              f"(overrides ${WEIGHTS_ENV})")
@@ -298,14 +303,15 @@ def folder_outputs(folder: Path, wanted: Sequence[str] = tuple(OUTPUT_FILES), ke
 
 
 def command_outputs(args: argparse.Namespace) -> TrackOutputs:
-    single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json))
-              if value]
+    single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json),
+                                       ("--effect-out", args.effect_out), ("--cutout", args.cutout)) if value]
     if args.out_dir is not None:
         if single:
             raise UsageError(f"--out-dir names every output; drop {', '.join(single)}")
-        return folder_outputs(args.out_dir, keep_audio=not args.no_audio)
+        outputs = folder_outputs(args.out_dir, keep_audio=not args.no_audio)
+        return replace(outputs, effects=effect_outputs(args, read_prompts_text, outputs.export))
     outputs = TrackOutputs(overlay=args.out, export=args.export, results_json=args.json,
-                           keep_audio=not args.no_audio)
+                           keep_audio=not args.no_audio, effects=effect_outputs(args, read_prompts_text))
     if not outputs.paths():
         raise UsageError("nothing to write: give --out, --export and/or --json, or --out-dir")
     return outputs
