@@ -19,6 +19,9 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 - MEDIA_FRAME_SECONDS: decoding, drawing and H.264 encoding of one frame, which stay on the CPU:
   bench/bench_media.py measured 4.3 + 2.8 + 11.3 ms at 1280x720; scaled by the pixel count to 1920x1080
   (the largest default size) and rounded up.
+- EFFECT_FRAME_SECONDS / CUTOUT_FRAME_SECONDS: composing the effects and encoding the effect MP4, and each
+  cut-out format (sam2_plus/effects): bench/bench_effects.py at 1280x720 measured the effect video at 0.8-1.1x
+  the overlay's time, and each cut-out as below; scaled like MEDIA_FRAME_SECONDS.
 - SAFETY: the published speeds come from a dedicated A100 and an optimised benchmark loop; ours is eager
   PyTorch on a shared ZeroGPU slice, with first-call CUDA warm-up and exports (mask PNGs, RLE) on top.
 - SETUP_SECONDS: ZeroGPU attaching the GPU, moving the model there (base+ is 0.3 GB, large 0.9 GB) and
@@ -28,9 +31,10 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..effects.settings import EffectSettings
 from ..media.decode import probe
 from ..prompts import parse_prompts
 from .options import parse_options
@@ -45,19 +49,32 @@ MODEL_FRAME_SECONDS = {
 ENCODER_SHARE = 0.5
 OBJECT_SHARE = 0.5
 MEDIA_FRAME_SECONDS = 0.04
+EFFECT_FRAME_SECONDS = 0.04
+CUTOUT_FRAME_SECONDS = {"webm": 0.06, "mov": 0.25, "png": 0.15}
 SAFETY = 3.0
 SETUP_SECONDS = 20.0
 
 
-def estimate_gpu_seconds(frames: int, objects: int, model: str) -> int:
-    """GPU seconds to request for tracking `objects` objects through `frames` frames."""
+def estimate_gpu_seconds(frames: int, objects: int, model: str, effects: Optional[EffectSettings] = None) -> int:
+    """GPU seconds to request for tracking `objects` objects through `frames` frames (with `effects`)."""
     model_seconds = MODEL_FRAME_SECONDS.get(canonical_model_name(model), max(MODEL_FRAME_SECONDS.values()))
-    per_frame = MEDIA_FRAME_SECONDS + model_seconds * (ENCODER_SHARE + OBJECT_SHARE * max(objects, 1))
+    per_frame = media_frame_seconds(effects) + model_seconds * (ENCODER_SHARE + OBJECT_SHARE * max(objects, 1))
     return int(math.ceil(SETUP_SECONDS + frames * per_frame * SAFETY))
+
+
+def media_frame_seconds(effects: Optional[EffectSettings] = None) -> float:
+    """Decoding, drawing and encoding one frame, with the effect video and cut-outs when effects are chosen."""
+    seconds = MEDIA_FRAME_SECONDS
+    if effects is not None:
+        seconds += EFFECT_FRAME_SECONDS
+        if effects.erases_background:
+            seconds += sum(CUTOUT_FRAME_SECONDS[kind] for kind in effects.cutout)
+    return seconds
 
 
 def job_gpu_seconds(video: str, prompts_json: str, options_json: str, *_: Any, **__: Any) -> int:
     """`spaces.GPU(duration=...)` of the tracking job: called with the job's own arguments."""
     frames = probe(video).num_frames
     objects = len(parse_prompts(prompts_json))
-    return estimate_gpu_seconds(frames, objects, parse_options(options_json).model)
+    options = parse_options(options_json)
+    return estimate_gpu_seconds(frames, objects, options.model, options.effects)

@@ -1,13 +1,15 @@
-"""The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`)."""
+"""The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`, optionally `"effects"`:
+the object of sam2_plus/effects/settings.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..effects.settings import EffectError, EffectSettings, parse_effects
 from .errors import AppInputError
 from .settings import DEFAULT_MODEL, MODELS
 
@@ -16,9 +18,13 @@ from .settings import DEFAULT_MODEL, MODELS
 class TrackOptions:
     model: str = DEFAULT_MODEL
     motion_aware: bool = False
+    effects: Optional[EffectSettings] = None  # None: no effect video, no cut-outs
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "motion_aware": self.motion_aware}
+        document: dict[str, Any] = {"model": self.model, "motion_aware": self.motion_aware}
+        if self.effects is not None:
+            document["effects"] = self.effects.to_json()
+        return document
 
 
 def parse_options(options: str | Mapping[str, Any] | None) -> TrackOptions:
@@ -49,4 +55,13 @@ def parse_options(options: str | Mapping[str, Any] | None) -> TrackOptions:
     motion_aware = options.get("motion_aware", False)
     if not isinstance(motion_aware, bool):
         raise AppInputError(f"invalid options: 'motion_aware' must be true or false, got {motion_aware!r}")
-    return TrackOptions(model, motion_aware)
+    return TrackOptions(model, motion_aware, _effects(options.get("effects")))
+
+
+def _effects(value: Any) -> Optional[EffectSettings]:
+    if value is None:
+        return None
+    try:
+        return parse_effects(value)
+    except EffectError as e:
+        raise AppInputError(f"invalid options: {e}") from None

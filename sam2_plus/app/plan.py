@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..effects.settings import EffectError
 from ..service import check_request, prepare_request
 from .errors import AppInputError
 from .gpu_time import estimate_gpu_seconds
@@ -41,7 +42,12 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
                             '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
     request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware)
     check_request(request)
-    seconds = estimate_gpu_seconds(info.num_frames, len(request.objects), parsed.model)
+    if parsed.effects is not None:
+        try:
+            parsed.effects.check_objects(request.tasks)
+        except EffectError as e:
+            raise AppInputError(f"invalid options: {e}") from None
+    seconds = estimate_gpu_seconds(info.num_frames, len(request.objects), parsed.model, parsed.effects)
     if seconds > limits.max_gpu_seconds:
         raise AppInputError(f"{len(request.objects)} objects through {info.num_frames} frames need about "
                             f"{seconds} s of GPU time; the limit is {limits.max_gpu_seconds} s "
