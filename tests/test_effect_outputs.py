@@ -19,6 +19,7 @@ from sam2_plus.app import gpu_time, jobs
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.options import TrackOptions, parse_options
 from sam2_plus.app.plan import plan_job
+from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.effects.outputs import EffectOutputs
 from sam2_plus.effects.render import EffectRenderer
@@ -150,6 +151,24 @@ def test_options_carry_the_effects_and_check_them(clip):
         parse_options({"effects": {"background": "blurry"}})
     with pytest.raises(AppInputError, match="invalid options: effects.objects names object 9"):
         plan_job(clip, json.dumps(PROMPTS), {"effects": {"objects": {"9": "blur"}}}, AppLimits())
+
+
+def test_the_apps_effect_choices_become_the_options(clip):
+    session = AppSession.open(clip, AppLimits())
+    try:
+        assert session.effect_settings("none") is None  # nothing chosen: no effect outputs
+        session.set_effect("blur")
+        session.add_object()
+        settings = session.effect_settings("erase")
+        assert settings.chosen([1, 2]) == (1, 2) and settings.background.name == "erase"
+        assert settings.effect_for(1).name == "blur" and settings.effect_for(2).is_none
+        with pytest.raises(AppInputError, match="unknown effect 'glow'; choose one of none, blur"):
+            session.set_effect("glow")
+        session.select(1)
+        session.remove_selected()
+        assert session.effect_settings("none") is None
+    finally:
+        session.close()
 
 
 def test_effects_and_cutouts_ask_for_more_gpu_time():

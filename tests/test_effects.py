@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from sam2_plus.effects.render import EffectRenderer, gaussian_blur
-from sam2_plus.effects.settings import EffectError, EffectSettings, parse_color, parse_effect_flag, parse_effects, \
-    OBJECT_EFFECTS
+from sam2_plus.effects.settings import (
+    OBJECT_EFFECTS, EffectError, EffectSettings, parse_color, parse_effect_flag, parse_effects,
+)
 from sam2_plus.media.export import FrameResult
 from sam2_plus.media.render import color_for_id
 
@@ -157,6 +158,14 @@ def test_alpha_is_the_chosen_objects_and_feathering_softens_it(frame):
     assert soft.alpha[30, 65] == 255 and 0 < soft.alpha[30, 65 + 12] < 255
     rgba = soft.rgba(clear_transparent=True)
     assert (rgba[soft.alpha == 0] == 0).all()
+
+
+def test_the_alpha_matte_does_not_change_the_picture(frame):
+    """A cut-out without a background effect: the colours are the effect frame's, feathered edges included."""
+    settings = {"objects": {"1": "fill"}, "feather": 2}
+    with_alpha = compose(settings, frame, result_of([disc(45, 30, 10)]), alpha=True)
+    assert np.array_equal(with_alpha.rgb, compose(settings, frame, result_of([disc(45, 30, 10)])).rgb)
+    assert with_alpha.alpha[30, 45] == 255 and with_alpha.alpha[0, 0] == 0
 
 
 def test_an_object_effect_stays_inside_its_feathered_edge(frame):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam2_plus.media.alpha import AlphaVideoWriter, alpha_encoder_available, read_alpha_video, read_rgba_png, \
-    rgba_png
+from sam2_plus.media.alpha import (
+    AlphaVideoWriter, alpha_encoder_available, read_alpha_video, read_rgba_png, rgba_png,
+)
 from sam2_plus.media.decode import FrameSource, probe
 
 H, W = 37, 51  # odd: neither format pads

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 from .outputs import EffectOutputs
-from .settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectError, EffectSettings, parse_effect_flag, \
-    parse_effects
+from .settings import (
+    BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectError, EffectSettings, parse_effect_flag, parse_effects,
+)
 
 CUTOUT_SUFFIXES = {".webm": "webm", ".mov": "mov"}  # any other --cutout path: a PNG sequence (.zip or folder)
 

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from ..media.export import FrameResult
-from ..media.render import color_for_id
-from .settings import Color, Effect, EffectSettings
+from ..media.render import Color, color_for_id
+from .settings import Effect, EffectSettings
 
 BLACK: Color = (0, 0, 0)
 MIN_PYRAMID_SIGMA = 2.0  # a blur is done at the smallest pyramid level where its sigma stays at least this
@@ -194,15 +194,16 @@ class EffectRenderer:
         image = np.array(frame, dtype=np.uint8, copy=True)
         for obj_id, region in regions.items():
             self._apply_object_effect(image, obj_id, region)
-        alpha = None
-        background = self.settings.background
-        if self.with_alpha or not background.is_none:
-            image, alpha = self._apply_background(image, frame, list(regions.values()))
+        matte = None
+        if self.with_alpha or not self.settings.background.is_none:
+            matte = self._matte(list(regions.values()), result.height, result.width)
+        if not self.settings.background.is_none:
+            image = self._apply_background(image, frame, matte)
         for obj_id, region in regions.items():
             effect = self.settings.effect_for(obj_id)
             if effect.name == "outline":
                 draw_outline(image, region, effect.color or color_for_id(obj_id), effect.thickness)
-        return EffectFrame(image, alpha if self.with_alpha else None)
+        return EffectFrame(image, matte.alpha(result.height, result.width) if self.with_alpha else None)
 
     def _regions(self, result: FrameResult) -> dict[int, np.ndarray]:
         radius = self.settings.point_radius or default_point_radius(result.height, result.width)
@@ -227,21 +228,38 @@ class EffectRenderer:
         weights = soft_weights(mask, self.settings.feather) if self.settings.feather else None
         paste(crop, operation(image, window), mask, weights)
 
-    def _apply_background(self, image: np.ndarray, frame: np.ndarray,
-                          regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """The background's effect outside the union of the regions; returns the image and the alpha matte."""
-        height, width = frame.shape[:2]
-        alpha = np.zeros((height, width), np.uint8)
-        output = background_image(frame, self.settings.background)
+    def _matte(self, regions: list[np.ndarray], height: int, width: int) -> "Matte":
+        """The union of the chosen objects' regions, feathered, in the window that holds it."""
         if not regions:
-            return output, alpha
+            return Matte(None, None, None)
         union = np.logical_or.reduce(regions) if len(regions) > 1 else regions[0]
         window = bounding_window(union).grown(math.ceil(3 * self.settings.feather), height, width)
         mask = union[window.slices]
-        weights = soft_weights(mask, self.settings.feather) if self.settings.feather else None
-        paste(output[window.slices], image[window.slices], mask, weights)
-        alpha[window.slices] = mask * np.uint8(255) if weights is None else np.rint(weights * 255).astype(np.uint8)
-        return output, alpha
+        return Matte(window, mask, soft_weights(mask, self.settings.feather) if self.settings.feather else None)
+
+    def _apply_background(self, image: np.ndarray, frame: np.ndarray, matte: "Matte") -> np.ndarray:
+        """The background's effect on the frame, with `image` (the objects and their effects) inside the matte."""
+        output = background_image(frame, self.settings.background)
+        if matte.window is not None:
+            paste(output[matte.window.slices], image[matte.window.slices], matte.mask, matte.weights)
+        return output
+
+
+@dataclass(frozen=True)
+class Matte:
+    """The chosen objects in `window` (none visible: all None): 0/1 mask, and float weights when feathered."""
+
+    window: Optional[Window]
+    mask: Optional[np.ndarray]
+    weights: Optional[np.ndarray]
+
+    def alpha(self, height: int, width: int) -> np.ndarray:
+        """HxW uint8: 255 in the chosen objects, 0 outside, soft at a feathered edge."""
+        alpha = np.zeros((height, width), np.uint8)
+        if self.window is not None:
+            alpha[self.window.slices] = (self.mask * np.uint8(255) if self.weights is None
+                                         else np.rint(self.weights * 255).astype(np.uint8))
+        return alpha
 
 
 def _window_effect(effect: Effect) -> Optional[WindowEffect]:

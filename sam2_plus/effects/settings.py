@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
-Color = tuple[int, int, int]  # RGB
+from ..media.render import Color
 
 OBJECT_EFFECTS = ("none", "blur", "pixelate", "fill", "outline")
 BACKGROUND_EFFECTS = ("none", "blur", "grayscale", "fill", "erase", "spotlight")

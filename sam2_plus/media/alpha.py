@@ -4,10 +4,9 @@
         writer.write(rgba, timestamp=seconds)        # HxWx4 uint8, straight (not premultiplied) alpha
     frames = list(read_alpha_video("cutout.webm"))  # RGBA frames back
 
-- ``webm``: VP9 in WebM, ``yuva420p`` (Chromium, Firefox, Premiere, DaVinci Resolve and After Effects read
-  its alpha); small, lossy.
-- ``mov``: ProRes 4444 in QuickTime, ``yuva444p10le`` (Final Cut, Premiere, Resolve); alpha kept exactly,
-  about 1 MB a 1280x720 frame, and FFmpeg's encoder is slow (``bench/bench_effects.py``).
+- ``webm``: VP9 in WebM, ``yuva420p`` (browsers show its alpha); small, lossy.
+- ``mov``: ProRes 4444 in QuickTime, ``yuva444p10le`` (the usual alpha format of editing software); alpha kept
+  exactly, about 1 MB a 1280x720 frame, and FFmpeg's encoder is slow (``bench/bench_effects.py``).
 - ``rgba_png``: one RGBA PNG (for a PNG sequence).
 
 Sizes need not be even (VP9 and 4:4:4 ProRes take odd ones); audio is not written.
