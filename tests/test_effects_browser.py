@@ -1,38 +1,33 @@
-"""Effects in a real browser (Playwright for Python, Debian's /usr/bin/chromium, as tests/test_app_browser.py):
-choose an object's effect and the background's, track, play the effect MP4 in the result player, and
-download the cut-out, whose alpha is the tracked mask. The stand-in predictor of tests/app_fakes.py does the
-tracking, so this takes seconds; screenshots go to test-artifacts/browser/."""
+"""Effects through the app: in a real browser (Playwright for Python, Debian's /usr/bin/chromium, as
+tests/test_app_browser.py) choose an object's effect and the background's, track, play the effect MP4 in the
+result player, and download the cut-out, whose alpha is the tracked mask; through /track (gradio_client) the
+options JSON's effects put the effect files into the results ZIP. The stand-in predictor of tests/app_fakes.py
+does the tracking, so this takes seconds; screenshots go to test-artifacts/browser/."""
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file
 
 from app_fakes import QuickPredictor, launch_app
-from media_clips import pattern_frame, write_clip
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from media_clips import write_clip
 from sam2_plus import service
 from sam2_plus.app import preview
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.alpha import read_alpha_video
 from sam2_plus.media.export import read_results_json
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 H, W, T = 64, 96, 8
 TIMEOUT = 120_000  # ms, on a busy 2-core machine
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +39,17 @@ def app_url(tmp_path_factory):
             yield url
 
 
+def textured_frame(index: int) -> np.ndarray:
+    """Colour ramps under a checkerboard that moves, so that the screenshots show what the effects do."""
+    yy, xx = np.mgrid[:H, :W]
+    checks = ((xx + 2 * index) // 6 + yy // 6) % 2 * 60
+    return np.stack([xx * 255 // W, yy * 255 // H, 255 - xx * 255 // W], axis=-1).astype(np.uint8) // 2 + \
+        checks[..., None].astype(np.uint8) + 40
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    frames = [pattern_frame(i, H, W) for i in range(T)]
+    frames = [textured_frame(i) for i in range(T)]
     return write_clip(tmp_path_factory.mktemp("browser") / "clip.mp4", frames, fps=10, audio_codec="aac")
 
 
@@ -60,34 +63,38 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
-    started = time.monotonic()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            page.goto(app_url)
-            page.locator("input[type=file]").first.set_input_files(str(clip))
-            wait_text(page, "#status", f"{T} frames, {W}x{H}")
-            image = page.locator("#frame-view img")
-            box = image.bounding_box()  # the view is the video enlarged by a whole factor, centred
-            image.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.5})
-            wait_text(page, "#status", "Preview of object 1 on frame 0")
+def test_track_api_returns_the_effect_files_in_the_results_zip(app_url, clip):
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[30, 30]]}]}]}
+    options = {"model": "sam2++", "effects": {"objects": {"1": "blur"}, "background": "erase", "cutout": ["png"]}}
+    overlay, results_zip, _ = Client(app_url, verbose=False).predict(
+        handle_file(str(clip)), json.dumps(prompts), json.dumps(options), api_name="/track")
+    assert Path(overlay).name == "sam2plus_overlay.mp4"
+    with zipfile.ZipFile(results_zip) as archive:
+        names = set(archive.namelist())
+    assert {"sam2plus_effect.mp4", f"cutout/{T - 1:05d}.png"} <= names and "sam2plus_cutout.webm" not in names
 
-            choose(page, "Effect of the selected object", "pixelate")
-            wait_text(page, "#status", "object 1: effect pixelate")
-            choose(page, "Background effect", "erase")
-            page.get_by_role("button", name="Track", exact=True).click()
-            wait_text(page, "#track-progress", "Done")
-            played = play_result(page)
-            page.screenshot(path=str(ARTIFACTS / "effects-tracked.png"), full_page=True)
-            files = download(page, tmp_path)
-        finally:
-            browser.close()
-    assert not errors, errors
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian Chromium is not installed at /usr/bin/chromium")
+def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
+    pytest.importorskip("playwright.sync_api")
+    started = time.monotonic()
+    with open_page(app_url) as page:
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        wait_text(page, "#status", f"{T} frames, {W}x{H}")
+        page.get_by_label("Box (two clicks)").check()
+        click_frame(page, 0.2, 0.2)
+        wait_text(page, "#status", "first corner set")
+        click_frame(page, 0.6, 0.85)
+        wait_text(page, "#status", "Preview of object 1 on frame 0")
+
+        choose(page, "Effect of the selected object", "pixelate")
+        wait_text(page, "#status", "object 1: effect pixelate")
+        choose(page, "Background effect", "erase")
+        page.get_by_role("button", name="Track", exact=True).click()
+        wait_text(page, "#track-progress", "Done")
+        played = play_result(page)
+        page.screenshot(path=str(ARTIFACTS / "effects-tracked.png"), full_page=True)
+        files = download(page, tmp_path)
     assert played["src"].split("?")[0].endswith("sam2plus_effect.mp4")
     assert played["duration"] > 0 and played["time"] > 0 and (played["width"], played["height"]) == (W, H)
     _, results = read_results_json(files["sam2plus_results.json"])
