@@ -103,16 +103,12 @@ def pixelate_window(image: np.ndarray, window: Window, block: int) -> np.ndarray
     grid = Window(window.y0 - window.y0 % block, min(-(-window.y1 // block) * block, height),
                   window.x0 - window.x0 % block, min(-(-window.x1 // block) * block, width))
     crop = image[grid.slices]
-    rows, cols = -(-crop.shape[0] // block), -(-crop.shape[1] // block)
-    means = np.empty((rows, cols, crop.shape[2]), np.uint8)
-    for r in range(rows):  # one call per row of blocks: INTER_AREA averages whole blocks exactly
-        band = crop[r * block:(r + 1) * block]
-        full = band.shape[1] // block
-        if full:
-            means[r, :full] = cv2.resize(band[:, :full * block], (full, 1), interpolation=cv2.INTER_AREA)[0]
-        if full < cols:
-            means[r, full] = band[:, full * block:].reshape(-1, crop.shape[2]).mean(axis=0).round()
-    big = cv2.resize(means, (cols * block, rows * block), interpolation=cv2.INTER_NEAREST)
+    sums = cv2.integral(crop)  # (h + 1) x (w + 1): block sums from four corners, partial blocks included
+    ys = np.minimum(np.arange(0, crop.shape[0] + block, block), crop.shape[0])
+    xs = np.minimum(np.arange(0, crop.shape[1] + block, block), crop.shape[1])
+    totals = sums[ys[1:]][:, xs[1:]] - sums[ys[:-1]][:, xs[1:]] - sums[ys[1:]][:, xs[:-1]] + sums[ys[:-1]][:, xs[:-1]]
+    means = np.rint(totals / (np.diff(ys)[:, None, None] * np.diff(xs)[None, :, None])).astype(np.uint8)
+    big = cv2.resize(means, (means.shape[1] * block, means.shape[0] * block), interpolation=cv2.INTER_NEAREST)
     return big[: crop.shape[0], : crop.shape[1]][window.within(grid)]
 
 
