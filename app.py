@@ -35,6 +35,7 @@ from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
 from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
+from sam2_plus.effects.settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectSettings
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.media.export import FrameRecord
 from sam2_plus.prompts import TASKS
@@ -51,7 +52,9 @@ API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
     "sam2_plus/prompts.py, e.g. {\"objects\": [{\"id\": 1, \"task\": \"box\", \"prompts\": [{\"frame\": 0, "
     "\"box\": [10, 20, 200, 180]}]}]}. options: JSON, e.g. {\"model\": \"sam2++\", \"motion_aware\": false}; "
-    f"model is one of {', '.join(MODELS)}. Returns the overlay MP4, the results ZIP and the results JSON."
+    f"model is one of {', '.join(MODELS)}; an optional \"effects\" object (README: Effects and cut-outs) adds the "
+    "effect MP4 and, when the background is erased, cut-outs with alpha to the results ZIP. Returns the overlay "
+    "MP4, the results ZIP and the results JSON."
 )
 
 
@@ -60,9 +63,9 @@ API_DESCRIPTION = (
 
 @spaces.GPU(duration=job_gpu_seconds)
 def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-              export_formats: tuple[str, ...] = ()) -> Iterator[JobUpdate]:
+              export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file, export_formats)
+    yield from run_job(request, job_dir, stop_file, export_formats, effects)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
@@ -166,6 +169,8 @@ class UI:
     remove: gr.Button
     name: gr.Textbox
     task: gr.Radio
+    effect: gr.Dropdown
+    background: gr.Dropdown
     tool: gr.Radio
     undo: gr.Button
     clear: gr.Button
@@ -191,7 +196,7 @@ class UI:
     @property
     def panel(self) -> list[gr.components.Component]:
         """What an edit of the objects or prompts updates."""
-        return [self.view, self.objects, self.objects_html, self.name, self.task, self.status]
+        return [self.view, self.objects, self.objects_html, self.name, self.task, self.effect, self.status]
 
     @property
     def edit_inputs(self) -> list[gr.components.Component]:
@@ -218,7 +223,7 @@ def _build_ui(limits: AppLimits) -> UI:
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
-    """The video, the model and the objects."""
+    """The video, the model, the objects and the effects."""
     ui.video = gr.Video(label="Video", sources=["upload"], height=220)
     gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
                 label="Examples (made by examples/make_examples.py)", api_visibility="private")
@@ -235,6 +240,11 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
     ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
                        info="what is tracked and drawn: mask, box or point")
+    with gr.Row():
+        ui.effect = gr.Dropdown(list(OBJECT_EFFECTS), value="none", label="Effect of the selected object",
+                                elem_id="object-effect")
+        ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
+                                    info="erase: cut-outs with transparency", elem_id="background-effect")
 
 
 def _build_frame_column(ui: UI) -> None:
@@ -271,7 +281,8 @@ def _build_frame_column(ui: UI) -> None:
         ui.flag_note = gr.Markdown(elem_id="flag-note")
     ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
     ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
-                           "LaSOT, points NPZ), results JSON, overlay MP4", file_count="multiple",
+                           "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
+                           "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
                            interactive=False, elem_id="downloads")
     ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
@@ -302,6 +313,7 @@ def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") 
         ui.objects_html: session.objects_html(),
         ui.name: obj.name if obj else "",
         ui.task: obj.task if obj else "mask",
+        ui.effect: session.effects.get(obj.obj_id, "none") if obj else "none",
         ui.status: note,
     }
 
@@ -386,7 +398,8 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
         if session is None:
             return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
                     ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
-                    ui.objects_html: "", ui.name: "", ui.task: "mask", ui.status: note, **cleared}
+                    ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: note,
+                    **cleared}
         info = session.info
         note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
                 "Click on the object to track.")
@@ -419,7 +432,7 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
 
 
 def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
-    """Add, remove, select and rename objects, and set the selected object's granularity."""
+    """Add, remove, select and rename objects, and set the selected object's granularity and effect."""
 
     def add_object(session: AppSession, frame: int) -> str:
         return f"Added {session.add_object().name}: prompt it on any frame."
@@ -437,12 +450,16 @@ def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     def set_task(session: AppSession, frame: int, task: str) -> str:
         return session.set_task(task)
 
+    def set_effect(session: AppSession, frame: int, effect: str) -> str:
+        return session.set_effect(effect)
+
     inputs = ui.edit_inputs
     ui.add.click(_edit(ui, add_object), inputs, ui.panel, **UI_ONLY)
     ui.remove.click(_edit(ui, remove_object), inputs, ui.panel, **UI_ONLY)
     preview_on(ui.objects.input(_edit(ui, select_object), [*inputs, ui.objects], ui.panel, **UI_ONLY).then)
     ui.name.submit(_edit(ui, rename_object), [*inputs, ui.name], ui.panel, **UI_ONLY)
     preview_on(ui.task.input(_edit(ui, set_task), [*inputs, ui.task], ui.panel, **UI_ONLY).then)
+    ui.effect.input(_edit(ui, set_effect), [*inputs, ui.effect], ui.panel, **UI_ONLY)
 
 
 def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -498,10 +515,11 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
         require(session)
         return gr.Button(interactive=False), gr.Button(interactive=True), "Starting…"
 
-    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
+    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str,
                   progress=gr.Progress()):
         session = require(session)
-        yield from _stream_job(ui, session, int(frame), TrackOptions(model, bool(motion)), show, limits, progress)
+        options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
+        yield from _stream_job(ui, session, int(frame), options, show, limits, progress)
 
     def finish(session: Optional[AppSession]):
         return gr.Button(interactive=session is not None), gr.Button(interactive=False)
@@ -513,7 +531,7 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
         return "Stopping after the current frame…"
 
     (ui.track.click(start, [ui.state], [ui.track, ui.stop, ui.progress], **UI_ONLY)
-     .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
+     .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
               [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
                ui.flag_note], show_progress="full",
               show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY)
@@ -568,7 +586,7 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
         gr.Warning(result.describe())
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
-           ui.result_video: str(result.files.overlay) if result.files.overlay else None,
+           ui.result_video: str(result.files.video) if result.files.video else None,
            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
            ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from .effects.settings import EffectError
 from .media.decode import MediaError
 from .media.encode import EncodeError
 from .prompts import PromptError
@@ -18,8 +19,8 @@ class TrackError(RuntimeError):
     PromptError, bad videos MediaError, weights CheckpointError.)"""
 
 
-# The input (video, prompts, options, weights, output paths) cannot be used: the message says what to change.
-INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError)
+# The input (video, prompts, options, effects, weights, output paths) cannot be used: the message says what to change.
+INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, EffectError)
 
 
 def first_line(error: BaseException) -> str:

@@ -32,6 +32,8 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
+from .effects.outputs import EffectOutputs, EffectWriter
+from .effects.settings import EffectError
 from .errors import TrackError, describe_error, is_out_of_memory
 from .exports import ExportError, ExportFormatError, check_export_formats
 from .media import export
@@ -46,6 +48,7 @@ from .weights import CheckpointError, WeightsSource, weights_from_env
 log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
+FOLDER_OUTPUTS = ("export", "cutout_png")  # outputs that are a .zip or else a folder
 
 
 class TrackFailed(RuntimeError):
@@ -84,12 +87,16 @@ class TrackOutputs:
     export: Optional[Path] = None  # ".zip": masks, DAVIS PNGs, results.json, boxes.csv, lasot/, points.npz;
     #                                any other path: a folder with the same files (masks.zip for the PNGs)
     results_json: Optional[Path] = None  # the results JSON on its own
-    keep_audio: bool = True  # copy the source's audio into the overlay
+    keep_audio: bool = True  # copy the source's audio into the overlay (and the effect video)
     export_formats: tuple[str, ...] = ()  # tools' formats added to the export (sam2_plus.exports: cvat, coco, ...)
+    effects: Optional[EffectOutputs] = None  # the effect video and cut-outs (sam2_plus/effects)
 
     def paths(self) -> dict[str, Path]:
         named = {"overlay": self.overlay, "export": self.export, "json": self.results_json}
-        return {name: Path(path) for name, path in named.items() if path is not None}
+        paths = {name: Path(path) for name, path in named.items() if path is not None}
+        if self.effects is not None:  # a PNG sequence may go into the export's ZIP
+            paths.update((name, p) for name, p in self.effects.paths().items() if p != paths.get("export"))
+        return paths
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class TrackSummary:
     seconds: float  # the whole job
     model_seconds: float  # inside the predictor (prompts and propagation)
     load_seconds: float  # building the predictor (0 when it was cached)
-    written: Mapping[str, Path] = field(default_factory=dict)  # "overlay" / "export" / "json" -> path
+    written: Mapping[str, Path] = field(default_factory=dict)  # TrackOutputs.paths() name -> path
     failure: Optional[str] = None  # when the model failed during tracking: what happened
     out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
     review: Optional[ReviewReport] = None  # flagged frames and per-object timelines of the written frames
@@ -230,9 +237,10 @@ def check_outputs(outputs: TrackOutputs, video: Path) -> None:
         if resolved in seen:
             raise TrackError(f"the {name} and {seen[resolved]} outputs are both {path}")
         seen[resolved] = name
-        if name != "export" and path.is_dir():
+        zip_or_folder = name in FOLDER_OUTPUTS
+        if not zip_or_folder and path.is_dir():
             raise TrackError(f"the {name} output {path} is a folder; give a file name")
-        folder = path.parent if (name != "export" or path.suffix.lower() == ".zip") else path
+        folder = path.parent if (not zip_or_folder or path.suffix.lower() == ".zip") else path
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -250,6 +258,17 @@ def check_export_options(outputs: TrackOutputs, tasks: Mapping[int, str]) -> Non
         check_export_formats(outputs.export_formats, tasks)
     except (ExportFormatError, ExportError) as e:
         raise TrackError(str(e)) from None
+
+
+def check_effects(outputs: TrackOutputs, tasks: Mapping[int, str]) -> None:
+    """The effects name only tracked objects (TrackError) and the cut-outs' encoders exist (EncodeError)."""
+    if outputs.effects is None:
+        return
+    try:
+        outputs.effects.settings.check_objects(tasks)
+    except EffectError as e:
+        raise TrackError(str(e)) from None
+    outputs.effects.check()
 
 
 # --------------------------------------------------------------------------- predictors
@@ -485,6 +504,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
+    check_effects(outputs, request.tasks)
     with FrameSource(request.video, max_frames=request.max_frames) as frames:
         info = frames.info
         if info.num_frames != request.info.num_frames:
@@ -541,6 +561,8 @@ def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int
             sink.add(open_export(outputs.export, frames.info, tasks, outputs.export_formats, review))
         if outputs.results_json is not None:
             sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks, review))
+        if outputs.effects is not None:  # after the export: it may add files to the export's ZIP when closed
+            sink.add(EffectWriter(outputs.effects, frames, tasks, keep_audio=outputs.keep_audio))
     except Exception:
         sink.close()
         raise

@@ -6,6 +6,7 @@
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip
     python -m sam2_plus.track VIDEO --prompts prompts.json --out-dir results/   # overlay.mp4, results.zip, .json
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip --export-format cvat,yolo-seg
+    python -m sam2_plus.track VIDEO --prompts prompts.json --effect 1=blur --background erase --out-dir results/
 
 Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
 outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
@@ -20,12 +21,14 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, TextIO
 
 import numpy as np
 
 from .config import MODEL_CONFIG_FILES
+from .effects.cli import add_effect_arguments, effect_outputs
 from .errors import INPUT_ERRORS, one_line
 from .exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from .media.rle import encode_rle
@@ -89,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out-dir", type=Path, metavar="DIR",
                      help=f"all three into DIR: {', '.join(OUTPUT_FILES.values())} (instead of --out, --export "
                           "and --json)")
+    add_effect_arguments(parser)
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
                                                              f"(overrides ${WEIGHTS_ENV})")
@@ -309,15 +313,17 @@ def export_format_option(text: Optional[str], export_given: bool) -> tuple[str, 
 
 
 def command_outputs(args: argparse.Namespace) -> TrackOutputs:
-    single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json))
-              if value]
+    single = [flag for flag, value in (("--out", args.out), ("--export", args.export), ("--json", args.json),
+                                       ("--effect-out", args.effect_out), ("--cutout", args.cutout)) if value]
     formats = export_format_option(args.export_format, args.export is not None or args.out_dir is not None)
     if args.out_dir is not None:
         if single:
             raise UsageError(f"--out-dir names every output; drop {', '.join(single)}")
-        return folder_outputs(args.out_dir, keep_audio=not args.no_audio, export_formats=formats)
+        outputs = folder_outputs(args.out_dir, keep_audio=not args.no_audio, export_formats=formats)
+        return replace(outputs, effects=effect_outputs(args, read_prompts_text, outputs.export))
     outputs = TrackOutputs(overlay=args.out, export=args.export, results_json=args.json,
-                           keep_audio=not args.no_audio, export_formats=formats)
+                           keep_audio=not args.no_audio, export_formats=formats,
+                           effects=effect_outputs(args, read_prompts_text))
     if not outputs.paths():
         raise UsageError("nothing to write: give --out, --export and/or --json, or --out-dir")
     return outputs

@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page
 from media_clips import pattern_frame, write_clip
 from sam2_plus.app.settings import AppLimits
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 MODEL_SECONDS = 600_000  # ms: a preview or a tracking run on a busy 2-core CPU
 H, W, T = 64, 96, 3
 
@@ -66,20 +62,8 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def page(app_url):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(app_url)
-        page.locator("#frame-view").wait_for(state="attached", timeout=60_000)
-        try:
-            yield page
-        finally:
-            page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
-            browser.close()
-        assert not errors, errors
+    with open_page(app_url) as page:
+        yield page
 
 
 def shot(page, name: str) -> None:
@@ -89,17 +73,6 @@ def shot(page, name: str) -> None:
 def wait_status(page, text: str, timeout: float = MODEL_SECONDS) -> None:
     page.wait_for_function("text => document.querySelector('#status').innerText.includes(text)", arg=text,
                            timeout=timeout)
-
-
-def click_frame(page, fx: float, fy: float) -> None:
-    """Click at a fraction of the shown frame (the image is centred and never enlarged by the browser)."""
-    image = page.locator("#frame-view img")
-    box = image.bounding_box()
-    width, height = page.evaluate("() => { const i = document.querySelector('#frame-view img'); "
-                                  "return [i.naturalWidth, i.naturalHeight]; }")
-    scale = min(box["width"] / width, box["height"] / height, 1)
-    left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
-    image.click(position={"x": left + fx * width * scale, "y": top + fy * height * scale})
 
 
 def paint(page) -> None:

@@ -57,11 +57,11 @@ def calls(monkeypatch) -> dict[str, int]:
     return counts
 
 
-def on_zero_gpu(request, job_dir, stop_file=None, export_formats=()):
+def on_zero_gpu(request, job_dir, stop_file=None, export_formats=(), effects=None):
     """What `spaces.GPU(duration=job_gpu_seconds)` does with app.py's tracking function: it asks the duration
     with the job's own arguments, then runs the job (run_job, as app.gpu_track does)."""
-    assert gpu_time.job_gpu_seconds(request, job_dir, stop_file, export_formats) > 0
-    yield from jobs.run_job(request, job_dir, stop_file, export_formats)
+    assert gpu_time.job_gpu_seconds(request, job_dir, stop_file, export_formats, effects) > 0
+    yield from jobs.run_job(request, job_dir, stop_file, export_formats, effects)
 
 
 def test_one_track_click_parses_the_prompts_once_and_probes_the_video_once(clip, calls):

@@ -27,6 +27,6 @@ def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any]
     session_files.add(session_hash, lambda: folder.release(API_RELEASE_DELAY))
     folder.begin_job()
     try:
-        yield from run(plan.request, str(folder.path), str(folder.stop.path), plan.options.export_formats)
+        yield from run(*plan.job_arguments(folder.path, folder.stop.path))
     finally:
         folder.end_job()

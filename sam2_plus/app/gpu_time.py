@@ -3,6 +3,7 @@ overruns its request, so the estimate is generous; a job whose estimate exceeds 
 refused before it starts (see plan.py).
 
     seconds = SETUP + frames * SAFETY * (MEDIA + model_frame_seconds * (ENCODER_SHARE + OBJECT_SHARE * objects))
+    # with effects, MEDIA also counts EFFECT and, when the background is erased, CUTOUT of each format
 
 Where the constants come from (set before this implementation ran on a GPU; bench/gpu_check.py on one H100
 later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where these constants give 29 and
@@ -19,6 +20,10 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 - MEDIA_FRAME_SECONDS: decoding, drawing and H.264 encoding of one frame, which stay on the CPU:
   bench/bench_media.py measured 4.3 + 2.8 + 11.3 ms at 1280x720; scaled by the pixel count to 1920x1080
   (the largest default size) and rounded up.
+- EFFECT_FRAME_SECONDS / CUTOUT_FRAME_SECONDS: the effect MP4 and each cut-out format (sam2_plus/effects).
+  bench/bench_effects.py at 1280x720 measured the effect MP4 at 0.86-1.15x the overlay's CPU time (render +
+  H.264), so one more MEDIA_FRAME_SECONDS; a cut-out (composing with alpha + its encoder) at 1.4x (WebM),
+  3.9x (PNG) and 5.8x (ProRes), times MEDIA_FRAME_SECONDS, rounded up.
 - SAFETY: the published speeds come from a dedicated A100 and an optimised benchmark loop; ours is eager
   PyTorch on a shared ZeroGPU slice, with first-call CUDA warm-up and exports (mask PNGs, RLE) on top.
 - SETUP_SECONDS: ZeroGPU attaching the GPU, moving the model there (base+ is 0.3 GB, large 0.9 GB) and
@@ -28,9 +33,10 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..effects.settings import EffectSettings
 from ..service import TrackRequest
 
 MODEL_FRAME_SECONDS = {
@@ -43,18 +49,31 @@ MODEL_FRAME_SECONDS = {
 ENCODER_SHARE = 0.5
 OBJECT_SHARE = 0.5
 MEDIA_FRAME_SECONDS = 0.04
+EFFECT_FRAME_SECONDS = 0.04
+CUTOUT_FRAME_SECONDS = {"webm": 0.06, "mov": 0.24, "png": 0.16}
 SAFETY = 3.0
 SETUP_SECONDS = 20.0
 
 
-def estimate_gpu_seconds(frames: int, objects: int, model: str) -> int:
-    """GPU seconds to request for tracking `objects` objects through `frames` frames."""
+def estimate_gpu_seconds(frames: int, objects: int, model: str, effects: Optional[EffectSettings] = None) -> int:
+    """GPU seconds to request for tracking `objects` objects through `frames` frames (with `effects`)."""
     model_seconds = MODEL_FRAME_SECONDS.get(canonical_model_name(model), max(MODEL_FRAME_SECONDS.values()))
-    per_frame = MEDIA_FRAME_SECONDS + model_seconds * (ENCODER_SHARE + OBJECT_SHARE * max(objects, 1))
+    per_frame = media_frame_seconds(effects) + model_seconds * (ENCODER_SHARE + OBJECT_SHARE * max(objects, 1))
     return int(math.ceil(SETUP_SECONDS + frames * per_frame * SAFETY))
 
 
-def job_gpu_seconds(request: TrackRequest, *_: Any, **__: Any) -> int:
-    """The GPU seconds of a checked tracking request; also `spaces.GPU(duration=...)` of the tracking job,
-    which calls it with the job's own arguments."""
-    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model)
+def media_frame_seconds(effects: Optional[EffectSettings] = None) -> float:
+    """Decoding, drawing and encoding one frame, with the effect video and cut-outs when effects are chosen."""
+    seconds = MEDIA_FRAME_SECONDS
+    if effects is not None:
+        seconds += EFFECT_FRAME_SECONDS
+        if effects.erases_background:
+            seconds += sum(CUTOUT_FRAME_SECONDS[kind] for kind in effects.cutout)
+    return seconds
+
+
+def job_gpu_seconds(request: TrackRequest, job_dir: Any = None, stop_file: Any = None, export_formats: Any = (),
+                    effects: Optional[EffectSettings] = None, **__: Any) -> int:
+    """The GPU seconds of a checked tracking request with its `effects`; also `spaces.GPU(duration=...)` of the
+    tracking job, which calls it with the job's own arguments (app/jobs.py's `run_job`)."""
+    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model, effects)

@@ -15,6 +15,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..effects.outputs import EffectOutputs
+from ..effects.render import EffectRenderer
+from ..effects.settings import EffectSettings
 from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
@@ -27,6 +30,8 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress updates of a job
 LIVE_FRAME_INTERVAL = 1.0  # seconds between live frames of a job
 OUTPUT_NAMES = {"overlay": "sam2plus_overlay.mp4", "export": "sam2plus_results.zip",
                 "json": "sam2plus_results.json"}
+EFFECT_NAMES = {"effect": "sam2plus_effect.mp4", "cutout_webm": "sam2plus_cutout.webm",
+                "cutout_mov": "sam2plus_cutout.mov"}  # also added to the results ZIP (/track returns one ZIP)
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,21 @@ class JobFiles:
     overlay: Optional[Path] = None
     export: Optional[Path] = None
     results_json: Optional[Path] = None
+    effect: Optional[Path] = None  # the effect video, when effects were chosen
+    cutouts: tuple[Path, ...] = ()  # the cut-out videos (WebM, MOV), when the background was erased
+
+    @property
+    def video(self) -> Optional[Path]:
+        """The video to show: the effect video when there is one, else the overlay."""
+        return self.effect or self.overlay
 
     def downloads(self) -> list[str]:
-        return [str(p) for p in (self.export, self.results_json, self.overlay) if p is not None]
+        files = (self.export, self.results_json, self.overlay, self.effect, *self.cutouts)
+        return [str(p) for p in files if p is not None]
 
     def all_within(self, folder: Path) -> bool:
-        return any(p is not None and folder in p.parents for p in (self.overlay, self.export, self.results_json))
+        files = (self.overlay, self.export, self.results_json, self.effect, *self.cutouts)
+        return any(p is not None and folder in p.parents for p in files)
 
 
 @dataclass(frozen=True)
@@ -84,24 +98,30 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[[TrackRequest, str, Optional[str], tuple[str, ...]], Iterator[JobUpdate]]  # run_job's
+JobRunner = Callable[[TrackRequest, str, Optional[str], tuple[str, ...], Optional[EffectSettings]],
+                     Iterator[JobUpdate]]  # run_job's
 
 
-def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()) -> TrackOutputs:
+def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = (),
+                effects: Optional[EffectSettings] = None) -> TrackOutputs:
     folder = Path(job_dir)
-    return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=folder / OUTPUT_NAMES["export"],
-                        results_json=folder / OUTPUT_NAMES["json"], export_formats=export_formats)
+    export_zip = folder / OUTPUT_NAMES["export"]
+    effect_outputs = None if effects is None else EffectOutputs.in_folder(effects, folder, export_zip,
+                                                                          EFFECT_NAMES, bundle=True)
+    return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=export_zip,
+                        results_json=folder / OUTPUT_NAMES["json"], export_formats=export_formats,
+                        effects=effect_outputs)
 
 
 def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-            export_formats: tuple[str, ...] = ()) -> Iterator[JobUpdate]:
+            export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None) -> Iterator[JobUpdate]:
     """Track a checked request (`plan.plan_job`) through the service in a worker thread and stream its
-    progress; `export_formats` (checked by the plan too) go into the results ZIP. Pure: a request and files
-    in, files out.
+    progress; `export_formats` go into the results ZIP, `effects` make the effect video and cut-outs (both
+    options checked by the plan too). Pure: a request and files in, files out.
 
     Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
     either way the outputs hold the frames tracked so far and are complete files."""
-    outputs = job_outputs(job_dir, export_formats)
+    outputs = job_outputs(job_dir, export_formats, effects)
     stop = StopSignal(Path(stop_file)) if stop_file else None
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()
@@ -119,7 +139,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     worker = threading.Thread(target=work, name="sam2plus-job", daemon=True)
     worker.start()
     try:
-        yield from _stream(events, latest, request.video, request.tasks)
+        yield from _stream(events, latest, request.video, live_renderer(request.tasks, effects))
     finally:
         closed.set()
         worker.join()
@@ -138,9 +158,14 @@ class _Latest:
         self.value = result
 
 
+def live_renderer(tasks: Mapping[int, str],
+                  effects: Optional[EffectSettings]) -> TrackRenderer | EffectRenderer:
+    """What the live frames show: the effects when chosen, else the overlay."""
+    return TrackRenderer(tasks) if effects is None else EffectRenderer(effects, tasks)
+
+
 def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
-            tasks: Mapping[int, str]) -> Iterator[JobUpdate]:
-    renderer = TrackRenderer(tasks)
+            renderer: TrackRenderer | EffectRenderer) -> Iterator[JobUpdate]:
     last_progress = last_frame = 0.0
     with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         while True:
@@ -168,7 +193,9 @@ def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
 
 def _job_result(summary: TrackSummary) -> JobResult:
     written = summary.written
-    files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"))
+    cutouts = tuple(written[name] for name in ("cutout_webm", "cutout_mov") if name in written)
+    files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"), written.get("effect"),
+                     cutouts)
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
                      summary.after_last_frame(), summary.review)

@@ -1,14 +1,16 @@
 """The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`, optionally
-`"export_formats": ["cvat", "coco"]`: formats of sam2_plus.exports added to the results ZIP)."""
+`"export_formats": ["cvat", "coco"]`: formats of sam2_plus.exports added to the results ZIP, and `"effects"`:
+the object of sam2_plus/effects/settings.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..effects.settings import EffectError, EffectSettings, parse_effects
 from ..exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from .errors import AppInputError
 from .settings import DEFAULT_MODEL, MODELS
@@ -19,11 +21,14 @@ class TrackOptions:
     model: str = DEFAULT_MODEL
     motion_aware: bool = False
     export_formats: tuple[str, ...] = ()
+    effects: Optional[EffectSettings] = None  # None: no effect video, no cut-outs
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"model": self.model, "motion_aware": self.motion_aware}
         if self.export_formats:
             document["export_formats"] = list(self.export_formats)
+        if self.effects is not None:
+            document["effects"] = self.effects.to_json()
         return document
 
 
@@ -58,7 +63,8 @@ def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> Tra
     motion_aware = options.get("motion_aware", False)
     if not isinstance(motion_aware, bool):
         raise AppInputError(f"invalid options: 'motion_aware' must be true or false, got {motion_aware!r}")
-    return TrackOptions(model, motion_aware, _export_formats(options.get("export_formats", [])))
+    return TrackOptions(model, motion_aware, _export_formats(options.get("export_formats", [])),
+                        _effects(options.get("effects")))
 
 
 def _export_formats(value: Any) -> tuple[str, ...]:
@@ -68,4 +74,13 @@ def _export_formats(value: Any) -> tuple[str, ...]:
     try:
         return parse_export_formats(value)
     except ExportFormatError as e:
+        raise AppInputError(f"invalid options: {e}") from None
+
+
+def _effects(value: Any) -> Optional[EffectSettings]:
+    if value is None:
+        return None
+    try:
+        return parse_effects(value)
+    except EffectError as e:
         raise AppInputError(f"invalid options: {e}") from None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..effects.settings import EffectError
 from ..exports import ExportError, check_export_formats
 from ..service import TrackRequest, prepare_request
 from .errors import AppInputError
@@ -38,6 +39,11 @@ class JobPlan:
     def objects(self) -> int:
         return len(self.request.objects)
 
+    def job_arguments(self, job_dir: str | os.PathLike, stop_file: str | os.PathLike) -> tuple:
+        """`jobs.run_job`'s arguments (those app.py's spaces.GPU function and its duration get): the request
+        and the options its outputs need."""
+        return self.request, str(job_dir), str(stop_file), self.options.export_formats, self.options.effects
+
 
 def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any],
              options: str | Mapping | TrackOptions | None, limits: AppLimits) -> JobPlan:
@@ -52,9 +58,11 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
     request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware, info=info)
     try:
         check_export_formats(parsed.export_formats, request.tasks)
-    except ExportError as e:
+        if parsed.effects is not None:
+            parsed.effects.check_objects(request.tasks)
+    except (ExportError, EffectError) as e:
         raise AppInputError(f"invalid options: {e}") from None
-    seconds = job_gpu_seconds(request)
+    seconds = job_gpu_seconds(request, effects=parsed.effects)
     if seconds > limits.max_gpu_seconds:
         raise AppInputError(f"{len(request.objects)} objects through {info.num_frames} frames need about "
                             f"{seconds} s of GPU time; the limit is {limits.max_gpu_seconds} s "

@@ -19,6 +19,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..effects.settings import OBJECT_EFFECTS, EffectSettings, parse_effects
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
@@ -57,6 +58,7 @@ class AppSession:
     previews: dict[tuple[int, int], Preview] = field(default_factory=dict)  # (object, frame) -> preview
     results: Optional[JobResult] = None
     jobs: int = 0
+    effects: dict[int, str] = field(default_factory=dict)  # object -> effect name (OBJECT_EFFECTS)
     _frames: Optional[FrameSource] = field(default=None, repr=False)
     _overlay: Optional[FrameSource] = field(default=None, repr=False)
 
@@ -129,6 +131,7 @@ class AppSession:
     def remove_selected(self) -> ObjectState:
         obj = self.objects.pop(self.current.obj_id)
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
+        self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
         self.corner = None
         return obj
@@ -138,6 +141,21 @@ class AppSession:
         note = convert_task(obj, task)
         self._forget_previews(obj.obj_id)
         return note
+
+    # ------------------------------------------------------------------ effects
+    def set_effect(self, name: str) -> str:
+        if name not in OBJECT_EFFECTS:
+            raise AppInputError(f"unknown effect {name!r}; choose one of {', '.join(OBJECT_EFFECTS)}")
+        obj = self.current
+        self.effects[obj.obj_id] = name
+        return f"{obj.name}: effect {name}."
+
+    def effect_settings(self, background: str) -> Optional[EffectSettings]:
+        """Every object with its effect (all of them are chosen), when an object or the background has one."""
+        chosen = {str(obj_id): self.effects.get(obj_id, "none") for obj_id in self.objects}
+        if background == "none" and all(name == "none" for name in chosen.values()):
+            return None
+        return parse_effects({"objects": chosen, "background": background})
 
     # ------------------------------------------------------------------ prompts
     def check_frame(self, frame: int) -> int:
@@ -253,7 +271,7 @@ class AppSession:
         job_dir = self.begin_job()
         result = None
         try:
-            for update in run(plan.request, str(job_dir), str(self.stop.path), plan.options.export_formats):
+            for update in run(*plan.job_arguments(job_dir, self.stop.path)):
                 result = update.result or result
                 yield update
         finally:

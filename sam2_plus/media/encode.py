@@ -66,14 +66,15 @@ class VideoWriter:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
-        self.encoded_width = self.width + self.width % 2
-        self.encoded_height = self.height + self.height % 2
+        self.encoded_width = self.width + self.width % 2 if self.EVEN_SIZE else self.width
+        self.encoded_height = self.height + self.height % 2 if self.EVEN_SIZE else self.height
         self.frames_written = 0
         self._rate = Fraction(fps).limit_denominator(1001)
         self._time_base = 1 / (self._rate * _TICKS_PER_FRAME)
         self._last_pts = -1
         self._closed = False
-        self._container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._reformatter = av.video.reformatter.VideoReformatter()
+        self._container = self._open_container()
         try:
             self._stream = self._add_video_stream(settings)
             self._audio = (
@@ -83,33 +84,61 @@ class VideoWriter:
             self._container.close()
             raise
 
+    # What a subclass changes to write another codec (see media/alpha.py): the container, the frames it takes
+    # (write() checks their channels) and the pixel format they are converted to.
+    EVEN_SIZE = True  # yuv420p H.264 needs even sizes: odd ones are padded
+    INPUT_FORMAT = "rgb24"
+    PIXEL_FORMAT = "yuv420p"
+
+    def _open_container(self):
+        return av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+
     def _add_video_stream(self, settings: EncodeSettings):
-        stream = self._container.add_stream("libx264", rate=self._rate)
+        stream = self._new_stream("libx264")
+        stream.codec_context.thread_count = settings.threads
+        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+        return stream
+
+    def _new_stream(self, codec: str):
+        """A stream of `codec` at this writer's size, rate and time base, tagged BT.709 limited range."""
+        stream = self._container.add_stream(codec, rate=self._rate)
         stream.width = self.encoded_width
         stream.height = self.encoded_height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = self.PIXEL_FORMAT
         stream.time_base = self._time_base
         context = stream.codec_context
         context.time_base = self._time_base
         context.framerate = self._rate
-        context.thread_count = settings.threads
-        # Tagging matches the conversion below, so players show the colours we computed.
+        # Tagging matches the conversion in _video_frame, so players show the colours we computed.
         context.colorspace = av.video.reformatter.Colorspace.ITU709
         context.color_range = av.video.reformatter.ColorRange.MPEG
         context.color_primaries = av.video.reformatter.ColorPrimaries.BT709
         context.color_trc = av.video.reformatter.ColorTrc.BT709
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset}
-        self._reformatter = av.video.reformatter.VideoReformatter()
         return stream
 
+    def _video_frame(self, frame: np.ndarray) -> av.VideoFrame:
+        return self._yuv(frame, self.PIXEL_FORMAT)
+
+    def _yuv(self, frame: np.ndarray, pixel_format: str) -> av.VideoFrame:
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self.INPUT_FORMAT)
+        return self._reformatter.reformat(
+            video_frame,
+            format=pixel_format,
+            src_colorspace=av.video.reformatter.Colorspace.ITU709,
+            dst_colorspace=av.video.reformatter.Colorspace.ITU709,
+            src_color_range=av.video.reformatter.ColorRange.JPEG,
+            dst_color_range=av.video.reformatter.ColorRange.MPEG,
+        )
+
     def write(self, frame: np.ndarray, timestamp: float | None = None) -> None:
-        """Append one HxWx3 uint8 RGB frame (H, W as given to the constructor)."""
+        """Append one HxWx3 uint8 RGB frame (H, W as given to the constructor; HxWx4 RGBA for alpha writers)."""
         if self._closed:
             raise EncodeError("the writer is closed")
         frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+        channels = 4 if self.INPUT_FORMAT == "rgba" else 3
+        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, channels):
             raise ValueError(
-                f"frame must be a {self.height}x{self.width}x3 uint8 array, got {frame.dtype} {frame.shape}"
+                f"frame must be a {self.height}x{self.width}x{channels} uint8 array, got {frame.dtype} {frame.shape}"
             )
         if frame.shape[:2] != (self.encoded_height, self.encoded_width):
             frame = np.pad(
@@ -121,15 +150,7 @@ class VideoWriter:
             pts = int(round(timestamp / self._time_base))
         if pts <= self._last_pts:
             raise ValueError(f"frame timestamps must increase (got {timestamp} after an earlier frame at or later)")
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame = self._reformatter.reformat(
-            video_frame,
-            format="yuv420p",
-            src_colorspace=av.video.reformatter.Colorspace.ITU709,
-            dst_colorspace=av.video.reformatter.Colorspace.ITU709,
-            src_color_range=av.video.reformatter.ColorRange.JPEG,
-            dst_color_range=av.video.reformatter.ColorRange.MPEG,
-        )
+        video_frame = self._video_frame(frame)
         video_frame.pts = pts
         video_frame.time_base = self._time_base
         self._last_pts = pts
