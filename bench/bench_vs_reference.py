@@ -9,8 +9,9 @@ that the key names agree) and the same synthetic frames.
 
 Each side runs in its own worker process, and the two are stepped in turn, one tracked frame at a time,
 so a slow patch of the machine slows both alike. One JSON line per (objects, precision): seconds per
-tracked frame of each side after the memory bank is full, split into components, and their ratio. The
-reference always runs in float32, as the speed targets are stated against it.
+tracked frame of each side after the memory bank is full, split into components, and their ratio, and
+`per_frame`: every tracked frame's seconds on both sides from the first tracked one (also printed as a
+table on stderr). The reference always runs in float32, as the speed targets are stated against it.
 """
 
 from __future__ import annotations
@@ -151,27 +152,57 @@ def compare(args, workdir: Path) -> dict:
     ours = Worker("ours", args, workdir / "frames", ["--save-weights", str(weights)])
     reference = Worker("reference", args, workdir / "frames", ["--weights", str(weights)])
     steady_from = 7 if args.frames > 8 else 1  # num_maskmem: the memory bank is full from here on
-    measured = {"ours": [], "reference": []}
+    tracked = {"ours": [], "reference": []}  # every tracked frame (frame 0 is the prompted one)
     try:
         for _ in range(args.frames):
             # alternate which side goes first, so neither always follows the other's cache footprint
-            pair = (ours, reference) if len(measured["ours"]) % 2 == 0 else (reference, ours)
+            pair = (ours, reference) if len(tracked["ours"]) % 2 == 0 else (reference, ours)
             for side in pair:
                 record = side.step()
-                if record["frame"] is not None and record["frame"] >= steady_from:
-                    measured[side.side].append(record)
+                if record["frame"] is not None and record["frame"] >= 1:
+                    tracked[side.side].append(record)
     finally:
         ours.close()
         reference.close()
-    mine, theirs = summarise(measured["ours"]), summarise(measured["reference"])
+    steady = {side: [r for r in records if r["frame"] >= steady_from] for side, records in tracked.items()}
+    mine, theirs = summarise(steady["ours"]), summarise(steady["reference"])
     return {
         "model": args.model, "objects": args.objects_now, "precision": args.precision_now,
         "reference_precision": "float32", "threads": args.threads, "video": args.size,
-        "frames_measured": len(measured["ours"]),
+        "frames_measured": len(steady["ours"]),
         "ratio": round(mine["seconds_per_frame"] / theirs["seconds_per_frame"], 3),
         "cpu_ratio": round(mine["cpu_seconds_per_frame"] / theirs["cpu_seconds_per_frame"], 3),
         "ours": mine, "reference": theirs,
+        "per_frame": per_frame(tracked["ours"], tracked["reference"]),
     }
+
+
+def per_frame(ours: list[dict], reference: list[dict]) -> list[dict]:
+    """Each tracked frame's seconds on both sides, their ratio, and our components' seconds."""
+    theirs = {r["frame"]: r for r in reference}
+    rows = []
+    for mine in ours:
+        other = theirs.get(mine["frame"])
+        if other is None:
+            continue
+        rows.append({
+            "frame": mine["frame"], "ours_s": round(mine["seconds"], 3), "reference_s": round(other["seconds"], 3),
+            "ratio": round(mine["seconds"] / other["seconds"], 3),
+            "ours_components": {k[:-2]: round(v, 3) for k, v in mine.items() if k.endswith("_s")},
+            "reference_components": {k[:-2]: round(v, 3) for k, v in other.items() if k.endswith("_s")},
+        })
+    return rows
+
+
+def print_table(result: dict) -> None:
+    """The per-frame seconds as a table for people (stderr; stdout keeps one JSON line per run)."""
+    print(f"{result['model']}, {result['objects']} object(s), ours {result['precision']} vs reference float32, "
+          f"{result['threads']} threads", file=sys.stderr)
+    print(f"{'frame':>5} {'ours s':>8} {'ref s':>8} {'ratio':>6}  ours' components (s)", file=sys.stderr)
+    for row in result["per_frame"]:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in row["ours_components"].items())
+        print(f"{row['frame']:>5} {row['ours_s']:>8.2f} {row['reference_s']:>8.2f} {row['ratio']:>6.2f}  {parts}",
+              file=sys.stderr)
 
 
 def main(argv=None) -> None:
@@ -179,7 +210,7 @@ def main(argv=None) -> None:
     ap.add_argument("--reference", help="path of a MCG-NJU/SAM2-Plus checkout")
     ap.add_argument("--model", default="sam2++", choices=sorted(REFERENCE_BUILD))
     ap.add_argument("--objects", nargs="+", type=int, default=[1, 3])
-    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=14, help="frames of the video (the first is prompted)")
     ap.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic video")
     ap.add_argument("--threads", type=int, default=2)
@@ -202,7 +233,9 @@ def main(argv=None) -> None:
         for precision in args.precision:
             for objects in args.objects:
                 args.objects_now, args.precision_now = objects, precision
-                print(json.dumps(compare(args, workdir)), flush=True)
+                result = compare(args, workdir)
+                print_table(result)
+                print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
