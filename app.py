@@ -31,13 +31,13 @@ from sam2_plus.app.hardware import prepare_models, use_worker_threads
 from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
-from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, preview_prompt
+from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
+from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
 from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
 from sam2_plus.effects.settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectSettings
 from sam2_plus.errors import INPUT_ERRORS
-from sam2_plus.media.export import FrameRecord
 from sam2_plus.prompts import TASKS
 from sam2_plus.service import TrackRequest
 
@@ -69,9 +69,9 @@ def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = No
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
-def gpu_preview(request: TrackRequest) -> FrameRecord:
+def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures] = None) -> PreviewOutput:
     use_worker_threads()
-    return preview_prompt(request)
+    return preview_with_features(request, cached)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -100,9 +100,12 @@ def job_errors() -> Iterator[None]:
         raise gr.Error(failure_message(error), print_exception=False) from None
 
 
+NO_VIDEO = "Upload a video or pick an example first."
+
+
 def require(session: Optional[AppSession]) -> AppSession:
     if session is None:
-        raise gr.Error("Upload a video or pick an example first.", print_exception=False)
+        raise gr.Error(NO_VIDEO, print_exception=False)
     return session
 
 
@@ -322,7 +325,9 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
     """A handler that applies `action` to the session and redraws the panel; a refused edit is a warning."""
 
     def handler(session: Optional[AppSession], frame: int, show: bool, *args: Any) -> dict:
-        session = require(session)
+        if session is None:  # a warning, not an error on every component of the panel
+            gr.Warning(NO_VIDEO)
+            return {ui.status: f"⚠️ {NO_VIDEO}"}
         try:
             note = action(session, int(frame), *args) or ""
         except AppInputError as error:
@@ -352,7 +357,9 @@ def _on_gpu(limits: AppLimits) -> dict:
 
 def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
     """`preview_on(trigger)`: after `trigger`, show the selected object's result on this frame when it has a
-    prompt here without a fresh preview (computed by `gpu_preview`)."""
+    prompt here without a fresh preview (computed by `gpu_preview`, from the frame's image features when an
+    earlier preview left them in the app's `FeatureStore`)."""
+    features = FeatureStore(limits.feature_cache_bytes)
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
         if session is None:
@@ -363,10 +370,13 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
             return gr.skip(), gr.skip()
         obj_id, frame = target
         try:
-            result = gpu_preview(session.preview_request(obj_id, frame, options))
+            request = session.preview_request(obj_id, frame, options)
+            key = features_key(request, frame)
+            output = gpu_preview(request, features.get(key))
         except (AppInputError, *INPUT_ERRORS) as error:
             return gr.skip(), f"⚠️ Preview: {user_message(error)}"
-        session.store_preview(obj_id, frame, options, result)
+        features.put(output.features)
+        session.store_preview(obj_id, frame, options, output.record)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
         return session.render_view(frame, show), note
 
@@ -427,6 +437,12 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     for trigger in (ui.frame.change, ui.show_results.change):
         preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
                            show_progress="hidden", trigger_mode="always_last", **UI_ONLY).then)
+    def check_model_choice(session: Optional[AppSession], model: str):
+        """A model that cannot track some object's granularity is said when chosen, not at Track."""
+        note = "" if session is None else session.model_note(model)
+        return note or gr.skip()
+
+    ui.model.change(check_model_choice, [ui.state, ui.model], [ui.status], **UI_ONLY)
     preview_on(ui.model.change)
     preview_on(ui.motion.change)
 
@@ -513,16 +529,24 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
 
     def start(session: Optional[AppSession]):
         require(session)
-        return gr.Button(interactive=False), gr.Button(interactive=True), "Starting…"
+        # the last run's results go: what shows from here on is this run's
+        return (gr.Button(interactive=False), gr.Button(interactive=True), "Starting…",
+                "Tracking every object from all its prompts; prompts can be edited again when it ends.", None,
+                None, "", gr.Column(visible=False))
 
     def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str,
                   progress=gr.Progress()):
         session = require(session)
-        options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
-        yield from _stream_job(ui, session, int(frame), options, show, limits, progress)
+        try:
+            with job_errors():
+                options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
+            yield from _stream_job(ui, session, int(frame), options, show, limits, progress)
+        except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
+            gr.Warning(error.message)
+            yield {ui.progress: f"⚠️ {error.message}"}
 
     def finish(session: Optional[AppSession]):
-        return gr.Button(interactive=session is not None), gr.Button(interactive=False)
+        return gr.Button(interactive=session is not None), gr.Button(interactive=False), ""
 
     def stop(session: Optional[AppSession]):
         if session is None or not session.tracking:
@@ -530,12 +554,15 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
         session.stop.set()
         return "Stopping after the current frame…"
 
-    (ui.track.click(start, [ui.state], [ui.track, ui.stop, ui.progress], **UI_ONLY)
-     .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
-              [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
-               ui.flag_note], show_progress="full",
-              show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY)
-     .then(finish, [ui.state], [ui.track, ui.stop], **UI_ONLY))
+    started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review]
+    tracking = (ui.track.click(start, [ui.state], started, **UI_ONLY)
+                .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
+                         [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
+                          ui.flag_note], show_progress="full",
+                         show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY))
+    # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
+    tracking.then(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
+    tracking.failure(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
 
 

@@ -25,6 +25,11 @@ class FeatureCache:
     # frame index -> Future of its model input, prepared on a helper thread while the model works
     prefetched: dict[int, Future] = field(default_factory=dict)
 
+    def adopt(self, frame_idx: int, backbone: dict) -> None:
+        """Take a frame's image-encoder output computed elsewhere (the same model on the same frame), so that
+        prompts on that frame skip the image encoder."""
+        self.frame_idx, self.backbone, self.by_task = int(frame_idx), backbone, {}
+
 
 class FrameEncoder:
     """Runs a model's image encoder on the frames of sessions (their `FeatureCache`)."""

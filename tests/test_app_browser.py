@@ -169,6 +169,57 @@ def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
     shot(page, "08-stopped")
 
 
+def track_ready(page) -> None:
+    """Track is enabled again, Stop disabled, and nothing shows a bare "Error"."""
+    sync_api.expect(page.get_by_role("button", name="Track", exact=True)).to_be_enabled(timeout=60_000)
+    sync_api.expect(page.get_by_role("button", name="Stop")).to_be_disabled(timeout=60_000)
+    assert "Error" not in page.locator("#result-video").inner_text()
+
+
+def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatch):
+    """A refused Track (no prompt yet; the weights unavailable) says why where the progress shows and leaves
+    Track usable: the next Track, once the cause is gone, tracks."""
+    from app_fakes import QuickPredictor
+    from sam2_plus import service
+
+    def unavailable(*args, **kwargs):
+        raise service.CheckpointError("cannot reach the Hugging Face Hub for the checkpoint")
+
+    clip = write_clip(tmp_path / "refusals.mp4", [pattern_frame(i, H, W) for i in range(4)], fps=10)
+    page.get_by_role("button", name="Add object").click()  # before any video: one warning, no error pills
+    wait_status(page, "Upload a video or pick an example first", timeout=60_000)
+    assert "Error" not in page.locator("body").inner_text()
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, "4 frames", timeout=60_000)
+    page.get_by_role("button", name="Track", exact=True).click()  # object 1 has no prompt yet
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('no prompt yet')",
+                           timeout=60_000)
+    track_ready(page)
+    shot(page, "11-refused-no-prompt")
+
+    monkeypatch.setattr(service, "get_predictor", unavailable)
+    click_frame(page, 0.5, 0.5)
+    wait_status(page, "Preview: ", timeout=60_000)  # the preview says the weights are unavailable
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Hugging Face')",
+                           timeout=60_000)
+    track_ready(page)
+    shot(page, "12-refused-weights")
+
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    track_ready(page)
+    shot(page, "13-tracked-after-refusals")
+
+    page.get_by_label("box", exact=True).check()  # a granularity SAM 2.1 lacks: said when the model is chosen
+    page.get_by_label("Model").click()
+    page.get_by_role("option", name="sam2.1-tiny").click()
+    wait_status(page, "has no 'box' task", timeout=60_000)
+    shot(page, "14-model-lacks-the-granularity")
+
+
 def click_timeline(page, x: float) -> None:
     """Click the timeline image at pixel column `x` of the image (vertically in its first row)."""
     image = page.locator("#timeline img")

@@ -19,7 +19,6 @@ from app_fakes import QuickPredictor, launch_app
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import write_clip
 from sam2_plus import service
-from sam2_plus.app import preview
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.alpha import read_alpha_video
 from sam2_plus.media.export import read_results_json
@@ -33,8 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
-        patch.setattr(preview, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+        patch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())  # previews too
         with launch_app(AppLimits(), patch, tmp_path_factory.mktemp("app-tmp")) as url:
             yield url
 

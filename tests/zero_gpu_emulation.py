@@ -77,7 +77,7 @@ def main(argv: list[str]) -> dict:
     job = plan_job(video, prompt, options, app.LIMITS).request
     one_prompt = prepare_request(video, prompt, model=MODEL)
     track = lambda: list(app.gpu_track(job, job_dir))[-1].result.frames_done  # noqa: E731
-    preview = lambda: app.gpu_preview(one_prompt).frame_idx  # noqa: E731
+    preview = lambda: app.gpu_preview(one_prompt).record.frame_idx  # noqa: E731
     calls = {}
     for name, call in (("preview 1", preview), ("preview 2", preview), ("tracking", track)):
         calls[name] = list(in_forked_worker(call, timeout=timeout))

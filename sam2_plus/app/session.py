@@ -20,11 +20,13 @@ import cv2
 import numpy as np
 
 from ..effects.settings import OBJECT_EFFECTS, EffectSettings, parse_effects
+from ..errors import TrackError
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
+from ..prompts import PromptError
 from ..review import ReviewReport
-from ..service import TrackRequest, prepare_request
+from ..service import TrackRequest, check_model, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
@@ -302,6 +304,14 @@ class AppSession:
             self._overlay.close()
             self._overlay = None
         self.results = result
+
+    def model_note(self, model: str) -> str:
+        """'' when `model` can track every object at its granularity; else what stops it, for people."""
+        try:
+            check_model(model, {obj.obj_id: obj.task for obj in self.objects.values()})
+        except (PromptError, TrackError) as error:
+            return f"⚠️ {error}"
+        return ""
 
     # ------------------------------------------------------------------ review of the results
     @property

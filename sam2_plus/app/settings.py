@@ -35,6 +35,7 @@ class AppLimits:
     queue_size: int = 16  # waiting events in the queue
     gpu_concurrency: int = 1  # GPU jobs (tracking, previews) running at once
     max_gpu_seconds: int = 600  # GPU time one tracking job may ask for
+    feature_cache_mb: float = 1024.0  # image features of prompted frames kept between previews (host memory)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "AppLimits":
@@ -57,6 +58,10 @@ class AppLimits:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def feature_cache_bytes(self) -> int:
+        return int(self.feature_cache_mb * 1024 * 1024)
 
     def describe(self) -> str:
         return (f"Videos up to {self.max_seconds:g} s, {self.max_frames} frames and {self.max_side} px on the longer "
