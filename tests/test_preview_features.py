@@ -12,7 +12,7 @@ import torch
 
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
-from sam2_plus.app.feature_store import CachedFeatures, FeaturesKey, FeatureStore, features_key
+from sam2_plus.app.feature_store import CachedFeatures, FeaturesKey, FeatureStore, features_key, tensors_in
 from sam2_plus.app.preview import preview_with_features
 
 MODEL = "sam2.1-tiny"
@@ -50,7 +50,7 @@ def test_the_second_click_on_a_frame_skips_the_image_encoder_and_matches(clip, m
     first = preview_with_features(_request(clip, 1, [[30, 20]]))
     assert len(calls) == 1 and first.features is not None
     assert first.features.key == features_key(_request(clip, 1, [[30, 20]]), 1)
-    assert all(t.device.type == "cpu" for t in _tensors(first.features.backbone))
+    assert all(t.device.type == "cpu" for t in tensors_in(first.features.backbone))
 
     second_request = _request(clip, 1, [[60, 40]])
     cached = preview_with_features(second_request, first.features)
@@ -62,17 +62,6 @@ def test_the_second_click_on_a_frame_skips_the_image_encoder_and_matches(clip, m
 
     other_frame = preview_with_features(_request(clip, 2, [[30, 20]]), first.features)
     assert len(calls) == 3 and other_frame.features.key.frame == 2  # features of another frame are not used
-
-
-def _tensors(value):
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _tensors(v)
 
 
 def _features(frame: int, megabytes: int) -> CachedFeatures:

@@ -46,7 +46,7 @@ class CachedFeatures:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in _tensors(self.backbone))
+        return sum(t.numel() * t.element_size() for t in tensors_in(self.backbone))
 
 
 def to_device(value: Any, device: torch.device | str) -> Any:
@@ -60,15 +60,16 @@ def to_device(value: Any, device: torch.device | str) -> Any:
     return value
 
 
-def _tensors(value: Any):
+def tensors_in(value: Any):
+    """Every tensor in `value` (tensors in dicts, lists and tuples)."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _tensors(v)
+            yield from tensors_in(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _tensors(v)
+            yield from tensors_in(v)
 
 
 class FeatureStore:

@@ -24,6 +24,18 @@ from ..media.rle import rle_counts
 from .flags import REASONS, Flag, Observation, ReviewThresholds, flags_for
 
 
+def _after(frames: tuple[int, ...], frame: int) -> Optional[int]:
+    """The first of the sorted `frames` after `frame`, or None."""
+    index = bisect.bisect_right(frames, frame)
+    return frames[index] if index < len(frames) else None
+
+
+def _before(frames: tuple[int, ...], frame: int) -> Optional[int]:
+    """The last of the sorted `frames` before `frame`, or None."""
+    index = bisect.bisect_left(frames, frame)
+    return frames[index - 1] if index > 0 else None
+
+
 @dataclass(frozen=True)
 class ObjectTimeline:
     """One object through the tracked frames (parallel tuples, one entry per frame) and its flags."""
@@ -45,15 +57,11 @@ class ObjectTimeline:
 
     def next_flagged(self, frame: int) -> Optional[int]:
         """The first flagged frame after `frame`, or None."""
-        frames = self.flagged_frames
-        index = bisect.bisect_right(frames, frame)
-        return frames[index] if index < len(frames) else None
+        return _after(self.flagged_frames, frame)
 
     def previous_flagged(self, frame: int) -> Optional[int]:
         """The last flagged frame before `frame`, or None."""
-        frames = self.flagged_frames
-        index = bisect.bisect_left(frames, frame)
-        return frames[index - 1] if index > 0 else None
+        return _before(self.flagged_frames, frame)
 
     def counts(self) -> dict[str, int]:
         """Flags per reason, in the order of REASONS (reasons without a flag left out)."""
@@ -102,15 +110,11 @@ class ReviewReport:
 
     def next_flagged(self, frame: int) -> Optional[int]:
         """The first frame after `frame` flagged for any object, or None."""
-        frames = self.flagged_frames
-        index = bisect.bisect_right(frames, frame)
-        return frames[index] if index < len(frames) else None
+        return _after(self.flagged_frames, frame)
 
     def previous_flagged(self, frame: int) -> Optional[int]:
         """The last frame before `frame` flagged for any object, or None."""
-        frames = self.flagged_frames
-        index = bisect.bisect_left(frames, frame)
-        return frames[index - 1] if index > 0 else None
+        return _before(self.flagged_frames, frame)
 
     def describe(self, first: int = 5) -> list[str]:
         """Lines for people: one per object (see ObjectTimeline.describe)."""
