@@ -619,9 +619,10 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
 
 
 def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
-    """Launch with the upload limit and the example clips allowed (tests pass host, port, ...)."""
+    """Launch with the upload limit and the example clips allowed, nothing else of examples/ (tests pass host,
+    port, ...)."""
     kwargs.setdefault("max_file_size", limits.max_upload_bytes)
-    kwargs.setdefault("allowed_paths", [str(EXAMPLES_DIR)])
+    kwargs.setdefault("allowed_paths", [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))])  # the clips only
     return demo.launch(**kwargs)
 
 

@@ -182,9 +182,12 @@ def _load(data: str | bytes | Mapping[str, Any], limits: PromptLimits) -> Mappin
         raise PromptError(message) from None
     except RecursionError:
         raise PromptError("the prompts JSON is nested too deeply to be prompts") from None
-    except ValueError as error:  # e.g. an integer with more digits than Python converts
-        raise PromptError(f"the prompts JSON cannot be read: {error}") from None
+    except ValueError:  # an integer with more digits than Python converts (its message names Python internals)
+        raise PromptError(f"the prompts JSON holds a number with too many digits ({TOO_MANY_DIGITS})") from None
     return document
+
+
+TOO_MANY_DIGITS = "no valid number has thousands of digits"
 
 
 def _reject_constant(name: str) -> Any:

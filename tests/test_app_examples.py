@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import pytest
+
+from app_fakes import launch_app
 from media_clips import mean_abs_error
 
 from sam2_plus.app.settings import AppLimits
@@ -27,3 +32,19 @@ def test_the_script_makes_the_committed_clips(tmp_path):
             assert (len(ours), ours.info.width, ours.info.height) == (len(made), made.info.width, made.info.height)
             # the same drawing; another x264 build may round differently, so not byte for byte
             assert max(mean_abs_error(ours[i], made[i]) for i in range(len(ours))) < 2.0
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_app_serves_the_example_clips_and_nothing_else_of_the_folder(tmp_path):
+    with pytest.MonkeyPatch.context() as patch, launch_app(AppLimits(), patch, tmp_path / "app-tmp") as url:
+        clip = sorted(EXAMPLES.glob("*.mp4"))[0]
+        assert _status(f"{url}gradio_api/file={clip}") == 200
+        for other in (EXAMPLES / "make_examples.py", EXAMPLES / "no_such_clip.mp4"):
+            assert _status(f"{url}gradio_api/file={other}") in (403, 404)

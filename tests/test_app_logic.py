@@ -108,10 +108,14 @@ def test_parse_options():
     ('{"modle": "sam2++"}', "unknown key\\(s\\) 'modle'; allowed: model, motion_aware"),
     ('{"model": "sam3"}', "unknown model 'sam3'; choose one of sam2\\+\\+, sam2.1-tiny"),
     ('{"motion_aware": "yes"}', "'motion_aware' must be true or false"),
+    ('{"model": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid options: the JSON is .* at most 65536"),
+    ("[" * 30_000 + "]" * 30_000, "invalid options: the JSON is nested too deeply to be options"),
+    ('{"motion_aware": 1' + "0" * 5000 + "}", "invalid options: the JSON holds a number with too many digits"),
 ])
 def test_bad_options(text, message):
-    with pytest.raises(AppInputError, match=message):
+    with pytest.raises(AppInputError, match=message) as raised:
         options.parse_options(text)
+    assert "sys." not in str(raised.value) and "Recursion" not in str(raised.value)
 
 
 def test_gpu_estimate_grows_with_frames_objects_and_model(clip):

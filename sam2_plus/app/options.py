@@ -12,8 +12,11 @@ from typing import Any, Optional
 from ..config import canonical_model_name
 from ..effects.settings import EffectError, EffectSettings, parse_effects
 from ..exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
+from ..prompts import TOO_MANY_DIGITS
 from .errors import AppInputError
 from .settings import DEFAULT_MODEL, MODELS
+
+MAX_OPTIONS_CHARACTERS = 64 * 1024  # options name a model, flags, formats and per-object effects: a few KB
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,7 @@ def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> Tra
     if options is None or (isinstance(options, str) and not options.strip()):
         return TrackOptions()
     if isinstance(options, str):
-        try:
-            options = json.loads(options)
-        except json.JSONDecodeError as e:
-            raise AppInputError(f"invalid options: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}); "
-                                'expected e.g. {"model": "sam2++", "motion_aware": false}') from None
+        options = _read_json(options)
     if not isinstance(options, Mapping):
         raise AppInputError('invalid options: give a JSON object, e.g. {"model": "sam2++", "motion_aware": false}')
     allowed = [f.name for f in fields(TrackOptions)]
@@ -65,6 +64,23 @@ def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> Tra
         raise AppInputError(f"invalid options: 'motion_aware' must be true or false, got {motion_aware!r}")
     return TrackOptions(model, motion_aware, _export_formats(options.get("export_formats", [])),
                         _effects(options.get("effects")))
+
+
+def _read_json(text: str) -> Any:
+    """The options JSON text as Python values, its size checked before it is parsed."""
+    if len(text) > MAX_OPTIONS_CHARACTERS:
+        raise AppInputError(f"invalid options: the JSON is {len(text)} characters; at most {MAX_OPTIONS_CHARACTERS} "
+                            "are allowed")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AppInputError(f"invalid options: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}); "
+                            'expected e.g. {"model": "sam2++", "motion_aware": false}') from None
+    except RecursionError:
+        raise AppInputError("invalid options: the JSON is nested too deeply to be options") from None
+    except ValueError:  # an integer with more digits than Python converts
+        raise AppInputError(f"invalid options: the JSON holds a number with too many digits ({TOO_MANY_DIGITS})"
+                            ) from None
 
 
 def _export_formats(value: Any) -> tuple[str, ...]:
