@@ -206,6 +206,7 @@ def test_an_api_client_killed_mid_job_stops_its_job_and_its_folder_goes(app_url,
     assert wait_for(lambda: not folders(app_tmp, "api"), GONE)
     stopped_at = len(frames.seen)
     time.sleep(1.0)
+    print(f"client killed at frame {killed_at}; the job stopped after {stopped_at} of {T} frames")
     assert len(frames.seen) == stopped_at < T  # stopped, and well before the end
     assert stopped_at - killed_at <= (HEARTBEAT + RECONNECT + 2.0) / frames.seconds
 
