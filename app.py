@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import gradio as gr
 import numpy as np
+from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
@@ -33,9 +34,9 @@ from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
-from sam2_plus.app.session import AppSession
+from sam2_plus.app.session import ENDED, AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
-from sam2_plus.app.workdirs import SessionFiles, sweep_work_dirs
+from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
 from sam2_plus.effects.settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectSettings
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.prompts import TASKS
@@ -44,7 +45,6 @@ from sam2_plus.service import TrackRequest
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 LIMITS = AppLimits.from_env()
-SESSION_DIR_TTL = 24 * 3600.0  # leftovers of sessions that never closed (a crash, a restart)
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
 
@@ -103,9 +103,17 @@ def job_errors() -> Iterator[None]:
 NO_VIDEO = "Upload a video or pick an example first."
 
 
-def require(session: Optional[AppSession]) -> AppSession:
+def session_problem(session: Optional[AppSession]) -> Optional[str]:
+    """Why an action cannot use `session`: none yet, or its files are gone (a reconnect after the grace)."""
     if session is None:
-        raise gr.Error(NO_VIDEO, print_exception=False)
+        return NO_VIDEO
+    return ENDED if session.closed else None
+
+
+def require(session: Optional[AppSession]) -> AppSession:
+    problem = session_problem(session)
+    if problem is not None:
+        raise gr.Error(problem, print_exception=False)
     return session
 
 
@@ -117,14 +125,16 @@ def close_session(session: Optional[AppSession]) -> None:
 # --------------------------------------------------------------------------- the API
 
 
-def api_function(limits: AppLimits, session_files: SessionFiles) -> Callable[..., tuple[str, str, str]]:
+def api_function(limits: AppLimits, session_files: SessionFiles,
+                 keep: Callable[[Path], str]) -> Callable[..., tuple[str, str, str]]:
     def track(video: Optional[str], prompts: str, options: str, request: gr.Request,
               progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
         result = None
         with job_errors():
-            for update in api_job(video, prompts, options, limits, session_files, request.session_hash, gpu_track):
+            for update in api_job(video, prompts, options, limits, session_files, request.session_hash, gpu_track,
+                                  keep=keep):
                 if update.progress is not None:
                     progress(update.progress.fraction, desc=describe_progress(update.progress))
                 result = update.result or result
@@ -142,20 +152,21 @@ def api_function(limits: AppLimits, session_files: SessionFiles) -> Callable[...
 
 
 def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
-    session_files = SessionFiles()
+    session_files = SessionFiles(limits.reconnect_seconds)
     with gr.Blocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
         _build_api(limits, session_files)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
         _wire(ui, limits, session_files)
 
-        def end_session(request: gr.Request) -> None:
-            """A browser tab or API client went away: its files go now (Gradio drops its gr.State an hour
-            later)."""
-            session_files.end_session(request.session_hash)
+        def client_left(request: gr.Request) -> None:
+            """A browser tab or API client went away: its files and job go unless it is back within the grace."""
+            session_files.disconnected(request.session_hash)
 
-        demo.unload(end_session)
+        demo.unload(client_left)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=8)
+    demo.session_files = session_files  # launch() watches its clients' heartbeats
+    Sweeper(session_files, limits.leftover_seconds).start()
     return demo
 
 
@@ -300,7 +311,8 @@ def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
         run = gr.Button("track")
-    run.click(api_function(limits, session_files), [video, prompts, options], [overlay, results_zip, results_json],
+    track = api_function(limits, session_files, overlay.move_resource_to_block_cache)  # results: Gradio's copies
+    run.click(track, [video, prompts, options], [overlay, results_zip, results_json],
               api_name="track", api_description=API_DESCRIPTION, concurrency_id="gpu",
               concurrency_limit=limits.gpu_concurrency)
 
@@ -325,9 +337,10 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
     """A handler that applies `action` to the session and redraws the panel; a refused edit is a warning."""
 
     def handler(session: Optional[AppSession], frame: int, show: bool, *args: Any) -> dict:
-        if session is None:  # a warning, not an error on every component of the panel
-            gr.Warning(NO_VIDEO)
-            return {ui.status: f"⚠️ {NO_VIDEO}"}
+        problem = session_problem(session)
+        if problem is not None:  # a warning, not an error on every component of the panel
+            gr.Warning(problem)
+            return {ui.status: f"⚠️ {problem}"}
         try:
             note = action(session, int(frame), *args) or ""
         except AppInputError as error:
@@ -362,7 +375,7 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
     features = FeatureStore(limits.feature_cache_bytes)
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
-        if session is None:
+        if session_problem(session) is not None:  # the event before it said so
             return gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
@@ -392,14 +405,15 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
 
     def load_video(old: Optional[AppSession], video: Optional[str], request: gr.Request):
         if old is not None:
-            session_files.discard(request.session_hash, old.close)
+            session_files.discard(old.close)
         close_session(old)
-        sweep_work_dirs("sessions", SESSION_DIR_TTL)
         session, note = None, ""
         if video:
             try:
                 session = AppSession.open(video, limits)
-                session_files.add(request.session_hash, session.close)
+                session_files.add(request.session_hash, session.close, needs_heartbeat=True)
+                if session.closed:  # its client was already gone for good: nobody to show it to
+                    session, note = None, ENDED
             except (AppInputError, *INPUT_ERRORS) as error:
                 note = f"⚠️ {user_message(error)}"
                 gr.Warning(note)
@@ -427,6 +441,9 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
         if session is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if session.closed:
+            gr.Warning(ENDED)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
         if session.review is None or session.tracking:  # a running job draws the live timeline
@@ -516,7 +533,7 @@ def _wire_tools(ui: UI) -> None:
         hints = {BOX: "Click one corner of the box, then the opposite corner.",
                  BRUSH: "Paint over the object, then press *Use the painted mask*.",
                  MASK_FILE: "Upload a mask image of the video's size."}
-        editor = _editor_value(session, int(frame)) if (tool == BRUSH and session is not None) else None
+        editor = _editor_value(session, int(frame)) if (tool == BRUSH and session_problem(session) is None) else None
         return (gr.ImageEditor(visible=tool == BRUSH, value=editor), gr.Button(visible=tool == BRUSH),
                 gr.File(visible=tool == MASK_FILE, value=None), hints.get(tool, ""))
 
@@ -546,7 +563,7 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
             yield {ui.progress: f"⚠️ {error.message}"}
 
     def finish(session: Optional[AppSession]):
-        return gr.Button(interactive=session is not None), gr.Button(interactive=False), ""
+        return gr.Button(interactive=session_problem(session) is None), gr.Button(interactive=False), ""
 
     def stop(session: Optional[AppSession]):
         if session is None or not session.tracking:
@@ -619,10 +636,11 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
 
 
 def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
-    """Launch with the upload limit and the example clips allowed, nothing else of examples/ (tests pass host,
-    port, ...)."""
+    """Launch with the upload limit and the example clips allowed, nothing else of examples/, and the clients'
+    heartbeats watched (a session that reconnects keeps its files; tests pass host, port, ...)."""
     kwargs.setdefault("max_file_size", limits.max_upload_bytes)
     kwargs.setdefault("allowed_paths", [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))])  # the clips only
+    kwargs.setdefault("app_kwargs", {"middleware": [Middleware(HeartbeatWatch, session_files=demo.session_files)]})
     return demo.launch(**kwargs)
 
 

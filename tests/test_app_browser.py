@@ -20,6 +20,7 @@ from sam2_plus.app.settings import AppLimits
 sync_api = pytest.importorskip("playwright.sync_api")
 
 MODEL_SECONDS = 600_000  # ms: a preview or a tracking run on a busy 2-core CPU
+RECONNECT = 1.0  # seconds a closed page keeps its files (short here, for the closing test)
 H, W, T = 64, 96, 3
 
 pytestmark = [
@@ -43,7 +44,7 @@ def app_url(app_tmp):
         patch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # notice a closed page within a second
         import app
 
-        demo = app.build_demo(AppLimits())
+        demo = app.build_demo(AppLimits(reconnect_seconds=RECONNECT))
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -275,8 +276,9 @@ def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, monk
 
 
 def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
-    """The session's folder (its copy of the video, its results) goes when the page is closed, not an hour later
-    when Gradio drops the closed session's state."""
+    """The session's folder (its copy of the video, its results) goes once the page has been closed for the
+    reconnect grace (SAM2PLUS_RECONNECT_SECONDS), not an hour later when Gradio drops the closed session's
+    state. (A page that reconnects within the grace keeps it: tests/test_app_lifecycle.py.)"""
     sessions = app_tmp / "sam2plus-app" / "sessions"
 
     def folders() -> set[Path]:

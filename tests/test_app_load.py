@@ -1,6 +1,6 @@
 """Several users at once, through gradio_client against the app launched in-process on 127.0.0.1: four
 sessions track at the same time and each gets its own results; the queue refuses what exceeds its maximum
-size; the files of a session are removed when its client disconnects."""
+size; no job folder outlives its call."""
 
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.slow
 def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatch):
     """SAM 2.1 tiny (seeded), 2-frame clips: each client has its own video size, object id and mask (SAM 2.1
-    returns a mask prompt as that frame's result), so a result given to the wrong client would show. When the
-    clients disconnect, the app removes their job folders."""
+    returns a mask prompt as that frame's result), so a result given to the wrong client would show. No job
+    folder outlives its call."""
     app_tmp = tmp_path / "app-tmp"
     running = RunningJobs(jobs.run_tracking)
     monkeypatch.setattr(jobs, "run_tracking", running)
@@ -99,10 +99,9 @@ def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatc
             assert iou(results[0].masks[0], mask) > 0.9
             assert (probe(overlay).width, probe(overlay).height, probe(overlay).num_frames) == (width, height, 2)
 
-        assert len(job_dirs(app_tmp)) == SESSIONS
+        assert not job_dirs(app_tmp)  # each call's folder went with it: the results served are Gradio's copies
         for client in clients:
             client.close()
-        assert wait_for(lambda: not job_dirs(app_tmp)), job_dirs(app_tmp)
 
 
 def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path, monkeypatch):

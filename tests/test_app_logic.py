@@ -337,6 +337,20 @@ def test_session_close_removes_its_files(clip):
     assert not session.workdir.exists()
 
 
+def test_a_closed_session_says_in_one_line_to_load_the_video_again(clip):
+    """Its gr.State outlives its files (Gradio keeps it an hour): nothing may reach for the deleted video."""
+    from sam2_plus.app.session import ENDED
+
+    session = AppSession.open(clip, AppLimits())
+    session.click(POSITIVE, 0, 20, 20)
+    session.close()
+    for action in (lambda: session.render_view(0), lambda: session.preview_request(1, 0, TrackOptions()),
+                   lambda: session.plan_job(TrackOptions(), AppLimits())):
+        with pytest.raises(AppInputError) as raised:
+            action()
+        assert str(raised.value) == ENDED
+
+
 def test_a_session_closed_during_a_job_closes_when_the_job_ends(clip):
     session = AppSession.open(clip, AppLimits())
     job_dir = session.begin_job()
@@ -371,26 +385,22 @@ def test_a_work_dir_outlives_its_running_job_then_goes(tmp_path):
         folder.begin_job()
 
 
-def test_a_released_api_folder_lets_its_job_finish_and_goes_after_the_delay(tmp_path):
-    """An API client's session can end while its call runs (a dropped connection): the job is not stopped,
-    and the folder stays long enough after the job for Gradio to copy the results, then goes."""
-    import time
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    folder = workdirs.WorkDir.create("api", tmp_path)
-    folder.begin_job()
-    folder.release(0.3)
-    assert not folder.stop.is_set() and folder.path.is_dir()
-    folder.end_job()
-    assert folder.path.is_dir() and not folder.closed  # the results are still there to be served
-    deadline = time.monotonic() + 10
-    while folder.path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert folder.closed and not folder.path.exists()
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_session_files_are_closed_when_their_session_ends(tmp_path):
-    files = workdirs.SessionFiles()
-    a1, a2, b = (workdirs.WorkDir.create("api", tmp_path) for _ in range(3))
+def test_session_files_wait_the_grace_and_a_reconnect_keeps_them(tmp_path):
+    """Found: the unload event removed a session's files at once, so a client whose heartbeat dropped and came
+    back (same session) had state pointing at a deleted folder. Now its files go only when it has been gone for
+    the whole grace; a heartbeat back within it keeps them; a second heartbeat closing does not end a session
+    whose first is still open; one failing closer does not keep the others' files."""
+    clock = Clock()
+    files = workdirs.SessionFiles(reconnect_seconds=10, clock=clock)
+    a1, a2, b, c = (workdirs.WorkDir.create("sessions", tmp_path) for _ in range(4))
     closed: list[str] = []
 
     def broken() -> None:
@@ -401,12 +411,90 @@ def test_session_files_are_closed_when_their_session_ends(tmp_path):
     files.add("a", broken)
     files.add("a", a2.close)
     files.add("b", b.close)
+    files.add("c", c.close)
     files.add(None, b.close)  # no session (a direct call): nothing to track
-    files.discard("b", b.close)
-    assert len(files) == 3
-    assert files.end_session("a") == 3 and closed == ["broken"]  # one failure does not keep the others' files
-    assert not a1.path.exists() and not a2.path.exists() and b.path.is_dir()
-    assert files.end_session("a") == 0 and files.end_session("b") == 0 and len(files) == 0
+    assert len(files) == 5
+    files.heartbeat_opened("b")
+    files.heartbeat_opened("c")
+    files.heartbeat_opened("c")  # a reconnect seen before the old connection's end
+    for session in "abc":
+        files.disconnected(session) if session == "a" else files.heartbeat_closed(session)
+    clock.now = 9.0
+    files.heartbeat_opened("b")  # back within the grace
+    assert files.expire() == 0
+    clock.now = 10.0
+    assert files.expire() == 3 and closed == ["broken"]
+    assert not a1.path.exists() and not a2.path.exists() and b.path.is_dir() and c.path.is_dir()
+    clock.now = 100.0
+    assert files.expire() == 0 and len(files) == 2
+    files.add("a", lambda: closed.append("late"))  # added after its session ended: runs at once
+    assert closed == ["broken", "late"] and len(files) == 2
+
+
+def test_a_browser_session_without_a_heartbeat_starts_the_clock(tmp_path):
+    """Found: a session whose heartbeat was gone before its video loaded (or that never opened one) kept its
+    folder: nothing would ever end it. With heartbeats watched, such a session's files go after the grace."""
+    clock = Clock()
+    files = workdirs.SessionFiles(reconnect_seconds=5, clock=clock)
+    files.watch_heartbeats()
+    orphan, live = workdirs.WorkDir.create("sessions", tmp_path), workdirs.WorkDir.create("sessions", tmp_path)
+    files.heartbeat_opened("live")
+    files.add("orphan", orphan.close, needs_heartbeat=True)
+    files.add("live", live.close, needs_heartbeat=True)
+    clock.now = 5.0
+    assert files.expire() == 1 and not orphan.path.exists() and live.path.is_dir()
+
+
+def test_a_running_job_of_a_client_gone_for_good_is_stopped_then_its_folder_goes(tmp_path):
+    clock = Clock()
+    files = workdirs.SessionFiles(reconnect_seconds=1, clock=clock)
+    folder = workdirs.WorkDir.create("api", tmp_path)
+    files.add("client", folder.close)
+    folder.begin_job()
+    files.heartbeat_opened("client")
+    files.heartbeat_closed("client")
+    clock.now = 1.0
+    assert files.expire() == 1
+    assert folder.stop.is_set() and folder.path.is_dir()  # the job sees Stop at its next frame
+    folder.end_job()
+    assert folder.closed and not folder.path.exists()
+
+
+def test_session_files_hold_their_sessions_weakly(tmp_path, clip):
+    """A session Gradio dropped (its state's delete callback closed it) is not kept alive by SessionFiles."""
+    import gc
+    import weakref
+
+    files = workdirs.SessionFiles()
+    session = AppSession.open(clip, AppLimits(), root=tmp_path)
+    files.add("tab", session.close)
+    alive = weakref.ref(session)
+    session.close()
+    del session
+    gc.collect()
+    assert alive() is None and len(files) == 0
+
+
+def test_the_sweeper_removes_leftovers_on_its_own_but_never_a_live_folder(tmp_path):
+    """Found: leftovers were swept only when the next video loaded (or the next API call started). The
+    sweeper thread removes folders that no live WorkDir holds once untouched for the TTL."""
+    import os
+    import time
+
+    live = workdirs.WorkDir.create("sessions", tmp_path)
+    leftovers = [workdirs.new_work_dir(kind, tmp_path) for kind in ("sessions", "api")]
+    fresh = workdirs.new_work_dir("api", tmp_path)
+    for path in (live.path, *leftovers):
+        os.utime(path, (0, 0))
+    sweeper = workdirs.Sweeper(workdirs.SessionFiles(reconnect_seconds=0.2), ttl=600, root=tmp_path).start()
+    try:
+        deadline = time.monotonic() + 10
+        while any(p.exists() for p in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sweeper.stop()
+    assert not any(p.exists() for p in leftovers) and live.path.is_dir() and fresh.is_dir()
+    live.close()
 
 
 # --------------------------------------------------------------------------- masks from the brush and PNGs

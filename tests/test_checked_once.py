@@ -6,6 +6,7 @@ carried as a value."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -91,12 +92,12 @@ def test_a_preview_parses_its_prompt_once_and_uses_the_sessions_video_check(clip
     session.close()
 
 
-def test_one_track_call_parses_the_prompts_once_and_probes_the_video_once(clip, calls):
+def test_one_track_call_parses_the_prompts_once_and_probes_the_video_once(clip, calls, tmp_path):
     document = {"objects": [{"id": 7, "task": "mask", "prompts": [{"frame": 1, "points": [[20, 20]]}]},
                             {"id": 8, "task": "mask", "prompts": [{"frame": 0, "box": [5, 5, 30, 40]}]}]}
 
     updates = list(api_job(str(clip), json.dumps(document), json.dumps(OPTIONS.to_json()), AppLimits(),
-                           SessionFiles(), "client", on_zero_gpu))
+                           SessionFiles(), "client", on_zero_gpu, keep=lambda path: shutil.copy(path, tmp_path)))
 
     assert updates[-1].result.frames_done == T and updates[-1].result.failure is None
     assert calls == {"parse_prompts": 1, "probe": 1}

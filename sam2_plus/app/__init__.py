@@ -10,5 +10,6 @@
 - `editing`: one object's prompts as edited (clicks, boxes, masks, granularity); `masks`: masks from the
   brush and from PNGs; `drawing`: the prompts drawn on the frame view.
 - `session`: one browser session (`AppSession`); `api`: one call of the endpoint /track (`api_job`).
-- `workdirs`: the folders of sessions and API calls, and their removal when a session ends.
+- `workdirs`: the folders of sessions and API calls, their removal once a client is gone past the reconnect
+  grace (`SessionFiles`, `HeartbeatWatch`), and the sweeper thread (`Sweeper`).
 """

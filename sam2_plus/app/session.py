@@ -38,6 +38,8 @@ from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
 MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so that they can be clicked
+ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
+         "again.")  # said by every action on a closed session (its gr.State outlives its files)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,11 @@ class AppSession:
     @property
     def closed(self) -> bool:
         return self.files.closed
+
+    def check_open(self) -> None:
+        """AppInputError(ENDED) once the files are gone: nothing may reach for them."""
+        if self.closed:
+            raise AppInputError(ENDED)
 
     def close(self) -> None:
         """Delete the session's files; during a job: stop it, and close when it ends (end_job)."""
@@ -254,6 +261,7 @@ class AppSession:
 
     def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
         """The checked request of a preview (with the video as it was checked when the session opened)."""
+        self.check_open()
         return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
                                motion_aware=options.motion_aware, info=self.info)
 
@@ -264,6 +272,7 @@ class AppSession:
     # ------------------------------------------------------------------ tracking
     def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
         """A Track click's job from every prompt, checked (`plan.plan_job`)."""
+        self.check_open()
         return plan_job(self.video, self.prompts_document(), options, limits)
 
     def tracking_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
@@ -349,6 +358,7 @@ class AppSession:
 
     # ------------------------------------------------------------------ the frame view
     def frame(self, index: int) -> np.ndarray:
+        self.check_open()
         if self._frames is None:
             self._frames = FrameSource(self.video, cache_bytes=VIEW_CACHE_BYTES)
         return self._frames[self.check_frame(index)]
@@ -360,6 +370,7 @@ class AppSession:
             return None
         if not result.first_frame <= index <= result.last_frame:
             return None
+        self.check_open()
         if self._overlay is None:
             self._overlay = FrameSource(result.files.overlay, cache_bytes=VIEW_CACHE_BYTES)
         position = index - result.first_frame

@@ -36,6 +36,8 @@ class AppLimits:
     gpu_concurrency: int = 1  # GPU jobs (tracking, previews) running at once
     max_gpu_seconds: int = 600  # GPU time one tracking job may ask for
     feature_cache_mb: float = 1024.0  # image features of prompted frames kept between previews (host memory)
+    reconnect_seconds: float = 60.0  # a client gone this long loses its files and running job (the grace)
+    leftover_seconds: float = 3600.0  # work folders no live session or job holds go once untouched this long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "AppLimits":

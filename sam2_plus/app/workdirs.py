@@ -1,26 +1,32 @@
 """Where sessions and API calls keep their files, and when those files go.
 
 Each browser session and each API call owns a `WorkDir` under `work_root()`. `SessionFiles` remembers them
-per Gradio session (the browser tab or the API client); the app's unload event calls `end_session` when that
-session disconnects, which removes them at once. (Gradio deletes a closed session's gr.State only an hour
-later, and a server that crashed never does: `sweep_work_dirs` removes old leftovers.)
+per Gradio session (the browser tab or the API client) and closes them once that session's client has been
+gone for the reconnect grace (SAM2PLUS_RECONNECT_SECONDS): a client on a flaky network that reconnects within
+it keeps its files and its running job; one that does not has its job stopped after the current frame and its
+files removed. (Gradio itself keeps a closed session's gr.State for an hour, whose delete callback closes the
+files too if they are still there.) A `Sweeper` thread does this on a timer and removes leftovers that no live
+`WorkDir` holds (a crash, a restart) once untouched for SAM2PLUS_LEFTOVER_SECONDS.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import AppInputError
-from .settings import env_name
+from .settings import AppLimits, env_name
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +45,43 @@ def new_work_dir(kind: str, root: Optional[Path] = None) -> Path:
 
 
 def sweep_work_dirs(kind: str, max_age: float, root: Optional[Path] = None) -> int:
-    """Remove the work folders of `kind` older than `max_age` seconds; returns how many."""
+    """Remove the work folders of `kind` untouched for `max_age` seconds that no live `WorkDir` of this process
+    holds (leftovers of a crash, a restart, or anything missed); returns how many."""
     folder = (root or work_root()) / kind
     if not folder.is_dir():
         return 0
     now, removed = time.time(), 0
     for path in folder.iterdir():
         try:
-            if now - path.stat().st_mtime > max_age:
+            if now - path.stat().st_mtime > max_age and not _live.holds(path):
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         except FileNotFoundError:
             pass
     return removed
+
+
+class _LiveFolders:
+    """The folders of this process's open `WorkDir`s, which the sweep never removes however old."""
+
+    def __init__(self) -> None:
+        self._paths: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._paths.add(path.resolve())
+
+    def discard(self, path: Path) -> None:
+        with self._lock:
+            self._paths.discard(path.resolve())
+
+    def holds(self, path: Path) -> bool:
+        with self._lock:
+            return path.resolve() in self._paths
+
+
+_live = _LiveFolders()
 
 
 class StopSignal:
@@ -79,11 +109,12 @@ class WorkDir:
     busy: bool = False
     closed: bool = False
     _close_when_idle: bool = False
-    _release_delay: Optional[float] = None  # set by release(): remove this long after the job ends
 
     @classmethod
     def create(cls, kind: str, root: Optional[Path] = None) -> "WorkDir":
-        return cls(new_work_dir(kind, root))
+        folder = cls(new_work_dir(kind, root))
+        _live.add(folder.path)
+        return folder
 
     @property
     def stop(self) -> StopSignal:
@@ -100,21 +131,8 @@ class WorkDir:
     def end_job(self) -> None:
         self.busy = False
         self.stop.clear()
-        if self._release_delay is not None:
-            self.release(self._release_delay)
-        elif self._close_when_idle:
+        if self._close_when_idle:
             self.close()
-
-    def release(self, delay: float) -> None:
-        """Remove the folder `delay` seconds after its job ends (or from now when idle), without stopping the
-        job. For API calls: the caller still receives the results, which Gradio copies from here once the job
-        has ended, even when its connection dropped for a moment and Gradio ended its session."""
-        if self.busy:
-            self._release_delay = delay
-            return
-        timer = threading.Timer(delay, self.close)
-        timer.daemon = True
-        timer.start()
 
     def close(self) -> None:
         if self.busy:
@@ -122,38 +140,166 @@ class WorkDir:
             self._close_when_idle = True
             return
         shutil.rmtree(self.path, ignore_errors=True)
+        _live.discard(self.path)
         self.closed = True
 
 
-class SessionFiles:
-    """The closers (e.g. `WorkDir.close`) of each Gradio session, called when that session ends."""
+Closer = Callable[[], None]
 
-    def __init__(self) -> None:
-        self._closers: dict[str, list[Callable[[], None]]] = {}
+
+class SessionFiles:
+    """The closers (e.g. `WorkDir.close`) of each Gradio session (a browser tab or an API client), called once
+    that session's client has been gone for `reconnect_seconds`: a client back within that time (the same
+    session reconnecting its heartbeat) keeps its files and its running job.
+
+    Gone means: its last heartbeat connection closed (`heartbeat_closed`, from `HeartbeatWatch`) or Gradio's
+    unload event ran (`disconnected`). Closers added for a session that is gone wait for the same deadline;
+    added after it passed, they run at once. With `watch_heartbeats()`, a browser session's closers
+    (`needs_heartbeat`) start the clock when no heartbeat of theirs is open. `expire` runs the due closers (the
+    app's `Sweeper` calls it). Bound methods are held weakly, so that a session Gradio has dropped (its
+    gr.State's delete callback closed it) is not kept alive here."""
+
+    def __init__(self, reconnect_seconds: float = AppLimits.reconnect_seconds,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.reconnect_seconds = reconnect_seconds
+        self._clock = clock
+        self._closers: dict[str, list[Callable[[], Optional[Closer]]]] = {}
+        self._open: dict[str, int] = {}  # heartbeat connections open per session
+        self._gone_since: dict[str, float] = {}
+        self._ended: dict[str, float] = {}  # sessions whose closers ran, for closers added later
+        self._watching = False
         self._lock = threading.Lock()
 
-    def add(self, session_hash: Optional[str], closer: Callable[[], None]) -> None:
-        if session_hash:
-            with self._lock:
-                self._closers.setdefault(session_hash, []).append(closer)
-
-    def discard(self, session_hash: Optional[str], closer: Callable[[], None]) -> None:
+    def add(self, session_hash: Optional[str], closer: Closer, needs_heartbeat: bool = False) -> None:
+        if not session_hash:
+            return
         with self._lock:
-            closers = self._closers.get(session_hash or "", [])
-            if closer in closers:
-                closers.remove(closer)
+            if session_hash not in self._ended:
+                self._closers.setdefault(session_hash, []).append(_reference(closer))
+                if needs_heartbeat and self._watching and not self._open.get(session_hash):
+                    self._gone_since.setdefault(session_hash, self._clock())
+                return
+        _call(closer, session_hash)
+
+    def discard(self, closer: Closer) -> None:
+        """Forget `closer` (its owner closed its files itself)."""
+        with self._lock:
+            self._closers = {session_hash: kept for session_hash, references in self._closers.items()
+                             if (kept := [r for r in references if r() is not None and r() != closer])}
+
+    def watch_heartbeats(self) -> None:
+        self._watching = True
+
+    def heartbeat_opened(self, session_hash: str) -> None:
+        with self._lock:
+            self._open[session_hash] = self._open.get(session_hash, 0) + 1
+            self._gone_since.pop(session_hash, None)
+            self._ended.pop(session_hash, None)  # back after the grace: what it opens now is kept
+
+    def heartbeat_closed(self, session_hash: str) -> None:
+        with self._lock:
+            left = self._open.pop(session_hash, 1) - 1
+            if left > 0:
+                self._open[session_hash] = left
+            else:
+                self._gone_since.setdefault(session_hash, self._clock())
+
+    def disconnected(self, session_hash: Optional[str]) -> None:
+        """Gradio's unload event: the session's client went away (unless a heartbeat of it is open again)."""
+        with self._lock:
+            if session_hash and not self._open.get(session_hash):
+                self._gone_since.setdefault(session_hash, self._clock())
+
+    def expire(self, forget_after: float = 3600.0) -> int:
+        """End the sessions gone for `reconnect_seconds`; returns how many closers ran."""
+        now = self._clock()
+        with self._lock:
+            due = [h for h, since in self._gone_since.items() if now - since >= self.reconnect_seconds]
+            for session_hash in due:
+                del self._gone_since[session_hash]
+                self._ended[session_hash] = now
+            self._ended = {h: t for h, t in self._ended.items() if now - t < max(forget_after, 0.0)}
+        return sum(self.end_session(session_hash) for session_hash in due)
 
     def end_session(self, session_hash: Optional[str]) -> int:
-        """Call every closer of the session; returns how many."""
+        """Call every closer of the session now; returns how many."""
         with self._lock:
-            closers = self._closers.pop(session_hash or "", [])
+            references = self._closers.pop(session_hash or "", [])
+        closers = [closer for closer in (r() for r in references) if closer is not None]
         for closer in closers:
-            try:
-                closer()
-            except Exception:  # one failing closer must not keep the others' files
-                log.exception("cleaning up after session %s failed", session_hash)
+            _call(closer, session_hash)
         return len(closers)
 
     def __len__(self) -> int:
         with self._lock:
-            return sum(len(closers) for closers in self._closers.values())
+            return sum(1 for references in self._closers.values() for r in references if r() is not None)
+
+
+def _reference(closer: Closer) -> Callable[[], Optional[Closer]]:
+    if inspect.ismethod(closer):
+        return weakref.WeakMethod(closer)
+    return lambda: closer
+
+
+def _call(closer: Closer, session_hash: Optional[str]) -> None:
+    try:
+        closer()
+    except Exception:  # one failing closer must not keep the others' files
+        log.exception("cleaning up after session %s failed", session_hash)
+
+
+HEARTBEAT_PATH = re.compile(r"/heartbeat/([^/]+)/?$")
+
+
+class HeartbeatWatch:
+    """ASGI middleware: tells `SessionFiles` when a client's heartbeat connection (Gradio's
+    /gradio_api/heartbeat/{session_hash}, held open by every page and gradio_client) opens and closes, so that
+    a session that reconnects is known to be back. Gradio itself runs nothing when a heartbeat reconnects."""
+
+    def __init__(self, app: Any, session_files: SessionFiles) -> None:
+        self.app, self.session_files = app, session_files
+        session_files.watch_heartbeats()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        match = HEARTBEAT_PATH.search(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        session_hash = match.group(1)
+        self.session_files.heartbeat_opened(session_hash)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.session_files.heartbeat_closed(session_hash)
+
+
+class Sweeper:
+    """A daemon thread that, every `interval` seconds, ends the sessions gone for longer than their grace
+    (`SessionFiles.expire`) and removes leftover folders untouched for `ttl` seconds (`sweep_work_dirs`)."""
+
+    KINDS = ("sessions", "api")
+
+    def __init__(self, session_files: SessionFiles, ttl: float, root: Optional[Path] = None) -> None:
+        self.session_files, self.ttl, self.root = session_files, ttl, root or work_root()
+        self.interval = min(max(min(session_files.reconnect_seconds, ttl) / 4, 0.2), 30.0)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sam2plus-sweeper", daemon=True)
+
+    def start(self) -> "Sweeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def sweep(self) -> int:
+        """One round; returns how many closers ran and folders went."""
+        done = self.session_files.expire(forget_after=self.ttl)
+        return done + sum(sweep_work_dirs(kind, self.ttl, self.root) for kind in self.KINDS)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.sweep()
+            except Exception:  # the sweeper must outlive one bad folder
+                log.exception("sweeping the work folders failed")
