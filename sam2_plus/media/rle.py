@@ -77,6 +77,8 @@ def rle_counts(rle: Mapping[str, Any]) -> list[int]:
     counts = rle.get("counts")
     if isinstance(counts, bytes):
         counts = counts.decode("ascii", errors="replace")
+    if isinstance(counts, (str, Sequence)):
+        _check_counts_length(counts, height, width)
     if isinstance(counts, str):
         runs = string_to_counts(counts)
     elif isinstance(counts, Sequence):
@@ -91,6 +93,27 @@ def rle_counts(rle: Mapping[str, Any]) -> list[int]:
     if total != height * width:
         raise RLEError(f"RLE run lengths sum to {total}, but size {height}x{width} needs {height * width}")
     return runs
+
+
+def max_counts_length(height: int, width: int, compressed: bool) -> int:
+    """The most runs (a list) or characters (a compressed string) the counts of an HxW mask take: at most
+    H*W + 1 runs, each a number (or, in the string, a difference of two) of magnitude at most H*W."""
+    pixels = height * width
+    runs = pixels + 1
+    if not compressed:
+        return runs
+    chars_per_run = max(1, (pixels.bit_length() + 5) // 5)  # 5 bits a character, with a sign bit
+    return runs * chars_per_run
+
+
+def _check_counts_length(counts: str | Sequence[Any], height: int, width: int) -> None:
+    """Refuse counts longer than any HxW mask needs before parsing or expanding them (their cost grows with
+    their length)."""
+    compressed = isinstance(counts, str)
+    most = max_counts_length(height, width, compressed)
+    if len(counts) > most:
+        unit = "characters" if compressed else "run lengths"
+        raise RLEError(f"RLE 'counts' has {len(counts)} {unit}; a {height}x{width} mask takes at most {most}")
 
 
 def mask_to_counts(mask: np.ndarray) -> list[int]:
