@@ -123,7 +123,8 @@ def wait_reporter(progress: gr.Progress) -> WaitReport:
     return lambda ahead: progress(None, desc=describe_wait(ahead))
 
 
-def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> Callable[..., tuple[str, str, str]]:
+def api_function(limits: AppLimits, session_files: SessionFiles,
+                 slots: GpuSlots) -> Callable[..., tuple[str, str, str]]:
     def track(video: Optional[str], prompts: str, options: str, request: gr.Request,
               progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results

@@ -17,11 +17,16 @@ from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 
 from sam2_plus import service
+from sam2_plus.app.editing import BOX
 from sam2_plus.app.errors import QueueFullError
 from sam2_plus.app.gpu_slots import GpuSlots, describe_wait
+from sam2_plus.app.jobs import run_job
+from sam2_plus.app.options import TrackOptions
+from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media import rle
 from sam2_plus.media.export import read_results_json
+from sam2_plus.prompts import PromptError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
 H, W = 32, 48
@@ -86,6 +91,27 @@ def test_a_waiting_job_that_gives_up_leaves_its_place():
         assert slots.waiting == 0
     with slots.held():
         assert slots.busy == 1
+
+
+def test_a_track_click_is_checked_before_it_waits_for_the_gpu(tmp_path):
+    """The UI's Track: a session whose model lacks an object's granularity is refused while the only GPU slot is
+    busy, without joining the line for it."""
+    clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(3)])
+    session = AppSession.open(clip, AppLimits(), root=tmp_path / "sessions")
+    session.set_task("box")
+    session.click(BOX, 0, 5, 5)
+    session.click(BOX, 0, 20, 20)
+    slots, waited = GpuSlots(slots=1, max_waiting=1), []
+    try:
+        with slots.held():
+            started = time.monotonic()
+            with pytest.raises(PromptError, match=r"model sam2\.1-tiny has no 'box' task"):
+                next(session.tracking_job(TrackOptions("sam2.1-tiny"), AppLimits(),
+                                          slots.runner(run_job, waited.append)))
+            assert time.monotonic() - started < REFUSED_WITHIN
+            assert slots.waiting == 0 and not waited and not session.tracking
+    finally:
+        session.close()
 
 
 # --------------------------------------------------------------------------- bounded checks
