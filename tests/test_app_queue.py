@@ -137,7 +137,8 @@ def test_a_video_a_little_over_the_limits_gets_its_exact_length(tmp_path):
 
 def test_rle_counts_longer_than_the_mask_needs_are_refused_before_parsing(monkeypatch):
     parsed = []
-    monkeypatch.setattr(rle, "string_to_counts", lambda text: parsed.append(len(text)) or [])
+    for parser in ("string_to_counts", "parse_counts_string"):
+        monkeypatch.setattr(rle, parser, lambda text, *size: parsed.append(len(text)) or [])
     with pytest.raises(rle.RLEError, match=r"RLE 'counts' has 20000000 characters; a 32x48 mask takes at most "
                                            r"4611"):
         rle.decode_rle({"size": [H, W], "counts": "0" * 20_000_000})
@@ -159,6 +160,41 @@ def test_every_mask_fits_the_counts_bound(size):
         assert np.array_equal(rle.decode_rle(encoded), mask)
 
 
+def test_the_longest_counts_a_full_hd_mask_allows_are_parsed_in_under_two_seconds():
+    """Within the bound, the string is parsed in numpy: 10 M characters (2 M five-character numbers, the most a
+    1920x1080 mask allows) took 10 to 70 s in the Python loop of `string_to_counts`."""
+    started = time.monotonic()
+    with pytest.raises(rle.RLEError, match=r"RLE run lengths sum to \d+, but size 1080x1920 needs 2073600"):
+        rle.decode_rle({"size": [1080, 1920], "counts": "ZZZZ0" * 2_000_000})
+    assert time.monotonic() - started < REFUSED_WITHIN
+
+
+def test_the_numpy_parse_of_counts_matches_string_to_counts():
+    """Random strings (valid characters, some invalid ones): the same run lengths or the same refusal, except
+    that numbers larger than the mask, or more run lengths than it has pixels, are refused at once."""
+    generator = np.random.default_rng(1)
+    for _ in range(3000):
+        codes = generator.integers(0, 64, generator.integers(0, 30))
+        text = "".join(chr(48 + int(code)) for code in codes)
+        if text and generator.random() < 0.05:
+            text = text[:-1] + "~"
+        pixels = int(generator.choice([1, 15, 1000, 10 ** 6]))
+        expected, got = parse_or_refuse(rle.string_to_counts, text), parse_or_refuse(
+            lambda t: rle.parse_counts_string(t, pixels), text)
+        if isinstance(expected, list) and isinstance(got, str):
+            assert (("larger than" in got and max(map(abs, expected)) > pixels)
+                    or ("run lengths; a mask of" in got and len(expected) > pixels + 1)), (text, expected, got)
+        else:
+            assert got == expected, (text, pixels)
+
+
+def parse_or_refuse(parse, text: str) -> list[int] | str:
+    try:
+        return parse(text)
+    except rle.RLEError as error:
+        return str(error)
+
+
 # --------------------------------------------------------------------------- the app, every GPU slot busy
 
 
@@ -175,8 +211,9 @@ def test_bad_requests_are_refused_at_once_while_the_gpu_is_busy(tmp_path, monkey
     entered, release = threading.Event(), threading.Event()
     predictor = QuickPredictor(on_frame=lambda frame: entered.is_set() or (entered.set(), release.wait(120)))
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    parsed, parse = [], rle.string_to_counts
-    monkeypatch.setattr(rle, "string_to_counts", lambda text: parsed.append(len(text)) or parse(text))
+    parsed, parse = [], rle.parse_counts_string
+    monkeypatch.setattr(rle, "parse_counts_string",
+                        lambda text, pixels: parsed.append(len(text)) or parse(text, pixels))
     refusals = [
         (clip, '{"objects": [', r"Invalid prompts: the prompts are not valid JSON"),
         (long_clip, BOX_PROMPTS, r"the video has 6 frames; this app takes up to 4 \(SAM2PLUS_MAX_FRAMES\)"),
@@ -197,7 +234,7 @@ def test_bad_requests_are_refused_at_once_while_the_gpu_is_busy(tmp_path, monkey
                 took = time.monotonic() - started
                 print(f"refused in {took:.2f} s: {message[:50]}")
                 assert took < REFUSED_WITHIN, (message, took)
-            assert not parsed  # the 20 MB RLE string was never parsed
+            assert 20_000_000 not in parsed  # the 20 MB RLE string was never parsed
 
             second = clients[1].submit(handle_file(str(clip)), BOX_PROMPTS, "{}", api_name="/track")
             assert wait_for(lambda: progress_text(second) == "Waiting for the GPU (next in line)…")
