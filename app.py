@@ -27,9 +27,10 @@ from starlette.middleware import Middleware
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
+from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
-from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
+from sam2_plus.app.jobs import JobRunner, JobUpdate, describe_progress, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
@@ -125,15 +126,21 @@ def close_session(session: Optional[AppSession]) -> None:
 # --------------------------------------------------------------------------- the API
 
 
-def api_function(limits: AppLimits, session_files: SessionFiles,
+def wait_reporter(progress: gr.Progress) -> WaitReport:
+    """A job's "waiting for the GPU" line, on its progress bar."""
+    return lambda ahead: progress(None, desc=describe_wait(ahead))
+
+
+def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots,
                  keep: Callable[[Path], str]) -> Callable[..., tuple[str, str, str]]:
     def track(video: Optional[str], prompts: str, options: str, request: gr.Request,
               progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
         result = None
+        run = slots.runner(gpu_track, wait_reporter(progress))  # checked first, then waits for the GPU
         with job_errors():
-            for update in api_job(video, prompts, options, limits, session_files, request.session_hash, gpu_track,
+            for update in api_job(video, prompts, options, limits, session_files, request.session_hash, run,
                                   keep=keep):
                 if update.progress is not None:
                     progress(update.progress.fraction, desc=describe_progress(update.progress))
@@ -153,11 +160,12 @@ def api_function(limits: AppLimits, session_files: SessionFiles,
 
 def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
     session_files = SessionFiles(limits.reconnect_seconds)
+    slots = GpuSlots(limits.gpu_concurrency, limits.queue_size)  # every GPU event's, around its GPU part only
     with gr.Blocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
-        _build_api(limits, session_files)  # first, so that it owns the name "track"
+        _build_api(limits, session_files, slots)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
-        _wire(ui, limits, session_files)
+        _wire(ui, limits, session_files, slots)
 
         def client_left(request: gr.Request) -> None:
             """A browser tab or API client went away: its files and job go unless it is back within the grace."""
@@ -301,8 +309,9 @@ def _build_frame_column(ui: UI) -> None:
     ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
 
-def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
-    """The scripted endpoint: hidden components, so that the page shows only the UI."""
+def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
+    """The scripted endpoint: hidden components, so that the page shows only the UI. Outside Gradio's
+    concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`."""
     with gr.Column(visible=False):
         video = gr.File(label="video")
         prompts = gr.Textbox(label="prompts")
@@ -311,10 +320,9 @@ def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
         run = gr.Button("track")
-    track = api_function(limits, session_files, overlay.move_resource_to_block_cache)  # results: Gradio's copies
-    run.click(track, [video, prompts, options], [overlay, results_zip, results_json],
-              api_name="track", api_description=API_DESCRIPTION, concurrency_id="gpu",
-              concurrency_limit=limits.gpu_concurrency)
+    track = api_function(limits, session_files, slots, overlay.move_resource_to_block_cache)  # Gradio's copies
+    run.click(track, [video, prompts, options], [overlay, results_zip, results_json], api_name="track",
+              api_description=API_DESCRIPTION, **_checks_first())
 
 
 # --------------------------------------------------------------------------- handlers
@@ -351,30 +359,32 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
     return handler
 
 
-def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
+def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
     """Each panel's events, one function each."""
-    preview_on = _previews(ui, limits)
+    preview_on = _previews(ui, limits, slots)
     _wire_video(ui, limits, session_files)
     _wire_frame_browser(ui, preview_on)
     _wire_objects(ui, preview_on)
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
-    _wire_tracking(ui, limits)
+    _wire_tracking(ui, limits, slots)
     _wire_review(ui)
 
 
-def _on_gpu(limits: AppLimits) -> dict:
-    """Events that use the GPU share one queue (tracking jobs and previews)."""
-    return {"concurrency_id": "gpu", "concurrency_limit": limits.gpu_concurrency}
+def _checks_first() -> dict:
+    """Events that use the GPU run their checks at once (no Gradio concurrency limit: each check's cost is
+    bounded) and hold one of the app's `GpuSlots` around their GPU part only; the slots bound the waiting."""
+    return {"concurrency_limit": None}
 
 
-def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
+def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable], None]:
     """`preview_on(trigger)`: after `trigger`, show the selected object's result on this frame when it has a
     prompt here without a fresh preview (computed by `gpu_preview`, from the frame's image features when an
     earlier preview left them in the app's `FeatureStore`)."""
     features = FeatureStore(limits.feature_cache_bytes)
 
-    def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
+    def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
+                progress=gr.Progress()):
         if session_problem(session) is not None:  # the event before it said so
             return gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
@@ -385,7 +395,8 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
         try:
             request = session.preview_request(obj_id, frame, options)
             key = features_key(request, frame)
-            output = gpu_preview(request, features.get(key))
+            with slots.held(wait_reporter(progress)):
+                output = gpu_preview(request, features.get(key))
         except (AppInputError, *INPUT_ERRORS) as error:
             return gr.skip(), f"⚠️ Preview: {user_message(error)}"
         features.put(output.features)
@@ -395,7 +406,7 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
 
     def preview_on(trigger: Callable) -> None:
         trigger(preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
-                show_progress="minimal", **_on_gpu(limits), **UI_ONLY)
+                show_progress="minimal", **_checks_first(), **UI_ONLY)
 
     return preview_on
 
@@ -541,7 +552,7 @@ def _wire_tools(ui: UI) -> None:
                    **UI_ONLY)
 
 
-def _wire_tracking(ui: UI, limits: AppLimits) -> None:
+def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
     """Track (a job from every prompt, streamed) and Stop."""
 
     def start(session: Optional[AppSession]):
@@ -557,7 +568,8 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
         try:
             with job_errors():
                 options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
-            yield from _stream_job(ui, session, int(frame), options, show, limits, progress)
+            yield from _stream_job(ui, session, int(frame), options, show, limits,
+                                   slots.runner(gpu_track, wait_reporter(progress)), progress)
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
             gr.Warning(error.message)
             yield {ui.progress: f"⚠️ {error.message}"}
@@ -576,7 +588,7 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
                 .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
                          [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
                           ui.flag_note], show_progress="full",
-                         show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY))
+                         show_progress_on=[ui.result_video], **_checks_first(), **UI_ONLY))
     # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
     tracking.then(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
     tracking.failure(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
@@ -610,11 +622,12 @@ def _editor_value(session: AppSession, frame: int) -> dict:
 
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
-                progress: gr.Progress) -> Iterator[dict]:
-    """A Track click's job: its progress and live frames, then its results."""
+                run: JobRunner, progress: gr.Progress) -> Iterator[dict]:
+    """A Track click's job (`run`: gpu_track holding a GPU slot): its progress and live frames, then its
+    results."""
     result = None
     with job_errors():
-        for update in session.tracking_job(options, limits, gpu_track):
+        for update in session.tracking_job(options, limits, run):
             if update.result is not None:
                 result = update.result
                 continue

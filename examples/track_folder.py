@@ -59,14 +59,21 @@ def pause(attempt: int) -> None:
     time.sleep(min(FIRST_PAUSE * 2 ** attempt, MAX_PAUSE) * random.uniform(0.5, 1.0))
 
 
+def is_busy(error: Exception) -> bool:
+    """The Space refused a request for a full queue (Gradio's, or the app's queue for the GPU) or too many
+    requests: worth sending again later."""
+    return isinstance(error, (QueueError, TooManyRequestsError)) or (
+        isinstance(error, AppError) and str(error).startswith("Queue is full"))
+
+
 def call_with_retries(call: Callable[[], tuple], retries: int, name: str) -> tuple:
     """`call()`, again after a pause while the Space refuses it for a full queue or too many requests."""
     attempt = 0
     while True:
         try:
             return call()
-        except (QueueError, TooManyRequestsError) as e:
-            if attempt == retries:
+        except (QueueError, TooManyRequestsError, AppError) as e:
+            if not is_busy(e) or attempt == retries:
                 raise
             print(f"{name}: {e} (retry {attempt + 1} of {retries})", file=sys.stderr, flush=True)
             pause(attempt)

@@ -177,3 +177,24 @@ def test_file_paths_inside_the_json_are_never_opened(client, media, tmp_path, op
     assert any(path.endswith("good.mp4") for path in opened)  # the recorder sees the app's opens (the video)
     assert not secrets & set(opened), sorted(secrets & set(opened))
     assert_serves(client, media)
+
+
+def test_a_server_path_as_the_video_is_refused_before_the_app_runs(client, media, monkeypatch):
+    """A /track call naming a file on the server (here a valid video outside Gradio's upload folder) instead of
+    uploading one: Gradio refuses it while preparing the inputs (gradio/blocks.py Blocks.preprocess_data ->
+    gradio/processing_utils.py _check_allowed raises InvalidPathError), so the app never runs and nothing is
+    read. Gradio sends that error without its message, `{"error": null}` (gradio/utils.py error_payload shows
+    only gr.Error messages unless launch(show_error=True), which would show any unexpected error's raw text
+    too), so the message is not in the app's power."""
+    import app
+
+    calls = []
+    monkeypatch.setattr(app, "api_job", lambda *args, **kwargs: calls.append(args) or iter(()))
+    video = {"path": str(media["good"]), "meta": {"_type": "gradio.FileData"}}
+    started = httpx.post(f"{client.src}gradio_api/call/track", json={"data": [video, json.dumps(BOX), "{}"]})
+    event_id = started.json()["event_id"]
+    answer = httpx.get(f"{client.src}gradio_api/call/track/{event_id}", timeout=60).text
+    assert answer.split() == ["event:", "error", "data:", '{"error":', "null}"], answer
+    assert not calls
+    monkeypatch.undo()
+    assert_serves(client, media)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from app_fakes import QuickPredictor, launch_app
 from gradio_client import Client, handle_file
-from gradio_client.utils import QueueError, Status
+from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 
 from sam2_plus import service
@@ -61,6 +61,11 @@ class RunningJobs:
                 self.running -= 1
 
 
+def waiting_line(job) -> str:
+    units = job.status().progress_data or []
+    return units[-1].desc or "" if units else ""
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
@@ -105,8 +110,9 @@ def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatc
 
 
 def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path, monkeypatch):
-    """One GPU job at a time and one waiting: a third request is refused at once with Gradio's message; the
-    first two complete, and once the queue has room the app serves again."""
+    """One GPU job at a time and one waiting: the waiting one says so, a third request is refused at once with
+    the app's "Queue is full" (its checks pass first, so the GPU slots count the waiting jobs, not Gradio's
+    queue); the first two complete, and once the queue has room the app serves again."""
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, 32, 48) for i in range(3)])
     prompts = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": [4, 4, 20, 20]}]}]})
     entered, release = threading.Event(), threading.Event()
@@ -125,8 +131,8 @@ def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path, monkeypatch):
         first = track[0]()
         assert entered.wait(60)  # the first job is tracking
         second = track[1]()
-        assert wait_for(lambda: second.status().code == Status.IN_QUEUE)
-        with pytest.raises(QueueError, match="Queue is full"):
+        assert wait_for(lambda: waiting_line(second) == "Waiting for the GPU (next in line)…")
+        with pytest.raises(AppError, match="Queue is full"):
             track[2]().result(timeout=60)
 
         release.set()

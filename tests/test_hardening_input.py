@@ -344,6 +344,9 @@ def test_mask_pixels_of_all_prompts_are_bounded():
 def test_rle_string_with_an_endless_number_is_refused_quickly():
     started = time.perf_counter()
     with pytest.raises(PromptError, match="RLE 'counts' string has a number longer than 13 characters"):
+        parse_prompts(_mask_document({"size": [H, W], "counts": "o" * 1_000}), VIDEO)
+    # longer than any 48x64 mask needs: refused from its length, before it is parsed (issue 16)
+    with pytest.raises(PromptError, match=r"RLE 'counts' has 1000000 characters; a 48x64 mask takes at most 9219"):
         parse_prompts(_mask_document({"size": [H, W], "counts": "o" * 1_000_000}), VIDEO)
     assert time.perf_counter() - started < 5  # the unbounded number took minutes (quadratic)
     assert string_to_counts("0" * 3 + "1") == [0, 0, 0, 1]

@@ -46,7 +46,8 @@ def test_the_layout_is_the_batchs():
 def test_retries_only_what_the_queue_refuses(monkeypatch):
     example = load_example()
     monkeypatch.setattr(example, "pause", lambda attempt: None)
-    answers = [example.QueueError("Queue is full! Please try again."), example.TooManyRequestsError("429"), "files"]
+    answers = [example.QueueError("Queue is full! Please try again."), example.TooManyRequestsError("429"),
+               example.AppError("Queue is full: 1 job waiting for the GPU"), "files"]
 
     def call():
         answer = answers.pop(0)
@@ -54,7 +55,10 @@ def test_retries_only_what_the_queue_refuses(monkeypatch):
             raise answer
         return answer
 
-    assert example.call_with_retries(call, retries=2, name="clip") == "files" and not answers
+    assert example.call_with_retries(call, retries=3, name="clip") == "files" and not answers
+    answers[:] = [example.AppError("Invalid prompts: no objects"), "files"]
+    with pytest.raises(example.AppError, match="Invalid prompts"):  # bad input is not sent again
+        example.call_with_retries(call, retries=3, name="clip")
     answers[:] = [example.QueueError("Queue is full! Please try again.")] * 2
     with pytest.raises(example.QueueError):
         example.call_with_retries(call, retries=1, name="clip")

@@ -5,6 +5,7 @@
 - `options`: the options JSON of a job (`TrackOptions`, `parse_options`).
 - `gpu_time`: the GPU seconds a job asks ZeroGPU for, and where its constants come from.
 - `plan`: every check of a job before the GPU is involved (`plan_job`).
+- `gpu_slots`: the GPU slots every GPU event holds around its GPU part only, after its checks (`GpuSlots`).
 - `jobs`: the tracking job over `sam2_plus.service.run_tracking`, streamed (`run_job`, `JobResult`).
 - `preview`: one prompt on one frame through the predictor (`preview_prompt`).
 - `editing`: one object's prompts as edited (clicks, boxes, masks, granularity); `masks`: masks from the

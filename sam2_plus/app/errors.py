@@ -13,6 +13,10 @@ class AppInputError(ValueError):
     """Input the app cannot use; the message says what to change."""
 
 
+class QueueFullError(AppInputError):
+    """Too many jobs wait for the GPU; the message says to try again later."""
+
+
 def user_message(error: BaseException) -> str:
     """One line for people about an error of sam2_plus.errors.INPUT_ERRORS or AppInputError."""
     if isinstance(error, MediaError):

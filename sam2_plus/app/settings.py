@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import MODEL_CONFIG_FILES
-from ..media.decode import VideoInfo, probe
+from ..media.decode import MediaLimitError, MediaLimits, VideoInfo, probe
 from ..prompts import PromptLimits
 from ..weights import weights_from_env
 from .errors import AppInputError
@@ -18,6 +18,10 @@ MODELS = tuple(MODEL_CONFIG_FILES)
 DEFAULT_MODEL = "sam2++"
 ENV_PREFIX = "SAM2PLUS_"
 MAX_OBJECTS = PromptLimits().max_objects  # the prompts format's limit; the app itself sets none
+# The probe scans a video's packets up to this many times the frame and duration limits: a video a little over
+# them is refused with its exact length, a far longer one (a small file claiming millions of frames) as soon as
+# the scan passes this bound, so the probe's cost stays within a few times that of an allowed video.
+SCAN_FACTOR = 2
 
 
 def env_name(field_name: str) -> str:
@@ -79,18 +83,27 @@ class AppLimits:
         if size > self.max_upload_bytes:
             raise AppInputError(f"the video is {size / 2**20:.1f} MB; this app takes files up to "
                                 f"{self.max_upload_mb:g} MB ({env_name('max_upload_mb')})")
-        info = probe(path)
+        scan = MediaLimits(max_seconds=SCAN_FACTOR * self.max_seconds, max_frames=SCAN_FACTOR * self.max_frames)
+        try:
+            info = probe(path, limits=scan)
+        except MediaLimitError as error:
+            raise self._too_long(error.what, error.found, "more than " if error.at_least else "") from None
         frame_time = 1.0 / info.fps if info.fps > 0 else 0.0
         if info.duration > self.max_seconds + frame_time:
-            raise AppInputError(f"the video is {info.duration:.1f} s long; this app takes videos up to "
-                                f"{self.max_seconds:g} s ({env_name('max_seconds')}). Trim it and upload it again")
+            raise self._too_long("seconds", info.duration)
         if info.num_frames > self.max_frames:
-            raise AppInputError(f"the video has {info.num_frames} frames; this app takes up to {self.max_frames} "
-                                f"({env_name('max_frames')}). Trim it or lower its frame rate")
+            raise self._too_long("frames", info.num_frames)
         if max(info.width, info.height) > self.max_side:
             raise AppInputError(f"the video is {info.width}x{info.height}; this app takes up to {self.max_side} px "
                                 f"on the longer side ({env_name('max_side')}). Scale it down and upload it again")
         return info
+
+    def _too_long(self, what: str, found: float, more: str = "") -> AppInputError:
+        if what == "seconds":
+            return AppInputError(f"the video is {more}{found:.1f} s long; this app takes videos up to "
+                                 f"{self.max_seconds:g} s ({env_name('max_seconds')}). Trim it and upload it again")
+        return AppInputError(f"the video has {more}{int(found)} frames; this app takes up to {self.max_frames} "
+                             f"({env_name('max_frames')}). Trim it or lower its frame rate")
 
 
 def describe_weights() -> str:

@@ -73,6 +73,15 @@ class MediaError(ValueError):
     """The source cannot be used as a video (missing, empty, truncated, corrupt or not a video)."""
 
 
+class MediaLimitError(MediaError):
+    """The source is over a ``MediaLimits`` limit: ``what`` ("side", "seconds" or "frames") measured ``found``
+    (pixels, seconds or frames; with ``at_least``, a lower bound: the scan stopped there)."""
+
+    def __init__(self, message: str, what: str, found: float, at_least: bool = False) -> None:
+        super().__init__(message)
+        self.what, self.found, self.at_least = what, found, at_least
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a source holds. ``width``/``height`` are of the frames as returned (after rotation)."""
@@ -120,18 +129,20 @@ class MediaLimits:
         self.check_size(info.width, info.height, name)
         self.check_frame_count(info.num_frames, name)
         if self.max_seconds is not None and info.duration - self.max_seconds > 0.5 / info.fps:
-            raise MediaError(f"{name}: the video is {info.duration:.2f} s long; "
-                             f"at most {self.max_seconds:g} s are allowed")
+            raise MediaLimitError(f"{name}: the video is {info.duration:.2f} s long; "
+                                  f"at most {self.max_seconds:g} s are allowed", "seconds", info.duration)
 
     def check_size(self, width: int, height: int, name: str) -> None:
         if self.max_side is not None and max(width, height) > self.max_side:
-            raise MediaError(f"{name}: the frames are {width}x{height} pixels; at most {self.max_side} pixels "
-                             "on the longer side are allowed")
+            raise MediaLimitError(f"{name}: the frames are {width}x{height} pixels; at most {self.max_side} pixels "
+                                  "on the longer side are allowed", "side", max(width, height))
 
     def check_frame_count(self, count: int, name: str, *, at_least: bool = False) -> None:
         if self.max_frames is not None and count > self.max_frames:
-            amount = f"more than {count - 1}" if at_least else str(count)
-            raise MediaError(f"{name}: the video has {amount} frames; at most {self.max_frames} are allowed")
+            found = count - 1 if at_least else count
+            amount = f"more than {found}" if at_least else str(found)
+            raise MediaLimitError(f"{name}: the video has {amount} frames; at most {self.max_frames} are allowed",
+                                  "frames", found, at_least)
 
 
 def probe(
@@ -822,8 +833,8 @@ class _ScanGuard:
         max_seconds = self._limits.max_seconds
         # The exact check follows the scan; stopping early needs a margin past any rounding of the duration.
         if max_seconds is not None and span > max_seconds + 1.0:
-            raise MediaError(f"{self._name}: the video is longer than {span:.1f} s; at most {max_seconds:g} s "
-                             "are allowed")
+            raise MediaLimitError(f"{self._name}: the video is longer than {span:.1f} s; at most {max_seconds:g} s "
+                                  "are allowed", "seconds", span, at_least=True)
 
 
 def _decode_first_frame(path: Path):
