@@ -28,7 +28,7 @@ from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
-from sam2_plus.app.jobs import JobUpdate, describe_progress, run_job
+from sam2_plus.app.jobs import JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
@@ -101,6 +101,9 @@ def job_errors() -> Iterator[None]:
 
 
 NO_VIDEO = "Upload a video or pick an example first."
+VIEW_LABEL = "Click on the frame to prompt the selected object"
+TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its live frames; prompts can be edited "
+                 "when it ends (objects can be removed now).")
 
 
 def require(session: Optional[AppSession]) -> AppSession:
@@ -186,7 +189,7 @@ class UI:
     status: gr.Markdown
     track: gr.Button
     stop: gr.Button
-    progress: gr.Markdown
+    progress: gr.HTML
     review: gr.Column
     timeline: gr.Image
     previous_flag: gr.Button
@@ -258,7 +261,7 @@ def _build_frame_column(ui: UI) -> None:
         with gr.Column(scale=1, min_width=160):
             ui.undo = gr.Button("Undo last prompt", size="sm")
             ui.clear = gr.Button("Clear this frame", size="sm")
-    ui.view = gr.Image(label="Click on the frame to prompt the selected object", interactive=False,
+    ui.view = gr.Image(label=VIEW_LABEL, interactive=False,
                        type="numpy", height=480, elem_id="frame-view", buttons=[])
     ui.show_results = gr.Checkbox(label="Show the last tracking result under the prompts", value=True)
     ui.editor = gr.ImageEditor(label="Paint the selected object's mask", type="numpy", visible=False,
@@ -272,7 +275,7 @@ def _build_frame_column(ui: UI) -> None:
     with gr.Row():
         ui.track = gr.Button("Track", variant="primary", interactive=False)
         ui.stop = gr.Button("Stop", variant="stop", interactive=False)
-    ui.progress = gr.Markdown(elem_id="track-progress")
+    ui.progress = gr.HTML(elem_id="track-progress")
     with gr.Column(visible=False, elem_id="review") as ui.review:
         gr.Markdown("**Review**: each object's presence over the frames and the frames to check (flags). Click the "
                     "timeline to go to a frame.")
@@ -311,7 +314,7 @@ def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
 def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") -> dict:
     obj = session.objects.get(session.selected) if session.selected is not None else None
     return {
-        ui.view: session.render_view(frame, show),
+        ui.view: gr.skip() if session.tracking else session.render_view(frame, show),  # live frames own it
         ui.objects: gr.Radio(choices=session.object_choices(), value=session.selected),
         ui.objects_html: session.objects_html(),
         ui.name: obj.name if obj else "",
@@ -362,7 +365,7 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
     features = FeatureStore(limits.feature_cache_bytes)
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
-        if session is None:
+        if session is None or session.tracking:
             return gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
@@ -380,9 +383,15 @@ def _previews(ui: UI, limits: AppLimits) -> Callable[[Callable], None]:
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
         return session.render_view(frame, show), note
 
+    def idle(session: Optional[AppSession]) -> None:
+        """Ends the chain during a job: a preview would wait in the GPU queue until the job ends."""
+        if session is not None and session.tracking:
+            raise gr.Error("tracking is running", visible=False, print_exception=False)
+
     def preview_on(trigger: Callable) -> None:
-        trigger(preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
-                show_progress="minimal", **_on_gpu(limits), **UI_ONLY)
+        trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
+            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
+            show_progress="minimal", **_on_gpu(limits), **UI_ONLY)
 
     return preview_on
 
@@ -426,10 +435,10 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     """The frame slider, the results checkbox, and the options a preview depends on."""
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
-        if session is None:
+        if session is None or session.tracking:  # a running job draws the live frames and timeline
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
-        if session.review is None or session.tracking:  # a running job draws the live timeline
+        if session.review is None:
             return session.render_view(int(frame), show), editor, gr.skip(), gr.skip()
         return (session.render_view(int(frame), show), editor, session.render_timeline(int(frame)),
                 session.describe_flags(int(frame)))
@@ -530,39 +539,40 @@ def _wire_tracking(ui: UI, limits: AppLimits) -> None:
     def start(session: Optional[AppSession]):
         require(session)
         # the last run's results go: what shows from here on is this run's
-        return (gr.Button(interactive=False), gr.Button(interactive=True), "Starting…",
-                "Tracking every object from all its prompts; prompts can be edited again when it ends.", None,
-                None, "", gr.Column(visible=False))
+        return (gr.Button(interactive=False), gr.Button(interactive=True), progress_html("Starting…"),
+                TRACKING_NOTE, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
 
-    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str,
-                  progress=gr.Progress()):
+    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str):
         session = require(session)
         try:
             with job_errors():
                 options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
-            yield from _stream_job(ui, session, int(frame), options, show, limits, progress)
+            yield from _stream_job(ui, session, int(frame), options, show, limits)
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
             gr.Warning(error.message)
-            yield {ui.progress: f"⚠️ {error.message}"}
+            yield {ui.progress: progress_html(f"⚠️ {error.message}"), ui.view: gr.Image(label=VIEW_LABEL)}
 
     def finish(session: Optional[AppSession]):
-        return gr.Button(interactive=session is not None), gr.Button(interactive=False), ""
+        return (gr.Button(interactive=session is not None), gr.Button(interactive=False), "",
+                gr.Slider(interactive=session is not None))
 
     def stop(session: Optional[AppSession]):
         if session is None or not session.tracking:
             return gr.skip()
         session.stop.set()
-        return "Stopping after the current frame…"
+        return progress_html("Stopping after the current frame…")
 
-    started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review]
+    started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review,
+               ui.frame]
     tracking = (ui.track.click(start, [ui.state], started, **UI_ONLY)
                 .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
-                         [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
-                          ui.flag_note], show_progress="full",
-                         show_progress_on=[ui.result_video], **_on_gpu(limits), **UI_ONLY))
+                         [ui.view, ui.frame, ui.status, ui.progress, ui.result_video, ui.downloads, ui.summary,
+                          ui.review, ui.timeline, ui.flag_note], show_progress="minimal",
+                         show_progress_on=[ui.progress], **_on_gpu(limits), **UI_ONLY))
     # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
-    tracking.then(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
-    tracking.failure(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
+    ended = [ui.track, ui.stop, ui.status, ui.frame]
+    tracking.then(finish, [ui.state], ended, **UI_ONLY)
+    tracking.failure(finish, [ui.state], ended, **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
 
 
@@ -592,27 +602,29 @@ def _editor_value(session: AppSession, frame: int) -> dict:
     return {"background": session.enlarge(np.array(session.frame(frame))), "layers": [], "composite": None}
 
 
-def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
-                progress: gr.Progress) -> Iterator[dict]:
-    """A Track click's job: its progress and live frames, then its results."""
+def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool,
+                limits: AppLimits) -> Iterator[dict]:
+    """A Track click's job: its progress bar, and its live frames (labelled with their number; the frame
+    slider follows them), then its results on the frame the slider shows."""
     result = None
     with job_errors():
         for update in session.tracking_job(options, limits, gpu_track):
             if update.result is not None:
                 result = update.result
                 continue
-            text = describe_progress(update.progress)
-            progress(update.progress.fraction, desc=text)
-            live = {} if update.review is None else {ui.review: gr.Column(visible=True),
-                                                     ui.timeline: session.render_timeline(update.frame_idx,
-                                                                                          update.review)}
-            yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame, **live}
+            live = {ui.status: TRACKING_NOTE}  # not a preview's note that ran before the job
+            if update.frame is not None:
+                frame = update.frame_idx
+                live = {ui.view: gr.Image(update.frame, label=f"Tracking: frame {frame} (live)"), ui.frame: frame,
+                        ui.review: gr.Column(visible=True), ui.timeline: session.render_timeline(frame, update.review)}
+            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **live}
     if session.closed:  # a new video replaced this session during the job
         return
     if result.failed:
         gr.Warning(result.describe())
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
-    yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
+    yield {ui.view: gr.Image(session.render_view(frame, show), label=VIEW_LABEL), ui.frame: frame,
+           ui.progress: progress_html(result.describe()), ui.summary: summary,
            ui.result_video: str(result.files.video) if result.files.video else None,
            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
            ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}

@@ -7,6 +7,7 @@ Screenshots of every step go to test-artifacts/ (kept by CI, ignored by git)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -297,3 +298,64 @@ def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
             time.sleep(0.2)
         browser.close()
     assert not folders() & opened
+
+
+def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, tmp_path, monkeypatch):
+    """During a run (a stand-in predictor, 0.4 s a frame): a bar of the frames done with the rate; live frames
+    labelled with their number, the frame slider following them; a click on the frame refused at once (no
+    preview queued behind the run); an object removed mid-run is absent from the next frames of the results."""
+    import json
+
+    from app_fakes import QuickPredictor
+    from sam2_plus import service
+
+    frames = 16
+    predictor = QuickPredictor(on_frame=lambda t: time.sleep(0.4))
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    clip = write_clip(tmp_path / "live.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{frames} frames", timeout=60_000)
+    click_frame(page, 0.3, 0.3)
+    wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
+    page.get_by_role("button", name="Add object").click()
+    wait_status(page, "Added object 2", timeout=60_000)
+    click_frame(page, 0.7, 0.6)
+    wait_status(page, "Preview of object 2 on frame 0", timeout=60_000)
+
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => { const v = document.querySelector('#frame-view').innerText.match(/Tracking: frame "
+                           "(\\d+)/); const s = document.querySelector('#frame-slider input[type=number]'); "
+                           "return v !== null && v[1] !== '0' && s.value === v[1]; }", timeout=60_000)
+    bar = page.locator("#track-progress progress")
+    assert int(bar.get_attribute("max")) == frames and 0 < int(bar.get_attribute("value")) < frames
+    text = page.locator("#track-progress").inner_text()
+    assert "Tracking: " in text and ("frames/s" in text or "s/frame" in text) and "left" in text, text
+    assert "Preview" not in page.locator("#status").inner_text()
+    shot(page, "15-live-progress")
+
+    clicked = time.monotonic()
+    click_frame(page, 0.5, 0.5)
+    wait_status(page, "tracking is running", timeout=10_000)
+    assert time.monotonic() - clicked < 5 and "Tracking: " in page.locator("#track-progress").inner_text()
+    page.get_by_role("button", name="Remove selected").click()  # object 2
+    wait_status(page, "Removed object 2", timeout=10_000)
+    shown = page.locator("#track-progress").inner_text()
+    page.wait_for_function("text => document.querySelector('#track-progress').innerText !== text", arg=shown,
+                           timeout=10_000)  # the frames done after the removal, give or take one in flight
+    counted = re.search(r"Tracking: (\d+) /", page.locator("#track-progress").inner_text())
+    done_after = int(counted.group(1)) if counted else frames
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    track_ready(page)
+    assert "tracking is running" not in page.locator("#status").inner_text()
+    assert "Tracking: frame" not in page.locator("#frame-view").inner_text()
+    shot(page, "16-removed-mid-run")
+
+    href = next(page.locator("#downloads a[href]").nth(i).get_attribute("href")
+                for i in range(page.locator("#downloads a[href]").count())
+                if "sam2plus_results.json" in page.locator("#downloads a[href]").nth(i).get_attribute("href"))
+    visible = {entry["frame"]: {o["id"]: o["visible"] for o in entry["objects"]}
+               for entry in json.loads(page.request.get(href).body())["frames"]}
+    assert sorted(visible) == list(range(frames)) and all(v[1] for v in visible.values())
+    gone = [t for t in range(frames) if not visible[t][2]]
+    assert visible[0][2] and gone == list(range(gone[0], frames)) and gone[0] <= done_after + 1, visible

@@ -30,7 +30,7 @@ from ..service import TrackRequest, check_model, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
-from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, run_job
+from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
 from .settings import AppLimits
@@ -131,7 +131,10 @@ class AppSession:
         self.current.name = name
 
     def remove_selected(self) -> ObjectState:
+        """Remove the selected object; during a job, it is absent from the job's next frames on."""
         obj = self.objects.pop(self.current.obj_id)
+        if self.tracking:
+            RemovedObjects.of(self.job_dir).add(obj.obj_id)
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
         self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
@@ -289,15 +292,19 @@ class AppSession:
             self.set_results(result)
         self.files.end_job()
 
+    @property
+    def job_dir(self) -> Path:
+        """The folder of the last (or running) job's outputs."""
+        return self.workdir / f"job-{self.jobs}"
+
     def new_job_dir(self) -> Path:
         """A folder for the next job's outputs; earlier jobs' files go (the app has its own copies)."""
         self.jobs += 1
         for old in self.workdir.glob("job-*"):
             if self.results is None or not self.results.files.all_within(old):
                 shutil.rmtree(old, ignore_errors=True)
-        folder = self.workdir / f"job-{self.jobs}"
-        folder.mkdir()
-        return folder
+        self.job_dir.mkdir()
+        return self.job_dir
 
     def set_results(self, result: JobResult) -> None:
         if self._overlay is not None:
