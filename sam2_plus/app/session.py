@@ -37,7 +37,9 @@ from .settings import AppLimits
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
-MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so that they can be clicked
+MIN_VIEW_SIDE = 1280  # smaller videos are served enlarged by a whole factor: the page shrinks the view to fit
+# its column (it never enlarges an image, and a click's pixel must stay the served image's)
+BRUSH_SIDE = 640  # the brush's canvas: large enough to paint on, small enough to paint smoothly
 
 
 @dataclass(frozen=True)
@@ -372,10 +374,20 @@ class AppSession:
         position = index - result.first_frame
         return self._overlay[position] if position < len(self._overlay) else None
 
+    def play_step(self, frame: int) -> Optional[int]:
+        """The frame Play shows after `frame`: the next tracked frame (the first when `frame` is outside the
+        tracked ones); None after the last, or without results."""
+        result = self.results
+        if result is None or result.first_frame is None:
+            return None
+        if not result.first_frame <= frame < result.last_frame:
+            return None if frame == result.last_frame else result.first_frame
+        return frame + 1
+
     @property
     def view_scale(self) -> int:
         """How much the frame view enlarges the video (clicks on the view are divided by it)."""
-        return max(1, MIN_VIEW_SIDE // max(self.info.width, self.info.height))
+        return max(1, -(-MIN_VIEW_SIDE // max(self.info.width, self.info.height)))  # rounded up
 
     def render_view(self, index: int, show_results: bool = True) -> np.ndarray:
         """The frame to prompt on, `view_scale` times the video's size: the last results (optional), each
@@ -387,6 +399,13 @@ class AppSession:
             if frame == index and obj_id in self.objects:
                 image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
         return draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+
+    def brush_background(self, index: int) -> np.ndarray:
+        """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the
+        editor; a larger canvas paints slowly); the painted layer is scaled back to the video's size."""
+        image = np.array(self.frame(index))
+        scale = max(1, BRUSH_SIDE // max(self.info.width, self.info.height))
+        return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
     def enlarge(self, image: np.ndarray) -> np.ndarray:
         scale = self.view_scale
