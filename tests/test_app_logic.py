@@ -315,14 +315,14 @@ def test_previews_are_kept_per_object_frame_and_options(session):
 
 
 def test_render_view_draws_previews_and_prompts(session):
-    raw = session.render_view(0)
-    assert raw.shape == (H * 6, W * 6, 3)
+    raw, k = session.render_view(0), session.view_scale
+    assert raw.shape == (H * k, W * k, 3)
     session.click(POSITIVE, 0, 10, 10)
     with_click = session.render_view(0)
-    assert (with_click != raw).any() and (with_click[60, 60] != raw[60, 60]).any()
+    assert (with_click != raw).any() and (with_click[10 * k, 10 * k] != raw[10 * k, 10 * k]).any()
     session.store_preview(1, 0, TrackOptions(), _fake_result(0, [1]))
     with_preview = session.render_view(0)
-    assert (with_preview[300:, 500:] != with_click[300:, 500:]).any()  # the mask covers the lower right
+    assert (with_preview[50 * k:, 83 * k:] != with_click[50 * k:, 83 * k:]).any()  # the mask covers the lower right
     assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
 
 
