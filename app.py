@@ -23,6 +23,7 @@ from typing import Any, Optional
 import gradio as gr
 
 from sam2_plus.app.api import api_job
+from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_time import job_gpu_seconds
@@ -319,9 +320,10 @@ def _build_frame_column(ui: UI) -> None:
 def _build_api(limits: AppLimits, session_files: SessionFiles) -> None:
     """The scripted endpoint: hidden components, so that the page shows only the UI."""
     with gr.Column(visible=False):
-        video = gr.File(label="video")
-        prompts = gr.Textbox(label="prompts")
-        options = gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json()))
+        video = with_example(gr.File(label="video"), example_clip(EXAMPLES_DIR))
+        prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS)
+        options = with_example(gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json())),
+                               TrackOptions().to_json())
         overlay = gr.File(label="overlay_mp4")
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
@@ -444,8 +446,9 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
                     ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: note,
                     **cleared}
         info = session.info
+        kept = "" if old is None else session.keep_objects_of(old)
         note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
-                "Click on the object to track.")
+                + (kept or "Click on the object to track."))
         return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
                 ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
 
