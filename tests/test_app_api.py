@@ -74,8 +74,9 @@ def test_the_api_page_shows_a_call_that_works(client):
     from sam2_plus.app.plan import plan_job
 
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/track"]
-    video, prompts, options = (p["example_input"] for p in endpoint["parameters"])
-    assert Path(video["path"]).name == "shapes.mp4" and Path(video["path"]).is_file()
+    video, *texts = (p["example_input"] for p in endpoint["parameters"])
+    assert Path(video["path"]).name == "shapes.mp4" and Path(video["path"]).is_file() and video["url"]
+    prompts, options = (json.loads(f'"{text}"') for text in texts)  # the page puts them between quotes as they are
     assert json.loads(prompts)["objects"][0]["prompts"][0]["box"] and json.loads(options)["model"] == "sam2++"
     plan = plan_job(video["path"], prompts, options, AppLimits())  # checked as a call: it fits the clip
     assert plan.request.info.num_frames == probe(video["path"]).num_frames

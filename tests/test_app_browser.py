@@ -363,7 +363,7 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
 
 def within(page, selector: str) -> dict:
     """The element's box; it must lie within the viewport (no scrolling to reach it)."""
-    box = page.locator(selector).bounding_box()
+    box = page.locator(selector).first.bounding_box()
     view = page.viewport_size
     assert box is not None and box["x"] >= 0 and box["y"] >= 0, selector
     assert box["x"] + box["width"] <= view["width"] + 1 and box["y"] + box["height"] <= view["height"] + 1, (selector,

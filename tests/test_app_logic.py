@@ -604,3 +604,26 @@ def _track(session: AppSession, options: TrackOptions, job_dir: Path):
     _, _, result = _consume(jobs.run_job(plan.request, str(job_dir)))
     assert result.frames_done == T
     return result
+
+
+def test_a_new_video_keeps_the_objects_and_the_prompts_that_fit(clip, tmp_path):
+    old = AppSession.open(clip, AppLimits())
+    old.click(POSITIVE, 0, 10, 10)
+    old.add_object("car")
+    old.click(POSITIVE, 3, 20, 20)
+    old.set_effect("blur")
+    fresh = AppSession.open(clip, AppLimits())
+    assert fresh.keep_objects_of(AppSession.open(clip, AppLimits())) == ""  # nothing prompted: nothing kept
+    shorter = AppSession.open(write_clip(tmp_path / "short.mp4", [pattern_frame(i, H, W) for i in range(2)]),
+                              AppLimits())
+    note = shorter.keep_objects_of(old)
+    assert "Kept the 2 object(s) and 1 of their 2 prompted frames" in note and "last (1)" in note
+    assert [o.frames() for o in shorter.objects.values()] == [[0], []] and shorter.objects[2].name == "car"
+    assert shorter.selected == 2 and shorter.effects == {2: "blur"} and shorter.add_object().obj_id == 3
+    assert [o.frames() for o in old.objects.values()] == [[0], [3]]  # the old session's prompts are its own
+    other = AppSession.open(write_clip(tmp_path / "other.mp4", [pattern_frame(i, H, W + 16) for i in range(T)]),
+                            AppLimits())
+    assert f"the video is {W + 16}x{H}, not {W}x{H}" in other.keep_objects_of(old)
+    assert all(not o.frames() for o in other.objects.values()) and len(other.objects) == 2
+    for session in (old, fresh, shorter, other):
+        session.close()

@@ -30,8 +30,15 @@ def example_clip(examples_dir: Path) -> str:
 
 def with_example(component: Component, example: Any) -> Component:
     """`component`, whose API example is `example`: a file's URL or path (for gr.File) or a JSON document (for
-    gr.Textbox, as text)."""
-    payload = handle_file(example) if component.get_block_name() == "file" else json.dumps(example)
+    gr.Textbox).
+
+    The page writes a file as `handle_file(url)` only when its example has a "url", and puts a text example
+    between double quotes as it is (Python, JavaScript and the curl JSON alike): so the JSON's quotes come
+    escaped, as the text of a string literal (`"{\\"objects\\": ...}"` on the page is the JSON)."""
+    if component.get_block_name() == "file":
+        payload: Any = {**handle_file(example), "url": example}
+    else:
+        payload = json.dumps(json.dumps(example))[1:-1]
     component.example_payload = lambda: payload  # type: ignore[method-assign]
-    component.example_value = lambda: example if isinstance(example, str) else payload  # type: ignore[method-assign]
+    component.example_value = lambda: payload  # type: ignore[method-assign]
     return component

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -142,6 +142,27 @@ class AppSession:
         self.selected = next(reversed(self.objects), None) if self.objects else None
         self.corner = None
         return obj
+
+    def keep_objects_of(self, old: "AppSession") -> str:
+        """A new video keeps the objects of the one it replaces (names, granularities, effects) and their
+        prompts where they still fit: on a frame the new video has, when it has the same size. Returns what was
+        kept and dropped, for people ('' when the old video's objects had no prompt: nothing to keep)."""
+        prompted = sum(len(obj.frames()) for obj in old.objects.values())
+        if not prompted:
+            return ""
+        same_size = old.info.size == self.info.size
+        self.objects = {obj_id: replace(obj, prompts={frame: draft for frame, draft in obj.prompts.items()
+                                                      if same_size and frame < self.info.num_frames})
+                        for obj_id, obj in old.objects.items()}
+        self.selected, self.next_id, self.effects = old.selected, old.next_id, dict(old.effects)
+        dropped = prompted - sum(len(obj.frames()) for obj in self.objects.values())
+        note = f"Kept the {len(self.objects)} object(s) and {prompted - dropped} of their {prompted} prompted frames"
+        if dropped and not same_size:
+            note += (f": the prompts are dropped, the video is {self.info.width}x{self.info.height}, not "
+                     f"{old.info.width}x{old.info.height}")
+        elif dropped:
+            note += f": {dropped} on frames past the new video's last ({self.info.num_frames - 1}) are dropped"
+        return note + ". Remove or clear them if this is another scene."
 
     def set_task(self, task: str) -> str:
         obj = self.current
