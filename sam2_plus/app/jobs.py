@@ -253,8 +253,6 @@ def describe_progress(progress: TrackProgress) -> str:
         text += f", {format_rate(progress.frames_per_second)}"
     if progress.eta is not None:
         text += f", about {format_seconds(progress.eta)} left"
-    if progress.frame_idx is not None:
-        text += f"; frame {progress.frame_idx}"
     return text
 
 
