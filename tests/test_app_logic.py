@@ -253,8 +253,9 @@ def test_session_objects(session):
 
 
 def test_session_clicks_boxes_and_the_prompts_json(session):
-    assert session.view_scale == 14  # 96x64 is served at 1344x896 (the page shrinks it to fit)
-    session.click_view(POSITIVE, 1, 60, 120)  # view pixels -> video (10, 20)
+    k = session.view_scale
+    assert k == 14  # 96x64 is served at 1344x896 (the page shrinks it to fit)
+    session.click_view(POSITIVE, 1, 10 * k, 20 * k)  # view pixels -> video (10, 20)
     session.click(NEGATIVE, 1, 30, 40)
     assert "first corner" in session.click(BOX, 2, 10, 10)
     assert session.corner == (1, 2, 10.0, 10.0)
