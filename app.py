@@ -56,8 +56,9 @@ CSS = """
 #frame-view img { height: auto; max-height: calc(100vh - 330px); min-height: 160px; }
 @media (max-width: 480px) { #setup-column { display: contents; } #frame-column { order: 1; } #settings { order: 2; } }
 """
-HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; padding-right: 4px !important; } }"
-        "</style>")  # outside Gradio's css, which only reaches what is inside the page's main column
+# outside Gradio's css, which only reaches what is inside the page's main column
+HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; "
+        "padding-right: 4px !important; } }</style>")
 
 API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
@@ -665,18 +666,20 @@ def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, 
     """A Track click's job: its progress bar, and its live frames (labelled with their number; the frame
     slider follows them), then its results on the frame the slider shows."""
     result = None
+    note = {ui.status: TRACKING_NOTE}  # once, over a preview's note that came before the job
     with job_errors():
         for update in session.tracking_job(options, limits, gpu_track):
             if update.result is not None:
                 result = update.result
                 continue
-            live = {ui.status: TRACKING_NOTE}  # not a preview's note that ran before the job
+            live = {}
             if update.frame is not None:
                 frame = update.frame_idx
                 live = {ui.view: gr.Image(session.enlarge(update.frame), label=f"Tracking: frame {frame} (live)"),
-                        ui.frame: frame,
-                        ui.review: gr.Column(visible=True), ui.timeline: session.render_timeline(frame, update.review)}
-            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **live}
+                        ui.frame: frame, ui.review: gr.Column(visible=True),
+                        ui.timeline: session.render_timeline(frame, update.review)}
+            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **note, **live}
+            note = {}
     if session.closed:  # a new video replaced this session during the job
         return
     if result.failed:
