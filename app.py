@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import gradio as gr
-import numpy as np
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
+from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
-from sam2_plus.app.jobs import JobRunner, JobUpdate, describe_progress, run_job
+from sam2_plus.app.jobs import JobRunner, JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
@@ -48,6 +48,18 @@ EXAMPLES_DIR = HERE / "examples"
 LIMITS = AppLimits.from_env()
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
+PLAY_INTERVAL = 0.2  # seconds a frame shows when the results play in the frame view
+# Gradio has no setting for an image that follows its column's width at its own aspect ratio (the frame view
+# is served at least as large as the column, `AppSession.view_scale`, and shrunk to fit) nor for the page's
+# margins and the order of the columns on a phone (the frame right after Track, each object's settings after it).
+CSS = """
+#frame-view .image-container, #frame-view .image-frame { height: auto; }
+#frame-view img { height: auto; max-height: calc(100vh - 330px); min-height: 160px; }
+@media (max-width: 480px) { #setup-column { display: contents; } #frame-column { order: 1; } #settings { order: 2; } }
+"""
+# outside Gradio's css, which only reaches what is inside the page's main column
+HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; "
+        "padding-right: 4px !important; } }</style>")
 
 API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
@@ -102,6 +114,9 @@ def job_errors() -> Iterator[None]:
 
 
 NO_VIDEO = "Upload a video or pick an example first."
+VIEW_LABEL = "Click on the frame to prompt the selected object"
+TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its live frames; prompts can be edited "
+                 "when it ends (objects can be removed now).")
 
 
 def session_problem(session: Optional[AppSession]) -> Optional[str]:
@@ -198,6 +213,8 @@ class UI:
     clear: gr.Button
     frame: gr.Slider
     show_results: gr.Checkbox
+    play: gr.Button
+    player: gr.Timer
     view: gr.Image
     editor: gr.ImageEditor
     apply_mask: gr.Button
@@ -205,7 +222,7 @@ class UI:
     status: gr.Markdown
     track: gr.Button
     stop: gr.Button
-    progress: gr.Markdown
+    progress: gr.HTML
     review: gr.Column
     timeline: gr.Image
     previous_flag: gr.Button
@@ -227,38 +244,49 @@ class UI:
 
 
 def _build_ui(limits: AppLimits) -> UI:
+    """Two columns around the frame: on the left what a run needs (the video, the objects, Track) and then
+    each object's settings; on the right the prompt tools, the frame view at the column's full width and the
+    frame slider, then the results. On a narrow screen they stack."""
     ui = UI()
     ui.state = gr.State(None, delete_callback=close_session)
     gr.Markdown(
-        "# SAM 2++: track anything at any granularity\n"
-        "Give each object a **mask, a box or points** on any frame and get it back as a mask, a box or a point on "
-        "every frame. 1. upload a video or pick an example; 2. choose a frame; 3. add objects and prompt them (each "
-        "prompt shows its result on that frame at once); 4. **Track**; 5. to correct, go to any frame, click, and "
-        "track again. Scripts: see *Use via API* at the bottom of the page.")
-    gr.Markdown(describe_weights())
-    with gr.Row():
-        with gr.Column(scale=1, min_width=320):
+        "## SAM 2++: track anything at any granularity\n"
+        "Upload or pick a video · add objects, prompt them on any frame (clicks, a box or a mask) · **Track** · "
+        "correct on any frame and track again. Scripts: *Use via API* (page bottom). " + describe_weights(),
+        elem_id="intro")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300, elem_id="setup-column"):
             _build_setup_column(ui, limits)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
             _build_frame_column(ui)
     return ui
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
-    """The video, the model, the objects and the effects."""
-    ui.video = gr.Video(label="Video", sources=["upload"], height=220)
-    gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
-                label="Examples (made by examples/make_examples.py)", api_visibility="private")
-    gr.Markdown(f"<small>{limits.describe()}</small>")
-    with gr.Row():
-        ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
-                               info="SAM 2.1 models take the mask granularity only")
-        ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
-    ui.objects = gr.Radio([], label="Objects (select one to prompt it)")
+    """The video, the objects, undo and Track (on one screen with the frame), then each object's settings."""
+    with gr.Column(elem_id="controls"):
+        ui.video = gr.Video(label="Video", sources=["upload"], height=120)
+        ui.objects = gr.Radio([], label="Objects (select one to prompt it)", elem_id="objects")
+        with gr.Row():
+            ui.add = gr.Button("Add object", size="sm")
+            ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
+        with gr.Row():
+            ui.undo = gr.Button("Undo last prompt", size="sm")
+            ui.clear = gr.Button("Clear this frame", size="sm")
+        with gr.Row():
+            ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
+            ui.stop = gr.Button("Stop", variant="stop", interactive=False)
+        ui.progress = gr.HTML(elem_id="track-progress")
+        ui.status = gr.Markdown(elem_id="status")
+        gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
+                    label="Examples (made by examples/make_examples.py)", api_visibility="private")
+    with gr.Column(elem_id="settings"):
+        _build_object_settings(ui, limits)
+
+
+def _build_object_settings(ui: UI, limits: AppLimits) -> None:
+    """The objects' legend, the selected object's name, granularity and effect, the model and the limits."""
     ui.objects_html = gr.HTML()
-    with gr.Row():
-        ui.add = gr.Button("Add object", size="sm")
-        ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
     ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
     ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
                        info="what is tracked and drawn: mask, box or point")
@@ -267,31 +295,31 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
                                 elem_id="object-effect")
         ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
                                     info="erase: cut-outs with transparency", elem_id="background-effect")
+    with gr.Row():
+        ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
+                               info="SAM 2.1 models take the mask granularity only")
+        ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
+    gr.Markdown(f"<small>{limits.describe()}</small>")
 
 
 def _build_frame_column(ui: UI) -> None:
-    """The frame to prompt on, the prompt tools, tracking and its results."""
-    ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
-    with gr.Row(equal_height=True):
-        ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", scale=3, elem_id="tool")
-        with gr.Column(scale=1, min_width=160):
-            ui.undo = gr.Button("Undo last prompt", size="sm")
-            ui.clear = gr.Button("Clear this frame", size="sm")
-    ui.view = gr.Image(label="Click on the frame to prompt the selected object", interactive=False,
-                       type="numpy", height=480, elem_id="frame-view", buttons=[])
-    ui.show_results = gr.Checkbox(label="Show the last tracking result under the prompts", value=True)
-    ui.editor = gr.ImageEditor(label="Paint the selected object's mask", type="numpy", visible=False,
-                               sources=(), transforms=(), layers=False, elem_id="mask-editor",
-                               brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
-                                              color_mode="fixed"))
-    ui.apply_mask = gr.Button("Use the painted mask", visible=False)
+    """The prompt tools, the frame view (the brush paints in its place), the frame slider and Play, then the
+    results."""
+    ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool")
+    ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
+    ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
+                               type="numpy", visible=False, sources=(), transforms=(), layers=False,
+                               elem_id="mask-editor", brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
+                                                                     color_mode="fixed"))
+    ui.apply_mask = gr.Button("Use the painted mask", visible=False, variant="primary")
     ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
                            file_types=["image"], visible=False)
-    ui.status = gr.Markdown(elem_id="status")
+    ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
     with gr.Row():
-        ui.track = gr.Button("Track", variant="primary", interactive=False)
-        ui.stop = gr.Button("Stop", variant="stop", interactive=False)
-    ui.progress = gr.Markdown(elem_id="track-progress")
+        ui.show_results = gr.Checkbox(label="Show the last tracking result (scrub the frames, or Play)",
+                                      value=True, scale=3)
+        ui.play = gr.Button("▶ Play", size="sm", scale=1, elem_id="play")
+    ui.player = gr.Timer(PLAY_INTERVAL, active=False)
     with gr.Column(visible=False, elem_id="review") as ui.review:
         gr.Markdown("**Review**: each object's presence over the frames and the frames to check (flags). Click the "
                     "timeline to go to a frame.")
@@ -313,9 +341,10 @@ def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) 
     """The scripted endpoint: hidden components, so that the page shows only the UI. Outside Gradio's
     concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`."""
     with gr.Column(visible=False):
-        video = gr.File(label="video")
-        prompts = gr.Textbox(label="prompts")
-        options = gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json()))
+        video = with_example(gr.File(label="video"), example_clip(EXAMPLES_DIR))
+        prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS)
+        options = with_example(gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json())),
+                               TrackOptions().to_json())
         overlay = gr.File(label="overlay_mp4")
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
@@ -331,7 +360,7 @@ def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) 
 def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") -> dict:
     obj = session.objects.get(session.selected) if session.selected is not None else None
     return {
-        ui.view: session.render_view(frame, show),
+        ui.view: gr.skip() if session.tracking else session.render_view(frame, show),  # live frames own it
         ui.objects: gr.Radio(choices=session.object_choices(), value=session.selected),
         ui.objects_html: session.objects_html(),
         ui.name: obj.name if obj else "",
@@ -364,6 +393,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlot
     preview_on = _previews(ui, limits, slots)
     _wire_video(ui, limits, session_files)
     _wire_frame_browser(ui, preview_on)
+    _wire_player(ui)
     _wire_objects(ui, preview_on)
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
@@ -385,7 +415,7 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
                 progress=gr.Progress()):
-        if session_problem(session) is not None:  # the event before it said so
+        if session_problem(session) is not None or session.tracking:  # the event before it said so
             return gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
@@ -404,9 +434,15 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
         return session.render_view(frame, show), note
 
+    def idle(session: Optional[AppSession]) -> None:
+        """Ends the chain during a job: a preview would wait in the GPU queue until the job ends."""
+        if session is not None and session.tracking:
+            raise gr.Error("tracking is running", visible=False, print_exception=False)
+
     def preview_on(trigger: Callable) -> None:
-        trigger(preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
-                show_progress="minimal", **_checks_first(), **UI_ONLY)
+        trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
+            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
+            show_progress="minimal", **_checks_first(), **UI_ONLY)
 
     return preview_on
 
@@ -436,8 +472,9 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
                     ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: note,
                     **cleared}
         info = session.info
+        kept = "" if old is None else session.keep_objects_of(old)
         note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
-                "Click on the object to track.")
+                + (kept or "Click on the object to track."))
         return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
                 ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
 
@@ -451,13 +488,13 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     """The frame slider, the results checkbox, and the options a preview depends on."""
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
-        if session is None:
+        if session is None or session.tracking:  # a running job draws the live frames and timeline
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if session.closed:
             gr.Warning(ENDED)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
-        if session.review is None or session.tracking:  # a running job draws the live timeline
+        if session.review is None:
             return session.render_view(int(frame), show), editor, gr.skip(), gr.skip()
         return (session.render_view(int(frame), show), editor, session.render_timeline(int(frame)),
                 session.describe_flags(int(frame)))
@@ -473,6 +510,31 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     ui.model.change(check_model_choice, [ui.state, ui.model], [ui.status], **UI_ONLY)
     preview_on(ui.model.change)
     preview_on(ui.motion.change)
+
+
+def _wire_player(ui: UI) -> None:
+    """Play steps the frame slider through the tracked frames (the frame view shows the results); Pause."""
+
+    def paused() -> tuple[gr.Timer, gr.Button]:  # updates: made in a handler, outside the Blocks
+        return gr.Timer(active=False), gr.Button("▶ Play")
+
+    def toggle(session: Optional[AppSession], frame: int, label: str):
+        if not label.startswith("▶"):
+            return (*paused(), gr.skip(), gr.skip())
+        if session is None or session.results is None or session.results.first_frame is None:
+            gr.Info("Play shows the tracked frames: press Track first.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        at_end = session.play_step(int(frame)) is None  # from the start again
+        return (gr.Timer(active=True), gr.Button("⏸ Pause"), True,
+                session.results.first_frame if at_end else gr.skip())
+
+    def step(session: Optional[AppSession], frame: int):
+        following = None if session is None or session.tracking else session.play_step(int(frame))
+        return (*paused(), gr.skip()) if following is None else (gr.skip(), gr.skip(), following)
+
+    ui.play.click(toggle, [ui.state, ui.frame, ui.play], [ui.player, ui.play, ui.show_results, ui.frame],
+                  queue=False, **UI_ONLY)
+    ui.player.tick(step, [ui.state, ui.frame], [ui.player, ui.play, ui.frame], show_progress="hidden", **UI_ONLY)
 
 
 def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -524,6 +586,12 @@ def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     def brush(session: AppSession, frame: int, value: Optional[dict]) -> str:
         return session.apply_mask(frame, mask_from_editor(value, session.info.size))
 
+    def apply_brush(session: Optional[AppSession], frame: int, show: bool, value: Optional[dict]) -> dict:
+        """The painted mask; when taken, the frame view (with its preview) replaces the cleared editor."""
+        panel = _edit(ui, brush)(session, frame, show, value)
+        taken = session is not None and not panel[ui.status].startswith("⚠️")
+        return {**panel, ui.tool: POSITIVE if taken else gr.skip()}
+
     def mask_png(session: AppSession, frame: int, path: Optional[str]) -> str:
         if not path:
             raise AppInputError("no mask file was uploaded")
@@ -533,7 +601,7 @@ def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     preview_on(ui.view.select(on_click, [*inputs, ui.tool], ui.panel, show_progress="hidden", **UI_ONLY).then)
     preview_on(ui.undo.click(_edit(ui, undo), inputs, ui.panel, **UI_ONLY).then)
     ui.clear.click(_edit(ui, clear), inputs, ui.panel, **UI_ONLY)
-    preview_on(ui.apply_mask.click(_edit(ui, brush), [*inputs, ui.editor], ui.panel, **UI_ONLY).then)
+    preview_on(ui.apply_mask.click(apply_brush, [*inputs, ui.editor], [*ui.panel, ui.tool], **UI_ONLY).then)
     preview_on(ui.mask_file.upload(_edit(ui, mask_png), [*inputs, ui.mask_file], ui.panel, **UI_ONLY).then)
 
 
@@ -542,14 +610,14 @@ def _wire_tools(ui: UI) -> None:
 
     def choose_tool(session: Optional[AppSession], frame: int, tool: str):
         hints = {BOX: "Click one corner of the box, then the opposite corner.",
-                 BRUSH: "Paint over the object, then press *Use the painted mask*.",
+                 BRUSH: "Paint over the object on the frame, then press *Use the painted mask*.",
                  MASK_FILE: "Upload a mask image of the video's size."}
         editor = _editor_value(session, int(frame)) if (tool == BRUSH and session_problem(session) is None) else None
         return (gr.ImageEditor(visible=tool == BRUSH, value=editor), gr.Button(visible=tool == BRUSH),
-                gr.File(visible=tool == MASK_FILE, value=None), hints.get(tool, ""))
+                gr.Image(visible=tool != BRUSH), gr.File(visible=tool == MASK_FILE, value=None), hints.get(tool, ""))
 
-    ui.tool.change(choose_tool, [ui.state, ui.frame, ui.tool], [ui.editor, ui.apply_mask, ui.mask_file, ui.status],
-                   **UI_ONLY)
+    ui.tool.change(choose_tool, [ui.state, ui.frame, ui.tool],
+                   [ui.editor, ui.apply_mask, ui.view, ui.mask_file, ui.status], **UI_ONLY)
 
 
 def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
@@ -558,9 +626,9 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
     def start(session: Optional[AppSession]):
         require(session)
         # the last run's results go: what shows from here on is this run's
-        return (gr.Button(interactive=False), gr.Button(interactive=True), "Starting…",
-                "Tracking every object from all its prompts; prompts can be edited again when it ends.", None,
-                None, "", gr.Column(visible=False))
+        starting = describe_wait(slots.waiting) if slots.busy >= slots.slots else "Starting…"
+        return (gr.Button(interactive=False), gr.Button(interactive=True), progress_html(starting),
+                TRACKING_NOTE, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
 
     def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str,
                   progress=gr.Progress()):
@@ -569,29 +637,32 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
             with job_errors():
                 options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
             yield from _stream_job(ui, session, int(frame), options, show, limits,
-                                   slots.runner(gpu_track, wait_reporter(progress)), progress)
+                                   slots.runner(gpu_track, wait_reporter(progress)))
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
             gr.Warning(error.message)
-            yield {ui.progress: f"⚠️ {error.message}"}
+            yield {ui.progress: progress_html(f"⚠️ {error.message}"), ui.view: gr.Image(label=VIEW_LABEL)}
 
     def finish(session: Optional[AppSession]):
-        return gr.Button(interactive=session_problem(session) is None), gr.Button(interactive=False), ""
+        usable = session_problem(session) is None
+        return gr.Button(interactive=usable), gr.Button(interactive=False), "", gr.Slider(interactive=usable)
 
     def stop(session: Optional[AppSession]):
         if session is None or not session.tracking:
             return gr.skip()
         session.stop.set()
-        return "Stopping after the current frame…"
+        return progress_html("Stopping after the current frame…")
 
-    started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review]
+    started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review,
+               ui.frame]
     tracking = (ui.track.click(start, [ui.state], started, **UI_ONLY)
                 .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
-                         [ui.view, ui.progress, ui.result_video, ui.downloads, ui.summary, ui.review, ui.timeline,
-                          ui.flag_note], show_progress="full",
-                         show_progress_on=[ui.result_video], **_checks_first(), **UI_ONLY))
+                         [ui.view, ui.frame, ui.status, ui.progress, ui.result_video, ui.downloads, ui.summary,
+                          ui.review, ui.timeline, ui.flag_note], show_progress="minimal",
+                         show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY))
     # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
-    tracking.then(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
-    tracking.failure(finish, [ui.state], [ui.track, ui.stop, ui.status], **UI_ONLY)
+    ended = [ui.track, ui.stop, ui.status, ui.frame]
+    tracking.then(finish, [ui.state], ended, **UI_ONLY)
+    tracking.failure(finish, [ui.state], ended, **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
 
 
@@ -618,31 +689,36 @@ def _wire_review(ui: UI) -> None:
 
 
 def _editor_value(session: AppSession, frame: int) -> dict:
-    return {"background": session.enlarge(np.array(session.frame(frame))), "layers": [], "composite": None}
+    return {"background": session.brush_background(frame), "layers": [], "composite": None}
 
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
-                run: JobRunner, progress: gr.Progress) -> Iterator[dict]:
-    """A Track click's job (`run`: gpu_track holding a GPU slot): its progress and live frames, then its
-    results."""
+                run: JobRunner) -> Iterator[dict]:
+    """A Track click's job (`run`: gpu_track holding a GPU slot): its progress bar, and its live frames
+    (labelled with their number; the frame slider follows them), then its results on the frame the slider
+    shows."""
     result = None
+    note = {ui.status: TRACKING_NOTE}  # once, over a preview's note that came before the job
     with job_errors():
         for update in session.tracking_job(options, limits, run):
             if update.result is not None:
                 result = update.result
                 continue
-            text = describe_progress(update.progress)
-            progress(update.progress.fraction, desc=text)
-            live = {} if update.review is None else {ui.review: gr.Column(visible=True),
-                                                     ui.timeline: session.render_timeline(update.frame_idx,
-                                                                                          update.review)}
-            yield {ui.progress: text, ui.view: gr.skip() if update.frame is None else update.frame, **live}
+            live = {}
+            if update.frame is not None:
+                frame = update.frame_idx
+                live = {ui.view: gr.Image(session.enlarge(update.frame), label=f"Tracking: frame {frame} (live)"),
+                        ui.frame: frame, ui.review: gr.Column(visible=True),
+                        ui.timeline: session.render_timeline(frame, update.review)}
+            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **note, **live}
+            note = {}
     if session.closed:  # a new video replaced this session during the job
         return
     if result.failed:
         gr.Warning(result.describe())
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
-    yield {ui.view: session.render_view(frame, show), ui.progress: result.describe(), ui.summary: summary,
+    yield {ui.view: gr.Image(session.render_view(frame, show), label=VIEW_LABEL), ui.frame: frame,
+           ui.progress: progress_html(result.describe()), ui.summary: summary,
            ui.result_video: str(result.files.video) if result.files.video else None,
            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
            ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
@@ -652,6 +728,8 @@ def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
     """Launch with the upload limit and the example clips allowed, nothing else of examples/, and the clients'
     heartbeats watched (a session that reconnects keeps its files; tests pass host, port, ...)."""
     kwargs.setdefault("max_file_size", limits.max_upload_bytes)
+    kwargs.setdefault("css", CSS)
+    kwargs.setdefault("head", HEAD)
     kwargs.setdefault("allowed_paths", [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))])  # the clips only
     kwargs.setdefault("app_kwargs", {"middleware": [Middleware(HeartbeatWatch, session_files=demo.session_files)]})
     return demo.launch(**kwargs)

@@ -171,6 +171,7 @@ class TrackSummary:
 ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
 ResultCallback = Callable[[export.FrameRecord], Any]
+AdjustCallback = Callable[[export.FrameRecord], export.FrameRecord]
 
 
 # --------------------------------------------------------------------------- requests
@@ -392,12 +393,14 @@ class _Job:
     """Clock, counters and callbacks of one run."""
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
-                 should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None) -> None:
+                 should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None,
+                 adjust: Optional[AdjustCallback] = None) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self.on_result = on_result
+        self.adjust = adjust
         self.model_seconds = 0.0
         self.load_seconds = 0.0
         self.frames_done = 0
@@ -443,6 +446,8 @@ class _Job:
                 if result.frame_idx == skip_frame:
                     continue
                 self.tracking_seconds += time.perf_counter() - start
+                if self.adjust is not None:
+                    result = self.adjust(result)
                 write(result)
                 if self.on_result is not None:
                     self.on_result(result)
@@ -475,16 +480,19 @@ class _Job:
 def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
                  predictor: Optional[VideoPredictor] = None,
-                 on_result: Optional[ResultCallback] = None) -> TrackSummary:
+                 on_result: Optional[ResultCallback] = None,
+                 adjust: Optional[AdjustCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
     should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
-    frame as soon as it is computed (backward-pass frames too, in tracking order; live previews).
+    frame as soon as it is computed (backward-pass frames too, in tracking order; live previews);
+    adjust(FrameRecord) -> FrameRecord changes each frame's results before they are written and passed on
+    (the app drops objects removed during the run).
     `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
     CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
     finishing the outputs with the frames tracked before it)."""
-    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result)
+    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, adjust)
     if failure is not None:
         if summary.out_of_memory:
             failure.__traceback__ = None  # its frames hold the failed run's tensors
@@ -500,7 +508,8 @@ def _release_cached_gpu_memory() -> None:
 
 def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
          should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
-         on_result: Optional[ResultCallback]) -> tuple[TrackSummary, Optional[Exception]]:
+         on_result: Optional[ResultCallback],
+         adjust: Optional[AdjustCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
@@ -510,7 +519,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         if info.num_frames != request.info.num_frames:
             raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
                              f"frames, not {request.info.num_frames}")
-        job = _Job(info.num_frames, progress, should_stop, on_result)
+        job = _Job(info.num_frames, progress, should_stop, on_result, adjust)
         job.report("loading")
         predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)

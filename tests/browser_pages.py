@@ -37,7 +37,7 @@ def open_page(url: str) -> Iterator:
 
 
 def click_frame(page, fx: float, fy: float) -> None:
-    """Click at a fraction of the shown frame (the image is centred and never enlarged by the browser)."""
+    """Click at a fraction of the shown frame (the image is centred and shrunk to fit, never enlarged)."""
     # the status line can change before the new frame has loaded (then its natural size is 0)
     page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
                            "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=60_000)

@@ -68,6 +68,22 @@ def test_the_public_api_is_track_only(client):
     assert [r["label"] for r in endpoint["returns"]] == ["overlay_mp4", "results_zip", "results_json"]
 
 
+def test_the_api_page_shows_a_call_that_works(client):
+    """Use via API shows an example clip and prompts for it (not Gradio's PDF and "Hello!!"), and the page still
+    draws the hidden inputs as a file and text boxes."""
+    from sam2_plus.app.plan import plan_job
+
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/track"]
+    video, *texts = (p["example_input"] for p in endpoint["parameters"])
+    assert Path(video["path"]).name == "shapes.mp4" and Path(video["path"]).is_file() and video["url"]
+    prompts, options = (json.loads(f'"{text}"') for text in texts)  # the page puts them between quotes as they are
+    assert json.loads(prompts)["objects"][0]["prompts"][0]["box"] and json.loads(options)["model"] == "sam2++"
+    plan = plan_job(video["path"], prompts, options, AppLimits())  # checked as a call: it fits the clip
+    assert plan.request.info.num_frames == probe(video["path"]).num_frames
+    kinds = {component["type"] for component in client.config["components"]}
+    assert {"file", "textbox"} <= kinds and not any(kind.startswith("example") for kind in kinds)
+
+
 @pytest.mark.parametrize("prompts, options, message", [
     ('{"objects": [', {"model": "sam2.1-tiny"}, "Invalid prompts: the prompts are not valid JSON"),
     ("not json", {}, "must be a JSON object starting with '{'"),

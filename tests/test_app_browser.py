@@ -299,3 +299,129 @@ def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
             time.sleep(0.2)
         browser.close()
     assert not folders() & opened
+
+
+def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, tmp_path, monkeypatch):
+    """During a run (a stand-in predictor, 0.3 s a frame, held before frame 6 until the test lets it go): a bar
+    of the frames done with the rate; live frames labelled with their number, the frame slider following them; a
+    click on the frame refused at once (no preview queued behind the run); an object removed mid-run is absent
+    from the next frames of the results."""
+    import json
+    import threading
+
+    from app_fakes import QuickPredictor
+    from sam2_plus import service
+
+    frames, held = 16, 6
+    go_on = threading.Event()
+    predictor = QuickPredictor(on_frame=lambda t: go_on.wait(120) if t == held else time.sleep(0.3))
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    clip = write_clip(tmp_path / "live.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{frames} frames", timeout=60_000)
+    click_frame(page, 0.3, 0.3)
+    wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
+    page.get_by_role("button", name="Add object").click()
+    wait_status(page, "Added object 2", timeout=60_000)
+    click_frame(page, 0.7, 0.6)
+    wait_status(page, "Preview of object 2 on frame 0", timeout=60_000)
+
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => { const v = document.querySelector('#frame-view').innerText.match(/Tracking: frame "
+                           "(\\d+)/); const s = document.querySelector('#frame-slider input[type=number]'); "
+                           "return v !== null && v[1] !== '0' && s.value === v[1]; }", timeout=60_000)
+    bar = page.locator("#track-progress progress")
+    assert int(bar.get_attribute("max")) == frames and 0 < int(bar.get_attribute("value")) < frames
+    text = page.locator("#track-progress").inner_text()
+    assert "Tracking: " in text and ("frames/s" in text or "s/frame" in text) and "left" in text, text
+    assert "Preview" not in page.locator("#status").inner_text()
+    shot(page, "15-live-progress")
+
+    clicked = time.monotonic()
+    click_frame(page, 0.5, 0.5)
+    wait_status(page, "tracking is running", timeout=10_000)
+    assert time.monotonic() - clicked < 5 and "Tracking: " in page.locator("#track-progress").inner_text()
+    page.get_by_role("button", name="Remove selected").click()  # object 2
+    wait_status(page, "Removed object 2", timeout=10_000)
+    go_on.set()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    track_ready(page)
+    assert "tracking is running" not in page.locator("#status").inner_text()
+    assert "Tracking: frame" not in page.locator("#frame-view").inner_text()
+    shot(page, "16-removed-mid-run")
+
+    href = next(page.locator("#downloads a[href]").nth(i).get_attribute("href")
+                for i in range(page.locator("#downloads a[href]").count())
+                if "sam2plus_results.json" in page.locator("#downloads a[href]").nth(i).get_attribute("href"))
+    visible = {entry["frame"]: {o["id"]: o["visible"] for o in entry["objects"]}
+               for entry in json.loads(page.request.get(href).body())["frames"]}
+    assert sorted(visible) == list(range(frames)) and all(v[1] for v in visible.values())
+    assert [t for t in range(frames) if not visible[t][2]] == list(range(held, frames)), visible
+
+
+def within(page, selector: str) -> dict:
+    """The element's box; it must lie within the viewport (no scrolling to reach it)."""
+    box = page.locator(selector).first.bounding_box()
+    view = page.viewport_size
+    assert box is not None and box["x"] >= 0 and box["y"] >= 0, selector
+    assert box["x"] + box["width"] <= view["width"] + 1 and box["y"] + box["height"] <= view["height"] + 1, (selector,
+                                                                                                            box)
+    return box
+
+
+def test_the_layout_is_built_around_the_frame_and_plays_the_results(page, tmp_path, monkeypatch):
+    """At 1366x768 the frame view (filling its column at the video's aspect ratio), the prompt tools, the object
+    list and Track are on one screen; at 400 px the frame view is as wide as the page. Play steps the frame slider
+    through the tracked frames and pauses after the last."""
+    from app_fakes import QuickPredictor
+    from sam2_plus import service
+
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    frames, height, width = 8, 360, 640
+    clip = write_clip(tmp_path / "wide.mp4", [pattern_frame(i, height, width) for i in range(frames)], fps=10)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, f"{frames} frames", timeout=60_000)
+    page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
+                           "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+    view = within(page, "#frame-view img")
+    column = page.locator("#frame-column").bounding_box()
+    assert view["width"] >= 0.95 * column["width"] and abs(view["width"] / view["height"] - width / height) < 0.02
+    for selector in ("#tool", "#objects", "#track", "#status", "#frame-slider"):
+        within(page, selector)
+    page.screenshot(path=str(ARTIFACTS / "layout-1366.png"))
+
+    page.get_by_label("Brush mask").check()  # the brush paints in the frame view's place
+    page.locator("#mask-editor canvas").first.wait_for(timeout=60_000)
+    assert not page.locator("#frame-view").is_visible()
+    canvas = within(page, "#mask-editor canvas")
+    page.mouse.move(canvas["x"] + canvas["width"] * 0.4, canvas["y"] + canvas["height"] * 0.4)
+    page.mouse.down()  # a short stroke: a busy machine paints slowly
+    page.mouse.move(canvas["x"] + canvas["width"] * 0.5, canvas["y"] + canvas["height"] * 0.5, steps=4)
+    page.mouse.up()
+    page.get_by_role("button", name="Use the painted mask").click()
+    wait_status(page, "Preview of object 1 on frame 0")
+    assert page.locator("#frame-view").is_visible() and not page.locator("#mask-editor").is_visible()
+    page.get_by_label("Brush mask").check()  # again: the strokes did not stay
+    page.locator("#mask-editor canvas").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Use the painted mask").click()
+    wait_status(page, "nothing is painted", timeout=10_000)
+    page.get_by_label("Positive click").check()
+
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    track_ready(page)
+    page.locator("#frame-slider input[type=number]").fill("2")
+    page.locator("#frame-slider input[type=number]").press("Enter")
+    page.get_by_role("button", name="▶ Play").click()
+    page.get_by_role("button", name="⏸ Pause").wait_for(timeout=10_000)
+    page.get_by_role("button", name="▶ Play").wait_for(timeout=60_000)  # paused after the last frame
+    assert frame_slider_value(page) == frames - 1
+
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.locator("#frame-view").scroll_into_view_if_needed()
+    box = page.locator("#frame-view img").bounding_box()
+    assert box["width"] >= 0.95 * 400, box
+    page.screenshot(path=str(ARTIFACTS / "layout-400.png"))

@@ -97,6 +97,24 @@ def test_a_failure_inside_tracking_keeps_the_frames_tracked_before_it(clip, tmp_
 # --------------------------------------------------------------------------- a browser session
 
 
+def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip, monkeypatch):
+    session = session_on(clip)
+    session.add_object()  # object 2, selected
+    session.click(POSITIVE, 0, 40, 30)
+    predictor = QuickPredictor(on_frame=lambda t: session.remove_selected() if t == 3 else None)
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    done = last_result(session.tracking_job(OPTIONS, AppLimits()))
+    assert done.frames_done == T and list(session.objects) == [1]
+    _, results = read_results_json(done.files.results_json)
+    for record in results:
+        present = dict(zip(record.obj_ids, record.visible))
+        assert present[1] and present[2] == (record.frame_idx < 3), record.frame_idx
+        assert record.masks[record.obj_ids.index(2)].any() == (record.frame_idx < 3)
+    masks = read_mask_zip(done.files.export).object_masks[2]
+    assert all(masks[t].any() == (t < 3) for t in range(T))
+    session.close()
+
+
 def test_stop_mid_run_keeps_the_frames_and_the_next_run_works(clip, monkeypatch):
     session = session_on(clip)
     predictor = QuickPredictor(on_frame=lambda t: session.stop.set() if t == 2 else None)  # Stop during frame 2

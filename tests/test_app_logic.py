@@ -253,8 +253,9 @@ def test_session_objects(session):
 
 
 def test_session_clicks_boxes_and_the_prompts_json(session):
-    assert session.view_scale == 6  # 96x64 is shown at 576x384
-    session.click_view(POSITIVE, 1, 60, 120)  # view pixels -> video (10, 20)
+    k = session.view_scale
+    assert k == 14  # 96x64 is served at 1344x896 (the page shrinks it to fit)
+    session.click_view(POSITIVE, 1, 10 * k, 20 * k)  # view pixels -> video (10, 20)
     session.click(NEGATIVE, 1, 30, 40)
     assert "first corner" in session.click(BOX, 2, 10, 10)
     assert session.corner == (1, 2, 10.0, 10.0)
@@ -315,14 +316,14 @@ def test_previews_are_kept_per_object_frame_and_options(session):
 
 
 def test_render_view_draws_previews_and_prompts(session):
-    raw = session.render_view(0)
-    assert raw.shape == (H * 6, W * 6, 3)
+    raw, k = session.render_view(0), session.view_scale
+    assert raw.shape == (H * k, W * k, 3)
     session.click(POSITIVE, 0, 10, 10)
     with_click = session.render_view(0)
-    assert (with_click != raw).any() and (with_click[60, 60] != raw[60, 60]).any()
+    assert (with_click != raw).any() and (with_click[10 * k, 10 * k] != raw[10 * k, 10 * k]).any()
     session.store_preview(1, 0, TrackOptions(), _fake_result(0, [1]))
     with_preview = session.render_view(0)
-    assert (with_preview[300:, 500:] != with_click[300:, 500:]).any()  # the mask covers the lower right
+    assert (with_preview[50 * k:, 83 * k:] != with_click[50 * k:, 83 * k:]).any()  # the mask covers the lower right
     assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
 
 
@@ -534,6 +535,13 @@ def test_progress_text():
     assert jobs.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
     text = jobs.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
     assert text == "Tracking: 4 / 10 frames (40 %), 2.0 frames/s, about 1 min 15 s left"
+    slow = jobs.describe_progress(TrackProgress("tracking", 2, 10, 15.0, eta=58.0, frame_idx=7,
+                                                frames_per_second=1 / 7.2))
+    assert slow == "Tracking: 2 / 10 frames (20 %), 7.2 s/frame, about 58 s left"  # the live frame's label has its number
+    bar = jobs.progress_html(slow, TrackProgress("tracking", 2, 10, 15.0))
+    assert '<progress value="2" max="10"' in bar and "7.2 s/frame" in bar
+    assert "<progress" not in jobs.progress_html("Loading the model…", TrackProgress("loading", 0, 10, 0.1))
+    assert jobs.progress_html("a <b>") == '<div class="progress-text">a &lt;b&gt;</div>'
 
 
 @pytest.mark.parametrize("done, rate, eta, expected", [
@@ -699,3 +707,26 @@ def _track(session: AppSession, options: TrackOptions, job_dir: Path):
     _, _, result = _consume(jobs.run_job(plan.request, str(job_dir)))
     assert result.frames_done == T
     return result
+
+
+def test_a_new_video_keeps_the_objects_and_the_prompts_that_fit(clip, tmp_path):
+    old = AppSession.open(clip, AppLimits())
+    old.click(POSITIVE, 0, 10, 10)
+    old.add_object("car")
+    old.click(POSITIVE, 3, 20, 20)
+    old.set_effect("blur")
+    fresh = AppSession.open(clip, AppLimits())
+    assert fresh.keep_objects_of(AppSession.open(clip, AppLimits())) == ""  # nothing prompted: nothing kept
+    shorter = AppSession.open(write_clip(tmp_path / "short.mp4", [pattern_frame(i, H, W) for i in range(2)]),
+                              AppLimits())
+    note = shorter.keep_objects_of(old)
+    assert "Kept the 2 object(s) and 1 of their 2 prompted frames" in note and "last (1)" in note
+    assert [o.frames() for o in shorter.objects.values()] == [[0], []] and shorter.objects[2].name == "car"
+    assert shorter.selected == 2 and shorter.effects == {2: "blur"} and shorter.add_object().obj_id == 3
+    assert [o.frames() for o in old.objects.values()] == [[0], [3]]  # the old session's prompts are its own
+    other = AppSession.open(write_clip(tmp_path / "other.mp4", [pattern_frame(i, H, W + 16) for i in range(T)]),
+                            AppLimits())
+    assert f"the video is {W + 16}x{H}, not {W}x{H}" in other.keep_objects_of(old)
+    assert all(not o.frames() for o in other.objects.values()) and len(other.objects) == 2
+    for session in (old, fresh, shorter, other):
+        session.close()

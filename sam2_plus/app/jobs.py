@@ -4,12 +4,14 @@ ZeroGPU can run it in another process; Stop is a file (`StopSignal`) for the sam
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -127,6 +129,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     either way the outputs hold the frames tracked so far and are complete files."""
     outputs = job_outputs(job_dir, export_formats, effects)
     stop = StopSignal(Path(stop_file)) if stop_file else None
+    removed = RemovedObjects.of(job_dir)
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()
     latest = _Latest(request.tasks)
@@ -135,7 +138,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
         try:
             summary = run_tracking(request, outputs, progress=events.put,
                                    should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
-                                   on_result=latest.set)
+                                   on_result=latest.set, adjust=removed.drop_from)
             events.put(summary)
         except BaseException as error:  # handed to the consumer, raised there
             events.put(error)
@@ -147,6 +150,45 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     finally:
         closed.set()
         worker.join()
+
+
+@dataclass(frozen=True)
+class RemovedObjects:
+    """The objects removed while their job runs: a file in the job's folder (a file, like StopSignal, so that a
+    job in another process sees it). From the next tracked frame on they are absent from the job's results
+    and live frames."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, job_dir: str | os.PathLike) -> "RemovedObjects":
+        return cls(Path(job_dir) / "removed-objects.json")
+
+    def add(self, obj_id: int) -> None:
+        ids = sorted(self.read() | {int(obj_id)})
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(ids))
+        os.replace(partial, self.path)  # the job never reads a half-written list
+
+    def read(self) -> frozenset[int]:
+        try:
+            return frozenset(int(i) for i in json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return frozenset()
+
+    def drop_from(self, record: export.FrameRecord) -> export.FrameRecord:
+        """`record` with the removed objects absent (no mask, box or point; not visible; score 0)."""
+        removed = [i for i, obj_id in enumerate(record.obj_ids) if obj_id in self.read()]
+        if not removed:
+            return record
+        masks, visible, scores = record.masks.copy(), record.visible.copy(), record.scores.copy()
+        boxes = None if record.boxes is None else record.boxes.copy()
+        points = None if record.points is None else record.points.copy()
+        masks[removed], visible[removed], scores[removed] = False, False, 0.0
+        for array in (boxes, points):
+            if array is not None:
+                array[removed] = np.nan
+        return replace(record, masks=masks, boxes=boxes, points=points, scores=scores, visible=visible)
 
 
 class _Latest:
@@ -217,7 +259,24 @@ def describe_progress(progress: TrackProgress) -> str:
     measured = bool(rate) and progress.frames_done >= ETA_MIN_FRAMES and progress.frames_done / rate >= ETA_MIN_SECONDS
     if not measured or progress.eta is None:
         return text + ", estimating the time left…"
-    return text + f", {rate:.1f} frames/s, about {format_seconds(progress.eta)} left"
+    return text + f", {format_rate(rate)}, about {format_seconds(progress.eta)} left"
+
+
+def format_rate(frames_per_second: float) -> str:
+    """Frames per second, or seconds per frame when under one frame a second (never "0.0 frames/s")."""
+    if frames_per_second >= 1:
+        return f"{frames_per_second:.1f} frames/s"
+    return f"{1 / frames_per_second:.1f} s/frame"
+
+
+def progress_html(text: str, progress: Optional[TrackProgress] = None) -> str:
+    """The progress line for people: a bar of the frames done (while tracking) above the text."""
+    line = f'<div class="progress-text">{html.escape(text)}</div>'
+    if progress is None or progress.phase != "tracking":
+        return line
+    bar = (f'<progress value="{progress.frames_done}" max="{max(1, progress.frames_total)}" '
+           f'style="width:100%;height:0.9em"></progress>')
+    return bar + line
 
 
 def format_seconds(seconds: float) -> str:

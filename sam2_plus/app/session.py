@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -30,14 +30,16 @@ from ..service import TrackRequest, check_model, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
-from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, run_job
+from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
 from .settings import AppLimits
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
-MIN_VIEW_SIDE = 640  # smaller videos are shown enlarged by a whole factor, so that they can be clicked
+MIN_VIEW_SIDE = 1280  # smaller videos are served enlarged by a whole factor: the page shrinks the view to fit
+# its column (it never enlarges an image, and a click's pixel must stay the served image's)
+BRUSH_SIDE = 640  # the brush's canvas: large enough to paint on, small enough to paint smoothly
 ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
 
@@ -138,12 +140,36 @@ class AppSession:
         self.current.name = name
 
     def remove_selected(self) -> ObjectState:
+        """Remove the selected object; during a job, it is absent from the job's next frames on."""
         obj = self.objects.pop(self.current.obj_id)
+        if self.tracking:
+            RemovedObjects.of(self.job_dir).add(obj.obj_id)
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
         self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
         self.corner = None
         return obj
+
+    def keep_objects_of(self, old: "AppSession") -> str:
+        """A new video keeps the objects of the one it replaces (names, granularities, effects) and their
+        prompts where they still fit: on a frame the new video has, when it has the same size. Returns what was
+        kept and dropped, for people ('' when the old video's objects had no prompt: nothing to keep)."""
+        prompted = sum(len(obj.frames()) for obj in old.objects.values())
+        if not prompted:
+            return ""
+        same_size = old.info.size == self.info.size
+        self.objects = {obj_id: replace(obj, prompts={frame: draft for frame, draft in obj.prompts.items()
+                                                      if same_size and frame < self.info.num_frames})
+                        for obj_id, obj in old.objects.items()}
+        self.selected, self.next_id, self.effects = old.selected, old.next_id, dict(old.effects)
+        dropped = prompted - sum(len(obj.frames()) for obj in self.objects.values())
+        note = f"Kept the {len(self.objects)} object(s) and {prompted - dropped} of their {prompted} prompted frames"
+        if dropped and not same_size:
+            note += (f": the prompts are dropped, the video is {self.info.width}x{self.info.height}, not "
+                     f"{old.info.width}x{old.info.height}")
+        elif dropped:
+            note += f": {dropped} on frames past the new video's last ({self.info.num_frames - 1}) are dropped"
+        return note + ". Remove or clear them if this is another scene."
 
     def set_task(self, task: str) -> str:
         obj = self.current
@@ -298,15 +324,19 @@ class AppSession:
             self.set_results(result)
         self.files.end_job()
 
+    @property
+    def job_dir(self) -> Path:
+        """The folder of the last (or running) job's outputs."""
+        return self.workdir / f"job-{self.jobs}"
+
     def new_job_dir(self) -> Path:
         """A folder for the next job's outputs; earlier jobs' files go (the app has its own copies)."""
         self.jobs += 1
         for old in self.workdir.glob("job-*"):
             if self.results is None or not self.results.files.all_within(old):
                 shutil.rmtree(old, ignore_errors=True)
-        folder = self.workdir / f"job-{self.jobs}"
-        folder.mkdir()
-        return folder
+        self.job_dir.mkdir()
+        return self.job_dir
 
     def set_results(self, result: JobResult) -> None:
         if self._overlay is not None:
@@ -376,10 +406,20 @@ class AppSession:
         position = index - result.first_frame
         return self._overlay[position] if position < len(self._overlay) else None
 
+    def play_step(self, frame: int) -> Optional[int]:
+        """The frame Play shows after `frame`: the next tracked frame (the first when `frame` is outside the
+        tracked ones); None after the last, or without results."""
+        result = self.results
+        if result is None or result.first_frame is None:
+            return None
+        if not result.first_frame <= frame < result.last_frame:
+            return None if frame == result.last_frame else result.first_frame
+        return frame + 1
+
     @property
     def view_scale(self) -> int:
         """How much the frame view enlarges the video (clicks on the view are divided by it)."""
-        return max(1, MIN_VIEW_SIDE // max(self.info.width, self.info.height))
+        return max(1, -(-MIN_VIEW_SIDE // max(self.info.width, self.info.height)))  # rounded up
 
     def render_view(self, index: int, show_results: bool = True) -> np.ndarray:
         """The frame to prompt on, `view_scale` times the video's size: the last results (optional), each
@@ -391,6 +431,13 @@ class AppSession:
             if frame == index and obj_id in self.objects:
                 image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
         return draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+
+    def brush_background(self, index: int) -> np.ndarray:
+        """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the
+        editor; a larger canvas paints slowly); the painted layer is scaled back to the video's size."""
+        image = np.array(self.frame(index))
+        scale = max(1, BRUSH_SIDE // max(self.info.width, self.info.height))
+        return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
     def enlarge(self, image: np.ndarray) -> np.ndarray:
         scale = self.view_scale
