@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import spaces  # noqa: I001  (first: on ZeroGPU it must come before anything initialises CUDA)
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -343,8 +342,8 @@ def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) 
     with gr.Column(visible=False):
         video = with_example(gr.File(label="video"), example_clip(EXAMPLES_DIR))
         prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS)
-        options = with_example(gr.Textbox(label="options", value=json.dumps(TrackOptions().to_json())),
-                               TrackOptions().to_json())
+        # empty options mean the defaults; a JSON default would show on the API page unescaped (not Python)
+        options = with_example(gr.Textbox(label="options", value=""), TrackOptions().to_json())
         overlay = gr.File(label="overlay_mp4")
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")

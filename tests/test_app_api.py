@@ -80,6 +80,8 @@ def test_the_api_page_shows_a_call_that_works(client):
     assert json.loads(prompts)["objects"][0]["prompts"][0]["box"] and json.loads(options)["model"] == "sam2++"
     plan = plan_job(video["path"], prompts, options, AppLimits())  # checked as a call: it fits the clip
     assert plan.request.info.num_frames == probe(video["path"]).num_frames
+    # the page shows a parameter's default as it is: the options' default is empty (the defaults), valid Python
+    assert endpoint["parameters"][2]["parameter_default"] == ""
     kinds = {component["type"] for component in client.config["components"]}
     assert {"file", "textbox"} <= kinds and not any(kind.startswith("example") for kind in kinds)
 

@@ -302,7 +302,7 @@ def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
 
 
 def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, tmp_path, monkeypatch):
-    """During a run (a stand-in predictor, 0.3 s a frame, held before frame 6 until the test lets it go): a bar
+    """During a run (a stand-in predictor, 0.5 s a frame, held before frame 6 until the test lets it go): a bar
     of the frames done with the rate; live frames labelled with their number, the frame slider following them; a
     click on the frame refused at once (no preview queued behind the run); an object removed mid-run is absent
     from the next frames of the results."""
@@ -313,8 +313,16 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
     from sam2_plus import service
 
     frames, held = 16, 6
-    go_on = threading.Event()
-    predictor = QuickPredictor(on_frame=lambda t: go_on.wait(120) if t == held else time.sleep(0.3))
+    held_there, go_on = threading.Event(), threading.Event()
+
+    def on_frame(t: int) -> None:
+        if t == held:
+            held_there.set()
+            go_on.wait(120)
+        else:
+            time.sleep(0.5)
+
+    predictor = QuickPredictor(on_frame=on_frame)
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     clip = write_clip(tmp_path / "live.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     page.locator("input[type=file]").first.set_input_files(str(clip))
@@ -332,8 +340,11 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
                            "return v !== null && v[1] !== '0' && s.value === v[1]; }", timeout=60_000)
     bar = page.locator("#track-progress progress")
     assert int(bar.get_attribute("max")) == frames and 0 < int(bar.get_attribute("value")) < frames
+    # the rate and the time left come once 3 frames and 2 s were tracked (before: "estimating the time left…")
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('left') && !document.querySelector('#track-progress').innerText.includes('estimating')",
+                           timeout=30_000)
     text = page.locator("#track-progress").inner_text()
-    assert "Tracking: " in text and ("frames/s" in text or "s/frame" in text) and "left" in text, text
+    assert "Tracking: " in text and ("frames/s" in text or "s/frame" in text) and "estimating" not in text, text
     assert "Preview" not in page.locator("#status").inner_text()
     shot(page, "15-live-progress")
 
@@ -341,6 +352,7 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
     click_frame(page, 0.5, 0.5)
     wait_status(page, "tracking is running", timeout=10_000)
     assert time.monotonic() - clicked < 5 and "Tracking: " in page.locator("#track-progress").inner_text()
+    assert held_there.wait(60)  # frames 0-5 are out: the removal applies from frame 6 on
     page.get_by_role("button", name="Remove selected").click()  # object 2
     wait_status(page, "Removed object 2", timeout=10_000)
     go_on.set()

@@ -535,11 +535,11 @@ def test_progress_text():
     assert jobs.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
     text = jobs.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
     assert text == "Tracking: 4 / 10 frames (40 %), 2.0 frames/s, about 1 min 15 s left"
-    slow = jobs.describe_progress(TrackProgress("tracking", 2, 10, 15.0, eta=58.0, frame_idx=7,
+    slow = jobs.describe_progress(TrackProgress("tracking", 3, 10, 22.0, eta=50.0, frame_idx=7,
                                                 frames_per_second=1 / 7.2))
-    assert slow == "Tracking: 2 / 10 frames (20 %), 7.2 s/frame, about 58 s left"  # the live frame's label has its number
-    bar = jobs.progress_html(slow, TrackProgress("tracking", 2, 10, 15.0))
-    assert '<progress value="2" max="10"' in bar and "7.2 s/frame" in bar
+    assert slow == "Tracking: 3 / 10 frames (30 %), 7.2 s/frame, about 50 s left"  # the live frame's label has its number
+    bar = jobs.progress_html(slow, TrackProgress("tracking", 3, 10, 22.0))
+    assert '<progress value="3" max="10"' in bar and "7.2 s/frame" in bar
     assert "<progress" not in jobs.progress_html("Loading the model…", TrackProgress("loading", 0, 10, 0.1))
     assert jobs.progress_html("a <b>") == '<div class="progress-text">a &lt;b&gt;</div>'
 

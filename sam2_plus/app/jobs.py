@@ -178,7 +178,8 @@ class RemovedObjects:
 
     def drop_from(self, record: export.FrameRecord) -> export.FrameRecord:
         """`record` with the removed objects absent (no mask, box or point; not visible; score 0)."""
-        removed = [i for i, obj_id in enumerate(record.obj_ids) if obj_id in self.read()]
+        gone = self.read()
+        removed = [i for i, obj_id in enumerate(record.obj_ids) if obj_id in gone]
         if not removed:
             return record
         masks, visible, scores = record.masks.copy(), record.visible.copy(), record.scores.copy()
