@@ -54,6 +54,7 @@ PLAY_INTERVAL = 0.2  # seconds a frame shows when the results play in the frame 
 CSS = """
 #frame-view .image-container, #frame-view .image-frame { height: auto; }
 #frame-view img { height: auto; max-height: calc(100vh - 330px); min-height: 160px; }
+#frame-view .wrap.default { background: rgba(255, 255, 255, 0.4); }
 @media (max-width: 480px) { #setup-column { display: contents; } #frame-column { order: 1; } #settings { order: 2; } }
 """
 # outside Gradio's css, which only reaches what is inside the page's main column
@@ -441,7 +442,7 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
     def preview_on(trigger: Callable) -> None:
         trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
             preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
-            show_progress="minimal", **_checks_first(), **UI_ONLY)
+            show_progress="full", show_progress_on=[ui.view], **_checks_first(), **UI_ONLY)  # busy on the frame
 
     return preview_on
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -112,6 +113,16 @@ class FailingPredictor:
                 self.failures += 1
                 raise self.error
             yield result
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    """Whether `condition()` came true within `timeout` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
 
 
 def free_port() -> int:

@@ -236,21 +236,27 @@ def frame_slider_value(page) -> int:
     return int(page.locator("#frame-slider input[type=number]").input_value())
 
 
-def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, monkeypatch):
-    """The object is absent on frames 5-7 (a stand-in predictor): the timeline flags frame 5 (lost) and 8
-    (reappeared); a click on the lost flag's mark and the flag buttons move the frame slider there."""
-    from app_fakes import VanishingPredictor
+def open_stand_in_clip(page, tmp_path, monkeypatch, predictor, frames: int, name: str) -> None:
+    """The app tracks with `predictor` (a stand-in); a clip of `frames` frames is loaded and object 1 is clicked
+    near the frame's centre."""
     from sam2_plus import service
-    from sam2_plus.app.timeline import TimelineLayout
 
-    frames = 12
-    predictor = VanishingPredictor({5, 6, 7})
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    clip = write_clip(tmp_path / "vanishing.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
+    clip = write_clip(tmp_path / name, [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     page.locator("input[type=file]").first.set_input_files(str(clip))
     wait_status(page, f"{frames} frames", timeout=60_000)
     click_frame(page, 0.5, 0.5)
     wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
+
+
+def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, monkeypatch):
+    """The object is absent on frames 5-7 (a stand-in predictor): the timeline flags frame 5 (lost) and 8
+    (reappeared); a click on the lost flag's mark and the flag buttons move the frame slider there."""
+    from app_fakes import VanishingPredictor
+    from sam2_plus.app.timeline import TimelineLayout
+
+    frames = 12
+    open_stand_in_clip(page, tmp_path, monkeypatch, VanishingPredictor({5, 6, 7}), frames, "vanishing.mp4")
     page.get_by_role("button", name="Track", exact=True).click()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
                            timeout=MODEL_SECONDS)
@@ -310,7 +316,6 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
     import threading
 
     from app_fakes import QuickPredictor
-    from sam2_plus import service
 
     frames, held = 16, 6
     held_there, go_on = threading.Event(), threading.Event()
@@ -322,13 +327,7 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
         else:
             time.sleep(0.5)
 
-    predictor = QuickPredictor(on_frame=on_frame)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    clip = write_clip(tmp_path / "live.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
-    page.locator("input[type=file]").first.set_input_files(str(clip))
-    wait_status(page, f"{frames} frames", timeout=60_000)
-    click_frame(page, 0.3, 0.3)
-    wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
+    open_stand_in_clip(page, tmp_path, monkeypatch, QuickPredictor(on_frame=on_frame), frames, "live.mp4")
     page.get_by_role("button", name="Add object").click()
     wait_status(page, "Added object 2", timeout=60_000)
     click_frame(page, 0.7, 0.6)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, launch_app, wait_for
 from media_clips import pattern_frame, write_clip
 from raw_client import RawSession, read_until_done
 
@@ -53,13 +53,6 @@ class Frames:
         assert wait_for(lambda: len(self.seen) >= count, timeout), self.seen
 
 
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +204,11 @@ def test_an_api_client_killed_mid_job_stops_its_job_and_its_folder_goes(app_url,
     assert stopped_at - killed_at <= (HEARTBEAT + RECONNECT + 2.0) / frames.seconds
 
 
-def test_an_api_client_whose_heartbeat_blips_keeps_its_job_and_results(app_url, app_tmp, clip, frames):
-    frames.seconds = 0.05
-    session = RawSession(app_url)
-    session.open_heartbeat()
+def run_through_a_heartbeat_blip(app_url: str, session: RawSession, frames: Frames, event: str, *inputs):
+    """Run `event` and drop the session's heartbeat for 3 heartbeat intervals once 3 frames were tracked;
+    returns how the event ended."""
     with httpx.Client(base_url=app_url, timeout=120) as http:
-        session.join(http, "track", session.upload(clip), PROMPTS, "{}")
+        session.join(http, event, *inputs)
         outcome = []
         reader = threading.Thread(target=lambda: outcome.append(read_until_done(http, session.session_hash)))
         reader.start()
@@ -226,6 +218,14 @@ def test_an_api_client_whose_heartbeat_blips_keeps_its_job_and_results(app_url, 
         session.open_heartbeat()
         reader.join(120)
     (done,) = outcome
+    return done
+
+
+def test_an_api_client_whose_heartbeat_blips_keeps_its_job_and_results(app_url, app_tmp, clip, frames):
+    frames.seconds = 0.05
+    session = RawSession(app_url)
+    session.open_heartbeat()
+    done = run_through_a_heartbeat_blip(app_url, session, frames, "track", session.upload(clip), PROMPTS, "{}")
     assert done.success, done.raw
     assert frames.seen == list(range(T))
     assert not folders(app_tmp, "api")  # the call is over: its results are Gradio's copies
@@ -268,17 +268,7 @@ def test_a_browser_tab_whose_heartbeat_blips_mid_track_keeps_its_job(app_url, ap
     folder = load_video(session, clip, app_tmp)
     assert session.call("on_click", None, 0, True, POSITIVE, event_data={"index": [20, 20], "value": None}).success
     frames.seconds = 0.05
-    with httpx.Client(base_url=app_url, timeout=120) as http:
-        session.join(http, "run_track", None, 0, "sam2++", False, True, "none")
-        outcome = []
-        reader = threading.Thread(target=lambda: outcome.append(read_until_done(http, session.session_hash)))
-        reader.start()
-        frames.wait_for(3)
-        session.drop_heartbeat()
-        time.sleep(HEARTBEAT * 3)
-        session.open_heartbeat()
-        reader.join(120)
-    (done,) = outcome
+    done = run_through_a_heartbeat_blip(app_url, session, frames, "run_track", None, 0, "sam2++", False, True, "none")
     assert done.success, done.raw
     assert frames.seen == list(range(T)) and list(folder.glob("job-*/sam2plus_overlay.mp4"))  # its results
     session.close()

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
@@ -26,16 +25,8 @@ from sam2_plus.media.rle import encode_rle
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
 SESSIONS = 4
 HEARTBEAT = 0.5  # seconds; Gradio notices a client that went away within about this
-WAIT = 30.0  # seconds to wait for the server to notice
 
 
-def wait_for(condition, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def job_dirs(app_tmp: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
@@ -257,10 +257,3 @@ def progress_text(job) -> str:
     return units[-1].desc if units and units[-1].desc else ""
 
 
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
