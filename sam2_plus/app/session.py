@@ -44,6 +44,11 @@ ENDED = ("This session ended while the page was disconnected, and its files were
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
 
 
+def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    """`image` enlarged by a whole factor, each pixel a square (a click maps back by dividing by `scale`)."""
+    return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
 @dataclass(frozen=True)
 class Preview:
     options: TrackOptions
@@ -435,13 +440,10 @@ class AppSession:
     def brush_background(self, index: int) -> np.ndarray:
         """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the
         editor; a larger canvas paints slowly); the painted layer is scaled back to the video's size."""
-        image = np.array(self.frame(index))
-        scale = max(1, BRUSH_SIDE // max(self.info.width, self.info.height))
-        return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        return enlarged(np.array(self.frame(index)), max(1, BRUSH_SIDE // max(self.info.width, self.info.height)))
 
     def enlarge(self, image: np.ndarray) -> np.ndarray:
-        scale = self.view_scale
-        return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        return enlarged(image, self.view_scale)
 
     def objects_html(self) -> str:
         """The object list with colour swatches, for people."""
