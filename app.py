@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
@@ -172,11 +173,26 @@ def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots
 
 # --------------------------------------------------------------------------- the UI
 
+NOT_UPLOADED = ("A file input must be uploaded with the call (in gradio_client, pass handle_file(path or URL)); "
+                "a path on the server is not accepted.")
+
+
+class SpaceBlocks(gr.Blocks):
+    """Gradio's Blocks, where a file input Gradio refuses while it prepares the inputs (a path on the server
+    that no client uploaded) is answered with a sentence: Gradio would send that refusal as `{"error": null}`,
+    its text shown only with launch(show_error=True), which would show every unexpected error's raw text too."""
+
+    async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().preprocess_data(*args, **kwargs)
+        except InvalidPathError:
+            raise gr.Error(NOT_UPLOADED, print_exception=False) from None
+
 
 def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
     session_files = SessionFiles(limits.reconnect_seconds)
     slots = GpuSlots(limits.gpu_concurrency, limits.queue_size)  # every GPU event's, around its GPU part only
-    with gr.Blocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
+    with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
         _build_api(limits, session_files, slots)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
