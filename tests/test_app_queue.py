@@ -15,6 +15,7 @@ from app_fakes import QuickPredictor, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
+from rle_oracle import string_to_counts
 
 from sam2_plus import service
 from sam2_plus.app.editing import BOX
@@ -137,8 +138,7 @@ def test_a_video_a_little_over_the_limits_gets_its_exact_length(tmp_path):
 
 def test_rle_counts_longer_than_the_mask_needs_are_refused_before_parsing(monkeypatch):
     parsed = []
-    for parser in ("string_to_counts", "parse_counts_string"):
-        monkeypatch.setattr(rle, parser, lambda text, *size: parsed.append(len(text)) or [])
+    monkeypatch.setattr(rle, "parse_counts_string", lambda text, pixels: parsed.append(len(text)) or [])
     with pytest.raises(rle.RLEError, match=r"RLE 'counts' has 20000000 characters; a 32x48 mask takes at most "
                                            r"4611"):
         rle.decode_rle({"size": [H, W], "counts": "0" * 20_000_000})
@@ -162,14 +162,14 @@ def test_every_mask_fits_the_counts_bound(size):
 
 def test_the_longest_counts_a_full_hd_mask_allows_are_parsed_in_under_two_seconds():
     """Within the bound, the string is parsed in numpy: 10 M characters (2 M five-character numbers, the most a
-    1920x1080 mask allows) took 10 to 70 s in the Python loop of `string_to_counts`."""
+    1920x1080 mask allows) took 10 to 70 s in a Python loop (tests/rle_oracle.py)."""
     started = time.monotonic()
     with pytest.raises(rle.RLEError, match=r"RLE run lengths sum to \d+, but size 1080x1920 needs 2073600"):
         rle.decode_rle({"size": [1080, 1920], "counts": "ZZZZ0" * 2_000_000})
     assert time.monotonic() - started < REFUSED_WITHIN
 
 
-def test_the_numpy_parse_of_counts_matches_string_to_counts():
+def test_the_numpy_parse_of_counts_matches_the_loop_oracle():
     """Random strings (valid characters, some invalid ones): the same run lengths or the same refusal, except
     that numbers larger than the mask, or more run lengths than it has pixels, are refused at once."""
     generator = np.random.default_rng(1)
@@ -179,7 +179,7 @@ def test_the_numpy_parse_of_counts_matches_string_to_counts():
         if text and generator.random() < 0.05:
             text = text[:-1] + "~"
         pixels = int(generator.choice([1, 15, 1000, 10 ** 6]))
-        expected, got = parse_or_refuse(rle.string_to_counts, text), parse_or_refuse(
+        expected, got = parse_or_refuse(string_to_counts, text), parse_or_refuse(
             lambda t: rle.parse_counts_string(t, pixels), text)
         if isinstance(expected, list) and isinstance(got, str):
             assert (("larger than" in got and max(map(abs, expected)) > pixels)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from sam2_plus.media import decode
 from sam2_plus.media.decode import FrameSource, MediaError, MediaLimits, VideoInfo, probe
-from sam2_plus.media.rle import encode_rle, string_to_counts
+from sam2_plus.media.rle import encode_rle, parse_counts_string
 from sam2_plus.prompts import PromptError, PromptLimits, parse_prompts
 
 H, W = 48, 64
@@ -349,7 +349,7 @@ def test_rle_string_with_an_endless_number_is_refused_quickly():
     with pytest.raises(PromptError, match=r"RLE 'counts' has 1000000 characters; a 48x64 mask takes at most 9219"):
         parse_prompts(_mask_document({"size": [H, W], "counts": "o" * 1_000_000}), VIDEO)
     assert time.perf_counter() - started < 5  # the unbounded number took minutes (quadratic)
-    assert string_to_counts("0" * 3 + "1") == [0, 0, 0, 1]
+    assert parse_counts_string("0" * 3 + "1", H * W) == [0, 0, 0, 1]
 
 
 def _nested(depth: int) -> list:

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - exercised by forcing the fallback in t
     _coco_mask = None
 
 
-MAX_SIDE = 2**31 - 1  # keeps H * W and every run length within int64
+MAX_SIDE = 2**24 - 1  # keeps H * W, every run length and the parse's sums well within int64
 MAX_NUMBER_CHARS = 13  # a 64-bit run length takes at most 13 characters of the compact string
 
 
@@ -153,41 +153,10 @@ def counts_to_string(counts: Sequence[int]) -> str:
     return "".join(chars)
 
 
-def string_to_counts(text: str) -> list[int]:
-    """Unpack COCO's ASCII RLE string (port of pycocotools' rleFrString), validating characters."""
-    counts: list[int] = []
-    position = 0
-    length = len(text)
-    while position < length:
-        value = 0
-        shift = 0
-        more = True
-        while more:
-            if position >= length:
-                raise RLEError("RLE 'counts' string ends in the middle of a number")
-            code = ord(text[position]) - 48
-            if not 0 <= code < 64:
-                raise RLEError(f"RLE 'counts' string has an invalid character {text[position]!r}")
-            value |= (code & 0x1F) << (5 * shift)
-            more = bool(code & 0x20)
-            position += 1
-            shift += 1
-            if more and shift == MAX_NUMBER_CHARS:  # also keeps the decoding linear in the string's length
-                raise RLEError(f"RLE 'counts' string has a number longer than {MAX_NUMBER_CHARS} characters")
-            if not more and code & 0x10:
-                value |= -1 << (5 * shift)
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return counts
-
-
 def parse_counts_string(text: str, pixels: int) -> list[int]:
-    """`string_to_counts` for the counts of a mask of `pixels` pixels, in numpy: a string of millions of
-    characters takes milliseconds, not seconds. Gives the same run lengths, and refuses the same malformed
-    strings (when a string has several faults, it may name another one first)."""
-    if pixels >= 2 ** 59:  # run lengths past int64's reach in the sums below (no real mask is this large)
-        return string_to_counts(text)
+    """Unpack COCO's compact counts string (pycocotools' rleFrString) of a mask of `pixels` pixels, in numpy:
+    a string of millions of characters takes milliseconds. Malformed strings are refused (when a string has
+    several faults, the one named may not be the first), and so are numbers larger than the mask."""
     characters = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     bad = np.flatnonzero((characters < 48) | (characters >= 48 + 64))
     if bad.size:
