@@ -105,7 +105,7 @@ class TrackProgress:
     frames_done: int
     frames_total: int
     elapsed: float  # seconds since the job started
-    eta: Optional[float] = None  # seconds still needed, once a frame was tracked
+    eta: Optional[float] = None  # seconds still needed, once the speed is measured (ETA_MIN_FRAMES, ETA_MIN_SECONDS)
     frame_idx: Optional[int] = None  # the frame just tracked
     frames_per_second: Optional[float] = None  # tracking speed so far
 
@@ -389,6 +389,12 @@ def to_frame_record(result: FrameResult) -> export.FrameRecord:
 # --------------------------------------------------------------------------- the job
 
 
+# The time left is given once the speed is measured over this many frames and seconds of tracking: the first
+# frames can be much faster or slower than the rest (a prompted frame only reports its prompt's result).
+ETA_MIN_FRAMES = 3
+ETA_MIN_SECONDS = 2.0
+
+
 class _Job:
     """Clock, counters and callbacks of one run."""
 
@@ -426,7 +432,9 @@ class _Job:
         eta = rate = None
         if self.frames_done and self.tracking_seconds > 0:
             rate = self.frames_done / self.tracking_seconds
-            eta = (self.frames_total - self.frames_done) / rate
+            measured = self.frames_done >= ETA_MIN_FRAMES and self.tracking_seconds >= ETA_MIN_SECONDS
+            if measured or self.frames_done >= self.frames_total:
+                eta = (self.frames_total - self.frames_done) / rate
         self.progress(TrackProgress(phase, self.frames_done, self.frames_total, self.elapsed(), eta, frame_idx,
                                     rate))
 

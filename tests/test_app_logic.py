@@ -544,18 +544,23 @@ def test_progress_text():
     assert jobs.progress_html("a <b>") == '<div class="progress-text">a &lt;b&gt;</div>'
 
 
-@pytest.mark.parametrize("done, rate, eta, expected", [
+@pytest.mark.parametrize("done, seconds, expected", [
     # as found (issue 16): "about 4 s left" after the first of 6 frames, which took 0.8 s; the job ran 250 s more
-    (1, 1.25, 4.0, "Tracking: 1 / 6 frames (17 %), estimating the time left…"),
-    (2, 20.0, 0.2, "Tracking: 2 / 6 frames (33 %), estimating the time left…"),  # too few frames
-    (5, 10.0, 0.1, "Tracking: 5 / 6 frames (83 %), estimating the time left…"),  # too short a time
-    (3, 1.5, 2.0, "Tracking: 3 / 6 frames (50 %), 1.5 frames/s, about 2 s left"),
-    (6, 3.0, 0.0, "Tracking: 6 / 6 frames (100 %)"),
+    (1, 0.8, "Tracking: 1 / 6 frames (17 %), estimating the time left…"),
+    (2, 0.1, "Tracking: 2 / 6 frames (33 %), estimating the time left…"),  # too few frames
+    (5, 0.5, "Tracking: 5 / 6 frames (83 %), estimating the time left…"),  # too short a time
+    (3, 2.0, "Tracking: 3 / 6 frames (50 %), 1.5 frames/s, about 2 s left"),
+    (6, 2.0, "Tracking: 6 / 6 frames (100 %)"),
 ])
-def test_the_time_left_is_shown_once_it_is_measured(done, rate, eta, expected):
-    """After ETA_MIN_FRAMES frames and ETA_MIN_SECONDS of tracking; before, it says that it estimates."""
-    progress = TrackProgress("tracking", done, 6, 1.0 + done / rate, eta=eta, frames_per_second=rate)
-    assert jobs.describe_progress(progress) == expected
+def test_the_time_left_is_given_once_it_is_measured(done, seconds, expected):
+    """The service gives the time left after ETA_MIN_FRAMES frames and ETA_MIN_SECONDS of tracking (the CLI's
+    line and the app's bar alike); before, the app says that it estimates."""
+    reported = []
+    job = service._Job(6, reported.append, None)
+    job.frames_done, job.tracking_seconds = done, seconds
+    job.report("tracking")
+    assert (reported[0].eta is None) == (done < service.ETA_MIN_FRAMES or seconds < service.ETA_MIN_SECONDS)
+    assert jobs.describe_progress(reported[0]) == expected
 
 
 # --------------------------------------------------------------------------- jobs (stand-in predictor)

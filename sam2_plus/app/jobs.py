@@ -29,10 +29,6 @@ from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
 PROGRESS_INTERVAL = 0.25  # seconds between progress updates of a job
-# The time left is shown once the speed is measured over this many frames and seconds of tracking: the first
-# frames can be much faster or slower than the rest (a prompted frame only reports its prompt's result).
-ETA_MIN_FRAMES = 3
-ETA_MIN_SECONDS = 2.0
 LIVE_FRAME_INTERVAL = 1.0  # seconds between live frames of a job
 OUTPUT_NAMES = {"overlay": "sam2plus_overlay.mp4", "export": "sam2plus_results.zip",
                 "json": "sam2plus_results.json"}
@@ -256,11 +252,9 @@ def describe_progress(progress: TrackProgress) -> str:
     text = f"Tracking: {progress.frames_done} / {progress.frames_total} frames ({100 * progress.fraction:.0f} %)"
     if progress.frames_done >= progress.frames_total:
         return text
-    rate = progress.frames_per_second
-    measured = bool(rate) and progress.frames_done >= ETA_MIN_FRAMES and progress.frames_done / rate >= ETA_MIN_SECONDS
-    if not measured or progress.eta is None:
+    if progress.eta is None or not progress.frames_per_second:  # the service gives it once it is measured
         return text + ", estimating the time left…"
-    return text + f", {format_rate(rate)}, about {format_seconds(progress.eta)} left"
+    return text + f", {format_rate(progress.frames_per_second)}, about {format_seconds(progress.eta)} left"
 
 
 def format_rate(frames_per_second: float) -> str:
