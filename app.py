@@ -178,9 +178,27 @@ NOT_UPLOADED = ("A file input must be uploaded with the call (in gradio_client, 
 
 
 class SpaceBlocks(gr.Blocks):
-    """Gradio's Blocks, where a file input Gradio refuses while it prepares the inputs (a path on the server
-    that no client uploaded) is answered with a sentence: Gradio would send that refusal as `{"error": null}`,
-    its text shown only with launch(show_error=True), which would show every unexpected error's raw text too."""
+    """Gradio's Blocks with the app's session files: their sweeper (`Sweeper`) runs while the server does; and a
+    file input Gradio refuses while it prepares the inputs (a path on the server that no client uploaded) is
+    answered with a sentence. Gradio would send that refusal as `{"error": null}`, its text shown only with
+    launch(show_error=True), which would show every unexpected error's raw text too."""
+
+    session_files: SessionFiles
+    leftover_seconds: float
+    sweeper: Optional[Sweeper] = None
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        self.sweeper = Sweeper(self.session_files, self.leftover_seconds).start()
+        try:
+            return super().launch(*args, **kwargs)
+        except BaseException:
+            self.sweeper.stop()
+            raise
+
+    def close(self, verbose: bool = True) -> None:
+        super().close(verbose)
+        if self.sweeper is not None:
+            self.sweeper.stop()
 
     async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -189,7 +207,7 @@ class SpaceBlocks(gr.Blocks):
             raise gr.Error(NOT_UPLOADED, print_exception=False) from None
 
 
-def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
+def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
     session_files = SessionFiles(limits.reconnect_seconds)
     slots = GpuSlots(limits.gpu_concurrency, limits.queue_size)  # every GPU event's, around its GPU part only
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
@@ -204,8 +222,8 @@ def build_demo(limits: AppLimits = LIMITS) -> gr.Blocks:
 
         demo.unload(client_left)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=8)
-    demo.session_files = session_files  # launch() watches its clients' heartbeats
-    Sweeper(session_files, limits.leftover_seconds).start()
+    demo.session_files = session_files  # launch() watches its clients' heartbeats and sweeps their leftovers
+    demo.leftover_seconds = limits.leftover_seconds
     return demo
 
 

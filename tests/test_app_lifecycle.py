@@ -272,3 +272,19 @@ def test_a_browser_tab_whose_heartbeat_blips_mid_track_keeps_its_job(app_url, ap
     assert done.success, done.raw
     assert frames.seen == list(range(T)) and list(folder.glob("job-*/sam2plus_overlay.mp4"))  # its results
     session.close()
+
+
+def test_the_sweeper_runs_while_the_server_does(tmp_path):
+    """Building the app (as importing it does) starts no sweeper thread; launching starts one; closing stops it
+    (before, every build started one that ran until the process ended)."""
+    import app
+
+    def sweepers() -> int:
+        return sum(thread.name == "sam2plus-sweeper" and thread.is_alive() for thread in threading.enumerate())
+
+    before = sweepers()
+    app.build_demo(AppLimits())
+    assert sweepers() == before
+    with pytest.MonkeyPatch.context() as patch, launch_app(AppLimits(), patch, tmp_path):
+        assert sweepers() == before + 1
+    assert wait_for(lambda: sweepers() == before, 10), sweepers()
