@@ -36,7 +36,7 @@ from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
 from sam2_plus.app.session import ENDED, AppSession
-from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights
+from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights, offered_models
 from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
 from sam2_plus.effects.settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectSettings
 from sam2_plus.errors import INPUT_ERRORS
@@ -330,7 +330,7 @@ def _build_object_settings(ui: UI, limits: AppLimits) -> None:
         ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
                                     info="erase: cut-outs with transparency", elem_id="background-effect")
     with gr.Row():
-        ui.model = gr.Dropdown(list(MODELS), value=DEFAULT_MODEL, label="Model",
+        ui.model = gr.Dropdown(list(offered_models()), value=DEFAULT_MODEL, label="Model",
                                info="SAM 2.1 models take the mask granularity only")
         ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
     gr.Markdown(f"<small>{limits.describe()}</small>")

@@ -24,6 +24,8 @@ MODEL_CONFIG_FILES = {
     "sam2.1-base-plus": "sam2.1_hiera_b+.yaml",
     "sam2.1-large": "sam2.1_hiera_l.yaml",
 }
+# Models for tests only (not offered by the app or the CLI): a micro network with the real one's blocks and keys.
+TEST_MODEL_CONFIG_FILES = {"test-micro": "test-micro.yaml"}
 MODEL_ALIASES = {
     "sam2plus": "sam2++",
     "sam2-plus": "sam2++",
@@ -99,6 +101,20 @@ class MemoryEncoderConfig:
 
 
 @dataclass
+class DecoderConfig:
+    """The prompt encoder's and the mask decoder's sizes (shared by SAM 2.1's mask decoder and SAM 2++'s
+    unified decoder)."""
+
+    mask_in_chans: int = 16  # the prompt encoder's channels for a mask prompt
+    transformer_depth: int = 2  # two-way transformer blocks
+    transformer_mlp_dim: int = 2048
+    transformer_num_heads: int = 8
+    num_multimask_outputs: int = 3
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+
+
+@dataclass
 class BoxHeadConfig:
     """SAM 2++ corner-heatmap box head inside the unified decoder."""
 
@@ -150,12 +166,13 @@ class TrackerConfig:
 class ModelConfig:
     name: str
     family: str  # "sam2.1" or "sam2++"
-    hub: HubConfig
+    hub: Optional[HubConfig] = None  # None: a model with no official checkpoint (the test models)
     image_size: int = 1024
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)
     memory_attention: MemoryAttentionConfig = field(default_factory=MemoryAttentionConfig)
     memory_encoder: MemoryEncoderConfig = field(default_factory=MemoryEncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # SAM 2++: one memory attention and one memory encoder per task
     per_task_memory: bool = False
@@ -191,6 +208,7 @@ _SECTIONS = {
     "neck": NeckConfig,
     "memory_attention": MemoryAttentionConfig,
     "memory_encoder": MemoryEncoderConfig,
+    "decoder": DecoderConfig,
     "tracker": TrackerConfig,
     "box_head": BoxHeadConfig,
 }
@@ -198,7 +216,7 @@ _SECTIONS = {
 
 def canonical_model_name(name: str) -> str:
     name = MODEL_ALIASES.get(name, name)
-    if name not in MODEL_CONFIG_FILES:
+    if name not in MODEL_CONFIG_FILES and name not in TEST_MODEL_CONFIG_FILES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_CONFIG_FILES)}")
     return name
 
@@ -207,7 +225,8 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     """Read a model config by public model name (e.g. "sam2++", "sam2.1-tiny") or YAML path."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        path = CONFIG_DIR / MODEL_CONFIG_FILES[canonical_model_name(str(name_or_path))]
+        name = canonical_model_name(str(name_or_path))
+        path = CONFIG_DIR / {**MODEL_CONFIG_FILES, **TEST_MODEL_CONFIG_FILES}[name]
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     return _from_dict(ModelConfig, data, path.name)

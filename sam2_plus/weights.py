@@ -134,6 +134,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def download_checkpoint(cfg: ModelConfig) -> str:
     """Path of the model's official checkpoint in the Hugging Face cache, downloading it if needed
     (honours HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE)."""
+    if cfg.hub is None:
+        raise CheckpointError(f"{cfg.name} is a model for tests: it has no official checkpoint. Use "
+                              f"{WEIGHTS_ENV}=seeded (or checkpoint='seeded') or a checkpoint file of its shapes.")
     repo, filename = cfg.hub.repo_id, cfg.hub.filename
     how_to = (
         f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access, then "

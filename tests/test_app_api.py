@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_results_json
@@ -87,7 +88,7 @@ def test_the_api_page_shows_a_call_that_works(client):
 
 
 @pytest.mark.parametrize("prompts, options, message", [
-    ('{"objects": [', {"model": "sam2.1-tiny"}, "Invalid prompts: the prompts are not valid JSON"),
+    ('{"objects": [', {"model": MICRO}, "Invalid prompts: the prompts are not valid JSON"),
     ("not json", {}, "must be a JSON object starting with '{'"),
     ({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 3, "points": [[5, 5]]}]}]}, {},
      r"frame 3 is out of range; the video has 3 frames \(0..2\)"),
@@ -115,7 +116,7 @@ def test_a_too_long_video_is_refused(client, tmp_path):
     long_clip = write_clip(tmp_path / "long.mp4", [pattern_frame(i % 100, 16, 16) for i in range(60)], fps=10)
     prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]}]}
     with pytest.raises(AppError, match=r"the video is 6\.0 s long; this app takes videos up to 5 s"):
-        track(client, long_clip, prompts, {"model": "sam2.1-tiny"})
+        track(client, long_clip, prompts, {"model": MICRO})
 
 
 def test_unreachable_weights_explain_how_to_provide_them(client, clip, tmp_path, monkeypatch):
@@ -134,9 +135,8 @@ def test_unreachable_weights_explain_how_to_provide_them(client, clip, tmp_path,
         track(client, clip, prompts, {"model": "sam2.1-tiny"})
 
 
-@pytest.mark.slow
 def test_every_task_several_objects_prompted_on_a_middle_frame(client, clip, tmp_path):
-    """SAM 2++ with a click object, a mask object, a box object and a point object, all prompted on frame 1
+    """SAM 2++ (the micro model) with a click object, a mask object, a box object and a point object, all prompted on frame 1
     of 3: frame 0 comes from the backward pass, frame 2 from the forward pass."""
     mask = np.zeros((H, W), bool)
     mask[8:30, 50:80] = True
@@ -146,7 +146,7 @@ def test_every_task_several_objects_prompted_on_a_middle_frame(client, clip, tmp
         {"id": 5, "task": "box", "prompts": [{"frame": 1, "box": [4, 4, 40, 30]}]},
         {"id": 9, "task": "point", "prompts": [{"frame": 1, "points": [[60, 48]]}]},
     ]}
-    overlay, results_zip, results_json = track(client, clip, prompts, {"model": "sam2++", "motion_aware": False})
+    overlay, results_zip, results_json = track(client, clip, prompts, {"model": MICRO, "motion_aware": False})
     assert Path(overlay).name == "sam2plus_overlay.mp4"
     info = probe(overlay)
     assert (info.codec, info.num_frames, info.width, info.height) == ("h264", T, W, H)

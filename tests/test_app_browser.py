@@ -15,6 +15,7 @@ import pytest
 
 from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus.app.settings import AppLimits
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -24,7 +25,6 @@ RECONNECT = 1.0  # seconds a closed page keeps its files (short here, for the cl
 H, W, T = 64, 96, 3
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian Chromium is not installed at /usr/bin/chromium"),
 ]
@@ -91,7 +91,7 @@ def test_prompt_every_way_track_and_download(page, clip):
     started = time.monotonic()
     assert "Untrained test weights" in page.locator("body").inner_text()
     page.get_by_label("Model").click()
-    page.get_by_role("option", name="sam2.1-tiny").click()
+    page.get_by_role("option", name=MICRO).click()
     page.locator("input[type=file]").first.set_input_files(str(clip))
     wait_status(page, f"{T} frames, {W}x{H}", timeout=60_000)
     shot(page, "01-uploaded")
@@ -146,7 +146,7 @@ def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
     frames = 16
     clip = write_clip(tmp_path / "longer.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     page.get_by_label("Model").click()
-    page.get_by_role("option", name="sam2.1-tiny").click()
+    page.get_by_role("option", name=MICRO).click()
     page.locator("input[type=file]").first.set_input_files(str(clip))
     wait_status(page, f"{frames} frames", timeout=60_000)
     click_frame(page, 0.5, 0.5)
@@ -216,7 +216,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
 
     page.get_by_label("box", exact=True).check()  # a granularity SAM 2.1 lacks: said when the model is chosen
     page.get_by_label("Model").click()
-    page.get_by_role("option", name="sam2.1-tiny").click()
+    page.get_by_role("option", name=MICRO).click()
     wait_status(page, "has no 'box' task", timeout=60_000)
     shot(page, "14-model-lacks-the-granularity")
 

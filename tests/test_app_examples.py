@@ -9,9 +9,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from app_fakes import launch_app
 from media_clips import mean_abs_error
 
 from sam2_plus.app.settings import AppLimits
@@ -42,9 +39,8 @@ def _status(url: str) -> int:
         return error.code
 
 
-def test_the_app_serves_the_example_clips_and_nothing_else_of_the_folder(tmp_path):
-    with pytest.MonkeyPatch.context() as patch, launch_app(AppLimits(), patch, tmp_path / "app-tmp") as url:
-        clip = sorted(EXAMPLES.glob("*.mp4"))[0]
-        assert _status(f"{url}gradio_api/file={clip}") == 200
-        for other in (EXAMPLES / "make_examples.py", EXAMPLES / "no_such_clip.mp4"):
-            assert _status(f"{url}gradio_api/file={other}") in (403, 404)
+def test_the_app_serves_the_example_clips_and_nothing_else_of_the_folder(app_server):
+    clip = sorted(EXAMPLES.glob("*.mp4"))[0]
+    assert _status(f"{app_server}gradio_api/file={clip}") == 200
+    for other in (EXAMPLES / "make_examples.py", EXAMPLES / "no_such_clip.mp4"):
+        assert _status(f"{app_server}gradio_api/file={other}") in (403, 404)

@@ -1,7 +1,7 @@
 """Faults during tracking: Stop mid-run, an exception and an out-of-memory inside tracking. The frames tracked
 before them are kept as complete, downloadable files (overlay MP4, results ZIP, results JSON), the user gets a
 clear message, and the next run works. The service, job and session levels use a stand-in predictor (fast);
-the public API (/track) runs SAM 2.1 tiny with seeded weights and a simulated out-of-memory."""
+the public API (/track) runs the micro model with seeded weights and a simulated out-of-memory."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from app_fakes import FailingPredictor, QuickPredictor, launch_app
+from app_fakes import FailingPredictor, QuickPredictor
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 
 from sam2_plus import service
 from sam2_plus.app.editing import POSITIVE
@@ -28,17 +29,12 @@ from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.service import TrackFailed, TrackOutputs, prepare_request, run_tracking
 
 H, W, T = 48, 64, 6
-OPTIONS = TrackOptions("sam2.1-tiny")
-pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
+OPTIONS = TrackOptions(MICRO)
+pytestmark = [pytest.mark.usefixtures("seeded_weights"),
+              pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")]
 
 ILLEGAL_ACCESS = RuntimeError("CUDA error: an illegal memory access was encountered")
 OUT_OF_MEMORY = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 22.06 GiB total)")
-
-
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch, tmp_path):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
-    monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +78,7 @@ def session_on(clip: Path) -> AppSession:
 ], ids=["forward", "backward"])
 def test_a_failure_inside_tracking_keeps_the_frames_tracked_before_it(clip, tmp_path, error, out_of_memory,
                                                                      prompt_frame, fail_at, kept):
-    request = prepare_request(clip, one_click(prompt_frame), model="sam2.1-tiny")
+    request = prepare_request(clip, one_click(prompt_frame), model=MICRO)
     outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json")
     with pytest.raises(TrackFailed, match=f"tracking failed after frame 2: {type(error).__name__}: ") as caught:
         run_tracking(request, outputs, predictor=FailingPredictor(QuickPredictor(), fail_at, error))
@@ -181,12 +177,10 @@ def test_a_failure_before_tracking_started_leaves_the_session_usable(clip, monke
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch, \
-            launch_app(AppLimits(), patch, tmp_path_factory.mktemp("app-tmp")) as url:
-        client = Client(url, verbose=False)
-        yield client
-        client.close()
+def client(app_server):
+    client = Client(app_server, verbose=False)
+    yield client
+    client.close()
 
 
 def warnings_of(job) -> list[str]:
@@ -198,9 +192,8 @@ def warnings_of(job) -> list[str]:
             if getattr(update, "log", None) and update.log[1] == "warning"]
 
 
-@pytest.mark.slow
 def test_out_of_memory_through_the_api_returns_the_frames_tracked(client, tmp_path, monkeypatch):
-    """SAM 2.1 tiny (seeded): the GPU "runs out of memory" when the propagation reaches frame 1 of 2; /track
+    """The micro model (seeded): the GPU "runs out of memory" when the propagation reaches frame 1 of 2; /track
     returns the overlay, ZIP and JSON of frame 0 with a warning saying so, and the next request tracks both."""
     short = write_clip(tmp_path / "two.mp4", [pattern_frame(i, H, W) for i in range(2)])
     get_predictor, failing = service.get_predictor, [True]

@@ -24,6 +24,7 @@ from app_fakes import QuickPredictor, launch_app, wait_for
 from media_clips import pattern_frame, write_clip
 from raw_client import RawSession, read_until_done
 
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app.editing import POSITIVE
 from sam2_plus.app.session import ENDED
@@ -242,7 +243,7 @@ def test_a_browser_tab_gone_mid_track_stops_its_job_and_its_files_go(app_url, ap
     assert clicked.success and not clicked.logs, clicked.raw
     frames.seconds = 0.15
     http = httpx.Client(base_url=app_url, timeout=120)
-    session.join(http, "run_track", None, 0, "sam2++", False, True, "none")
+    session.join(http, "run_track", None, 0, MICRO, False, True, "none")
 
     def read_until_killed() -> None:
         try:
@@ -268,7 +269,7 @@ def test_a_browser_tab_whose_heartbeat_blips_mid_track_keeps_its_job(app_url, ap
     folder = load_video(session, clip, app_tmp)
     assert session.call("on_click", None, 0, True, POSITIVE, event_data={"index": [20, 20], "value": None}).success
     frames.seconds = 0.05
-    done = run_through_a_heartbeat_blip(app_url, session, frames, "run_track", None, 0, "sam2++", False, True, "none")
+    done = run_through_a_heartbeat_blip(app_url, session, frames, "run_track", None, 0, MICRO, False, True, "none")
     assert done.success, done.raw
     assert frames.seen == list(range(T)) and list(folder.glob("job-*/sam2plus_overlay.mp4"))  # its results
     session.close()

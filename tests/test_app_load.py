@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app import jobs
 from sam2_plus.app.settings import AppLimits
@@ -61,7 +62,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-@pytest.mark.slow
 def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatch):
     """SAM 2.1 tiny (seeded), 2-frame clips: each client has its own video size, object id and mask (SAM 2.1
     returns a mask prompt as that frame's result), so a result given to the wrong client would show. No job
@@ -81,7 +81,7 @@ def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatc
     limits = AppLimits(gpu_concurrency=SESSIONS)
     with pytest.MonkeyPatch.context() as patch, launch_app(limits, patch, app_tmp, heartbeat=HEARTBEAT) as url:
         clients = [Client(url, verbose=False) for _ in range(SESSIONS)]
-        submitted = [client.submit(handle_file(str(clip)), json.dumps(prompts), '{"model": "sam2.1-tiny"}',
+        submitted = [client.submit(handle_file(str(clip)), json.dumps(prompts), json.dumps({"model": MICRO}),
                                    api_name="/track") for client, (clip, prompts, _) in zip(clients, requests)]
         outputs = [job.result(timeout=600) for job in submitted]
         assert running.most == SESSIONS  # they did track at the same time

@@ -1,6 +1,6 @@
 """The app's logic (the package sam2_plus/app) without Gradio: limits, options, GPU time, prompt editing, the
 prompts JSON, the frame view, masks from the brush and from PNGs, and tracking jobs (streaming, Stop,
-errors) through the real service with a stand-in predictor. The slow test runs SAM 2.1 tiny with seeded
+errors) through the real service with a stand-in predictor. One test runs the micro model with seeded
 weights to show that a preview equals the tracked conditioning frame and that a correction changes the
 next run."""
 
@@ -17,6 +17,7 @@ from PIL import Image
 
 from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app import editing, gpu_time, jobs, masks, options, settings, workdirs
 from sam2_plus.app.editing import BOX, NEGATIVE, POSITIVE, ObjectState
@@ -35,10 +36,7 @@ from sam2_plus.service import TrackProgress
 H, W, T = 64, 96, 4
 
 
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch, tmp_path):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
-    monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
+pytestmark = pytest.mark.usefixtures("seeded_weights")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +145,13 @@ def test_plan_job_checks_everything_before_the_gpu(clip):
         plan_job(str(clip), json.dumps(one), '{"model": "sam2.1-tiny"}', AppLimits())
     with pytest.raises(AppInputError, match="need about .* s of GPU time; the limit is 5 s"):
         plan_job(str(clip), json.dumps(one), "{}", AppLimits(max_gpu_seconds=5))
+
+
+def test_the_test_models_are_offered_with_stand_in_weights_only(monkeypatch):
+    assert settings.offered_models() == settings.MODELS + (MICRO,)
+    for value in ("hub", "/path/to/checkpoint.pt", "seeded:x"):
+        monkeypatch.setenv("SAM2PLUS_WEIGHTS", value)
+        assert settings.offered_models() == settings.MODELS and MICRO not in settings.MODELS
 
 
 def test_weights_are_announced(monkeypatch):
@@ -680,15 +685,14 @@ def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
     assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
-# --------------------------------------------------------------------------- the model (slow)
+# --------------------------------------------------------------------------- the model
 
 
-@pytest.mark.slow
 def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip, tmp_path):
-    """SAM 2.1 tiny, seeded weights: the preview of a prompt equals that frame in the tracking run (it is a
+    """The micro model, seeded weights: the preview of a prompt equals that frame in the tracking run (it is a
     conditioning frame), and a correction click on a tracked frame changes the next run on that frame."""
     session = AppSession.open(clip, AppLimits())
-    options = TrackOptions("sam2.1-tiny")
+    options = TrackOptions(MICRO)
     session.click(POSITIVE, 0, 20, 16)
 
     first = _track(session, options, tmp_path / "run1")

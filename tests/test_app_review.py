@@ -11,6 +11,7 @@ import pytest
 
 from app_fakes import VanishingPredictor
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app import jobs
 from sam2_plus.app.editing import POSITIVE
@@ -34,10 +35,7 @@ H, W, T = 48, 64, 10
 ABSENT = {4, 5}  # lost on frame 4, reappeared on frame 6
 
 
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch, tmp_path):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
-    monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
+pytestmark = pytest.mark.usefixtures("seeded_weights")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +149,7 @@ def test_session_timeline_and_flag_steps(clip, monkeypatch):
             session.flagged_frame(0, forward=True)
         assert session.render_timeline(0) is None and session.describe_flags(0) == ""
         session.click_view(POSITIVE, 0, 20 * session.view_scale, 20 * session.view_scale)
-        for _ in session.tracking_job(TrackOptions("sam2.1-tiny", False), AppLimits()):
+        for _ in session.tracking_job(TrackOptions(MICRO, False), AppLimits()):
             pass
         assert session.flagged_frame(0, forward=True) == 4
         assert session.flagged_frame(4, forward=True) == 6

@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
 
 from sam2_plus import service
-from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.export import read_results_json
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
@@ -39,19 +38,18 @@ def open_files() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
-def test_thirty_jobs_leave_memory_and_file_handles_flat(tmp_path, monkeypatch):
+def test_thirty_jobs_leave_memory_and_file_handles_flat(app_server, tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, 48, 64) for i in range(4)])
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
     samples = []
-    with pytest.MonkeyPatch.context() as patch, launch_app(AppLimits(), patch, tmp_path / "app-tmp") as url:
-        client = Client(url, verbose=False)
-        try:
-            for job in range(JOBS):
-                _, _, results_json = client.predict(handle_file(str(clip)), PROMPTS, "{}", api_name="/track")
-                assert [r.frame_idx for r in read_results_json(results_json)[1]] == [0, 1, 2, 3]
-                samples.append((rss_mb(), open_files()))
-        finally:
-            client.close()
+    client = Client(app_server, verbose=False)
+    try:
+        for job in range(JOBS):
+            _, _, results_json = client.predict(handle_file(str(clip)), PROMPTS, "{}", api_name="/track")
+            assert [r.frame_idx for r in read_results_json(results_json)[1]] == [0, 1, 2, 3]
+            samples.append((rss_mb(), open_files()))
+    finally:
+        client.close()
     print("job  RSS MB  open fds")
     for job, (rss, fds) in enumerate(samples, 1):
         print(f"{job:3d}  {rss:6.1f}  {fds:8d}")

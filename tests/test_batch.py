@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus.batch import cli, worker
 from sam2_plus.batch.manifest import ManifestError, read_manifest
 from sam2_plus.batch.store import STAGING_DIR, OutputStore, VideoRecord
@@ -29,7 +30,7 @@ from sam2_plus.track import main as track_main
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 64, 96
-MODEL = ["--model", "sam2.1-tiny", "--checkpoint", "seeded", "--quiet"]
+MODEL = ["--model", MICRO, "--checkpoint", "seeded", "--quiet"]
 OUT_OF_RANGE = ("invalid prompts: objects[0] (id 1), prompts[0]: frame 5 is out of range; the video has 1 frames "
                 "(0..0)")
 
@@ -86,7 +87,6 @@ def local_run(inputs, tmp_path_factory) -> tuple[int, str, Path]:
     return status, stdout, out
 
 
-@pytest.mark.slow
 def test_two_done_two_failed_with_precise_messages(local_run):
     status, stdout, out = local_run
     assert status == 1  # some failed
@@ -103,7 +103,6 @@ def test_two_done_two_failed_with_precise_messages(local_run):
     assert "4 videos: 2 done, 2 failed; 3 frames tracked" in stdout
 
 
-@pytest.mark.slow
 def test_a_videos_folder_is_what_the_cli_writes(local_run, inputs, tmp_path, capsys):
     _, _, out = local_run
     status = track_main([str(inputs / "one.mp4"), "--prompts", json.dumps(prompts(0)), "--out-dir", str(tmp_path),
@@ -113,7 +112,6 @@ def test_a_videos_folder_is_what_the_cli_writes(local_run, inputs, tmp_path, cap
     assert (tmp_path / "results.json").read_bytes() == (out / "one" / "results.json").read_bytes()
 
 
-@pytest.mark.slow
 def test_a_rerun_skips_the_finished_videos(local_run, inputs, tmp_path, monkeypatch):
     _, _, first = local_run
     out = shutil.copytree(first, tmp_path / "out")
@@ -129,21 +127,6 @@ def test_a_rerun_skips_the_finished_videos(local_run, inputs, tmp_path, monkeypa
     assert "2 skipped, 2 failed" in stdout
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A Ray on this machine with as many CPUs as this process has threads (at least 2), started and stopped
-    here (the batch uses this connection)."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=max(2, torch.get_num_threads()), num_gpus=0, include_dashboard=False,
-                 log_to_driver=False)
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
-
-
 def assert_same_results(out: Path, reference: Path, names: tuple[str, ...]) -> None:
     """The same summary lines (but for the time) and byte-identical result JSONs."""
     assert [(r["name"], r["status"], r["frames"], r["error"]) for r in summary(out)] == \
@@ -152,7 +135,6 @@ def assert_same_results(out: Path, reference: Path, names: tuple[str, ...]) -> N
         assert (out / name / "results.json").read_bytes() == (reference / name / "results.json").read_bytes()
 
 
-@pytest.mark.slow
 def test_a_local_ray_cluster_gives_identical_results(local_run, inputs, ray_cluster, tmp_path):
     _, _, reference = local_run
     # Float results depend on the thread count (the order of parallel sums), so the Ray worker gets the
@@ -164,7 +146,6 @@ def test_a_local_ray_cluster_gives_identical_results(local_run, inputs, ray_clus
     assert ray_cluster.is_initialized()  # the test's connection is left to the test
 
 
-@pytest.mark.slow
 def test_worker_processes_give_identical_results(local_run, inputs, tmp_path):
     """Two worker processes on the CPU (the manifest's lines that track one frame at the most)."""
     _, _, reference = local_run
@@ -173,7 +154,6 @@ def test_worker_processes_give_identical_results(local_run, inputs, tmp_path):
     assert_same_results(tmp_path / "out", reference, ("corrupt", "one", "late"))
 
 
-@pytest.mark.slow
 def test_ctrl_c_finishes_the_frame_keeps_finished_videos_and_exits_130(inputs, tmp_path, monkeypatch):
     """Ctrl-C on two.mp4's first tracked frame: one.mp4 (finished before) is kept, two.mp4 is not."""
     real = worker.run_tracking
@@ -196,7 +176,6 @@ def test_ctrl_c_finishes_the_frame_keeps_finished_videos_and_exits_130(inputs, t
     assert not files(tmp_path / "out" / STAGING_DIR)
 
 
-@pytest.mark.slow
 def test_a_killed_run_resumes_without_duplicates(inputs, tmp_path):
     """SIGKILL while the second video is tracked; the re-run tracks only it, and the summary has a line each."""
     manifest = write_manifest(tmp_path / "m.jsonl", [{"video": str(inputs / "one.mp4"), "prompts": prompts(0)},

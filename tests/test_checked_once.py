@@ -14,6 +14,7 @@ import pytest
 from app_fakes import QuickPredictor
 from media_clips import pattern_frame, write_clip
 
+from micro_model import MICRO
 from sam2_plus import prompts, service
 from sam2_plus.app import gpu_time, jobs
 from sam2_plus.app.api import api_job
@@ -26,7 +27,7 @@ from sam2_plus.app.workdirs import SessionFiles
 from sam2_plus.media import decode
 
 H, W, T = 48, 64, 4
-OPTIONS = TrackOptions("sam2.1-tiny")
+OPTIONS = TrackOptions(MICRO)
 
 
 @pytest.fixture(autouse=True)

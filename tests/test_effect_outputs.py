@@ -14,6 +14,7 @@ import pytest
 
 from app_fakes import QuickPredictor
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus import service, track
 from sam2_plus.app import gpu_time, jobs
 from sam2_plus.app.errors import AppInputError
@@ -52,7 +53,7 @@ def job(clip, tmp_path_factory):
     effects = EffectOutputs.in_folder(settings, folder, folder / "results.zip", bundle=True)
     outputs = TrackOutputs(overlay=folder / "overlay.mp4", export=folder / "results.zip",
                            results_json=folder / "results.json", effects=effects)
-    request = prepare_request(clip, PROMPTS, model="sam2++", device="cpu")
+    request = prepare_request(clip, PROMPTS, model=MICRO, device="cpu")
     summary = run_tracking(request, outputs, predictor=QuickPredictor())
     _, results = read_results_json(folder / "results.json")
     with FrameSource(clip) as frames:
@@ -122,7 +123,7 @@ def test_an_app_job_with_effects_lists_them_and_shows_them_live(clip, tmp_path, 
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
     effects = {"objects": {"1": "fill", "2": "none"}, "background": "erase"}
-    plan = plan_job(clip, json.dumps(PROMPTS), json.dumps({"model": "sam2++", "effects": effects}), AppLimits())
+    plan = plan_job(clip, json.dumps(PROMPTS), json.dumps({"model": MICRO, "effects": effects}), AppLimits())
     arguments = plan.job_arguments(tmp_path, tmp_path / "stop")  # what app.py's spaces.GPU function gets
     assert gpu_time.job_gpu_seconds(*arguments) == plan.gpu_seconds > gpu_time.job_gpu_seconds(plan.request)
     updates = list(jobs.run_job(*arguments))
@@ -144,7 +145,7 @@ def test_an_app_job_with_effects_lists_them_and_shows_them_live(clip, tmp_path, 
 
 
 def test_options_carry_the_effects_and_check_them(clip):
-    options = parse_options({"model": "sam2.1-tiny", "effects": {"objects": {"1": "blur"}}})
+    options = parse_options({"model": MICRO, "effects": {"objects": {"1": "blur"}}})
     assert options.effects.effect_for(1).name == "blur"
     assert parse_options(json.dumps(options.to_json())) == options
     assert "effects" not in TrackOptions().to_json()
@@ -174,9 +175,9 @@ def test_the_apps_effect_choices_become_the_options(clip):
 
 
 def test_effects_and_cutouts_ask_for_more_gpu_time():
-    plain = gpu_time.estimate_gpu_seconds(600, 1, "sam2++")
-    effects = gpu_time.estimate_gpu_seconds(600, 1, "sam2++", parse_effects({"background": "blur"}))
-    cutouts = gpu_time.estimate_gpu_seconds(600, 1, "sam2++", parse_effects({"background": "erase"}))
+    plain = gpu_time.estimate_gpu_seconds(600, 1, MICRO)
+    effects = gpu_time.estimate_gpu_seconds(600, 1, MICRO, parse_effects({"background": "blur"}))
+    cutouts = gpu_time.estimate_gpu_seconds(600, 1, MICRO, parse_effects({"background": "erase"}))
     assert plain < effects < cutouts
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import write_clip
+from micro_model import MICRO
 from sam2_plus import service
-from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.alpha import read_alpha_video
 from sam2_plus.media.export import read_results_json
 
@@ -30,11 +30,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(app_server):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())  # previews too
-        with launch_app(AppLimits(), patch, tmp_path_factory.mktemp("app-tmp")) as url:
-            yield url
+        yield app_server
 
 
 def textured_frame(index: int) -> np.ndarray:
@@ -63,7 +62,7 @@ def choose(page, label: str, option: str) -> None:
 
 def test_track_api_returns_the_effect_files_in_the_results_zip(app_url, clip):
     prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[30, 30]]}]}]}
-    options = {"model": "sam2++", "effects": {"objects": {"1": "blur"}, "background": "erase", "cutout": ["png"]}}
+    options = {"model": MICRO, "effects": {"objects": {"1": "blur"}, "background": "erase", "cutout": ["png"]}}
     overlay, results_zip, _ = Client(app_url, verbose=False).predict(
         handle_file(str(clip)), json.dumps(prompts), json.dumps(options), api_name="/track")
     assert Path(overlay).name == "sam2plus_overlay.mp4"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from media_clips import write_clip
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.options import TrackOptions, parse_options
@@ -28,9 +29,7 @@ PROMPTS = {"objects": [
 ]}
 
 
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+pytestmark = pytest.mark.usefixtures("seeded_weights")
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +62,12 @@ def test_unusable_export_formats_exit_2(clip, tmp_path, capsys, monkeypatch, arg
 
 def test_mots_with_a_large_object_id_is_refused_before_tracking(clip, tmp_path, capsys):
     status = main([str(clip), "--box", "1,1,20,20", "--obj-id", "1234", "--export", str(tmp_path / "r.zip"),
-                   "--export-format", "mots", "--model", "sam2.1-tiny", "--device", "cpu"])
+                   "--export-format", "mots", "--model", MICRO, "--device", "cpu"])
     assert status == 2 and "object ids from 1 to 999" in capsys.readouterr().err
 
 
 def test_options_json_takes_export_formats():
-    options = parse_options({"model": "sam2.1-tiny", "export_formats": ["cvat", "COCO"]})
+    options = parse_options({"model": MICRO, "export_formats": ["cvat", "COCO"]})
     assert options.export_formats == ("cvat", "coco")
     assert options.to_json()["export_formats"] == ["cvat", "coco"]
     assert "export_formats" not in TrackOptions().to_json()  # the default options JSON is unchanged

@@ -29,7 +29,6 @@ def test_without_cuda_one_line_and_status_2_within_seconds():
     assert time.perf_counter() - started < 30
 
 
-@pytest.mark.slow
 def test_dry_run_runs_every_section_end_to_end(tmp_path):
     if not (SHARED / "golden").is_dir() or not (SHARED / "data" / "videos" / "01_dog.mp4").is_file():
         pytest.skip("../shared (goldens and the 720p clip) is not present")

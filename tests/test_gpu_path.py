@@ -82,7 +82,6 @@ def test_compiled_image_encoder_on_cuda_matches_eager():
     assert [r.frame_idx for r in results] == [0, 1, 2]
 
 
-@pytest.mark.slow
 def test_compiled_image_encoder_on_cpu_matches_eager_and_keeps_the_keys():
     kwargs = dict(checkpoint="seeded:0", device="cpu", postprocessing=False)
     pred = build_video_predictor("sam2.1-tiny", **kwargs)
@@ -105,7 +104,6 @@ def test_mask_boxes_match_the_nonzero_extent():
         assert box.tolist() == [float(v) for v in expected]
 
 
-@pytest.mark.slow
 def test_pipelined_propagation_gives_the_same_results_and_a_failure_loses_no_frame(monkeypatch):
     """Pipelined (the CUDA default, forced here on the CPU), the next frame's input is prepared on a helper
     thread and frame t is handed out once frame t+1 is tracked; the results are the same, and a failure

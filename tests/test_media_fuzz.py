@@ -12,20 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from media_clips import pattern_frame, write_clip
 
 from sam2_plus.media.decode import FrameSource, MediaError, VideoInfo, probe
 
 SECONDS_PER_EXAMPLE = 20  # far above the ~0.05 s an example takes; only a hang gets near it
-FUZZ_SETTINGS = settings(
-    max_examples=400,
-    derandomize=True,
-    database=None,
-    deadline=None,  # timing varies on a shared CPU; SECONDS_PER_EXAMPLE bounds each example instead
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = settings()  # the profile of tests/conftest.py: 40 examples, 400 with CI=true; SECONDS_PER_EXAMPLE
+# bounds each example instead of a deadline
 
 
 class Hang(Exception):

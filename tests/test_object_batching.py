@@ -48,7 +48,6 @@ def _run(pred, num_frames, monkeypatch):
     return results, batch_sizes, session
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("motion_aware", [False, True])
 def test_batched_objects_match_one_at_a_time(monkeypatch, motion_aware):
     kwargs = dict(checkpoint="seeded:0", device="cpu", postprocessing=False, motion_aware=motion_aware)

@@ -49,7 +49,6 @@ def _case_param(case_dir: Path):
     return pytest.param(case_dir, id=case_dir.name, marks=marks)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case_dir", [_case_param(p) for p in CASE_DIRS])
 def test_parity_case(case_dir: Path):
     runner = _runner()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import needs_cuda
+from micro_model import MICRO
 from sam2_plus import PromptError, UnknownObjectError, build_video_predictor
 
 H, W, T = 48, 64, 5
@@ -20,13 +21,13 @@ def _video(num_frames=T):
 
 @pytest.fixture(scope="module")
 def pred():
-    return build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False)
+    return build_video_predictor(MICRO, checkpoint="seeded:0", device="cpu", postprocessing=False)
 
 
 @pytest.fixture(scope="module")
 def plus():
     # untrained weights: only argument checking is exercised, which runs before any forward pass
-    return build_video_predictor("sam2++", checkpoint=None, device="cpu", task="point", postprocessing=False)
+    return build_video_predictor(MICRO, checkpoint=None, device="cpu", task="point", postprocessing=False)
 
 
 def test_result_shapes_and_types(pred):
@@ -134,7 +135,7 @@ def test_multi_object_remove_and_late_objects(pred):
 
 
 def test_correction_click_is_kept_as_conditioning_frame():
-    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False,
+    pred = build_video_predictor(MICRO, checkpoint="seeded:0", device="cpu", postprocessing=False,
                                  add_all_frames_to_correct_as_cond=True)
     s = pred.init_state(_video(4))
     pred.add_new_points_or_box(s, 0, 1, points=[[10, 10]], labels=[1])
@@ -156,7 +157,7 @@ def test_correction_without_cond_option_is_overwritten_like_sam2(pred):
 
 
 def test_clear_non_cond_mem_around_input():
-    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False,
+    pred = build_video_predictor(MICRO, checkpoint="seeded:0", device="cpu", postprocessing=False,
                                  clear_non_cond_mem_around_input=True)
     s = pred.init_state(_video(4))
     pred.add_new_points_or_box(s, 0, 1, points=[[10, 10]], labels=[1])

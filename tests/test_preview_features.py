@@ -11,17 +11,16 @@ import pytest
 import torch
 
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app.feature_store import CachedFeatures, FeaturesKey, FeatureStore, features_key, tensors_in
 from sam2_plus.app.preview import preview_with_features
 
-MODEL = "sam2.1-tiny"
+MODEL = MICRO
 H, W = 64, 96
 
 
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+pytestmark = pytest.mark.usefixtures("seeded_weights")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 
 from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus import build_model, service
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
@@ -74,7 +75,7 @@ PROMPTS = {"objects": [
 
 
 def test_backward_then_forward_in_frame_order(clip, tmp_path):
-    request = prepare_request(clip, PROMPTS, model="sam2++", device="cpu")
+    request = prepare_request(clip, PROMPTS, model=MICRO, device="cpu")
     fake = FakePredictor()
     seen = []
     outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json")
@@ -103,7 +104,7 @@ def test_backward_then_forward_in_frame_order(clip, tmp_path):
 @pytest.mark.parametrize("stop_after, written, stopped_at", [(2, [1, 2], 1), (5, [0, 1, 2, 3, 4], 4)])
 def test_stop_keeps_what_was_tracked(clip, tmp_path, stop_after, written, stopped_at):
     prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 3, "points": [[5, 5]]}]}]}
-    request = prepare_request(clip, prompts, model="sam2.1-tiny")
+    request = prepare_request(clip, prompts, model=MICRO)
     fake = FakePredictor()
     outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json")
     done = []
@@ -153,9 +154,9 @@ def test_to_frame_record_per_task():
 
 @pytest.fixture
 def counted_builds(monkeypatch):
-    """Networks built by the service's cache (stand-ins: a real tiny network, shared, so building is cheap)."""
+    """Networks built by the service's cache (stand-ins: the micro network, shared, so building is cheap)."""
     built = []
-    net = build_model("sam2.1-tiny", checkpoint=None, device="cpu")
+    net = build_model(MICRO, checkpoint=None, device="cpu")
 
     def build(model, checkpoint=None, device=None, postprocessing=True):
         built.append((model, checkpoint, device))
@@ -169,9 +170,9 @@ def counted_builds(monkeypatch):
 
 def test_predictor_cache(counted_builds):
     seeded = parse_weights_spec("seeded:3")
-    a = service.get_predictor("sam2.1-tiny", "cpu", seeded)
-    assert service.get_predictor("sam2.1-tiny", "cpu", seeded) is a
-    b = service.get_predictor("sam2.1-tiny", "cpu", parse_weights_spec("seeded:4"))
+    a = service.get_predictor(MICRO, "cpu", seeded)
+    assert service.get_predictor(MICRO, "cpu", seeded) is a
+    b = service.get_predictor(MICRO, "cpu", parse_weights_spec("seeded:4"))
     assert b is not a and len(counted_builds) == 2
 
 
@@ -179,18 +180,18 @@ def test_plain_and_motion_aware_predictors_share_one_network(counted_builds):
     from sam2_plus.motion import MotionAwarePredictor
 
     seeded = parse_weights_spec("seeded:3")
-    plain = service.get_predictor("sam2.1-tiny", "cpu", seeded)
-    motion = service.get_predictor("sam2.1-tiny", "cpu", seeded, motion_aware=True)
+    plain = service.get_predictor(MICRO, "cpu", seeded)
+    motion = service.get_predictor(MICRO, "cpu", seeded, motion_aware=True)
     assert isinstance(motion, MotionAwarePredictor) and not isinstance(plain, MotionAwarePredictor)
     assert motion.model is plain.model and len(counted_builds) == 1
 
 
 def test_preloaded_networks_are_never_evicted(counted_builds):
     cache = service.ModelCache(capacity=1)
-    pinned = service.ModelKey.of("sam2.1-tiny", "cpu", parse_weights_spec("seeded:1"))
+    pinned = service.ModelKey.of(MICRO, "cpu", parse_weights_spec("seeded:1"))
     cache.preload(pinned)
     for seed in (2, 3, 2):  # only one network besides the preloaded one is kept
-        cache.predictor(service.ModelKey.of("sam2.1-tiny", "cpu", parse_weights_spec(f"seeded:{seed}")))
+        cache.predictor(service.ModelKey.of(MICRO, "cpu", parse_weights_spec(f"seeded:{seed}")))
     cache.predictor(pinned)
     assert [c[1].seed for c in counted_builds] == [1, 2, 3, 2]
     assert pinned in cache.keys() and len(cache.keys()) == 2

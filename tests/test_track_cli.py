@@ -2,7 +2,8 @@
 the overlay MP4 and every export are written and read back, a prompt on a middle frame gives the frames before
 it too, and unusable input ends with a one-line error and status 2. The CLI runs in-process (main(argv)).
 
-Every model forward takes seconds on a CPU, so the clips are a few small frames."""
+The micro model tracks the plumbing tests; SAM 2.1 tiny tracks a real video once (a real-size forward takes
+seconds on a CPU, so that clip is three frames)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from export_readers import check_tool_exports
 from media_clips import SHARED_VIDEOS, pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus.exports.frames import write_frame_images
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_box_csv, read_lasot, read_mask_zip, read_point_tracks, read_results_json
@@ -26,9 +28,7 @@ H, W, T = 64, 96, 3
 UNTRAINED = "UNTRAINED stand-in weights"
 
 
-@pytest.fixture(autouse=True)
-def seeded_weights(monkeypatch):
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+pytestmark = pytest.mark.usefixtures("seeded_weights")
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +78,10 @@ def assert_exports(folder: Path, frames: int, tasks: dict[int, str], masks_zip: 
     assert sorted(contents.davis_obj_ids.values()) == sorted(ids)
 
 
-@pytest.mark.slow
 def test_points_on_a_middle_frame(clip, tmp_path, capsys):
-    """SAM 2.1 tiny, clicks on frame 1 of 3: the frame before it is tracked backward."""
+    """Clicks on frame 1 of 3: the frame before it is tracked backward."""
     out, export, json_path = tmp_path / "overlay.mp4", tmp_path / "results.zip", tmp_path / "results.json"
-    status, stdout, stderr = run_cli(capsys, clip, "--model", "sam2.1-tiny", "--device", "cpu", "--points",
+    status, stdout, stderr = run_cli(capsys, clip, "--model", MICRO, "--device", "cpu", "--points",
                                      "30,20;70,40", "--labels", "1,0", "--frame", "1", "--obj-id", "7", "--out", out,
                                      "--export", export, "--json", json_path)
     assert status == 0, stderr
@@ -95,9 +94,8 @@ def test_points_on_a_middle_frame(clip, tmp_path, capsys):
     assert all(r.masks.shape == (1, H, W) for r in results)
 
 
-@pytest.mark.slow
 def test_sam2plus_mixed_tasks_from_prompts_json(clip, tmp_path, capsys):
-    """SAM 2++ with a box, a point and a mask object in one session, over the first 2 frames; every tool export
+    """SAM 2++ (the micro model) with a box, a point and a mask object in one session, over the first 2 frames; every tool export
     format, read back by its own reader (tests/export_readers.py), and the review flags in the summary."""
     mask = np.zeros((H, W), bool)
     mask[10:30, 50:80] = True
@@ -109,7 +107,7 @@ def test_sam2plus_mixed_tasks_from_prompts_json(clip, tmp_path, capsys):
     prompts_file = tmp_path / "prompts.json"
     prompts_file.write_text(json.dumps(prompts))
     out, export = tmp_path / "overlay.mp4", tmp_path / "results.zip"
-    status, stdout, stderr = run_cli(capsys, clip, "--model", "sam2++", "--device", "cpu", "--prompts",
+    status, stdout, stderr = run_cli(capsys, clip, "--model", MICRO, "--device", "cpu", "--prompts",
                                      prompts_file, "--max-frames", "2", "--out", out, "--export", export,
                                      "--export-format", "all")
     assert status == 0, stderr
@@ -121,9 +119,8 @@ def test_sam2plus_mixed_tasks_from_prompts_json(clip, tmp_path, capsys):
     check_tool_exports(tmp_path / "unzipped", tmp_path / "frames")
 
 
-@pytest.mark.slow
 def test_real_video_three_frames(tmp_path, capsys):
-    """3 frames of a real 960x540 video, a box on frame 1, exports to a folder."""
+    """SAM 2.1 tiny at its real size: 3 frames of a real 960x540 video, a box on frame 1, exports to a folder."""
     video = SHARED_VIDEOS / "bedroom.mp4"
     if not video.is_file():
         pytest.skip(f"{video} is not present (../shared)")
@@ -214,7 +211,6 @@ def test_progress_line_without_tqdm():
     assert text.endswith("\n")
 
 
-@pytest.mark.slow
 def test_model_failure_mid_run_is_one_line_and_keeps_the_frames(clip, tmp_path, capsys, monkeypatch):
     """Out of memory on the second tracked frame: status 1, a one-line error, the outputs hold frame 0..1."""
     from sam2_plus.stepper import FrameStepper
@@ -229,7 +225,7 @@ def test_model_failure_mid_run_is_one_line_and_keeps_the_frames(clip, tmp_path, 
 
     monkeypatch.setattr(FrameStepper, "track_batch", failing_batch)
     json_path = tmp_path / "results.json"
-    status, _, stderr = run_cli(capsys, clip, "--model", "sam2.1-tiny", "--device", "cpu", "--box", "10,10,60,50",
+    status, _, stderr = run_cli(capsys, clip, "--model", MICRO, "--device", "cpu", "--box", "10,10,60,50",
                                 "--json", json_path)
     assert status == 1
     assert "Traceback" not in stderr

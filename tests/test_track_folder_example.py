@@ -17,6 +17,7 @@ import pytest
 from app_fakes import QuickPredictor, launch_app
 from media_clips import pattern_frame, write_clip
 
+from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.batch.store import STAGING_DIR, SUMMARY_FILE, VideoRecord
@@ -87,7 +88,7 @@ def test_a_folder_through_the_space(tmp_path, monkeypatch):
     monkeypatch.setattr(example, "pause", lambda attempt: (retried.set(), time.sleep(0.1)))
     out = tmp_path / "out"
     argv = [str(videos), "--prompts", str(tmp_path / "prompts.json"), "--out", str(out), "--concurrency", "3",
-            "--model", "sam2.1-tiny"]
+            "--model", MICRO]
     limits = AppLimits(queue_size=1, gpu_concurrency=1)
     with pytest.MonkeyPatch.context() as patch, launch_app(limits, patch, tmp_path / "app-tmp") as url:
         statuses = []

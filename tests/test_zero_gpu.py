@@ -39,7 +39,6 @@ def _emulate(tmp_path: Path, *flags: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_two_previews_and_a_job_read_the_checkpoint_once(tmp_path):
     outcome = _emulate(tmp_path)
     assert outcome["built"] == [MODEL]
@@ -47,7 +46,6 @@ def test_two_previews_and_a_job_read_the_checkpoint_once(tmp_path):
     assert outcome["reads"] == [str(outcome["main_pid"])]  # once, in the main process, before any call
 
 
-@pytest.mark.slow
 def test_a_main_process_that_ran_cpu_threads_hangs_its_workers(tmp_path):
     """What keeping the main process on one CPU thread prevents (so the emulation above can fail)."""
     if torch.get_num_threads() < 2:

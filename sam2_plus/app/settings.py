@@ -8,13 +8,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import MODEL_CONFIG_FILES
+from ..config import MODEL_CONFIG_FILES, TEST_MODEL_CONFIG_FILES
 from ..media.decode import MediaLimitError, MediaLimits, VideoInfo, probe
 from ..prompts import PromptLimits
 from ..weights import weights_from_env
 from .errors import AppInputError
 
 MODELS = tuple(MODEL_CONFIG_FILES)
+TEST_MODELS = tuple(TEST_MODEL_CONFIG_FILES)  # offered too while the weights are stand-ins (see offered_models)
 DEFAULT_MODEL = "sam2++"
 ENV_PREFIX = "SAM2PLUS_"
 MAX_OBJECTS = PromptLimits().max_objects  # the prompts format's limit; the app itself sets none
@@ -116,3 +117,13 @@ def describe_weights() -> str:
         return (f"**Untrained test weights** ({env_name('weights')}={source.kind}): the masks, boxes and points "
                 "are meaningless. Set SAM2PLUS_WEIGHTS=hub (default) or a checkpoint path for real results.")
     return f"Weights: {source.describe()}."
+
+
+def offered_models() -> tuple[str, ...]:
+    """The models the page offers: the official ones, and the test models while the weights are stand-ins
+    (SAM2PLUS_WEIGHTS=seeded), where a micro network answers at once and no result means anything anyway."""
+    try:
+        stand_ins = not weights_from_env().is_trained
+    except ValueError:
+        stand_ins = False
+    return MODELS + TEST_MODELS if stand_ins else MODELS

@@ -216,7 +216,8 @@ def _build_memory_encoder(cfg: ModelConfig) -> MemoryEncoder:
     return MemoryEncoder(
         out_dim=e.out_dim,
         mask_downsampler=MaskDownSampler(
-            kernel_size=e.downsampler_kernel_size, stride=e.downsampler_stride, padding=e.downsampler_padding
+            embed_dim=e.in_dim, kernel_size=e.downsampler_kernel_size, stride=e.downsampler_stride,
+            padding=e.downsampler_padding, total_stride=cfg.tracker.backbone_stride,
         ),
         fuser=Fuser(
             CXBlock(dim=e.in_dim, kernel_size=e.fuser_kernel_size, padding=e.fuser_kernel_size // 2,
@@ -275,18 +276,21 @@ class SAM2Model(nn.Module):
     def _build_heads(self, postprocessing: bool) -> None:
         cfg, tc, dim = self.cfg, self.tracker_cfg, self.hidden_dim
         self.embedding_size = self.image_size // tc.backbone_stride
+        d = cfg.decoder
         self.sam_prompt_encoder = PromptEncoder(
             embed_dim=dim,
             image_embedding_size=(self.embedding_size, self.embedding_size),
             input_image_size=(self.image_size, self.image_size),
-            mask_in_chans=16,
+            mask_in_chans=d.mask_in_chans,
         )
+        transformer = TwoWayTransformer(depth=d.transformer_depth, embedding_dim=dim, mlp_dim=d.transformer_mlp_dim,
+                                        num_heads=d.transformer_num_heads)
         decoder_args = dict(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=2048, num_heads=8),
+            num_multimask_outputs=d.num_multimask_outputs,
+            transformer=transformer,
             transformer_dim=dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
+            iou_head_depth=d.iou_head_depth,
+            iou_head_hidden_dim=d.iou_head_hidden_dim,
             use_high_res_features=tc.use_high_res_features_in_sam,
             iou_prediction_use_sigmoid=tc.iou_prediction_use_sigmoid,
             pred_obj_scores=tc.pred_obj_scores,
