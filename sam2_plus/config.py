@@ -24,7 +24,8 @@ MODEL_CONFIG_FILES = {
     "sam2.1-base-plus": "sam2.1_hiera_b+.yaml",
     "sam2.1-large": "sam2.1_hiera_l.yaml",
 }
-# Models for tests only (not offered by the app or the CLI): a micro network with the real one's blocks and keys.
+# Models for tests: a micro network with the real one's blocks and keys, no official checkpoint (seeded or
+# untrained weights only). Error messages never list them; the app offers them only with stand-in weights.
 TEST_MODEL_CONFIG_FILES = {"test-micro": "test-micro.yaml"}
 MODEL_ALIASES = {
     "sam2plus": "sam2++",

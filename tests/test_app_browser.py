@@ -142,15 +142,13 @@ def test_prompt_every_way_track_and_download(page, clip):
     print(f"browser flow: {time.monotonic() - started:.0f} s")
 
 
-def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path):
+def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path, monkeypatch):
+    """A stand-in that takes a quarter second a frame (the micro model would finish before Stop is clicked)."""
+    from app_fakes import QuickPredictor
+
     frames = 16
-    clip = write_clip(tmp_path / "longer.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
-    page.get_by_label("Model").click()
-    page.get_by_role("option", name=MICRO).click()
-    page.locator("input[type=file]").first.set_input_files(str(clip))
-    wait_status(page, f"{frames} frames", timeout=60_000)
-    click_frame(page, 0.5, 0.5)
-    wait_status(page, "Preview of object 1 on frame 0")
+    predictor = QuickPredictor(on_frame=lambda frame_idx: time.sleep(0.25))
+    open_stand_in_clip(page, tmp_path, monkeypatch, predictor, frames, "longer.mp4")
 
     page.get_by_role("button", name="Track", exact=True).click()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Tracking: 2 /')",
@@ -216,7 +214,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
 
     page.get_by_label("box", exact=True).check()  # a granularity SAM 2.1 lacks: said when the model is chosen
     page.get_by_label("Model").click()
-    page.get_by_role("option", name=MICRO).click()
+    page.get_by_role("option", name="sam2.1-tiny").click()
     wait_status(page, "has no 'box' task", timeout=60_000)
     shot(page, "14-model-lacks-the-granularity")
 

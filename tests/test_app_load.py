@@ -36,20 +36,24 @@ def job_dirs(app_tmp: Path) -> list[Path]:
 
 
 class RunningJobs:
-    """Counts the tracking jobs running at the same time (wraps the service's run_tracking)."""
+    """Counts the tracking jobs running at the same time (wraps the service's run_tracking). Each job waits (up to
+    a minute) until `together` jobs run, so that jobs the app lets run at once do overlap, however fast the model;
+    jobs the app ran one after another would each wait the minute out, and `most` would stay 1."""
 
-    def __init__(self, run_tracking):
-        self.run_tracking, self.running, self.most = run_tracking, 0, 0
-        self.lock = threading.Lock()
+    def __init__(self, run_tracking, together: int):
+        self.run_tracking, self.running, self.most, self.together = run_tracking, 0, 0, together
+        self.changed = threading.Condition()
 
     def __call__(self, *args, **kwargs):
-        with self.lock:
+        with self.changed:
             self.running += 1
             self.most = max(self.most, self.running)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.most >= self.together, timeout=60)
         try:
             return self.run_tracking(*args, **kwargs)
         finally:
-            with self.lock:
+            with self.changed:
                 self.running -= 1
 
 
@@ -63,11 +67,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatch):
-    """SAM 2.1 tiny (seeded), 2-frame clips: each client has its own video size, object id and mask (SAM 2.1
-    returns a mask prompt as that frame's result), so a result given to the wrong client would show. No job
-    folder outlives its call."""
+    """The micro model (seeded), 2-frame clips: each client has its own video size, object id and mask (the model
+    returns a mask prompt as that frame's result, as SAM 2.1 does), so a result given to the wrong client would
+    show. No job folder outlives its call."""
     app_tmp = tmp_path / "app-tmp"
-    running = RunningJobs(jobs.run_tracking)
+    running = RunningJobs(jobs.run_tracking, SESSIONS)
     monkeypatch.setattr(jobs, "run_tracking", running)
     sizes = [(48, 64), (64, 48), (56, 72), (40, 80)]
     requests = []

@@ -154,6 +154,27 @@ def test_the_test_models_are_offered_with_stand_in_weights_only(monkeypatch):
         assert settings.offered_models() == settings.MODELS and MICRO not in settings.MODELS
 
 
+def test_the_api_page_example_is_a_call_that_works(clip, monkeypatch):
+    """The "Use via API" page's examples: the example clip (this machine's, or the Space's copy on a Space), its
+    prompts and the options as JSON text that the page puts between double quotes."""
+    import gradio as gr
+
+    from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    local = example_clip(examples)
+    assert Path(local).is_file()
+    monkeypatch.setenv("SPACE_ID", "someone/sam2plus")
+    assert example_clip(examples) == "https://huggingface.co/spaces/someone/sam2plus/resolve/main/examples/shapes.mp4"
+    video = with_example(gr.File(label="video"), local).example_payload()
+    assert video["url"] == local and video["path"] == local
+    text = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS).example_payload()
+    assert json.loads(json.loads(f'"{text}"')) == EXAMPLE_PROMPTS
+    plan = plan_job(local, json.dumps(EXAMPLE_PROMPTS), json.dumps({"model": MICRO}), AppLimits())
+    assert plan.objects == 1
+
+
 def test_weights_are_announced(monkeypatch):
     assert "Untrained test weights" in settings.describe_weights()
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")

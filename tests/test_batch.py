@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,8 @@ from sam2_plus.track import main as track_main
 REPO = Path(__file__).resolve().parents[1]
 H, W = 64, 96
 MODEL = ["--model", MICRO, "--checkpoint", "seeded", "--quiet"]
+# SAM 2.1 tiny takes seconds a frame on a CPU: the time to kill a run in the middle of a video
+SLOW_MODEL = ["--model", "sam2.1-tiny", "--checkpoint", "seeded", "--quiet"]
 OUT_OF_RANGE = ("invalid prompts: objects[0] (id 1), prompts[0]: frame 5 is out of range; the video has 1 frames "
                 "(0..0)")
 
@@ -181,7 +184,8 @@ def test_a_killed_run_resumes_without_duplicates(inputs, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [{"video": str(inputs / "one.mp4"), "prompts": prompts(0)},
                                                      {"video": str(inputs / "two.mp4"), "prompts": prompts(0)}])
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "sam2_plus.batch", str(manifest), "--out", str(out), "--device", "cpu", *MODEL]
+    command = [sys.executable, "-m", "sam2_plus.batch", str(manifest), "--out", str(out), "--device", "cpu",
+               *SLOW_MODEL]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -193,7 +197,7 @@ def test_a_killed_run_resumes_without_duplicates(inputs, tmp_path):
         process.kill()
         process.wait()
     assert not (out / "two").exists()  # killed mid-video: nothing published
-    status, _, _ = run_batch(manifest, "--out", out, "--device", "cpu", *MODEL)
+    status, _, _ = run_batch(manifest, "--out", out, "--device", "cpu", *SLOW_MODEL)
     assert status == 0
     assert [(r["name"], r["status"], r["frames"]) for r in summary(out)] == [("one", "skipped", 1), ("two", "done", 2)]
     assert [r.frame_idx for r in read_results_json(out / "two" / "results.json")[1]] == [0, 1]
@@ -261,6 +265,15 @@ def test_unusable_options_exit_2(inputs, tmp_path, args, message):
     status, _, stderr = run_batch(inputs / "manifest.jsonl", "--out", tmp_path / "out", "--quiet", *args)
     assert status == 2 and message in stderr and stderr.startswith("error: ") and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_python_dash_m_runs_the_cli_with_its_status(inputs, tmp_path, monkeypatch, capsys):
+    """`python -m sam2_plus.batch` (the package's __main__), here in this process."""
+    monkeypatch.setattr(sys, "argv", ["sam2_plus.batch", str(inputs / "manifest.jsonl"), "--out", str(tmp_path / "out"),
+                                      "--workers", "0"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("sam2_plus.batch", run_name="__main__")
+    assert exited.value.code == 2 and "--workers must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_ray_without_ray_says_how_to_install_it(inputs, tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ def test_dry_run_runs_every_section_end_to_end(tmp_path):
     assert {f["section"] for f in figures} == {name for name, _ in gpu_check.SECTIONS}
     named = {(f["section"], f["name"]): f for f in figures}
     assert named[("parity", f"{_smallest_case()} float32")]["value"] == "0 mismatches"
-    assert named[("fps", "sam2.1-tiny 1 obj")]["value"] > 0
+    assert named[("fps", f"{gpu_check.DRY_RUN_MODEL} 1 obj")]["value"] > 0
     assert named[("app", "/track via gradio_client")]["frames"] == 2
     assert "section" in done.stdout and re.search(r"^app\s+/track via gradio_client", done.stdout, re.M)
 
