@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import needs_cuda
+from micro_model import MICRO
 from sam2_plus import build_video_predictor
 from sam2_plus.features import FrameEncoder
 from sam2_plus.predictor import VideoPredictor
@@ -108,7 +109,7 @@ def test_pipelined_propagation_gives_the_same_results_and_a_failure_loses_no_fra
     """Pipelined (the CUDA default, forced here on the CPU), the next frame's input is prepared on a helper
     thread and frame t is handed out once frame t+1 is tracked; the results are the same, and a failure
     on a frame still delivers the frame before it."""
-    pred = build_video_predictor("sam2.1-tiny", checkpoint="seeded:0", device="cpu", postprocessing=False)
+    pred = build_video_predictor(MICRO, checkpoint="seeded:0", device="cpu", postprocessing=False)
     assert not pred._pipelined()
     direct, _ = _track(pred, num_frames=4)
     monkeypatch.setattr(VideoPredictor, "_pipelined", lambda self: True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from micro_model import MICRO
 from sam2_plus import build_video_predictor
 from sam2_plus.motion import (
     KALMAN,
@@ -364,10 +365,11 @@ def _video(n):
     return [np.roll(base, shift=3 * i, axis=1) for i in range(n)]
 
 
-def test_objects_directions_and_middle_prompts(motion_pred):
+def test_objects_directions_and_middle_prompts():
     # stable_frames_threshold=1: the filter takes part in the choice from the second step of a pass on, so
     # a frame's kf_score tells whether it was the first of its filter (None) or continued one (a number)
-    pred = motion_pred
+    pred = build_video_predictor(MICRO, checkpoint="seeded:0", device="cpu", postprocessing=False,
+                                 motion_aware=True, motion=MotionConfig(stable_frames_threshold=1))
     assert isinstance(pred, MotionAwarePredictor)
     s = pred.init_state(_video(4))
     assert isinstance(s.rules, MotionRules)
