@@ -27,6 +27,7 @@ MODEL_CONFIG_FILES = {
 # Models for tests: a micro network with the real one's blocks and keys, no official checkpoint (seeded or
 # untrained weights only). Error messages never list them; the app offers them only with stand-in weights.
 TEST_MODEL_CONFIG_FILES = {"test-micro": "test-micro.yaml"}
+CONFIG_FILES = {**MODEL_CONFIG_FILES, **TEST_MODEL_CONFIG_FILES}  # every name load_config takes
 MODEL_ALIASES = {
     "sam2plus": "sam2++",
     "sam2-plus": "sam2++",
@@ -217,7 +218,7 @@ _SECTIONS = {
 
 def canonical_model_name(name: str) -> str:
     name = MODEL_ALIASES.get(name, name)
-    if name not in MODEL_CONFIG_FILES and name not in TEST_MODEL_CONFIG_FILES:
+    if name not in CONFIG_FILES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_CONFIG_FILES)}")
     return name
 
@@ -226,8 +227,7 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     """Read a model config by public model name (e.g. "sam2++", "sam2.1-tiny") or YAML path."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        name = canonical_model_name(str(name_or_path))
-        path = CONFIG_DIR / {**MODEL_CONFIG_FILES, **TEST_MODEL_CONFIG_FILES}[name]
+        path = CONFIG_DIR / CONFIG_FILES[canonical_model_name(str(name_or_path))]
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     return _from_dict(ModelConfig, data, path.name)

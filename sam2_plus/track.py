@@ -27,7 +27,7 @@ from typing import Any, Iterator, Optional, Sequence, TextIO
 
 import numpy as np
 
-from .config import MODEL_CONFIG_FILES, TEST_MODEL_CONFIG_FILES
+from .config import CONFIG_FILES
 from .effects.cli import add_effect_arguments, effect_outputs
 from .errors import INPUT_ERRORS, one_line
 from .exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                "tests); --checkpoint overrides it. Coordinates are pixels of the video.",
     )
     parser.add_argument("video", type=Path, help="video file, folder of JPEG/PNG frames, or an image")
-    parser.add_argument("--model", default="sam2++", choices=[*MODEL_CONFIG_FILES, *TEST_MODEL_CONFIG_FILES],
+    parser.add_argument("--model", default="sam2++", choices=list(CONFIG_FILES),
                         help="default: sam2++ (test-micro: a micro network for tests, seeded weights only)")
     prompt = parser.add_argument_group("one object (or use --prompts)")
     prompt.add_argument("--task", choices=TASKS, default=None,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sam2_plus import build_video_predictor
-from test_parity import CASE_DIRS, GOLDEN, _runner
+from test_parity import CASE_DIRS, GOLDEN, _case_param, _runner
 
 SAMURAI_CASES = sorted(p.parent for p in (GOLDEN / "cases_samurai").glob("*/expected.npz"))
 MIN_AGREEMENT = 0.99
@@ -57,13 +57,10 @@ def _cpu_flags() -> set[str]:
 WITHOUT_AMX = {"sam2plus_box_absent_on_prompt": "98.82% of s1_y1's pixels agree on AVX-512 BF16 without AMX"}
 
 
-def _fast_mode_param(case_dir: Path):
-    reason = WITHOUT_AMX.get(case_dir.name) if "amx_bf16" not in _cpu_flags() else None
-    marks = [pytest.mark.xfail(strict=False, reason=f"processor-dependent bfloat16 ({reason})")] if reason else []
-    return pytest.param(case_dir, id=case_dir.name, marks=marks)
+KNOWN_HERE = WITHOUT_AMX if "amx_bf16" not in _cpu_flags() else {}
 
 
-@pytest.mark.parametrize("case_dir", [_fast_mode_param(p) for p in CASE_DIRS + SAMURAI_CASES])
+@pytest.mark.parametrize("case_dir", [_case_param(p, KNOWN_HERE, "bfloat16") for p in CASE_DIRS + SAMURAI_CASES])
 def test_fast_mode_agrees_with_exact_mode_on_the_first_tracked_frame(case_dir: Path):
     steps = json.loads((case_dir / "case.json").read_text())["steps"]
     first_propagation = next(i for i, step in enumerate(steps) if step["op"] == "propagate")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 
@@ -43,9 +44,10 @@ PROCESSOR_DEPENDENT = {
 }
 
 
-def _case_param(case_dir: Path):
-    reason = PROCESSOR_DEPENDENT.get(case_dir.name)
-    marks = [pytest.mark.xfail(strict=False, reason=f"processor-dependent rounding ({reason})")] if reason else []
+def _case_param(case_dir: Path, known: Mapping[str, str] = PROCESSOR_DEPENDENT, what: str = "rounding"):
+    """The case as a test parameter, an expected (not required) failure where `known` names it."""
+    reason = known.get(case_dir.name)
+    marks = [pytest.mark.xfail(strict=False, reason=f"processor-dependent {what} ({reason})")] if reason else []
     return pytest.param(case_dir, id=case_dir.name, marks=marks)
 
 
