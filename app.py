@@ -50,13 +50,22 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served 
 UI_ONLY = {"api_visibility": "private"}
 PLAY_INTERVAL = 0.2  # seconds a frame shows when the results play in the frame view
 # Gradio has no setting for an image that follows its column's width at its own aspect ratio (the frame view
-# is served at least as large as the column, `AppSession.view_scale`, and shrunk to fit) nor for the page's
-# margins and the order of the columns on a phone (the frame right after Track, each object's settings after it).
+# is served at least as large as the column, `AppSession.view_scale`, and shrunk to fit; shorter while the
+# review shows, so that both fit on one screen) nor for the order of the boxes on a phone (that of the work).
 CSS = """
+#intro h2 { margin: 0 0 2px 0; font-size: 1.3em; }
+#intro p { margin: 0; font-size: 0.9em; line-height: 1.3; }
+#timeline img { max-height: 110px; width: auto; max-width: 100%; }
 #frame-view .image-container, #frame-view .image-frame { height: auto; }
-#frame-view img { height: auto; max-height: calc(100vh - 330px); min-height: 160px; }
+#frame-view img { height: auto; max-height: calc(100vh - 250px); min-height: 160px; }
+#frame-column:has(#review:not(.hidden)) #frame-view img { max-height: calc(100vh - 470px); }
 #frame-view .wrap.default { background: rgba(255, 255, 255, 0.4); }
-@media (max-width: 480px) { #setup-column { display: contents; } #frame-column { order: 1; } #settings { order: 2; } }
+@media (max-width: 480px) {
+  #workspace { flex-direction: column; }
+  #setup-column, #frame-column { display: contents; }
+  #video-box { order: 1; } #frame-box { order: 2; } #objects-box { order: 3; } #track-box { order: 4; }
+  #review { order: 5; } #results-box { order: 6; } #settings { order: 7; }
+}
 """
 # outside Gradio's css, which only reaches what is inside the page's main column
 HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; "
@@ -278,9 +287,10 @@ class UI:
 
 
 def _build_ui(limits: AppLimits) -> UI:
-    """Two columns around the frame: on the left what a run needs (the video, the objects, Track) and then
-    each object's settings; on the right the prompt tools, the frame view at the column's full width and the
-    frame slider, then the results. On a narrow screen they stack."""
+    """Two columns, on one screen at 1366x768: on the left the video, the objects with their granularity and
+    Track with its progress, then the settings in tabs; on the right the prompt tools, the frame view, the frame
+    slider with Play, and the review of the results under it, then the result video and the downloads. On a
+    phone they stack in the order of the work (CSS): video, frame, objects, Track, review, downloads."""
     ui = UI()
     ui.state = gr.State(None, delete_callback=close_session)
     gr.Markdown(
@@ -288,7 +298,7 @@ def _build_ui(limits: AppLimits) -> UI:
         "Upload or pick a video · add objects, prompt them on any frame (clicks, a box or a mask) · **Track** · "
         "correct on any frame and track again. Scripts: *Use via API* (page bottom). " + describe_weights(),
         elem_id="intro")
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=False, elem_id="workspace"):
         with gr.Column(scale=1, min_width=300, elem_id="setup-column"):
             _build_setup_column(ui, limits)
         with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
@@ -297,38 +307,53 @@ def _build_ui(limits: AppLimits) -> UI:
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
-    """The video, the objects, undo and Track (on one screen with the frame), then each object's settings."""
-    with gr.Column(elem_id="controls"):
+    """The video; the objects, each with its granularity; Track with its progress; then the settings."""
+    with gr.Column(elem_id="video-box"):
         ui.video = gr.Video(label="Video", sources=["upload"], height=120)
-        ui.objects = gr.Radio([], label="Objects (select one to prompt it)", elem_id="objects")
-        with gr.Row():
-            ui.add = gr.Button("Add object", size="sm")
-            ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
-        with gr.Row():
-            ui.undo = gr.Button("Undo last prompt", size="sm")
-            ui.clear = gr.Button("Clear this frame", size="sm")
+    with gr.Column(elem_id="objects-box"):
+        _build_objects(ui)
+    with gr.Column(elem_id="track-box"):
         with gr.Row():
             ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
             ui.stop = gr.Button("Stop", variant="stop", interactive=False)
         ui.progress = gr.HTML(elem_id="track-progress")
         ui.status = gr.Markdown(elem_id="status")
-        gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
-                    label="Examples (made by examples/make_examples.py)", api_visibility="private")
-    with gr.Column(elem_id="settings"):
-        _build_object_settings(ui, limits)
+    with gr.Tabs(elem_id="settings"):
+        with gr.Tab("Examples", elem_id="examples-tab"):
+            gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
+                        label="Example clips (made by examples/make_examples.py)", api_visibility="private")
+        with gr.Tab("Object and effects", elem_id="object-tab"):
+            _build_object_settings(ui)
+        with gr.Tab("Model", elem_id="model-tab"):
+            _build_model_settings(ui, limits)
 
 
-def _build_object_settings(ui: UI, limits: AppLimits) -> None:
-    """The objects' legend, the selected object's name, granularity and effect, the model and the limits."""
-    ui.objects_html = gr.HTML()
+def _build_objects(ui: UI) -> None:
+    """The object list (each object's granularity and prompted frames), the selected object's granularity, and
+    the buttons that edit the objects and their prompts."""
+    ui.objects = gr.Radio([], label="Objects (select one to prompt it)", elem_id="objects")
+    ui.objects_html = gr.HTML(elem_id="objects-list")
+    ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object: what is tracked and "
+                       "drawn", elem_id="granularity")
+    with gr.Row():
+        ui.add = gr.Button("Add object", size="sm")
+        ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
+        ui.undo = gr.Button("Undo last prompt", size="sm")
+        ui.clear = gr.Button("Clear this frame", size="sm")
+
+
+def _build_object_settings(ui: UI) -> None:
+    """The selected object's name and effect, and the background effect."""
     ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
-    ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object",
-                       info="what is tracked and drawn: mask, box or point")
     with gr.Row():
         ui.effect = gr.Dropdown(list(OBJECT_EFFECTS), value="none", label="Effect of the selected object",
                                 elem_id="object-effect")
         ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
                                     info="erase: cut-outs with transparency", elem_id="background-effect")
+
+
+def _build_model_settings(ui: UI, limits: AppLimits) -> None:
+    """The model, the motion-aware mode and the app's limits."""
     with gr.Row():
         ui.model = gr.Dropdown(list(offered_models()), value=DEFAULT_MODEL, label="Model",
                                info="SAM 2.1 models take the mask granularity only")
@@ -337,38 +362,45 @@ def _build_object_settings(ui: UI, limits: AppLimits) -> None:
 
 
 def _build_frame_column(ui: UI) -> None:
-    """The prompt tools, the frame view (the brush paints in its place), the frame slider and Play, then the
-    results."""
-    ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool")
-    ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
-    ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
-                               type="numpy", visible=False, sources=(), transforms=(), layers=False,
-                               elem_id="mask-editor", brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
-                                                                     color_mode="fixed"))
-    ui.apply_mask = gr.Button("Use the painted mask", visible=False, variant="primary")
-    ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
-                           file_types=["image"], visible=False)
-    ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider")
-    with gr.Row():
-        ui.show_results = gr.Checkbox(label="Show the last tracking result (scrub the frames, or Play)",
-                                      value=True, scale=3)
-        ui.play = gr.Button("▶ Play", size="sm", scale=1, elem_id="play")
-    ui.player = gr.Timer(PLAY_INTERVAL, active=False)
+    """The prompt tools, the frame view (the brush paints in its place), the frame slider and Play, the review
+    under them, then the result video, the downloads and the summary."""
+    with gr.Column(elem_id="frame-box"):
+        ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool", container=False)
+        ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
+        ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
+                                   type="numpy", visible=False, sources=(), transforms=(), layers=False,
+                                   elem_id="mask-editor", brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
+                                                                         color_mode="fixed"))
+        ui.apply_mask = gr.Button("Use the painted mask", visible=False, variant="primary")
+        ui.mask_file = gr.File(label="Mask PNG: the video's size, nonzero (or opaque) pixels are the object",
+                               file_types=["image"], visible=False)
+        with gr.Row(equal_height=True, elem_id="frame-row"):
+            ui.frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame-slider",
+                                 scale=4)
+            with gr.Column(scale=1, min_width=150):
+                ui.play = gr.Button("▶ Play", size="sm", elem_id="play")
+                ui.show_results = gr.Checkbox(label="Show the results", value=True, elem_id="show-results",
+                                              info="scrub the frames, or Play")
+        ui.player = gr.Timer(PLAY_INTERVAL, active=False)
+    _build_review(ui)
+    with gr.Column(elem_id="results-box"):
+        ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
+        ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
+                               "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
+                               "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
+                               interactive=False, elem_id="downloads")
+        ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
+
+
+def _build_review(ui: UI) -> None:
+    """The last results' timeline (a click on it moves the frame view) and the flagged-frame buttons."""
     with gr.Column(visible=False, elem_id="review") as ui.review:
-        gr.Markdown("**Review**: each object's presence over the frames and the frames to check (flags). Click the "
-                    "timeline to go to a frame.")
         ui.timeline = gr.Image(show_label=False, interactive=False, type="numpy", elem_id="timeline", buttons=[],
                                container=False)
         with gr.Row():
             ui.previous_flag = gr.Button("◀ Previous flagged frame", size="sm")
             ui.next_flag = gr.Button("Next flagged frame ▶", size="sm")
         ui.flag_note = gr.Markdown(elem_id="flag-note")
-    ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
-    ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
-                           "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
-                           "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
-                           interactive=False, elem_id="downloads")
-    ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
 
 def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:

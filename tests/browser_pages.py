@@ -48,3 +48,8 @@ def click_frame(page, fx: float, fy: float) -> None:
     scale = min(box["width"] / width, box["height"] / height, 1)
     left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
     image.click(position={"x": left + fx * width * scale, "y": top + fy * height * scale})
+
+
+def open_tab(page, name: str) -> None:
+    """Show one of the settings tabs (Examples, Object and effects, Model) by its name."""
+    page.get_by_role("tab", name=name, exact=True).click()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus.app.settings import AppLimits
@@ -90,6 +90,7 @@ def paint(page) -> None:
 def test_prompt_every_way_track_and_download(page, clip):
     started = time.monotonic()
     assert "Untrained test weights" in page.locator("body").inner_text()
+    open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name=MICRO).click()
     page.locator("input[type=file]").first.set_input_files(str(clip))
@@ -213,6 +214,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
     shot(page, "13-tracked-after-refusals")
 
     page.get_by_label("box", exact=True).check()  # a granularity SAM 2.1 lacks: said when the model is chosen
+    open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name="sam2.1-tiny").click()
     wait_status(page, "has no 'box' task", timeout=60_000)

@@ -16,7 +16,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from app_fakes import QuickPredictor
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import write_clip
 from micro_model import MICRO
 from sam2_plus import service
@@ -84,6 +84,7 @@ def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
         click_frame(page, 0.6, 0.85)
         wait_text(page, "#status", "Preview of object 1 on frame 0")
 
+        open_tab(page, "Object and effects")
         choose(page, "Effect of the selected object", "pixelate")
         wait_text(page, "#status", "object 1: effect pixelate")
         choose(page, "Background effect", "erase")
