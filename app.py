@@ -63,8 +63,8 @@ CSS = """
 @media (max-width: 480px) {
   #workspace { flex-direction: column; }
   #setup-column, #frame-column { display: contents; }
-  #video-box { order: 1; } #frame-box { order: 2; } #objects-box { order: 3; } #track-box { order: 4; }
-  #review { order: 5; } #results-box { order: 6; } #settings { order: 7; }
+  #video-box { order: 1; } #frame-box { order: 2; } #objects-box { order: 3; } #settings { order: 4; }
+  #track-box { order: 5; } #review { order: 6; } #results-box { order: 7; }
 }
 """
 # outside Gradio's css, which only reaches what is inside the page's main column
@@ -290,7 +290,8 @@ def _build_ui(limits: AppLimits) -> UI:
     """Two columns, on one screen at 1366x768: on the left the video, the objects with their granularity and
     Track with its progress, then the settings in tabs; on the right the prompt tools, the frame view, the frame
     slider with Play, and the review of the results under it, then the result video and the downloads. On a
-    phone they stack in the order of the work (CSS): video, frame, objects, Track, review, downloads."""
+    phone they stack in the order of the work (CSS): video, frame, objects and their settings, Track,
+    review, downloads."""
     ui = UI()
     ui.state = gr.State(None, delete_callback=close_session)
     gr.Markdown(

@@ -1,6 +1,7 @@
 """Issue 28, layout: at 1366x768 the frame view, the object list with each object's granularity, Track with its
 progress and the review timeline with its buttons are on one screen; on a phone (400x800) the page follows the
-work: video, frame, objects, Track, review, downloads. Screenshots: test-artifacts/browser/28-layout-*.png."""
+work: video, frame, objects (then their settings), Track, review, downloads.
+Screenshots: test-artifacts/browser/28-layout-*.png."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ FRAMES, HEIGHT, WIDTH = 8, 360, 640
 TIMEOUT = 120_000  # ms
 ONE_SCREEN = ("#frame-view img", "#objects", "#objects-list", "#granularity", "#track", "#track-progress",
               "#timeline img", "#review button >> nth=0", "#review button >> nth=1")
-WORK_ORDER = ("#video-box", "#frame-view", "#objects", "#track", "#timeline", "#downloads")
+WORK_ORDER = ("#video-box", "#frame-view", "#objects", "#settings", "#track", "#timeline", "#downloads")
 
 
 def wait_text(page, selector: str, text: str) -> None:
