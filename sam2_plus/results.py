@@ -35,8 +35,16 @@ class FrameResult:
 
     @property
     def visible(self) -> torch.Tensor:
-        """[N] bool: the object is present and has at least one mask pixel."""
-        return (self.object_scores > 0) & self.masks.flatten(1).any(dim=1)
+        """[N] bool, by granularity: the object is present (presence logit > 0, probability > 0.5), and a mask
+        object (the default without tasks) also has a mask pixel, since its result is the mask. A box or point
+        object's result is its box or point, which the box head / the heatmap's peak give whether or not the
+        heatmap behind them crosses zero anywhere: presence alone says it is there."""
+        has_pixel = self.masks.flatten(1).any(dim=1)
+        if self.tasks:
+            by_presence = torch.tensor([task != "mask" for task in self.tasks], dtype=torch.bool,
+                                       device=has_pixel.device)
+            has_pixel = has_pixel | by_presence
+        return (self.object_scores > 0) & has_pixel
 
 
 @dataclass

@@ -13,7 +13,9 @@ frame's result goes at once, in frame order, to the overlay video and the export
 backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
 frames: what was computed is still written and every output file is finished and readable. When the model
 fails during tracking (an exception, the GPU running out of memory), the job ends the same way and then
-raises `TrackFailed`, whose `summary` describes the frames written before the failure.
+raises `TrackFailed`, whose `summary` describes the frames written before the failure. `removed()` (the app's
+objects removed during a run) is asked before every frame too: from the next frame written on, a removed
+object is absent from every output (no rows, no review flags) and the summary no longer counts it as tracked.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -134,17 +136,26 @@ class TrackSummary:
     failure: Optional[str] = None  # when the model failed during tracking: what happened
     out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
     review: Optional[ReviewReport] = None  # flagged frames and per-object timelines of the written frames
+    removed: Mapping[int, int] = field(default_factory=dict)  # removed during the run: id -> first frame without it
 
     @property
     def objects(self) -> tuple[int, ...]:
         return tuple(self.tasks)
 
+    @property
+    def tracked(self) -> dict[int, str]:
+        """The objects tracked to the end (object id -> task): all but the removed ones."""
+        return {obj_id: task for obj_id, task in self.tasks.items() if obj_id not in self.removed}
+
     def describe(self) -> str:
         """A few lines for people: what was tracked, how long it took, where the files are."""
-        objects = ", ".join(f"{obj_id} ({task})" for obj_id, task in self.tasks.items())
+        tracked = self.tracked
+        objects = ", ".join(f"{obj_id} ({task})" for obj_id, task in tracked.items()) or "none"
         span = "" if self.first_frame is None else f", frames {self.first_frame}-{self.last_frame}"
         lines = [f"tracked {self.frames_done} of {self.frames_total} frames{span}; "
-                 f"{len(self.tasks)} object{'s' if len(self.tasks) != 1 else ''}: {objects}"]
+                 f"{len(tracked)} object{'s' if len(tracked) != 1 else ''}: {objects}"]
+        lines.extend(f"removed during the run: object {obj_id} ({self.tasks.get(obj_id, 'mask')}), absent from "
+                     f"frame {frame} on" for obj_id, frame in self.removed.items())
         if self.failure is not None:
             lines.append(f"failed {self.after_last_frame()}: {self.failure}; the outputs hold the frames tracked "
                          "before it")
@@ -171,7 +182,7 @@ class TrackSummary:
 ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
 ResultCallback = Callable[[export.FrameRecord], Any]
-AdjustCallback = Callable[[export.FrameRecord], export.FrameRecord]
+RemovedCallback = Callable[[], Collection[int]]  # the ids of the objects removed so far
 
 
 # --------------------------------------------------------------------------- requests
@@ -395,18 +406,37 @@ ETA_MIN_FRAMES = 3
 ETA_MIN_SECONDS = 2.0
 
 
+class _Removals:
+    """Objects removed during a run (`removed()`, asked once per frame): left out of every frame's record
+    from then on, and the first frame of the outputs without each."""
+
+    def __init__(self, removed: Optional[RemovedCallback]) -> None:
+        self.removed = removed
+        self.first_frame: dict[int, int] = {}  # object id -> the first written frame without it
+
+    def apply(self, record: export.FrameRecord) -> export.FrameRecord:
+        if self.removed is None:
+            return record
+        gone = {int(obj_id) for obj_id in self.removed()} & set(record.obj_ids)
+        for obj_id in gone:
+            # frames are passed on in frame order except a backward pass's, which all wait (spooled) and go
+            # through here again when written: the smallest frame left out is the first written without it
+            self.first_frame[obj_id] = min(self.first_frame.get(obj_id, record.frame_idx), record.frame_idx)
+        return record.without(gone)
+
+
 class _Job:
     """Clock, counters and callbacks of one run."""
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
                  should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None,
-                 adjust: Optional[AdjustCallback] = None) -> None:
+                 removed: Optional[RemovedCallback] = None) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self.on_result = on_result
-        self.adjust = adjust
+        self.removals = _Removals(removed)
         self.model_seconds = 0.0
         self.load_seconds = 0.0
         self.frames_done = 0
@@ -454,8 +484,7 @@ class _Job:
                 if result.frame_idx == skip_frame:
                     continue
                 self.tracking_seconds += time.perf_counter() - start
-                if self.adjust is not None:
-                    result = self.adjust(result)
+                result = self.removals.apply(result)
                 write(result)
                 if self.on_result is not None:
                     self.on_result(result)
@@ -489,18 +518,18 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
                  predictor: Optional[VideoPredictor] = None,
                  on_result: Optional[ResultCallback] = None,
-                 adjust: Optional[AdjustCallback] = None) -> TrackSummary:
+                 removed: Optional[RemovedCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
     should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews);
-    adjust(FrameRecord) -> FrameRecord changes each frame's results before they are written and passed on
-    (the app drops objects removed during the run).
+    removed() -> object ids is asked before each frame is written and passed on: those objects are left out of
+    it (the app's objects removed during the run; `TrackSummary.removed` says from which frame).
     `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
     CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
     finishing the outputs with the frames tracked before it)."""
-    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, adjust)
+    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, removed)
     if failure is not None:
         if summary.out_of_memory:
             failure.__traceback__ = None  # its frames hold the failed run's tensors
@@ -517,7 +546,7 @@ def _release_cached_gpu_memory() -> None:
 def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
          should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
          on_result: Optional[ResultCallback],
-         adjust: Optional[AdjustCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
+         removed: Optional[RemovedCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
@@ -527,7 +556,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         if info.num_frames != request.info.num_frames:
             raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
                              f"frames, not {request.info.num_frames}")
-        job = _Job(info.num_frames, progress, should_stop, on_result, adjust)
+        job = _Job(info.num_frames, progress, should_stop, on_result, removed)
         job.report("loading")
         predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)
@@ -545,6 +574,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
         failure=None if failure is None else describe_error(failure),
         out_of_memory=failure is not None and is_out_of_memory(failure), review=review.report(),
+        removed=dict(sorted(job.removals.first_frame.items())),
     )
     return summary, failure
 
@@ -594,8 +624,8 @@ def _track_both_ways(job: _Job, predictor: VideoPredictor, session: TrackingSess
         with ResultSpool() as spool:
             backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
             job.run_pass(backward, spool.put, skip_frame=start)  # the forward pass gives `start` itself
-            for result in spool.replay():
-                sink.write(result)
+            for result in spool.replay():  # an object removed meanwhile leaves these frames too
+                sink.write(job.removals.apply(result))
     if not job.ended_early:
         job.run_pass(predictor.propagate_in_video(session, start_frame_idx=start), sink.write)
 

@@ -5,6 +5,9 @@
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
   result can be checked against the request that produced it, in milliseconds.
 - `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
+- `GranularPredictor`: QuickPredictor whose point and box objects come back as SAM 2++'s point and box tasks may
+  give them: a heatmap without a pixel above zero, a presence probability of 0.99995, and the point (the
+  heatmap's peak) or the box (the box head's).
 - `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
   frames before it come from the wrapped predictor).
 - `launch_app`: the app launched in-process on 127.0.0.1 at a free port.
@@ -95,6 +98,30 @@ class VanishingPredictor(QuickPredictor):
             return FrameResult(frame_idx, result.obj_ids, -result.mask_logits.abs(), -result.object_scores,
                                result.boxes, result.points, result.tasks)
         return result
+
+
+class GranularPredictor(QuickPredictor):
+    """QuickPredictor, except for point and box objects: their logits are a heatmap peaking at -0.5 (no mask
+    pixel) at the centre of the region QuickPredictor gives them, their presence logit is 10 (probability
+    0.99995), their point that peak and their box the region's bounding box."""
+
+    PRESENCE = 10.0
+
+    def _result(self, state, frame_idx):
+        result = super()._result(state, frame_idx)
+        logits, scores = result.mask_logits.clone(), result.object_scores.clone()
+        points, boxes = result.points.clone(), result.boxes.clone()
+        height, width = state["size"]
+        yy, xx = np.mgrid[:height, :width]
+        for i, (task, prompted, mask) in enumerate(state["objects"].values()):
+            if task == "mask":
+                continue
+            ys, xs = np.nonzero(np.roll(mask, abs(frame_idx - prompted), axis=1))
+            cx, cy = float(xs.mean()), float(ys.mean())
+            logits[i] = torch.from_numpy((-0.5 - 0.01 * ((xx - cx) ** 2 + (yy - cy) ** 2)).astype(np.float32))
+            scores[i], points[i] = self.PRESENCE, torch.tensor([cx, cy])
+            boxes[i] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+        return FrameResult(frame_idx, result.obj_ids, logits, scores, boxes, points, result.tasks)
 
 
 class FailingPredictor:

@@ -126,8 +126,9 @@ def check_tool_exports(root: Path, frames_folder: Path | None = None) -> None:
 
     header, results = read_results_json(root / "results.json")
     height, width = header["video"]["height"], header["video"]["width"]
+    # the formats hold boxes and masks: a visible point object without a mask pixel has neither, and no entry
     shown = {(obj_id, r.frame_idx): (ordered(r.box_for(i)), r.masks[i]) for r in results
-             for i, obj_id in enumerate(r.obj_ids) if r.visible[i]}
+             for i, obj_id in enumerate(r.obj_ids) if r.visible[i] and r.box_for(i) is not None}
     assert shown, "nothing visible was tracked"
     mots = read_mots(root / "mots" / "gt" / "gt.txt")  # the readers without optional packages first
     assert set(mots) <= set(shown) and all(not (m & ~shown[key][1]).any() for key, (_, m) in mots.items())

@@ -94,6 +94,8 @@ def test_a_failure_inside_tracking_keeps_the_frames_tracked_before_it(clip, tmp_
 
 
 def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip, monkeypatch):
+    """Removed while frame 3 is tracked: from frame 3 on it has no row in the results, no mask PNG, no timeline
+    entry (no "lost" flag), and the summary says so instead of counting it."""
     session = session_on(clip)
     session.add_object()  # object 2, selected
     session.click(POSITIVE, 0, 40, 30)
@@ -102,12 +104,14 @@ def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip, monkeypa
     done = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert done.frames_done == T and list(session.objects) == [1]
     _, results = read_results_json(done.files.results_json)
-    for record in results:
-        present = dict(zip(record.obj_ids, record.visible))
-        assert present[1] and present[2] == (record.frame_idx < 3), record.frame_idx
-        assert record.masks[record.obj_ids.index(2)].any() == (record.frame_idx < 3)
-    masks = read_mask_zip(done.files.export).object_masks[2]
-    assert all(masks[t].any() == (t < 3) for t in range(T))
+    assert [r.obj_ids for r in results] == [(1, 2)] * 3 + [(1,)] * (T - 3)
+    assert all(r.visible.all() for r in results)
+    assert sorted(read_mask_zip(done.files.export).object_masks[2]) == [0, 1, 2]
+    assert done.review.object(2).frames == (0, 1, 2) and done.review.flag_count == 0 and done.removed == {2: 3}
+    assert "1 object: 1 (mask)" in done.summary
+    assert "removed during the run: object 2 (mask), absent from frame 3 on" in done.summary
+    timeline = session.render_timeline(4)  # the row of object 2 is greyed from frame 3 on
+    assert timeline is not None
     session.close()
 
 

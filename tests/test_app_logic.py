@@ -213,12 +213,15 @@ def test_boxes_and_masks():
     assert editing.set_mask(obj, 0, mask) == ""
     assert obj.prompts[0].box is None and not obj.prompts[0].points and obj.prompts[0].mask is not None
     assert "the mask was replaced" in editing.add_click(obj, 0, 1, 1, positive=True)
-    boxed = ObjectState(2, "b", task="box")
-    assert "bounding box" in editing.set_mask(boxed, 1, mask)
-    assert boxed.prompts[1].box == (30, 10, 50, 20) and boxed.prompts[1].mask is None
+    boxed = ObjectState(2, "b", task="box")  # a mask on a box object is refused, not made its bounding box
+    with pytest.raises(AppInputError, match="b has the box granularity, which takes no mask: draw a box with the "
+                                            "'Box \\(two clicks\\)' tool, or set its granularity to mask"):
+        editing.set_mask(boxed, 1, mask)
+    assert boxed.prompts == {}
     with pytest.raises(AppInputError, match="the mask is empty"):
         editing.set_mask(obj, 2, np.zeros((H, W), bool))
-    with pytest.raises(AppInputError, match="point granularity"):
+    with pytest.raises(AppInputError, match="p has the point granularity, which takes no mask: give it one positive "
+                                            "click .*, or set its granularity to mask"):
         editing.set_mask(ObjectState(3, "p", task="point"), 0, mask)
     with pytest.raises(AppInputError, match="point granularity"):
         editing.set_box(ObjectState(3, "p", task="point"), 0, (1, 1, 5, 5))
@@ -351,6 +354,43 @@ def test_render_view_draws_previews_and_prompts(session):
     with_preview = session.render_view(0)
     assert (with_preview[50 * k:, 83 * k:] != with_click[50 * k:, 83 * k:]).any()  # the mask covers the lower right
     assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
+
+
+def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_it(session, monkeypatch):
+    """SAM 2++'s point and box tasks may give a heatmap without a pixel above zero under a presence of 0.99995
+    (the GranularPredictor stand-in): the preview and every tracked frame say visible, and the frame view draws
+    the predicted point / box as the overlay does (a disc / a box with its label), not only the prompt."""
+    from app_fakes import GranularPredictor
+
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: GranularPredictor())
+    options, k = TrackOptions("sam2++"), session.view_scale
+    session.set_task("point")
+    session.click(POSITIVE, 0, 30, 20)
+    session.add_object()
+    session.set_task("box")
+    session.click(BOX, 0, 50, 10)
+    session.click(BOX, 0, 80, 40)
+    for obj_id in (1, 2):
+        prompted = session.render_view(0)
+        preview = preview_prompt(session.preview_request(obj_id, 0, options))
+        assert not preview.masks[0].any() and preview.scores[0] == pytest.approx(0.99995, abs=1e-5)
+        assert preview.visible.tolist() == [True]
+        session.store_preview(obj_id, 0, options, preview)
+        drawn = session.render_view(0)
+        colour = (drawn == session.objects[obj_id].color).all(axis=-1) & (prompted != drawn).any(axis=-1)
+        ys, xs = np.nonzero(colour)
+        if obj_id == 1:  # the point's disc (6 px), centred on the click, around the click's marker
+            assert preview.point_for(0).tolist() == [30, 20]
+            assert colour.sum() > 50 * k * k and abs(xs.mean() - 30 * k) < 2 * k and abs(ys.mean() - 20 * k) < 2 * k
+        else:  # the box's label tag at its top left corner (inside: no room above), and its outline
+            assert preview.box_for(0).tolist() == [50, 10, 80, 40]
+            assert colour[10 * k:20 * k, 50 * k:60 * k].sum() > 40 * k * k and xs.max() >= 79 * k
+    done = None
+    for update in session.tracking_job(options, AppLimits()):
+        done = update.result or done
+    _, results = read_results_json(done.files.results_json)
+    assert [r.visible.tolist() for r in results] == [[True, True]] * T
+    assert done.review.flag_count == 0
 
 
 def test_session_close_removes_its_files(clip):

@@ -22,6 +22,7 @@ from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.app.timeline import (
     REASON_COLOURS,
+    REMOVED,
     describe_flags_on,
     frame_at_click,
     render_timeline,
@@ -83,6 +84,21 @@ def test_timeline_draws_rows_flags_and_cursor():
     assert cursor_column.max() < 100  # the cursor is dark ink
     moved = render_timeline(report, T, {}, current=3)
     assert not np.array_equal(moved, image)
+
+
+def test_a_removed_object_s_row_is_greyed_from_the_frame_it_left():
+    report = ReviewReport((_timeline(1, [True] * T, [0.95] * T), _timeline(2, [True] * 6, [0.95] * 6)))
+    layout = timeline_layout(report, T)
+    image = render_timeline(report, T, {1: "car"}, removed={2: 6})
+    greyed = (image == REMOVED).all(axis=-1)
+    for row, left in ((0, None), (1, layout.x_of(6))):
+        band = greyed[layout.row_top(row):layout.row_top(row) + layout.row_height - 6]
+        columns = np.flatnonzero(band.any(axis=0))
+        if left is None:
+            assert columns.size == 0  # object 1 was not removed
+        else:
+            assert columns.min() > left and columns.max() == layout.plot_right and band[:, :left].sum() == 0
+    assert np.array_equal(render_timeline(report, T, {1: "car"}), render_timeline(report, T, {1: "car"}, removed={}))
 
 
 def test_a_click_selects_the_frame_under_it_or_the_flag_near_it():

@@ -67,6 +67,17 @@ def test_frame_result_validation():
     assert (result.height, result.width) == (4, 5)
 
 
+def test_a_record_without_some_objects_keeps_the_others_rows():
+    record = _results()[1]  # objects 5, 2, 9
+    record.motion_scores = np.array([0.5, 0.25, np.nan], np.float32)
+    kept = record.without([2, 7])  # 7: not on this frame
+    assert kept.obj_ids == (5, 9) and kept.frame_idx == record.frame_idx
+    for name in ("masks", "boxes", "points", "scores", "visible", "motion_scores"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(record, name)[[0, 2]])
+    assert record.without([7]) is record and record.without([5, 2, 9]).obj_ids == ()
+    assert record.without([5, 2, 9]).masks.shape == (0, H, W)
+
+
 def test_mask_to_box_uses_exclusive_far_edges():
     mask = np.zeros((10, 12), bool)
     mask[2:5, 3:9] = True

@@ -4,6 +4,8 @@ here (tests/test_track_cli.py runs the real models end to end)."""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -136,20 +138,25 @@ def test_rejections_before_any_work(clip, tmp_path):
 
 
 def test_to_frame_record_per_task():
-    logits = torch.full((3, 4, 5), -1.0)
+    logits = torch.full((5, 4, 5), -1.0)
     logits[0, 1:3, 2:4] = 1.0  # mask task: box from the mask
     logits[2, 0, 0] = 1.0
-    result = FrameResult(7, [1, 2, 3], logits, torch.tensor([3.0, 1.0, -2.0]),
-                         torch.tensor([[9.0, 9, 9, 9], [0.5, 1, 4, 3], [9, 9, 9, 9]]),
-                         torch.tensor([[2.0, 1], [0, 0], [0, 0]]), ["mask", "box", "point"])
+    logits[3, 2, 1] = -0.5  # a point task's heatmap without a pixel above zero: its peak is the point
+    scores = torch.tensor([3.0, 1.0, -2.0, 9.9, 2.0])
+    result = FrameResult(7, [1, 2, 3, 4, 5], logits, scores,
+                         torch.tensor([[9.0, 9, 9, 9], [0.5, 1, 4, 3], [9, 9, 9, 9], [9, 9, 9, 9], [9, 9, 9, 9]]),
+                         torch.tensor([[2.0, 1], [0, 0], [0, 0], [1, 2], [0, 0]]), ["mask", "box", "point", "point",
+                                                                                    "mask"])
     out = to_frame_record(result)
     assert out.frame_idx == 7 and out.masks.dtype == bool and out.masks[0].sum() == 4
     assert out.box_for(0).tolist() == [2, 1, 4, 3]  # from the mask, not the predictor's box
     assert out.box_for(1).tolist() == [0.5, 1, 4, 3]  # the box head's
     assert out.box_for(2).tolist() == [0, 0, 1, 1]
-    assert out.visible.tolist() == [True, False, False]  # object 2: present but no mask pixel
-    assert out.point_for(0).tolist() == [2, 1]
-    np.testing.assert_allclose(out.scores, torch.sigmoid(torch.tensor([3.0, 1.0, -2.0])).numpy(), rtol=1e-6)
+    # visible by granularity: a box or point object when present (objects 2 and 4 have no mask pixel), a mask
+    # object when present with a mask pixel (object 5 has none); object 3 is absent (presence logit -2)
+    assert out.visible.tolist() == [True, True, False, True, False]
+    assert out.point_for(0).tolist() == [2, 1] and out.point_for(3).tolist() == [1, 2]
+    np.testing.assert_allclose(out.scores, torch.sigmoid(scores).numpy(), rtol=1e-6)
 
 
 @pytest.fixture
@@ -250,3 +257,94 @@ def test_background_output_set_raises_a_writers_error_and_keeps_the_frames_befor
     with pytest.raises(OSError, match="disk full"):
         sink.close()
     assert writer.frames == [0, 1, 2] and writer.closed and sink.frames_written == 3
+
+
+
+# --------------------------------------------------------------------------- an object removed during the run
+
+
+def _removal_run(clip, tmp_path, prompt_frame: int, removed_at: int):
+    """Objects 5 and 2 (mask) prompted on `prompt_frame` and tracked by the QuickPredictor stand-in (each
+    object's mask is its prompt's disc); object 2 is removed while frame `removed_at` is tracked. Every output
+    and every export format is written; the export ZIP is unzipped into tmp_path / "export"."""
+    from app_fakes import QuickPredictor
+    from sam2_plus.exports import EXPORT_FORMATS
+
+    prompts = {"objects": [{"id": 5, "task": "mask", "prompts": [{"frame": prompt_frame, "points": [[10, 10]]}]},
+                           {"id": 2, "task": "mask", "prompts": [{"frame": prompt_frame, "points": [[30, 20]]}]}]}
+    request = prepare_request(clip, prompts, model=MICRO)
+    gone: set[int] = set()
+    predictor = QuickPredictor(on_frame=lambda t: gone.add(2) if t == removed_at else None)
+    outputs = TrackOutputs(overlay=tmp_path / "o.mp4", export=tmp_path / "r.zip", results_json=tmp_path / "r.json",
+                           export_formats=tuple(EXPORT_FORMATS))
+    summary = run_tracking(request, outputs, predictor=predictor, removed=lambda: frozenset(gone))
+    with zipfile.ZipFile(outputs.export) as archive:
+        archive.extractall(tmp_path / "export")
+    return summary, outputs
+
+
+def _frames_holding(root: Path, zipped: Path, obj_id: int) -> dict[str, list[int]]:
+    """Per part of an unzipped export (`zipped`: the ZIP itself), the frames with a row, a file or an
+    annotation of `obj_id`."""
+    from export_readers import read_coco, read_cvat, read_mot, read_mots, read_yolo_det, write_blank_frames
+    from sam2_plus.media.export import read_box_csv, read_lasot, read_point_tracks
+
+    _, results = read_results_json(root / "results.json")
+    height, width = results[0].height, results[0].width
+    masks = read_mask_zip(zipped)
+    palette_index = next(k for k, v in masks.davis_obj_ids.items() if v == obj_id)
+    tracks = read_point_tracks(root / "points.npz")
+    column = tracks.obj_ids.tolist().index(obj_id)
+    cvat, outside = read_cvat(root / "cvat", height, width)
+    write_blank_frames(root / "yolo-det" / "images" / "train", len(results), height, width)
+    found = {
+        "json": [r.frame_idx for r in results if obj_id in r.obj_ids],
+        "csv": [row.frame for row in read_box_csv(root / "boxes.csv") if row.obj_id == obj_id],
+        "mask_pngs": sorted(masks.object_masks.get(obj_id, {})),
+        "davis": sorted(t for t, image in masks.davis.items() if (image == palette_index).any()),
+        "lasot": [t for t, row in enumerate(read_lasot(root / "lasot").get(obj_id, ())) if row.any()],
+        "points": [t for t in range(len(tracks.visibs)) if tracks.visibs[t, column]],
+        "coco": read_coco(root / "coco" / "instances.json"),
+        "cvat": cvat,
+        "mot": read_mot(root / "mot")[0],
+        "mots": read_mots(root / "mots" / "gt" / "gt.txt"),
+        "yolo-det": read_yolo_det(root / "yolo-det"),
+    }
+    for name in ("coco", "cvat", "mot", "mots", "yolo-det"):
+        found[name] = sorted(t for o, t in found[name] if o == obj_id)
+    found["cvat outside"] = sorted(t for o, t in outside if o == obj_id)
+    return found
+
+
+@pytest.mark.parametrize("prompt_frame, removed_at, kept", [
+    (0, 3, [0, 1, 2]),  # removed in the forward pass: the frames before it keep the object
+    (2, 4, [0, 1, 2, 3]),  # in the forward pass after a backward one (frames 1, 0)
+    (3, 1, []),  # in the backward pass: its frames were all still waiting to be written (in frame order)
+], ids=["forward", "after-backward", "during-backward"])
+def test_an_object_removed_during_the_run_leaves_every_output(clip, tmp_path, prompt_frame, removed_at, kept):
+    summary, outputs = _removal_run(clip, tmp_path, prompt_frame, removed_at)
+    root = tmp_path / "export"
+    assert _frames_holding(root, outputs.export, 5)["json"] == list(range(T))  # the other object: every frame
+    held = _frames_holding(root, outputs.export, 2)
+    left_at = kept[-1] + 1 if kept else 0
+    expected = {name: kept for name in held} | {"cvat outside": [left_at] if kept else []}
+    assert held == expected
+    _, results = read_results_json(outputs.results_json)  # the JSON output is the export's results.json
+    assert [r.obj_ids for r in results] == [(5, 2) if t in kept else (5,) for t in range(T)]
+    # the review: the object's timeline ends where it left, without a "lost" flag (nor any other)
+    assert summary.review.object(2).frames == tuple(kept) and summary.review.object(2).flags == ()
+    document = json.loads(outputs.results_json.read_text())
+    assert all(o["flags"] == [] for entry in document["frames"] for o in entry["objects"])
+    # the summary: tracked is object 5 only; object 2 removed, absent from the frame it left
+    assert summary.removed == {2: left_at} and summary.tracked == {5: "mask"} and summary.tasks == {5: "mask",
+                                                                                                   2: "mask"}
+    text = summary.describe()
+    assert f"tracked {T} of {T} frames, frames 0-{T - 1}; 1 object: 5 (mask)\n" in text
+    assert f"removed during the run: object 2 (mask), absent from frame {left_at} on" in text
+    assert probe(outputs.overlay).num_frames == T
+
+
+def test_without_a_removal_the_summary_counts_every_object(clip, tmp_path):
+    summary, _ = _removal_run(clip, tmp_path, 0, removed_at=T)  # never removed: frame T is not tracked
+    assert summary.removed == {} and summary.tracked == summary.tasks == {5: "mask", 2: "mask"}
+    assert "2 objects: 5 (mask), 2 (mask)" in summary.describe() and "removed" not in summary.describe()

@@ -113,14 +113,16 @@ def set_box(obj: ObjectState, frame: int, box: tuple[float, float, float, float]
 
 
 def set_mask(obj: ObjectState, frame: int, mask: np.ndarray) -> str:
+    """A painted or uploaded mask as the object's prompt on `frame`: only the mask granularity takes one (a
+    box or point object refuses it rather than silently making a box or a point of it)."""
+    if obj.task != "mask":
+        instead = (f"draw a box with the '{BOX}' tool" if obj.task == "box"
+                   else f"give it one positive click with the '{POSITIVE}' tool")
+        raise AppInputError(f"{obj.name} has the {obj.task} granularity, which takes no mask: {instead}, or set its "
+                            "granularity to mask to prompt it with a painted or uploaded mask")
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise AppInputError("the mask is empty: paint over the object (or upload a PNG with nonzero object pixels)")
-    if obj.task == "point":
-        raise AppInputError(f"{obj.name} has the point granularity: give it one positive click, not a mask")
-    if obj.task == "box":
-        set_box(obj, frame, mask_bbox(mask))
-        return "the box granularity takes a box: the mask's bounding box was used"
     obj.prompts[frame] = PromptDraft(mask=mask)
     return ""
 

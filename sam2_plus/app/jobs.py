@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,6 +71,7 @@ class JobResult:
     out_of_memory: bool = False
     failed_after: str = ""  # "after frame N" / "before the first frame"
     review: Optional[ReviewReport] = None  # per-object timelines and flagged frames of the tracked frames
+    removed: Mapping[int, int] = field(default_factory=dict)  # objects removed mid-run -> first frame without them
 
     @property
     def failed(self) -> bool:
@@ -134,7 +135,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
         try:
             summary = run_tracking(request, outputs, progress=events.put,
                                    should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
-                                   on_result=latest.set, adjust=removed.drop_from)
+                                   on_result=latest.set, removed=removed.read)
             events.put(summary)
         except BaseException as error:  # handed to the consumer, raised there
             events.put(error)
@@ -151,8 +152,8 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
 @dataclass(frozen=True)
 class RemovedObjects:
     """The objects removed while their job runs: a file in the job's folder (a file, like StopSignal, so that a
-    job in another process sees it). From the next tracked frame on they are absent from the job's results
-    and live frames."""
+    job in another process sees it). The service asks `read` before every frame: from the next frame on they
+    are absent from the job's results, review and live frames (`service.run_tracking`'s `removed`)."""
 
     path: Path
 
@@ -171,21 +172,6 @@ class RemovedObjects:
             return frozenset(int(i) for i in json.loads(self.path.read_text()))
         except FileNotFoundError:
             return frozenset()
-
-    def drop_from(self, record: export.FrameRecord) -> export.FrameRecord:
-        """`record` with the removed objects absent (no mask, box or point; not visible; score 0)."""
-        gone = self.read()
-        removed = [i for i, obj_id in enumerate(record.obj_ids) if obj_id in gone]
-        if not removed:
-            return record
-        masks, visible, scores = record.masks.copy(), record.visible.copy(), record.scores.copy()
-        boxes = None if record.boxes is None else record.boxes.copy()
-        points = None if record.points is None else record.points.copy()
-        masks[removed], visible[removed], scores[removed] = False, False, 0.0
-        for array in (boxes, points):
-            if array is not None:
-                array[removed] = np.nan
-        return replace(record, masks=masks, boxes=boxes, points=points, scores=scores, visible=visible)
 
 
 class _Latest:
@@ -241,7 +227,7 @@ def _job_result(summary: TrackSummary) -> JobResult:
                      cutouts)
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
-                     summary.after_last_frame(), summary.review)
+                     summary.after_last_frame(), summary.review, dict(summary.removed))
 
 
 def describe_progress(progress: TrackProgress) -> str:

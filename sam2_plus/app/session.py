@@ -367,11 +367,13 @@ class AppSession:
         return {obj_id: obj.name for obj_id, obj in self.objects.items()}
 
     def render_timeline(self, frame: int, review: Optional[ReviewReport] = None) -> Optional[np.ndarray]:
-        """The timeline of `review` (default: the last results') with `frame` marked; None without one."""
+        """The timeline of `review` (default: the last results', with their removed objects) with `frame`
+        marked; None without one."""
+        removed = self.results.removed if review is None and self.results is not None else None
         review = review or self.review
         if review is None or not review.objects:
             return None
-        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame)
+        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame, removed=removed)
 
     def describe_flags(self, frame: int) -> str:
         return "" if self.review is None else describe_flags_on(self.review, frame, self.object_names())

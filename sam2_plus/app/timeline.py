@@ -1,6 +1,7 @@
 """The review timeline of the app: one row per object over the video's frames (its presence score as a line
 in the object's colour, the frames where it is visible as a band under it, its flagged frames as marks in
-the colour of the reason), the frame on show as a cursor, and a legend. `TimelineLayout` maps frames to
+the colour of the reason), the frame on show as a cursor, and a legend. An object removed during the run
+has its row greyed out from the frame it left, labelled "removed". `TimelineLayout` maps frames to
 pixels and back, so a click on the image selects a frame (a flagged one when the click lands on its mark).
 """
 
@@ -27,6 +28,7 @@ REASON_COLOURS = {  # RGB; one per reason, distinct from each other at a glance
 }
 BACKGROUND = (255, 255, 255)
 ROW_BACKGROUND = (244, 244, 246)
+REMOVED = (210, 210, 214)  # a row's part after its object was removed
 INK = (60, 60, 60)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.5  # font scale of the axis and the legend
@@ -89,12 +91,15 @@ def frame_at_click(report: ReviewReport, num_frames: int, x: float) -> int:
 
 
 def render_timeline(report: ReviewReport, num_frames: int, names: Mapping[int, str],
-                    current: Optional[int] = None) -> np.ndarray:
-    """The timeline image (RGB uint8) of `report` over `num_frames` frames; `names` label the rows."""
+                    current: Optional[int] = None, removed: Optional[Mapping[int, int]] = None) -> np.ndarray:
+    """The timeline image (RGB uint8) of `report` over `num_frames` frames; `names` label the rows; `removed`:
+    objects removed during the run -> the first frame without them."""
     layout = timeline_layout(report, num_frames)
     image = np.full((layout.height, layout.width, 3), BACKGROUND, np.uint8)
     for row, timeline in enumerate(report.objects):
         _draw_row(image, layout, row, timeline, names.get(timeline.obj_id, f"object {timeline.obj_id}"))
+        if removed and timeline.obj_id in removed:
+            _draw_removed(image, layout, row, removed[timeline.obj_id])
     _draw_axis(image, layout)
     if current is not None:
         x = layout.x_of(int(np.clip(current, 0, layout.num_frames - 1)))
@@ -127,6 +132,17 @@ def _draw_row(image: np.ndarray, layout: TimelineLayout, row: int, timeline: Obj
         cv2.polylines(image, [np.array(points, np.int32)], False, colour, 2, cv2.LINE_AA)
     elif points:
         cv2.circle(image, points[0], 3, colour, cv2.FILLED)
+
+
+def _draw_removed(image: np.ndarray, layout: TimelineLayout, row: int, frame: int) -> None:
+    """The part of a row after its object was removed: greyed, with "removed" written in it."""
+    top = layout.row_top(row)
+    bottom = top + layout.row_height - 6
+    left = layout.x_of(int(np.clip(frame, 0, layout.num_frames - 1)))
+    cv2.rectangle(image, (left, top), (layout.plot_right, bottom), REMOVED, cv2.FILLED)
+    cv2.line(image, (left, top), (left, bottom), INK, 1)
+    if layout.plot_right - left > 60:
+        cv2.putText(image, "removed", (left + 6, top + layout.row_height // 2 + 2), FONT, SMALL, INK, 1, cv2.LINE_AA)
 
 
 def _draw_flags(image: np.ndarray, layout: TimelineLayout, row: int, timeline: ObjectTimeline) -> None:

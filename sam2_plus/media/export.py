@@ -8,7 +8,10 @@ Conventions: coordinates are pixels of the source frame, x right and y down.
 Boxes are ``[x1, y1, x2, y2]`` with exclusive right/bottom edges, so the box of
 a mask covering columns a..b is ``[a, ., b + 1, .]`` (as COCO's ``toBbox``).
 A point is ``(x, y)``. Image outputs (PNG masks) only show visible objects;
-the JSON keeps the raw mask next to the ``visible`` flag.
+the JSON keeps the raw mask next to the ``visible`` flag. A frame's record
+may leave an object out (one removed during the run: ``FrameRecord.without``):
+it then has no row, mask PNG or annotation on that frame, and the formats
+with a slot per frame (LaSOT lines, the point array) mark it absent there.
 """
 
 from __future__ import annotations
@@ -97,6 +100,20 @@ class FrameRecord:
 
     def visible_mask(self, i: int) -> np.ndarray:
         return self.masks[i] if self.visible[i] else np.zeros(self.masks.shape[1:], dtype=bool)
+
+    def without(self, obj_ids: Iterable[int]) -> "FrameRecord":
+        """This frame's results with the objects `obj_ids` left out (absent, not merely invisible: the writers
+        give them no row on this frame); itself when it has none of them."""
+        gone = {int(obj_id) for obj_id in obj_ids}
+        kept = [i for i, obj_id in enumerate(self.obj_ids) if obj_id not in gone]
+        if len(kept) == len(self.obj_ids):
+            return self
+
+        def rows(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[kept]
+
+        return FrameRecord(self.frame_idx, [self.obj_ids[i] for i in kept], self.masks[kept], rows(self.boxes),
+                           rows(self.points), self.scores[kept], self.visible[kept], rows(self.motion_scores))
 
 
 def _optional_float_array(value: Any, shape: tuple[int, int], name: str) -> np.ndarray | None:
