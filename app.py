@@ -14,6 +14,7 @@ from __future__ import annotations
 import spaces  # noqa: I001  (first: on ZeroGPU it must come before anything initialises CUDA)
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,21 +26,25 @@ from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
 from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
-from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
+from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, ObjectState
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
-from sam2_plus.app.jobs import JobRunner, JobUpdate, describe_progress, progress_html, run_job
+from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
+from sam2_plus.app.rerender import parse_scene
 from sam2_plus.app.session import ENDED, AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights, offered_models
 from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
-from sam2_plus.effects.settings import BACKGROUND_EFFECTS, OBJECT_EFFECTS, EffectSettings
+from sam2_plus.effects.settings import (
+    BACKGROUND_EFFECTS, CUTOUT_FORMATS, DEFAULT_CUTOUT, OBJECT_EFFECTS, PARAMETERS, RANGES, Effect, EffectSettings,
+)
 from sam2_plus.errors import INPUT_ERRORS
+from sam2_plus.exports import EXPORT_FORMATS
 from sam2_plus.prompts import TASKS
 from sam2_plus.service import TrackRequest
 
@@ -250,7 +255,19 @@ class UI:
     name: gr.Textbox
     task: gr.Radio
     effect: gr.Dropdown
+    effect_strength: gr.Slider
+    effect_block: gr.Slider
+    effect_color: gr.ColorPicker
+    effect_thickness: gr.Slider
     background: gr.Dropdown
+    background_strength: gr.Slider
+    background_color: gr.ColorPicker
+    background_dim: gr.Slider
+    feather: gr.Slider
+    cutout_formats: gr.CheckboxGroup
+    export_formats: gr.CheckboxGroup
+    rerender_progress: gr.HTML
+    cutout_preview: gr.Image
     tool: gr.Radio
     undo: gr.Button
     clear: gr.Button
@@ -278,7 +295,18 @@ class UI:
     @property
     def panel(self) -> list[gr.components.Component]:
         """What an edit of the objects or prompts updates."""
-        return [self.view, self.objects, self.objects_html, self.name, self.task, self.effect, self.status]
+        return [self.view, self.objects, self.objects_html, self.name, self.task, *self.effect_panel, self.status]
+
+    @property
+    def effect_panel(self) -> list[gr.components.Component]:
+        """The selected object's effect and its parameters (`_effect_panel`)."""
+        return [self.effect, self.effect_strength, self.effect_block, self.effect_color, self.effect_thickness]
+
+    @property
+    def scene_inputs(self) -> list[gr.components.Component]:
+        """The choices for the whole frame, in `rerender.parse_scene`'s order."""
+        return [self.background, self.background_strength, self.background_color, self.background_dim,
+                self.feather, self.cutout_formats, self.export_formats]
 
     @property
     def edit_inputs(self) -> list[gr.components.Component]:
@@ -318,6 +346,7 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
             ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
             ui.stop = gr.Button("Stop", variant="stop", interactive=False)
         ui.progress = gr.HTML(elem_id="track-progress")
+        ui.rerender_progress = gr.HTML(elem_id="rerender-progress")  # whichever settings tab changed them
         ui.status = gr.Markdown(elem_id="status")
     with gr.Tabs(elem_id="settings"):
         with gr.Tab("Examples", elem_id="examples-tab"):
@@ -325,6 +354,8 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
                         label="Example clips (made by examples/make_examples.py)", api_visibility="private")
         with gr.Tab("Object and effects", elem_id="object-tab"):
             _build_object_settings(ui)
+        with gr.Tab("Exports", elem_id="exports-tab"):
+            _build_export_formats(ui)
         with gr.Tab("Model", elem_id="model-tab"):
             _build_model_settings(ui, limits)
 
@@ -344,13 +375,9 @@ def _build_objects(ui: UI) -> None:
 
 
 def _build_object_settings(ui: UI) -> None:
-    """The selected object's name and effect, and the background effect."""
+    """The selected object's name and effect with its parameters, and the background's."""
     ui.name = gr.Textbox(label="Name of the selected object (Enter to rename)", max_lines=1)
-    with gr.Row():
-        ui.effect = gr.Dropdown(list(OBJECT_EFFECTS), value="none", label="Effect of the selected object",
-                                elem_id="object-effect")
-        ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
-                                    info="erase: cut-outs with transparency", elem_id="background-effect")
+    _build_effect_settings(ui)
 
 
 def _build_model_settings(ui: UI, limits: AppLimits) -> None:
@@ -360,6 +387,59 @@ def _build_model_settings(ui: UI, limits: AppLimits) -> None:
                                info="SAM 2.1 models take the mask granularity only")
         ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
     gr.Markdown(f"<small>{limits.describe()}</small>")
+
+
+def _parameter_slider(name: str, label: str, elem_id: str, step: float, value: float, visible: bool = False,
+                      info: Optional[str] = None) -> gr.Slider:
+    low, high, _ = RANGES[name]
+    return gr.Slider(low, high, value=value, step=step, label=label, info=info, visible=visible, elem_id=elem_id)
+
+
+def _build_effect_settings(ui: UI) -> None:
+    """The selected object's effect with its parameters (those of its effect show), the background's effect
+    with its parameters, the feather, and the cut-out formats (with the background erased). Before tracking
+    they are what Track makes; after it, a change re-renders the results (`_wire_rerender`)."""
+    default = Effect()
+    with gr.Group(elem_id="effect-settings"):
+        with gr.Row():
+            ui.effect = gr.Dropdown(list(OBJECT_EFFECTS), value="none", label="Effect of the selected object",
+                                    elem_id="object-effect")
+            ui.background = gr.Dropdown(list(BACKGROUND_EFFECTS), value="none", label="Background effect",
+                                        info="erase: cut-outs with transparency", elem_id="background-effect")
+        with gr.Row():
+            ui.effect_strength = _parameter_slider("strength", "Blur strength (pixels)", "effect-strength", 0.5,
+                                                   default.strength)
+            ui.effect_block = _parameter_slider("block", "Pixel block (pixels)", "effect-block", 1, default.block)
+            ui.effect_color = gr.ColorPicker("#000000", label="Colour", visible=False, elem_id="effect-color")
+            ui.effect_thickness = _parameter_slider("thickness", "Outline thickness (pixels)", "effect-thickness", 1,
+                                                    default.thickness)
+        with gr.Row():
+            ui.background_strength = _parameter_slider("strength", "Background blur strength (pixels)",
+                                                       "background-strength", 0.5, default.strength)
+            ui.background_color = gr.ColorPicker("#000000", label="Background colour", visible=False,
+                                                 elem_id="background-color")
+            ui.background_dim = _parameter_slider("dim", "Brightness outside the objects", "background-dim", 0.05,
+                                                  default.dim, info="0 black, 1 unchanged")
+            ui.feather = _parameter_slider("feather", "Feather (pixels)", "feather", 0.5, 0.0, visible=True,
+                                           info="soft edges between the objects and the background")
+        ui.cutout_formats = gr.CheckboxGroup(list(CUTOUT_FORMATS), value=list(DEFAULT_CUTOUT), label="Cut-outs",
+                                             info="WebM (VP9) and MOV (ProRes 4444) with transparency; PNGs go into "
+                                             "the results ZIP", visible=False, elem_id="cutout-formats")
+
+
+def _build_export_formats(ui: UI) -> None:
+    """The tools' formats added to the results ZIP (sam2_plus.exports)."""
+    written = [(name, name) for name, export in EXPORT_FORMATS.items() if export.open is not None]
+    ui.export_formats = gr.CheckboxGroup(
+        written, value=[], label="Export formats in the results ZIP", elem_id="export-formats",
+        info="; ".join(f"{name}: {EXPORT_FORMATS[name].description}" for name, _ in written)
+        + ". Every ZIP has the masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, LaSOT and points (TAP-Vid).")
+
+
+def _build_cutout_preview(ui: UI) -> None:
+    """A frame of the cut-out (the background erased) over a checkerboard, shown when the results have one."""
+    ui.cutout_preview = gr.Image(label="Cut-out preview: the frame above, transparent where the checkerboard shows",
+                                 interactive=False, type="numpy", visible=False, buttons=[], elem_id="cutout-preview")
 
 
 def _build_frame_column(ui: UI) -> None:
@@ -386,6 +466,7 @@ def _build_frame_column(ui: UI) -> None:
     _build_review(ui)
     with gr.Column(elem_id="results-box"):
         ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
+        _build_cutout_preview(ui)
         ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
                                "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
                                "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
@@ -432,9 +513,21 @@ def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") 
         ui.objects_html: session.objects_html(),
         ui.name: obj.name if obj else "",
         ui.task: obj.task if obj else "mask",
-        ui.effect: session.effects.get(obj.obj_id, "none") if obj else "none",
+        **_effect_panel(ui, session, obj),
         ui.status: note,
     }
+
+
+def _effect_panel(ui: UI, session: AppSession, obj: Optional[ObjectState]) -> dict:
+    """The selected object's effect, and the parameters its effect takes, with their values."""
+    effect = session.effect_of(obj.obj_id) if obj else Effect()
+    takes = PARAMETERS[effect.name]
+    color = effect.color or (obj.color if obj and effect.name == "outline" else (0, 0, 0))
+    return {ui.effect: effect.name,
+            ui.effect_strength: gr.Slider(value=effect.strength, visible="strength" in takes),
+            ui.effect_block: gr.Slider(value=effect.block, visible="block" in takes),
+            ui.effect_color: gr.ColorPicker(value="#{:02x}{:02x}{:02x}".format(*color), visible="color" in takes),
+            ui.effect_thickness: gr.Slider(value=effect.thickness, visible="thickness" in takes)}
 
 
 def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
@@ -466,6 +559,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlot
     _wire_tools(ui)
     _wire_tracking(ui, limits, slots)
     _wire_review(ui)
+    _wire_rerender(ui)
 
 
 def _checks_first() -> dict:
@@ -605,7 +699,7 @@ def _wire_player(ui: UI) -> None:
 
 
 def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
-    """Add, remove, select and rename objects, and set the selected object's granularity and effect."""
+    """Add, remove, select and rename objects, and set the selected object's granularity."""
 
     def add_object(session: AppSession, frame: int) -> str:
         return f"Added {session.add_object().name}: prompt it on any frame."
@@ -623,16 +717,12 @@ def _wire_objects(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     def set_task(session: AppSession, frame: int, task: str) -> str:
         return session.set_task(task)
 
-    def set_effect(session: AppSession, frame: int, effect: str) -> str:
-        return session.set_effect(effect)
-
     inputs = ui.edit_inputs
     ui.add.click(_edit(ui, add_object), inputs, ui.panel, **UI_ONLY)
     ui.remove.click(_edit(ui, remove_object), inputs, ui.panel, **UI_ONLY)
     preview_on(ui.objects.input(_edit(ui, select_object), [*inputs, ui.objects], ui.panel, **UI_ONLY).then)
     ui.name.submit(_edit(ui, rename_object), [*inputs, ui.name], ui.panel, **UI_ONLY)
     preview_on(ui.task.input(_edit(ui, set_task), [*inputs, ui.task], ui.panel, **UI_ONLY).then)
-    ui.effect.input(_edit(ui, set_effect), [*inputs, ui.effect], ui.panel, **UI_ONLY)
 
 
 def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -690,19 +780,22 @@ def _wire_tools(ui: UI) -> None:
 def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
     """Track (a job from every prompt, streamed) and Stop."""
 
-    def start(session: Optional[AppSession]):
+    def start(session: Optional[AppSession], *scene: Any):
         require(session)
+        with user_errors():  # the page's effects and formats, for the job (and for re-renders of its results)
+            session.scene = parse_scene(*scene)
         # the last run's results go: what shows from here on is this run's
         starting = describe_wait(slots.waiting) if slots.busy >= slots.slots else "Starting…"
         return (gr.Button(interactive=False), gr.Button(interactive=True), progress_html(starting),
                 TRACKING_NOTE, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
 
-    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, background: str,
+    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
                   progress=gr.Progress()):
         session = require(session)
         try:
             with job_errors():
-                options = TrackOptions(model, bool(motion), effects=session.effect_settings(background))
+                settings = session.render_settings()
+                options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects)
             yield from _stream_job(ui, session, int(frame), options, show, limits,
                                    slots.runner(gpu_track, wait_reporter(progress)))
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
@@ -721,8 +814,8 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
 
     started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review,
                ui.frame]
-    tracking = (ui.track.click(start, [ui.state], started, **UI_ONLY)
-                .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.background],
+    tracking = (ui.track.click(start, [ui.state, *ui.scene_inputs], started, **UI_ONLY)
+                .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
                          [ui.view, ui.frame, ui.status, ui.progress, ui.result_video, ui.downloads, ui.summary,
                           ui.review, ui.timeline, ui.flag_note], show_progress="minimal",
                          show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY))
@@ -753,6 +846,126 @@ def _wire_review(ui: UI) -> None:
     ui.timeline.select(timeline_click, [ui.state], [ui.frame], **UI_ONLY)
     ui.previous_flag.click(step_to_flag(False), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
     ui.next_flag.click(step_to_flag(True), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
+
+
+def _wire_rerender(ui: UI) -> None:
+    """The effects and export formats: the selected object's effect and its parameters, the background's, the
+    feather, the cut-outs and the formats. Before tracking they are kept for Track; after it, each change
+    re-renders the results from their stored masks without the model (`AppSession.rerender`), with its
+    progress under the settings; a change during a run is applied to its results when it ends (the result
+    video changes). The cut-out previews on the frame the slider shows."""
+    rendered = [ui.rerender_progress, ui.result_video, ui.downloads, ui.cutout_preview]
+    rerender = _rerender_handler(ui)
+
+    def after_results(session: Optional[AppSession], video: Optional[str], frame: int, *scene: Any):
+        """New results (a run's end, a re-render's): re-rendered when the page's choices changed meanwhile."""
+        if not video:
+            yield {ui.cutout_preview: gr.Image(value=None, visible=False)}
+            return
+        yield from rerender(session, frame, *scene)
+
+    # unprocessed: a number typed past a slider's end gets the setting's own message (Gradio's check would
+    # mark every output as failed), and the panel shows the value kept
+    after = {"fn": rerender, "inputs": [ui.state, ui.frame, *ui.scene_inputs], "outputs": rendered,
+             "show_progress": "hidden", "trigger_mode": "always_last", "preprocess": False, **UI_ONLY}
+    inputs = ui.edit_inputs
+    ui.effect.input(_edit(ui, lambda s, f, name: s.set_effect(name)), [*inputs, ui.effect], ui.panel,
+                    **UI_ONLY).success(**after)
+    for parameter, control in (("strength", ui.effect_strength), ("block", ui.effect_block),
+                               ("color", ui.effect_color), ("thickness", ui.effect_thickness)):
+        tune = _edit(ui, lambda s, f, value, p=parameter: s.set_effect_parameter(p, value))
+        triggers = (control.release,) if isinstance(control, gr.Slider) else (control.release, control.submit,
+                                                                              control.blur)
+        for trigger in triggers:
+            trigger(tune, [*inputs, control], ui.panel, preprocess=False, **UI_ONLY).success(**after)
+    ui.background.input(_background_parameters(ui), [ui.background],
+                        [ui.background_strength, ui.background_color, ui.background_dim, ui.cutout_formats],
+                        queue=False, **UI_ONLY).then(**after)
+    for control in (ui.background_strength, ui.background_dim, ui.feather):
+        control.release(**after)
+    for trigger in (ui.background_color.release, ui.background_color.submit, ui.background_color.blur,
+                    ui.cutout_formats.input, ui.export_formats.input):
+        trigger(**after)
+    ui.result_video.change(after_results, [ui.state, ui.result_video, ui.frame, *ui.scene_inputs], rendered,
+                           show_progress="hidden", trigger_mode="always_last", **UI_ONLY)
+    ui.frame.change(lambda session, frame: _cutout_update(session, int(frame)), [ui.state, ui.frame],
+                    [ui.cutout_preview], show_progress="hidden", trigger_mode="always_last", **UI_ONLY)
+
+
+def _rerender_handler(ui: UI) -> Callable[..., Iterator[dict]]:
+    """After a change of the effects or formats: the page's choices kept in the session, and the results
+    re-rendered when they no longer show them (said and put off while a run is on)."""
+
+    def rerender(session: Optional[AppSession], frame: int, *scene: Any) -> Iterator[dict]:
+        if session_problem(session) is not None:
+            yield {ui.rerender_progress: gr.skip()}
+            return
+        try:
+            session.scene = parse_scene(*scene)
+            stale = session.rerender_target() is not None
+        except AppInputError as error:
+            gr.Warning(str(error))
+            yield {ui.rerender_progress: progress_html(f"⚠️ {error}")}
+            return
+        if session.tracking:
+            yield {ui.rerender_progress: progress_html(RERENDER_AFTER_RUN)}
+        elif stale:
+            yield from _stream_rerender(ui, session, int(frame))
+        else:
+            yield {ui.cutout_preview: _cutout_update(session, int(frame))}
+
+    return rerender
+
+
+RERENDER_AFTER_RUN = ("Tracking is running: its results get these effects and formats when it ends (re-rendered "
+                      "from the masks, without the model).")
+
+
+def _background_parameters(ui: UI) -> Callable[[str], tuple]:
+    """The background's parameters that its effect takes show, the cut-out formats when it is erased."""
+
+    def show(name: str) -> tuple:
+        takes = PARAMETERS.get(name, ())
+        return (gr.Slider(visible="strength" in takes), gr.ColorPicker(visible="color" in takes),
+                gr.Slider(visible="dim" in takes), gr.CheckboxGroup(visible=name == "erase"))
+
+    return show
+
+
+def _stream_rerender(ui: UI, session: AppSession, frame: int) -> Iterator[dict]:
+    """A re-render's progress bar (every PROGRESS_INTERVAL), then its files on the page."""
+    shown = 0.0
+    try:
+        for update in session.rerender():
+            if update.result is not None:
+                files = update.result.files
+                yield {ui.rerender_progress: update.html(), ui.result_video: str(files.video),
+                       ui.downloads: files.downloads(), ui.cutout_preview: _cutout_update(session, frame)}
+                return
+            if time.monotonic() - shown >= PROGRESS_INTERVAL:
+                shown = time.monotonic()
+                yield {ui.rerender_progress: update.html()}
+    except (AppInputError, *INPUT_ERRORS) as error:
+        gr.Warning(user_message(error))
+        yield {ui.rerender_progress: progress_html(f"⚠️ {user_message(error)}")}
+        return
+    except Exception as error:
+        logging.getLogger(__name__).exception("re-render failed")
+        yield {ui.rerender_progress: progress_html(f"⚠️ {failure_message(error)}")}
+        return
+    stopped = RERENDER_AFTER_RUN if session.tracking else "Re-rendering with the newer settings…"
+    yield {ui.rerender_progress: gr.skip() if session.closed else progress_html(stopped)}
+
+
+def _cutout_update(session: Optional[AppSession], frame: int) -> gr.Image:
+    """The cut-out preview of `frame`, hidden when the results have no cut-out."""
+    image = None
+    if session_problem(session) is None and not session.tracking:
+        try:
+            image = session.cutout_preview(frame)
+        except (AppInputError, *INPUT_ERRORS):
+            image = None
+    return gr.Image(value=image, visible=image is not None)
 
 
 def _editor_value(session: AppSession, frame: int) -> dict:

@@ -8,6 +8,9 @@
   asked for (``sam2_plus.exports``: CVAT, YOLO, MOT, MOTS, COCO).
 - ``ResultSpool``: results parked in a temporary folder on disk and replayed in frame order (for the frames
   a backward pass produces in reverse order).
+- ``RecordWriter``: every written frame's results exactly as they were (masks as COCO RLE, the floats
+  unrounded), one JSON line a frame, so that a job's files can be made again without the model
+  (``RecordFile`` reads them back; the app re-renders effects and export formats from them).
 - ``OutputSet``: fans results out to several writers and closes them all, even after an error; with
   ``background=True`` it writes on its own thread, so rendering and encoding overlap the model.
 
@@ -16,6 +19,7 @@ All writers take ``media.export.FrameRecord`` records.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import tempfile
@@ -23,7 +27,7 @@ import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Optional, Protocol
 
 import numpy as np
 
@@ -39,6 +43,7 @@ from .media.export import (
     ResultJsonWriter,
 )
 from .media.render import TrackRenderer
+from .media.rle import decode_rle, encode_rle
 from .exports import open_format_writers
 from .media.export import ResultAnnotator
 
@@ -204,6 +209,112 @@ class ResultSpool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+RECORDS_FORMAT = "sam2plus-records"
+RECORDS_VERSION = 1
+
+
+class RecordWriter:
+    """Every written frame's `FrameRecord`, lossless: a header line (the video's size and frame count, the
+    objects and their tasks), then one JSON line per frame with the masks as COCO RLE (pycocotools when
+    installed, `media.rle`) and every float as it was (float32 values are exact in JSON's doubles; NaN kept).
+    The results JSON rounds its scores and coordinates and has no motion scores, so it cannot stand in."""
+
+    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> None:
+        self.path = Path(path)
+        self._file = open(self.path, "w", encoding="utf-8")
+        header = {"format": RECORDS_FORMAT, "version": RECORDS_VERSION,
+                  "video": {"width": video.width, "height": video.height, "num_frames": video.num_frames},
+                  "objects": [{"id": int(obj_id), "task": task} for obj_id, task in tasks.items()]}
+        self._file.write(json.dumps(header) + "\n")
+
+    def write(self, result: FrameRecord) -> None:
+        line = {"frame": result.frame_idx, "ids": list(result.obj_ids),
+                "masks": [encode_rle(mask)["counts"] for mask in result.masks],
+                "boxes": _floats(result.boxes), "points": _floats(result.points), "scores": _floats(result.scores),
+                "visible": result.visible.tolist(), "motion_scores": _floats(result.motion_scores)}
+        self._file.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _floats(array: Optional[np.ndarray]) -> Optional[list]:
+    return None if array is None else array.astype(np.float32).tolist()
+
+
+class RecordError(ValueError):
+    """A records file that cannot be read back (missing, of another format, cut short)."""
+
+
+class RecordFile:
+    """A `RecordWriter` file read back: its objects' tasks, the video's size, the frames it holds (in the
+    order written) and each frame's `FrameRecord`, in turn or by frame index (the file is indexed once)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._offsets: dict[int, int] = {}
+        try:
+            with open(self.path, "rb") as file:
+                header = self._header(file.readline())
+                while line := file.readline():
+                    if not line.endswith(b"\n"):
+                        raise RecordError(f"{self.path.name} is cut short after {len(self._offsets)} frames")
+                    self._offsets[int(json.loads(line)["frame"])] = file.tell() - len(line)
+        except FileNotFoundError:
+            raise RecordError(f"the stored results {self.path.name} are gone") from None
+        video = header["video"]
+        self.size = (int(video["height"]), int(video["width"]))
+        self.num_frames = int(video["num_frames"])
+        self.tasks = {int(entry["id"]): str(entry["task"]) for entry in header["objects"]}
+
+    def _header(self, line: bytes) -> dict[str, Any]:
+        try:
+            header = json.loads(line)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != RECORDS_FORMAT:
+            raise RecordError(f"{self.path.name} is not a records file of this version")
+        if header.get("version") != RECORDS_VERSION:
+            raise RecordError(f"{self.path.name} is a records file of version {header.get('version')}, not "
+                              f"{RECORDS_VERSION}")
+        return header
+
+    @property
+    def frames(self) -> list[int]:
+        return list(self._offsets)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __iter__(self) -> Iterator[FrameRecord]:
+        with open(self.path, "rb") as file:
+            file.readline()
+            for line in file:
+                yield self._record(json.loads(line))
+
+    def get(self, frame_idx: int) -> Optional[FrameRecord]:
+        """The frame's results; None when the file has no such frame."""
+        offset = self._offsets.get(int(frame_idx))
+        if offset is None:
+            return None
+        with open(self.path, "rb") as file:
+            file.seek(offset)
+            return self._record(json.loads(file.readline()))
+
+    def _record(self, line: Mapping[str, Any]) -> FrameRecord:
+        height, width = self.size
+        masks = [decode_rle({"size": [height, width], "counts": counts}) for counts in line["masks"]]
+        motion = line["motion_scores"]
+        return FrameRecord(line["frame"], line["ids"],
+                           np.stack(masks) if masks else np.zeros((0, height, width), bool),
+                           _array(line["boxes"], 4), _array(line["points"], 2), line["scores"], line["visible"],
+                           None if motion is None else np.asarray(motion, np.float32))
+
+
+def _array(values: Optional[list], columns: int) -> Optional[np.ndarray]:
+    return None if values is None else np.asarray(values, np.float32).reshape(-1, columns)
 
 
 class OutputSet:

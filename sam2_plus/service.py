@@ -40,7 +40,7 @@ from .errors import TrackError, describe_error, is_out_of_memory
 from .exports import ExportError, ExportFormatError, check_export_formats
 from .media import export
 from .media.decode import FrameSource, MediaError, VideoInfo, probe
-from .outputs import OutputSet, OverlayVideoWriter, ResultSpool, open_export
+from .outputs import OutputSet, OverlayVideoWriter, RecordWriter, ResultSpool, open_export
 from .modeling.sam2_model import SAM2Model
 from .predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts
@@ -92,9 +92,12 @@ class TrackOutputs:
     keep_audio: bool = True  # copy the source's audio into the overlay (and the effect video)
     export_formats: tuple[str, ...] = ()  # tools' formats added to the export (sam2_plus.exports: cvat, coco, ...)
     effects: Optional[EffectOutputs] = None  # the effect video and cut-outs (sam2_plus/effects)
+    records: Optional[Path] = None  # every written frame's results, lossless (outputs.RecordWriter): the app
+    #                                 re-renders effects and export formats from it without the model
 
     def paths(self) -> dict[str, Path]:
-        named = {"overlay": self.overlay, "export": self.export, "json": self.results_json}
+        named = {"overlay": self.overlay, "export": self.export, "json": self.results_json,
+                 "records": self.records}
         paths = {name: Path(path) for name, path in named.items() if path is not None}
         if self.effects is not None:  # a PNG sequence may go into the export's ZIP
             paths.update((name, p) for name, p in self.effects.paths().items() if p != paths.get("export"))
@@ -563,7 +566,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         job.report("prompting")
         start = _add_prompts(job, predictor, session, request.objects)
         review = ReviewTracker(request.tasks)
-        sink = _open_outputs(outputs, frames, request.tasks, review)
+        sink = open_outputs(outputs, frames, request.tasks, review)
         with sink:
             _track_both_ways(job, predictor, session, start, sink)
     failure = job.failure
@@ -597,11 +600,14 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
     return order[0][0]
 
 
-def _open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str],
-                  review: ReviewTracker) -> OutputSet:
-    """The writers of a job; the review comes first, so it flags each frame before the JSON writers ask."""
+def open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str],
+                 review: ReviewTracker) -> OutputSet:
+    """The writers of a job (and of the app's re-render, which feeds them a job's records); the review comes
+    first, so it flags each frame before the JSON writers ask."""
     sink = OutputSet([review], background=True)
     try:
+        if outputs.records is not None:
+            sink.add(RecordWriter(outputs.records, frames.info, tasks))
         if outputs.overlay is not None:
             sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))
         if outputs.export is not None:

@@ -27,6 +27,7 @@ from sam2_plus.app.plan import plan_job
 from sam2_plus.app.preview import preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
+from sam2_plus.effects.settings import Effect
 from sam2_plus.media.decode import MediaError, probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.predictor import FrameResult
@@ -792,7 +793,7 @@ def test_a_new_video_keeps_the_objects_and_the_prompts_that_fit(clip, tmp_path):
     note = shorter.keep_objects_of(old)
     assert "Kept the 2 object(s) and 1 of their 2 prompted frames" in note and "last (1)" in note
     assert [o.frames() for o in shorter.objects.values()] == [[0], []] and shorter.objects[2].name == "car"
-    assert shorter.selected == 2 and shorter.effects == {2: "blur"} and shorter.add_object().obj_id == 3
+    assert shorter.selected == 2 and shorter.effects == {2: Effect("blur")} and shorter.add_object().obj_id == 3
     assert [o.frames() for o in old.objects.values()] == [[0], [3]]  # the old session's prompts are its own
     other = AppSession.open(write_clip(tmp_path / "other.mp4", [pattern_frame(i, H, W + 16) for i in range(T)]),
                             AppLimits())

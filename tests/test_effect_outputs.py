@@ -19,12 +19,14 @@ from sam2_plus import service, track
 from sam2_plus.app import gpu_time, jobs
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.options import TrackOptions, parse_options
+from sam2_plus.app.jobs import RenderSettings
 from sam2_plus.app.plan import plan_job
+from sam2_plus.app.rerender import SceneChoices
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.effects.outputs import EffectOutputs
 from sam2_plus.effects.render import EffectRenderer
-from sam2_plus.effects.settings import parse_effects
+from sam2_plus.effects.settings import Effect, parse_effects
 from sam2_plus.media.alpha import alpha_encoder_available, read_alpha_video, read_png_sequence
 from sam2_plus.media.decode import FrameSource, probe
 from sam2_plus.media.export import read_results_json
@@ -158,18 +160,25 @@ def test_options_carry_the_effects_and_check_them(clip):
 
 def test_the_apps_effect_choices_become_the_options(clip):
     session = AppSession.open(clip, AppLimits())
+    erase = SceneChoices(Effect("erase"))
     try:
-        assert session.effect_settings("none") is None  # nothing chosen: no effect outputs
+        assert session.render_settings().effects is None  # nothing chosen: no effect outputs
         session.set_effect("blur")
+        session.set_effect_parameter("strength", 20)
         session.add_object()
-        settings = session.effect_settings("erase")
+        settings = session.render_settings(erase).effects
         assert settings.chosen([1, 2]) == (1, 2) and settings.background.name == "erase"
-        assert settings.effect_for(1).name == "blur" and settings.effect_for(2).is_none
+        assert settings.effect_for(1) == Effect("blur", strength=20.0) and settings.effect_for(2).is_none
         with pytest.raises(AppInputError, match="unknown effect 'glow'; choose one of none, blur"):
             session.set_effect("glow")
         session.select(1)
+        session.set_effect("fill")
+        session.set_effect("blur")  # its strength came back with it
+        assert session.render_settings().effects.effect_for(1).strength == 20
         session.remove_selected()
-        assert session.effect_settings("none") is None
+        assert session.render_settings().effects is None
+        session.scene = SceneChoices(export_formats=("coco",))
+        assert session.render_settings() == RenderSettings(None, ("coco",))
     finally:
         session.close()
 

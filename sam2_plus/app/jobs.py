@@ -31,7 +31,7 @@ VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames o
 PROGRESS_INTERVAL = 0.25  # seconds between progress updates of a job
 LIVE_FRAME_INTERVAL = 1.0  # seconds between live frames of a job
 OUTPUT_NAMES = {"overlay": "sam2plus_overlay.mp4", "export": "sam2plus_results.zip",
-                "json": "sam2plus_results.json"}
+                "json": "sam2plus_results.json", "records": "records.jsonl"}  # records: not a download
 EFFECT_NAMES = {"effect": "sam2plus_effect.mp4", "cutout_webm": "sam2plus_cutout.webm",
                 "cutout_mov": "sam2plus_cutout.mov"}  # also added to the results ZIP (/track returns one ZIP)
 
@@ -43,6 +43,7 @@ class JobFiles:
     results_json: Optional[Path] = None
     effect: Optional[Path] = None  # the effect video, when effects were chosen
     cutouts: tuple[Path, ...] = ()  # the cut-out videos (WebM, MOV), when the background was erased
+    records: Optional[Path] = None  # the frames' results, lossless, for a re-render (outputs.RecordWriter)
 
     @property
     def video(self) -> Optional[Path]:
@@ -59,6 +60,15 @@ class JobFiles:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    """What a run's files show besides its masks: the effects (None: no effect video, no cut-outs) and the
+    export formats in the results ZIP. The app re-renders the files from the records when these change."""
+
+    effects: Optional[EffectSettings] = None
+    export_formats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class JobResult:
     files: JobFiles
     summary: str  # TrackSummary.describe()
@@ -72,6 +82,7 @@ class JobResult:
     failed_after: str = ""  # "after frame N" / "before the first frame"
     review: Optional[ReviewReport] = None  # per-object timelines and flagged frames of the tracked frames
     removed: Mapping[int, int] = field(default_factory=dict)  # objects removed mid-run -> first frame without them
+    rendered: RenderSettings = RenderSettings()  # what the files show
 
     @property
     def failed(self) -> bool:
@@ -113,7 +124,7 @@ def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()
                                                                           EFFECT_NAMES, bundle=True)
     return TrackOutputs(overlay=folder / OUTPUT_NAMES["overlay"], export=export_zip,
                         results_json=folder / OUTPUT_NAMES["json"], export_formats=export_formats,
-                        effects=effect_outputs)
+                        effects=effect_outputs, records=folder / OUTPUT_NAMES["records"])
 
 
 def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
@@ -143,7 +154,8 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     worker = threading.Thread(target=work, name="sam2plus-job", daemon=True)
     worker.start()
     try:
-        yield from _stream(events, latest, request.video, live_renderer(request.tasks, effects))
+        yield from _stream(events, latest, request.video, live_renderer(request.tasks, effects),
+                           RenderSettings(effects, export_formats))
     finally:
         closed.set()
         worker.join()
@@ -193,19 +205,19 @@ def live_renderer(tasks: Mapping[int, str],
     return TrackRenderer(tasks) if effects is None else EffectRenderer(effects, tasks)
 
 
-def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
-            renderer: TrackRenderer | EffectRenderer) -> Iterator[JobUpdate]:
+def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path, renderer: TrackRenderer | EffectRenderer,
+            rendered: RenderSettings) -> Iterator[JobUpdate]:
     last_progress = last_frame = 0.0
     with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         while True:
             item = events.get()
             if isinstance(item, TrackFailed):  # the outputs hold the frames tracked before the failure
-                yield JobUpdate(result=_job_result(item.summary))
+                yield JobUpdate(result=_job_result(item.summary, rendered))
                 return
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, TrackSummary):
-                yield JobUpdate(result=_job_result(item))
+                yield JobUpdate(result=_job_result(item, rendered))
                 return
             now = time.monotonic()
             if item.phase == "tracking" and now - last_progress < PROGRESS_INTERVAL:
@@ -220,14 +232,14 @@ def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path,
                             frame_idx=result.frame_idx, review=latest.log.report())
 
 
-def _job_result(summary: TrackSummary) -> JobResult:
+def _job_result(summary: TrackSummary, rendered: RenderSettings) -> JobResult:
     written = summary.written
     cutouts = tuple(written[name] for name in ("cutout_webm", "cutout_mov") if name in written)
     files = JobFiles(written.get("overlay"), written.get("export"), written.get("json"), written.get("effect"),
-                     cutouts)
+                     cutouts, written.get("records"))
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
-                     summary.after_last_frame(), summary.review, dict(summary.removed))
+                     summary.after_last_frame(), summary.review, dict(summary.removed), rendered)
 
 
 def describe_progress(progress: TrackProgress) -> str:
@@ -255,9 +267,12 @@ def progress_html(text: str, progress: Optional[TrackProgress] = None) -> str:
     line = f'<div class="progress-text">{html.escape(text)}</div>'
     if progress is None or progress.phase != "tracking":
         return line
-    bar = (f'<progress value="{progress.frames_done}" max="{max(1, progress.frames_total)}" '
-           f'style="width:100%;height:0.9em"></progress>')
-    return bar + line
+    return bar_html(progress.frames_done, progress.frames_total) + line
+
+
+def bar_html(done: int, total: int) -> str:
+    """A progress bar of `done` out of `total` (frames)."""
+    return f'<progress value="{done}" max="{max(1, total)}" style="width:100%;height:0.9em"></progress>'
 
 
 def format_seconds(seconds: float) -> str:

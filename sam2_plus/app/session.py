@@ -11,6 +11,7 @@ import html
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,20 +20,22 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..effects.settings import OBJECT_EFFECTS, EffectSettings, parse_effects
+from ..effects.settings import OBJECT_EFFECTS, Effect
 from ..errors import TrackError
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
+from ..outputs import RecordError, RecordFile
 from ..prompts import PromptError
 from ..review import ReviewReport
 from ..service import TrackRequest, check_model, prepare_request
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
-from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, run_job
+from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, RenderSettings, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
+from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
 from .settings import AppLimits
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
@@ -40,6 +43,7 @@ from .workdirs import StopSignal, WorkDir
 MIN_VIEW_SIDE = 1280  # smaller videos are served enlarged by a whole factor: the page shrinks the view to fit
 # its column (it never enlarges an image, and a click's pixel must stay the served image's)
 BRUSH_SIDE = 640  # the brush's canvas: large enough to paint on, small enough to paint smoothly
+RENDER_STOP_SECONDS = 30.0  # how long a job waits for a re-render to stop (it does at its next frame)
 ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
 
@@ -69,9 +73,12 @@ class AppSession:
     previews: dict[tuple[int, int], Preview] = field(default_factory=dict)  # (object, frame) -> preview
     results: Optional[JobResult] = None
     jobs: int = 0
-    effects: dict[int, str] = field(default_factory=dict)  # object -> effect name (OBJECT_EFFECTS)
+    effects: dict[int, Effect] = field(default_factory=dict)  # object -> its effect (OBJECT_EFFECTS)
+    scene: SceneChoices = field(default_factory=SceneChoices)  # the page's last background, formats, ...
     _frames: Optional[FrameSource] = field(default=None, repr=False)
     _overlay: Optional[FrameSource] = field(default=None, repr=False)
+    _records: Optional[RecordFile] = field(default=None, repr=False)  # the results' records, read once
+    _rendering: threading.Lock = field(default_factory=threading.Lock, repr=False)  # held by a re-render
 
     @classmethod
     def open(cls, video: str | os.PathLike, limits: AppLimits, root: Optional[Path] = None) -> "AppSession":
@@ -182,20 +189,30 @@ class AppSession:
         self._forget_previews(obj.obj_id)
         return note
 
-    # ------------------------------------------------------------------ effects
+    # ------------------------------------------------------------------ effects and export formats
+    def effect_of(self, obj_id: int) -> Effect:
+        return self.effects.get(obj_id, Effect())
+
     def set_effect(self, name: str) -> str:
+        """The selected object's effect; its parameters are kept (they come back with their effect)."""
         if name not in OBJECT_EFFECTS:
             raise AppInputError(f"unknown effect {name!r}; choose one of {', '.join(OBJECT_EFFECTS)}")
         obj = self.current
-        self.effects[obj.obj_id] = name
+        self.effects[obj.obj_id] = replace(self.effect_of(obj.obj_id), name=name)
         return f"{obj.name}: effect {name}."
 
-    def effect_settings(self, background: str) -> Optional[EffectSettings]:
-        """Every object with its effect (all of them are chosen), when an object or the background has one."""
-        chosen = {str(obj_id): self.effects.get(obj_id, "none") for obj_id in self.objects}
-        if background == "none" and all(name == "none" for name in chosen.values()):
-            return None
-        return parse_effects({"objects": chosen, "background": background})
+    def set_effect_parameter(self, parameter: str, value) -> str:
+        """One parameter of the selected object's effect (strength, block, color, thickness), checked."""
+        obj = self.current
+        self.effects[obj.obj_id] = tuned(self.effect_of(obj.obj_id), parameter, value, obj.name)
+        return ""
+
+    def render_settings(self, scene: Optional[SceneChoices] = None,
+                        obj_ids: Optional[list[int]] = None) -> RenderSettings:
+        """What a run of `obj_ids` (default: every object) writes with `scene` (default: the last one the page
+        gave) and the objects' effects."""
+        obj_ids = list(self.objects) if obj_ids is None else obj_ids
+        return render_settings(self.effects, self.scene if scene is None else scene, obj_ids)
 
     # ------------------------------------------------------------------ prompts
     def check_frame(self, frame: int) -> int:
@@ -320,8 +337,11 @@ class AppSession:
             self.end_job(result)
 
     def begin_job(self) -> Path:
-        """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs."""
+        """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs. A
+        re-render sees the job at its next frame and stops; the job's folder comes after it."""
         self.files.begin_job()
+        if self._rendering.acquire(timeout=RENDER_STOP_SECONDS):  # else a stalled one: it stops when resumed
+            self._rendering.release()
         return self.new_job_dir()
 
     def end_job(self, result: Optional[JobResult]) -> None:
@@ -347,7 +367,68 @@ class AppSession:
         if self._overlay is not None:
             self._overlay.close()
             self._overlay = None
+        self._records = None
         self.results = result
+
+    # ------------------------------------------------------------------ re-rendering the results
+    @property
+    def records(self) -> RecordFile:
+        """The last results' records; RerenderError when there are none to re-render."""
+        if self.results is None:
+            raise RerenderError("there are no results to re-render yet: track first")
+        if self._records is None:
+            if self.results.first_frame is None:
+                raise RerenderError("the last run tracked no frame: track again")
+            if self.results.files.records is None:
+                raise RerenderError("the last run's masks were not kept: track again")
+            self.check_open()
+            try:
+                self._records = RecordFile(self.results.files.records)
+            except RecordError as error:
+                raise RerenderError(f"the last run's results cannot be re-rendered ({error}): track again") from None
+        return self._records
+
+    def rerender_target(self) -> Optional[RenderSettings]:
+        """The settings the last results' files should have now, when they differ from what they show (None
+        when they already show them, or there are none)."""
+        if self.results is None or self.results.first_frame is None:
+            return None
+        tracked = [obj_id for obj_id in self.objects if obj_id in self.records.tasks]
+        target = self.render_settings(obj_ids=tracked)
+        return None if target == self.results.rendered else target
+
+    def rerender(self) -> Iterator[RerenderUpdate]:
+        """Re-render the last results' files with the current choices (the objects' effects and `scene`) from
+        their records, without the model, into a new folder; nothing when they already show them. One at a time;
+        one that sees a job start, the session close or the choices change again stops (its folder goes, and it
+        yields no result: the change's own re-render follows). The last update holds the new result."""
+        with self._rendering:
+            target = self.rerender_target()
+            if target is None or self.tracking:
+                return
+            records, result = self.records, self.results
+            folder = self.new_job_dir()
+            try:
+                for update in rerender(result, records, self.video, folder, target,
+                                       should_stop=lambda: self.tracking or self.closed
+                                       or self.rerender_target() != target):
+                    if update.result is not None and not self.closed:
+                        self.set_results(update.result)
+                    yield update
+            finally:
+                if self.results is result or self.closed:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def cutout_preview(self, frame: int) -> Optional[np.ndarray]:
+        """The cut-out of the last results on `frame` (their first frame when it was not tracked) over a
+        checkerboard; None when they have no cut-out (the background is not erased)."""
+        result = self.results
+        effects = None if result is None else result.rendered.effects
+        if effects is None or not effects.erases_background or result.first_frame is None or self.closed:
+            return None
+        records = self.records
+        record = records.get(frame) or records.get(result.first_frame)
+        return cutout_preview(self.frame(record.frame_idx), record, effects, records.tasks)
 
     def model_note(self, model: str) -> str:
         """'' when `model` can track every object at its granularity; else what stops it, for people."""

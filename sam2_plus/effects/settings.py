@@ -33,7 +33,7 @@ PARAMETERS = {  # the parameters each effect takes
     "grayscale": (), "erase": (), "spotlight": ("dim",),
 }
 # (low, high, integer) of each numeric parameter and setting
-_RANGES = {"strength": (0.5, 100.0, False), "block": (2, 256, True), "thickness": (1, 64, True),
+RANGES = {"strength": (0.5, 100.0, False), "block": (2, 256, True), "thickness": (1, 64, True),
            "dim": (0.0, 1.0, False), "feather": (0.0, 50.0, False), "point_radius": (1, 2048, True)}
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 COLOR_FORMAT = 'a colour as "#rrggbb" (e.g. "#00ff00") or [r, g, b] with values 0-255'
@@ -132,9 +132,9 @@ def parse_effects(value: Any) -> EffectSettings:
     return EffectSettings(
         objects=_object_effects(value.get("objects", {})),
         background=parse_effect(value.get("background", "none"), BACKGROUND_EFFECTS, "effects.background"),
-        feather=_number(value.get("feather", 0.0), "feather", "effects.feather"),
-        point_radius=None if radius is None else _number(radius, "point_radius", "effects.point_radius"),
-        cutout=_cutout(value.get("cutout", list(DEFAULT_CUTOUT))),
+        feather=parse_number(value.get("feather", 0.0), "feather", "effects.feather"),
+        point_radius=None if radius is None else parse_number(radius, "point_radius", "effects.point_radius"),
+        cutout=parse_cutout(value.get("cutout", list(DEFAULT_CUTOUT))),
     )
 
 
@@ -170,7 +170,7 @@ def parse_effect(spec: Any, valid: Sequence[str], where: str, member: str = ".")
         takes = f"takes only {', '.join(map(repr, allowed))}" if allowed else "takes no parameters"
         raise EffectError(f"{where}: {spec} {takes}, not {', '.join(map(repr, unknown))}")
     values = {key: parse_color(v, f"{where}{member}{key}") if key == "color"
-              else _number(v, key, f"{where}{member}{key}") for key, v in params.items()}
+              else parse_number(v, key, f"{where}{member}{key}") for key, v in params.items()}
     return replace(Effect(spec), **values)
 
 
@@ -187,8 +187,9 @@ def parse_color(value: Any, where: str = "color") -> Color:
     raise EffectError(f"{where}: {json.dumps(value)} is not a colour; give {COLOR_FORMAT}")
 
 
-def _number(value: Any, name: str, where: str) -> float | int:
-    low, high, integer = _RANGES[name]
+def parse_number(value: Any, name: str, where: str) -> float | int:
+    """A numeric parameter or setting (`name` of RANGES) checked against its range; `where` names it."""
+    low, high, integer = RANGES[name]
     kind = "an integer" if integer else "a number"
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and integer and value != int(value):
@@ -198,7 +199,8 @@ def _number(value: Any, name: str, where: str) -> float | int:
     return int(value) if integer else float(value)
 
 
-def _cutout(value: Any) -> tuple[str, ...]:
+def parse_cutout(value: Any) -> tuple[str, ...]:
+    """The cut-out formats: a list of CUTOUT_FORMATS, without repeats."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise EffectError(f"effects.cutout: give a list of formats from {', '.join(CUTOUT_FORMATS)}, e.g. "
                           f"{json.dumps(list(DEFAULT_CUTOUT))}")
