@@ -13,7 +13,8 @@ frame's result goes at once, in frame order, to the overlay video and the export
 backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
 frames: what was computed is still written and every output file is finished and readable. When the model
 fails during tracking (an exception, the GPU running out of memory), the job ends the same way and then
-raises `TrackFailed`, whose `summary` describes the frames written before the failure.
+raises `TrackFailed`, whose `summary` describes the frames written before the failure. `between_steps()` is
+called before each prompt and each frame, while the model is idle (the app lends the model to previews there).
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
 ResultCallback = Callable[[export.FrameRecord], Any]
 AdjustCallback = Callable[[export.FrameRecord], export.FrameRecord]
+StepCallback = Callable[[], None]  # between two steps of the model
 
 
 # --------------------------------------------------------------------------- requests
@@ -400,13 +402,14 @@ class _Job:
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
                  should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None,
-                 adjust: Optional[AdjustCallback] = None) -> None:
+                 adjust: Optional[AdjustCallback] = None, between_steps: Optional[StepCallback] = None) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self.on_result = on_result
         self.adjust = adjust
+        self.between_steps = between_steps or (lambda: None)
         self.model_seconds = 0.0
         self.load_seconds = 0.0
         self.frames_done = 0
@@ -446,7 +449,7 @@ class _Job:
                  skip_frame: Optional[int] = None) -> None:
         """Pull frames from a propagation until it ends, should_stop() says so or the model fails."""
         try:
-            while not self._stop_requested():
+            while self._go_on():
                 start = time.perf_counter()
                 result = self._next_result(results)
                 if result is None:
@@ -476,6 +479,11 @@ class _Job:
             self.stopped_at = self.last_tracked
             return None
 
+    def _go_on(self) -> bool:
+        """Between two frames: the model is lent (`between_steps`), then whether the pass goes on."""
+        self.between_steps()
+        return not self._stop_requested()
+
     def _stop_requested(self) -> bool:
         if self.failure is not None:
             return True
@@ -489,18 +497,20 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
                  predictor: Optional[VideoPredictor] = None,
                  on_result: Optional[ResultCallback] = None,
-                 adjust: Optional[AdjustCallback] = None) -> TrackSummary:
+                 adjust: Optional[AdjustCallback] = None,
+                 between_steps: Optional[StepCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
     should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews);
     adjust(FrameRecord) -> FrameRecord changes each frame's results before they are written and passed on
-    (the app drops objects removed during the run).
+    (the app drops objects removed during the run); between_steps() is called before each prompt and each
+    frame, while the model is idle (the app runs previews there: sam2_plus/app/gpu_slots.py).
     `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
     CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
     finishing the outputs with the frames tracked before it)."""
-    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, adjust)
+    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, adjust, between_steps)
     if failure is not None:
         if summary.out_of_memory:
             failure.__traceback__ = None  # its frames hold the failed run's tensors
@@ -516,8 +526,8 @@ def _release_cached_gpu_memory() -> None:
 
 def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
          should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
-         on_result: Optional[ResultCallback],
-         adjust: Optional[AdjustCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
+         on_result: Optional[ResultCallback], adjust: Optional[AdjustCallback] = None,
+         between_steps: Optional[StepCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
@@ -527,7 +537,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         if info.num_frames != request.info.num_frames:
             raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
                              f"frames, not {request.info.num_frames}")
-        job = _Job(info.num_frames, progress, should_stop, on_result, adjust)
+        job = _Job(info.num_frames, progress, should_stop, on_result, adjust, between_steps)
         job.report("loading")
         predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)
@@ -563,6 +573,7 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
     order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
                    key=lambda item: item[:2])
     for _, _, obj, prompt in order:
+        job.between_steps()
         job.timed(predictor.add_prompt, session, obj.obj_id, obj.task, prompt)
     return order[0][0]
 
