@@ -30,7 +30,7 @@ from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, Object
 from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
-from sam2_plus.app.hardware import prepare_models, use_worker_threads
+from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
 from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
@@ -46,7 +46,7 @@ from sam2_plus.effects.settings import (
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.exports import EXPORT_FORMATS
 from sam2_plus.prompts import TASKS
-from sam2_plus.service import TrackRequest
+from sam2_plus.service import StepCallback, TrackRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -91,9 +91,10 @@ API_DESCRIPTION = (
 
 @spaces.GPU(duration=job_gpu_seconds)
 def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-              export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None) -> Iterator[JobUpdate]:
+              export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None,
+              between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file, export_formats, effects)
+    yield from run_job(request, job_dir, stop_file, export_formats, effects, between_steps)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
@@ -130,6 +131,7 @@ def job_errors() -> Iterator[None]:
 
 NO_VIDEO = "Upload a video or pick an example first."
 VIEW_LABEL = "Click on the frame to prompt the selected object"
+COMPUTING_PREVIEW = "Computing the preview…"
 TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its live frames; prompts can be edited "
                  "when it ends (objects can be removed now).")
 
@@ -223,7 +225,9 @@ class SpaceBlocks(gr.Blocks):
 
 def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
     session_files = SessionFiles(limits.reconnect_seconds)
-    slots = GpuSlots(limits.gpu_concurrency, limits.queue_size)  # every GPU event's, around its GPU part only
+    # every GPU event's, around its GPU part only; a job lends its slot to previews between frames, except on
+    # ZeroGPU, where the job runs in another process
+    slots = GpuSlots(limits.gpu_concurrency, limits.queue_size, lending=not on_zero_gpu())
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
         _build_api(limits, session_files, slots)  # first, so that it owns the name "track"
@@ -574,29 +578,40 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
     earlier preview left them in the app's `FeatureStore`)."""
     features = FeatureStore(limits.feature_cache_bytes)
 
-    def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
-                progress=gr.Progress()):
+    def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
+        """While it waits for the GPU (a tracking job runs: the preview comes after the job's current frame),
+        the status line says so (Gradio's progress shows only a timer on the frame view without a fraction)."""
         if session_problem(session) is not None or session.tracking:  # the event before it said so
-            return gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip()
+            return
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
         if target is None:
-            return gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip()
+            return
         obj_id, frame = target
         try:
             request = session.preview_request(obj_id, frame, options)
             key = features_key(request, frame)
-            with slots.held(wait_reporter(progress)):
+            with slots.short_call() as turn:
+                waited = False
+                for wait in turn:
+                    waited = True
+                    yield gr.skip(), wait.describe()
+                if waited:  # the line no longer says that it waits
+                    yield gr.skip(), COMPUTING_PREVIEW
                 output = gpu_preview(request, features.get(key))
         except (AppInputError, *INPUT_ERRORS) as error:
-            return gr.skip(), f"⚠️ Preview: {user_message(error)}"
+            yield gr.skip(), f"⚠️ Preview: {user_message(error)}"
+            return
         features.put(output.features)
         session.store_preview(obj_id, frame, options, output.record)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
-        return session.render_view(frame, show), note
+        yield session.render_view(frame, show), note
 
     def idle(session: Optional[AppSession]) -> None:
-        """Ends the chain during a job: a preview would wait in the GPU queue until the job ends."""
+        """Ends the chain during this session's own job: its prompts cannot change and its live frames own the
+        frame view (previews of other sessions run between the job's frames: gpu_slots)."""
         if session is not None and session.tracking:
             raise gr.Error("tracking is running", visible=False, print_exception=False)
 

@@ -16,6 +16,8 @@ fails during tracking (an exception, the GPU running out of memory), the job end
 raises `TrackFailed`, whose `summary` describes the frames written before the failure. `removed()` (the app's
 objects removed during a run) is asked before every frame too: from the next frame written on, a removed
 object is absent from every output (no rows, no review flags) and the summary no longer counts it as tracked.
+`between_steps()` is called before each prompt and each frame, while the model is idle (the app
+lends the model to previews there).
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ ProgressCallback = Callable[[TrackProgress], Any]
 StopCallback = Callable[[], bool]
 ResultCallback = Callable[[export.FrameRecord], Any]
 RemovedCallback = Callable[[], Collection[int]]  # the ids of the objects removed so far
+StepCallback = Callable[[], None]  # between two steps of the model
 
 
 # --------------------------------------------------------------------------- requests
@@ -433,13 +436,14 @@ class _Job:
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
                  should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None,
-                 removed: Optional[RemovedCallback] = None) -> None:
+                 removed: Optional[RemovedCallback] = None, between_steps: Optional[StepCallback] = None) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self.on_result = on_result
         self.removals = _Removals(removed)
+        self.between_steps = between_steps or (lambda: None)
         self.model_seconds = 0.0
         self.load_seconds = 0.0
         self.frames_done = 0
@@ -479,7 +483,7 @@ class _Job:
                  skip_frame: Optional[int] = None) -> None:
         """Pull frames from a propagation until it ends, should_stop() says so or the model fails."""
         try:
-            while not self._stop_requested():
+            while self._go_on():
                 start = time.perf_counter()
                 result = self._next_result(results)
                 if result is None:
@@ -508,6 +512,11 @@ class _Job:
             self.stopped_at = self.last_tracked
             return None
 
+    def _go_on(self) -> bool:
+        """Between two frames: the model is lent (`between_steps`), then whether the pass goes on."""
+        self.between_steps()
+        return not self._stop_requested()
+
     def _stop_requested(self) -> bool:
         if self.failure is not None:
             return True
@@ -521,18 +530,22 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
                  predictor: Optional[VideoPredictor] = None,
                  on_result: Optional[ResultCallback] = None,
-                 removed: Optional[RemovedCallback] = None) -> TrackSummary:
+                 removed: Optional[RemovedCallback] = None,
+                 between_steps: Optional[StepCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called after loading, after the prompts and after every frame;
     should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews);
     removed() -> object ids is asked before each frame is written and passed on: those objects are left out of
-    it (the app's objects removed during the run; `TrackSummary.removed` says from which frame).
+    it (the app's objects removed during the run; `TrackSummary.removed` says from which frame);
+    between_steps() is called before each prompt and each frame, while the model is idle (the app runs
+    previews there: sam2_plus/app/gpu_slots.py).
     `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
     CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
     finishing the outputs with the frames tracked before it)."""
-    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, removed)
+    summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, removed,
+                            between_steps)
     if failure is not None:
         if summary.out_of_memory:
             failure.__traceback__ = None  # its frames hold the failed run's tensors
@@ -548,8 +561,8 @@ def _release_cached_gpu_memory() -> None:
 
 def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
          should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
-         on_result: Optional[ResultCallback],
-         removed: Optional[RemovedCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
+         on_result: Optional[ResultCallback], removed: Optional[RemovedCallback] = None,
+         between_steps: Optional[StepCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
@@ -559,7 +572,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         if info.num_frames != request.info.num_frames:
             raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
                              f"frames, not {request.info.num_frames}")
-        job = _Job(info.num_frames, progress, should_stop, on_result, removed)
+        job = _Job(info.num_frames, progress, should_stop, on_result, removed, between_steps)
         job.report("loading")
         predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)
@@ -596,6 +609,7 @@ def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
     order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
                    key=lambda item: item[:2])
     for _, _, obj, prompt in order:
+        job.between_steps()
         job.timed(predictor.add_prompt, session, obj.obj_id, obj.task, prompt)
     return order[0][0]
 

@@ -15,18 +15,22 @@ from app_fakes import QuickPredictor, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from rle_oracle import string_to_counts
 
 from sam2_plus import service
-from sam2_plus.app.editing import BOX
+from sam2_plus.app import gpu_slots
+from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.errors import QueueFullError
 from sam2_plus.app.gpu_slots import GpuSlots, describe_wait
-from sam2_plus.app.jobs import run_job
+from sam2_plus.app.jobs import JobUpdate, run_job
 from sam2_plus.app.options import TrackOptions
+from sam2_plus.app.preview import preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media import rle
 from sam2_plus.media.export import read_results_json
+from sam2_plus.service import TrackOutputs
 from sam2_plus.prompts import PromptError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
@@ -113,6 +117,244 @@ def test_a_track_click_is_checked_before_it_waits_for_the_gpu(tmp_path):
             assert slots.waiting == 0 and not waited and not session.tracking
     finally:
         session.close()
+
+
+# --------------------------------------------------------------------------- short calls (previews)
+
+
+def run_in_thread(target) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def lending_job(slots: GpuSlots, events: list, frames: int, after_frame=lambda k: None) -> threading.Thread:
+    """A job holding a slot for `frames` frames, lending it before each (as the service's `between_steps`)."""
+
+    def job() -> None:
+        with slots.held() as lend:
+            for k in range(frames):
+                lend()
+                events.append(f"frame {k}")
+                after_frame(k)
+
+    return run_in_thread(job)
+
+
+def short_call(slots: GpuSlots, name: str, events: list, reports: list | None = None, body=lambda: None):
+    def call() -> None:
+        with slots.short_call() as turn:
+            for wait in turn:
+                if reports is not None:
+                    reports.append(wait.describe())
+            events.append(name)
+            body()
+
+    return run_in_thread(call)
+
+
+def joined(*threads: threading.Thread) -> bool:
+    for thread in threads:
+        thread.join(10)
+    return not any(thread.is_alive() for thread in threads)
+
+
+def test_a_short_call_during_a_job_runs_at_the_jobs_next_frame():
+    slots, events, reports = GpuSlots(slots=1, max_waiting=4), [], []
+    in_frame_1 = threading.Event()
+
+    def after(k: int) -> None:
+        if k == 1:  # the call comes while the job computes frame 1
+            in_frame_1.set()
+            assert wait_for(lambda: slots.calls_waiting == 1 and reports, 10)
+
+    job = lending_job(slots, events, 4, after)
+    assert in_frame_1.wait(10)
+    call = short_call(slots, "call", events, reports)
+    assert joined(job, call)
+    assert events == ["frame 0", "frame 1", "call", "frame 2", "frame 3"]
+    assert reports[0] == ("Waiting for the GPU: a tracking job is running; the preview runs after its current "
+                          "frame (next in line)…")
+    assert slots.busy == 0 and slots.calls_waiting == 0
+
+
+def test_a_job_lends_only_to_the_calls_waiting_when_it_reaches_a_frame():
+    """The starvation bound: a call that comes while the job lends waits for the job's next frame, so a stream
+    of clicks slows the job by their own time and never stops it."""
+    slots, events = GpuSlots(slots=1, max_waiting=4), []
+    after_frame_0 = threading.Event()
+
+    def after(k: int) -> None:
+        if k == 0:
+            after_frame_0.set()
+            assert wait_for(lambda: slots.calls_waiting == 2, 10)
+
+    def a_body() -> None:  # C comes while the job lends to A (and B waits its turn)
+        short_call(slots, "C", events)
+        assert wait_for(lambda: slots.calls_waiting == 2, 10)
+
+    job = lending_job(slots, events, 3, after)
+    assert after_frame_0.wait(10)
+    a = short_call(slots, "A", events, body=a_body)
+    assert wait_for(lambda: slots.calls_waiting == 1, 10)
+    b = short_call(slots, "B", events)
+    assert joined(job, a, b) and wait_for(lambda: "C" in events, 10)
+    assert events == ["frame 0", "A", "B", "frame 1", "C", "frame 2"]
+
+
+def test_a_job_that_ends_releases_the_waiting_short_calls_before_the_next_job():
+    """The job ends (or is stopped) before its next frame, or never lends (ZeroGPU, `lending=False`): the calls
+    then take the free slot, ahead of a job that waited for it; and they said what they wait for."""
+    for lending, waits_for in ((True, "after its current frame"), (False, "when it ends")):
+        slots, events, reports = GpuSlots(slots=1, max_waiting=4, lending=lending), [], []
+        release = threading.Event()
+
+        def first_job() -> None:
+            with slots.held():
+                release.wait(10)
+                events.append("job 1 ends")
+
+        def second_job() -> None:
+            with slots.held():
+                events.append("job 2")
+
+        jobs_ = [run_in_thread(first_job)]
+        assert wait_for(lambda: slots.busy == 1, 10)
+        jobs_.append(run_in_thread(second_job))
+        assert wait_for(lambda: slots.waiting == 1, 10)
+        calls = [short_call(slots, "call 1", events, reports)]
+        assert wait_for(lambda: slots.calls_waiting == 1, 10)
+        calls.append(short_call(slots, "call 2", events))
+        assert wait_for(lambda: slots.calls_waiting == 2 and reports, 10)
+        release.set()
+        assert joined(*jobs_, *calls)
+        assert events == ["job 1 ends", "call 1", "call 2", "job 2"]
+        assert reports[0] == f"Waiting for the GPU: a tracking job is running; the preview runs {waits_for} (next " \
+                             "in line)…"
+        assert slots.busy == 0 and slots.calls_waiting == 0 and slots.waiting == 0
+
+
+def test_short_calls_are_bounded_and_one_that_goes_away_leaves_its_place(monkeypatch):
+    """At most `max_waiting` short calls wait (a further one is refused at once); a call whose page goes away
+    while it waits leaves the line; one whose page went quiet when its turn came does not hold the job up."""
+    monkeypatch.setattr(gpu_slots, "CLAIM_SECONDS", 0.2)
+    slots = GpuSlots(slots=1, max_waiting=1)
+    with slots.held() as lend:
+        with slots.short_call() as gone:
+            assert next(iter(gone)).ahead == 0 and slots.calls_waiting == 1
+            with pytest.raises(QueueFullError, match=r"Queue is full: 1 preview waiting for the GPU, the most "
+                                                     r"allowed \(SAM2PLUS_QUEUE_SIZE\)\. Try again in a moment"):
+                with slots.short_call():
+                    pass
+        assert slots.calls_waiting == 0
+
+        with slots.short_call() as quiet:  # not iterated while the job lends: the job goes on
+            started = time.monotonic()
+            lend()
+            assert time.monotonic() - started < 2 and slots.calls_waiting == 1
+            turn = iter(quiet)
+            threading.Timer(0.1, lend).start()  # the job's next frame: the call is back, it takes its turn
+            assert wait_for(lambda: next(turn, None) is None, 10)
+    assert slots.busy == 0 and slots.calls_waiting == 0
+    with slots.short_call() as free:  # a free slot: no wait, no report
+        assert list(free) == [] and slots.busy == 1
+
+
+def test_a_short_call_behind_other_previews_says_how_many_are_ahead():
+    slots = GpuSlots(slots=1, max_waiting=4)
+    with slots.short_call() as running:
+        assert list(running) == []  # the free slot
+        with slots.short_call() as first, slots.short_call() as second:
+            assert next(iter(first)).describe() == "Waiting for the GPU: other previews are running (next in line)…"
+            assert next(iter(second)).describe() == "Waiting for the GPU: other previews are running (1 ahead)…"
+    assert slots.busy == 0 and slots.calls_waiting == 0
+
+
+def test_only_a_job_in_this_process_is_given_the_lender():
+    """On ZeroGPU (`lending=False`) the job runs in a worker process, which gets its arguments pickled: the
+    runner passes no lender there."""
+    given = []
+
+    def run(*args, **kwargs):
+        given.append(kwargs)
+        yield JobUpdate()
+
+    for lending in (True, False):
+        assert len(list(GpuSlots(1, 1, lending=lending).runner(run, lambda ahead: None)("request"))) == 1
+    assert isinstance(given[0]["between_steps"], gpu_slots.Lender) and given[1] == {}
+
+
+def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path, monkeypatch):
+    """Through the service: the job (run_job in its worker thread, holding the only slot) lends the model before
+    each prompt and each frame; a preview that comes during frame 1 runs right after it, on the same model."""
+    clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(4)])
+    slots, events = GpuSlots(slots=1, max_waiting=4), []
+
+    def on_frame(k: int) -> None:
+        events.append(f"frame {k}")
+        if k == 1:
+            assert wait_for(lambda: slots.calls_waiting == 1, 10)
+
+    predictor = QuickPredictor(on_frame)
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    session = AppSession.open(clip, AppLimits(), root=tmp_path / "sessions")
+    try:
+        session.click(POSITIVE, 0, 10, 10)
+        request = session.preview_request(session.selected, 0, TrackOptions(MICRO))
+        job = run_in_thread(lambda: list(session.tracking_job(TrackOptions(MICRO), AppLimits(),
+                                                              slots.runner(run_job, lambda ahead: None))))
+        assert wait_for(lambda: "frame 1" in events, 10)
+        preview = short_call(slots, "preview", events,
+                             body=lambda: events.append(preview_prompt(request).frame_idx))
+        assert joined(job, preview)
+        assert events == ["frame 0", "frame 1", "preview", 0, "frame 2", "frame 3"]
+        assert session.results.frames_done == 4
+    finally:
+        session.close()
+
+
+def test_the_service_calls_between_steps_before_each_prompt_and_each_frame(tmp_path, monkeypatch):
+    clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(3)])
+    events = []
+
+    class Logged(QuickPredictor):
+        def add_new_points_or_box(self, state, frame_idx, obj_id, **kwargs):
+            events.append(f"prompt {obj_id}")
+            return super().add_new_points_or_box(state, frame_idx, obj_id, **kwargs)
+
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: Logged(lambda k: events.append(k)))
+    prompts = json.dumps({"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 1, "box": [4, 4, 20, 20]}]}
+                                      for i in (1, 2)]})
+    request = service.prepare_request(clip, prompts, model=MICRO)
+    service.run_tracking(request, between_steps=lambda: events.append("|"))
+    assert events == ["|", "prompt 1", "|", "prompt 2",  # prompts, then backward from frame 1, then forward
+                      "|", 1, "|", 0, "|", "|", 1, "|", 2, "|"]
+
+
+def test_previews_between_the_frames_leave_the_jobs_results_unchanged(tmp_path, seeded_weights):
+    """The micro model (on the GPU where there is one: its pipelined propagation keeps a frame in transit while
+    the model is lent): a preview before every prompt and frame of a 2-object job changes none of its results,
+    and each preview is the one it would be alone."""
+    clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(6)])
+    prompts = json.dumps({"objects": [
+        {"id": 1, "task": "mask", "prompts": [{"frame": 2, "box": [4, 4, 24, 20]}]},
+        {"id": 2, "task": "mask", "prompts": [{"frame": 2, "points": [[36, 20]]},
+                                              {"frame": 4, "box": [30, 10, 46, 30]}]}]})
+    request = service.prepare_request(clip, prompts, model=MICRO)
+    one_click = service.prepare_request(clip, json.dumps({"objects": [
+        {"id": 7, "task": "mask", "prompts": [{"frame": 5, "points": [[10, 10]]}]}]}), model=MICRO)
+    alone = preview_prompt(one_click)
+    previews = []
+    service.run_tracking(request, TrackOutputs(results_json=tmp_path / "alone.json"))
+    service.run_tracking(request, TrackOutputs(results_json=tmp_path / "lent.json"),
+                         between_steps=lambda: previews.append(preview_prompt(one_click)))
+    assert len(previews) == 3 + (3 + 1) + (4 + 1)  # each prompt; frames 2-0 back, 2-5 forward, each pass's end
+    for preview in previews:
+        assert np.array_equal(preview.masks, alone.masks) and np.allclose(preview.scores, alone.scores)
+    (_, without), (_, with_previews) = (read_results_json(tmp_path / f"{name}.json") for name in ("alone", "lent"))
+    assert [r.frame_idx for r in with_previews] == list(range(6))
+    for a, b in zip(without, with_previews):
+        assert np.array_equal(a.masks, b.masks) and np.allclose(a.scores, b.scores), a.frame_idx
 
 
 # --------------------------------------------------------------------------- bounded checks

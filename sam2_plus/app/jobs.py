@@ -24,7 +24,8 @@ from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
 from ..review import ObservationLog, ReviewReport
-from ..service import TrackFailed, TrackOutputs, TrackProgress, TrackRequest, TrackSummary, run_tracking
+from ..service import (StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackRequest, TrackSummary,
+                       run_tracking)
 from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
@@ -112,8 +113,7 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[[TrackRequest, str, Optional[str], tuple[str, ...], Optional[EffectSettings]],
-                     Iterator[JobUpdate]]  # run_job's
+JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's (the app's GPU slots add between_steps=)
 
 
 def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = (),
@@ -128,10 +128,12 @@ def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()
 
 
 def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-            export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None) -> Iterator[JobUpdate]:
+            export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None,
+            between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
     """Track a checked request (`plan.plan_job`) through the service in a worker thread and stream its
     progress; `export_formats` go into the results ZIP, `effects` make the effect video and cut-outs (both
-    options checked by the plan too). Pure: a request and files in, files out.
+    options checked by the plan too). Pure: a request and files in, files out. `between_steps()` runs in the
+    worker before each prompt and each frame (the app's GPU slots lend the model there: gpu_slots.Lender).
 
     Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
     either way the outputs hold the frames tracked so far and are complete files."""
@@ -146,7 +148,8 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
         try:
             summary = run_tracking(request, outputs, progress=events.put,
                                    should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
-                                   on_result=latest.set, removed=removed.read)
+                                   on_result=latest.set, removed=removed.read,
+                                   between_steps=between_steps)
             events.put(summary)
         except BaseException as error:  # handed to the consumer, raised there
             events.put(error)
