@@ -31,13 +31,15 @@ from sam2_plus.app.errors import AppInputError, failure_message, user_message
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
+from sam2_plus.app.detached import DetachedJob
 from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
-from sam2_plus.app.rerender import parse_scene
-from sam2_plus.app.session import ENDED, AppSession
+from sam2_plus.app.rerender import SceneChoices, parse_scene
+from sam2_plus.app.rejoin import PageTokens, earlier_session_ended
+from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights, offered_models
 from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
 from sam2_plus.effects.settings import (
@@ -75,6 +77,15 @@ CSS = """
 # outside Gradio's css, which only reaches what is inside the page's main column
 HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; "
         "padding-right: 4px !important; } }</style>")
+# Leaving or reloading the page while a job runs (Stop is enabled exactly then) asks first. The job would go on
+# (a reloaded page rejoins it within the grace), but a closed tab's job is stopped once the grace is over.
+HEAD += ("<script>window.addEventListener('beforeunload', (event) => { const stop = document.getElementById('stop'); "
+         "if (stop !== null && !stop.disabled) { event.preventDefault(); event.returnValue = ''; } });</script>")
+# A new video (an upload, an example, the video's x) asks first when the page would lose something: the
+# question (ui.question, set by the event before) is the last input; it becomes DECLINED or "".
+CONFIRM_JS = ("(...inputs) => { const question = inputs[inputs.length - 1]; "
+              "return [...inputs.slice(0, -1), question && !window.confirm(question) ? 'declined' : '']; }")
+DECLINED = "declined"
 
 API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
@@ -129,7 +140,6 @@ def job_errors() -> Iterator[None]:
         raise gr.Error(failure_message(error), print_exception=False) from None
 
 
-NO_VIDEO = "Upload a video or pick an example first."
 VIEW_LABEL = "Click on the frame to prompt the selected object"
 COMPUTING_PREVIEW = "Computing the preview…"
 TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its live frames; prompts can be edited "
@@ -137,8 +147,9 @@ TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its l
 
 
 def session_problem(session: Optional[AppSession]) -> Optional[str]:
-    """Why an action cannot use `session`: none yet, or its files are gone (a reconnect after the grace)."""
-    if session is None:
+    """Why an action cannot use `session`: none yet (or its video was cleared), or its files are gone (a
+    reconnect after the grace)."""
+    if session is None or session.cleared:
         return NO_VIDEO
     return ENDED if session.closed else None
 
@@ -151,8 +162,9 @@ def require(session: Optional[AppSession]) -> AppSession:
 
 
 def close_session(session: Optional[AppSession]) -> None:
+    """A page's gr.State dropped by Gradio: the session closes unless a reloaded page holds it too."""
     if session is not None:
-        session.close()
+        session.release()
 
 
 # --------------------------------------------------------------------------- the API
@@ -249,7 +261,10 @@ class UI:
     """The components (a namespace, filled by _build_ui)."""
 
     state: gr.State
+    tokens: gr.BrowserState
+    question: gr.Textbox
     video: gr.Video
+    examples: gr.Dataset
     model: gr.Dropdown
     motion: gr.Checkbox
     objects: gr.Radio
@@ -326,6 +341,7 @@ def _build_ui(limits: AppLimits) -> UI:
     review, downloads."""
     ui = UI()
     ui.state = gr.State(None, delete_callback=close_session)
+    _build_kept(ui)
     gr.Markdown(
         "## SAM 2++: track anything at any granularity\n"
         "Upload or pick a video · add objects, prompt them on any frame (clicks, a box or a mask) · **Track** · "
@@ -348,14 +364,13 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     with gr.Column(elem_id="track-box"):
         with gr.Row():
             ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
-            ui.stop = gr.Button("Stop", variant="stop", interactive=False)
+            ui.stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
         ui.progress = gr.HTML(elem_id="track-progress")
         ui.rerender_progress = gr.HTML(elem_id="rerender-progress")  # whichever settings tab changed them
         ui.status = gr.Markdown(elem_id="status")
     with gr.Tabs(elem_id="settings"):
         with gr.Tab("Examples", elem_id="examples-tab"):
-            gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
-                        label="Example clips (made by examples/make_examples.py)", api_visibility="private")
+            _build_examples(ui)
         with gr.Tab("Object and effects", elem_id="object-tab"):
             _build_object_settings(ui)
         with gr.Tab("Exports", elem_id="exports-tab"):
@@ -376,6 +391,20 @@ def _build_objects(ui: UI) -> None:
         ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
         ui.undo = gr.Button("Undo last prompt", size="sm")
         ui.clear = gr.Button("Clear this frame", size="sm")
+
+
+def _build_kept(ui: UI) -> None:
+    """What keeps the page's work: its browser's page tokens (a reloaded page rejoins its session) and the
+    question asked before a new video replaces the work (hidden)."""
+    ui.tokens = gr.BrowserState([], storage_key="sam2plus-pages")
+    ui.question = gr.Textbox(visible=False)
+
+
+def _build_examples(ui: UI) -> None:
+    """The example clips: a click loads one into the video (asking first when the page would lose work)."""
+    ui.examples = gr.Dataset(components=[ui.video], samples=[[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))],
+                             type="values", label="Example clips (made by examples/make_examples.py)",
+                             elem_id="examples")
 
 
 def _build_object_settings(ui: UI) -> None:
@@ -512,7 +541,8 @@ def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) 
 def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") -> dict:
     obj = session.objects.get(session.selected) if session.selected is not None else None
     return {
-        ui.view: gr.skip() if session.tracking else session.render_view(frame, show),  # live frames own it
+        # live frames own the view during a job; a cleared video has none
+        ui.view: gr.skip() if session.tracking else None if session.closed else session.render_view(frame, show),
         ui.objects: gr.Radio(choices=session.object_choices(), value=session.selected),
         ui.objects_html: session.objects_html(),
         ui.name: obj.name if obj else "",
@@ -555,7 +585,9 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
 def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
     """Each panel's events, one function each."""
     preview_on = _previews(ui, limits, slots)
-    _wire_video(ui, limits, session_files)
+    pages = PageTokens(session_files)
+    _wire_video(ui, limits, session_files, pages)
+    _wire_rejoin(ui, limits, pages)
     _wire_frame_browser(ui, preview_on)
     _wire_player(ui)
     _wire_objects(ui, preview_on)
@@ -623,48 +655,158 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
     return preview_on
 
 
-def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
-    """A new video (an upload or an example) replaces the session."""
+def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: PageTokens) -> None:
+    """A new video (an upload or an example) replaces the session; the video's x clears it, keeping its objects
+    for the next video. Each asks first when the page would lose something (CONFIRM_JS)."""
 
-    def load_video(old: Optional[AppSession], video: Optional[str], request: gr.Request):
+    def ask_replacing(session: Optional[AppSession]) -> str:
+        return "" if session is None else session.replacing_question()
+
+    def ask_clearing(session: Optional[AppSession]) -> str:
+        return "" if session is None else session.clearing_question()
+
+    def load_video(old: Optional[AppSession], video: Optional[str], answer: str, request: gr.Request):
+        if answer == DECLINED or not video:
+            return _declined(ui, old)
+        try:
+            session = AppSession.open(video, limits)
+        except (AppInputError, *INPUT_ERRORS) as error:  # the page keeps what it had
+            gr.Warning(f"⚠️ {user_message(error)}")
+            return {**_declined(ui, old), ui.status: f"⚠️ {user_message(error)}"}
         if old is not None:
             session_files.discard(old.close)
-        close_session(old)
-        session, note = None, ""
-        if video:
-            try:
-                session = AppSession.open(video, limits)
-                session_files.add(request.session_hash, session.close, needs_heartbeat=True)
-                if session.closed:  # its client was already gone for good: nobody to show it to
-                    session, note = None, ENDED
-            except (AppInputError, *INPUT_ERRORS) as error:
-                note = f"⚠️ {user_message(error)}"
-                gr.Warning(note)
-        cleared = {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: "",
-                   ui.review: gr.Column(visible=False), ui.timeline: None, ui.flag_note: ""}
-        if session is None:
-            return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
-                    ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
-                    ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: note,
-                    **cleared}
+            old.close()
+        session_files.add(request.session_hash, session.close, needs_heartbeat=True)
+        if session.closed:  # its client was already gone for good: nobody to show it to
+            return {**_no_video(ui), ui.status: ENDED}
+        pages.attach(request.session_hash, session)
         info = session.info
         kept = "" if old is None else session.keep_objects_of(old)
         note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
                 + (kept or "Click on the object to track."))
         return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
-                ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
+                ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **_no_results(ui)}
 
-    ui.video.change(load_video, [ui.state, ui.video],
-                    [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, ui.review,
-                     ui.timeline, ui.flag_note, *ui.panel],
-                    **UI_ONLY)
+    def load_example(old: Optional[AppSession], example: Optional[list], answer: str, request: gr.Request):
+        if not example:
+            return {}
+        shown = load_video(old, example[0], answer, request)
+        taken = answer != DECLINED and shown.get(ui.state) is not None
+        return {**shown, ui.video: example[0] if taken else shown.get(ui.video, gr.skip())}
+
+    def clear_video(session: Optional[AppSession], answer: str):
+        if session is None or session.closed:
+            return _no_video(ui)
+        if answer == DECLINED:
+            return _declined(ui, session)
+        session_files.discard(session.close)
+        session.clear_video()
+        kept = (f"The video is cleared; its {len(session.objects)} object(s) and their prompts wait for the next "
+                "video." if session.objects else "")
+        return {**_no_video(ui), **_panel(ui, session, 0, True, kept), ui.state: session}
+
+    loaded = [ui.state, ui.video, ui.frame, ui.track, *_no_results(ui), *ui.panel]
+    ui.video.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+        load_video, [ui.state, ui.video, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
+    ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+        load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
+    ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+        clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
+
+
+def _declined(ui: UI, session: Optional[AppSession]) -> dict:
+    """The page as it was: its video back in the video component (the upload or x changed it), nothing else."""
+    video = None if session is None or session.closed else str(session.video)
+    return {ui.video: video, ui.status: "Kept the current video." if video else gr.skip()}
+
+
+def _no_results(ui: UI) -> dict:
+    return {ui.result_video: None, ui.downloads: None, ui.summary: "", ui.progress: "",
+            ui.review: gr.Column(visible=False), ui.timeline: None, ui.flag_note: ""}
+
+
+def _no_video(ui: UI) -> dict:
+    return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
+            ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
+            ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: "", **_no_results(ui)}
+
+
+def _wire_rejoin(ui: UI, limits: AppLimits, pages: PageTokens) -> None:
+    """A page's load: it takes back the session of the page it reloads (PageTokens): the video and the frame
+    view, the objects and prompts, the last results, and a running job, which it follows to its results."""
+
+    def rejoin(tokens: Any, request: gr.Request):
+        found = pages.rejoin(tokens, request.session_hash)
+        session = found.session
+        if session is None:
+            ended = earlier_session_ended(limits.reconnect_seconds) if found.ended else gr.skip()
+            yield {ui.tokens: found.tokens, ui.status: ended}
+            return
+        yield {ui.tokens: found.tokens, **_restored(ui, session)}
+        if session.tracking and session.job is not None:
+            try:
+                yield from _follow_job(ui, session, session.job, session.view_frame, True)
+            except gr.Error as error:  # the job failed: said where its progress showed
+                yield {ui.progress: progress_html(f"⚠️ {error.message}")}
+            yield _job_ended(ui, session)
+
+    outputs = [ui.tokens, ui.state, ui.video, ui.frame, ui.track, ui.stop, ui.model, ui.motion, *ui.scene_inputs,
+               *_no_results(ui), *ui.panel]
+    gr.context.Context.root_block.load(rejoin, [ui.tokens], outputs, show_progress="minimal",
+                                       show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY)
+
+
+def _restored(ui: UI, session: AppSession) -> dict:
+    """A rejoined session on the page: as it was left, with a note of what came back."""
+    if session.cleared:
+        note = f"Rejoined your earlier session: the video was cleared; its {len(session.objects)} object(s) wait."
+        return {**_no_video(ui), **_panel(ui, session, 0, True, note), ui.state: session}
+    running, frame = session.tracking, session.view_frame
+    parts = ["its video", f"its {len(session.objects)} object(s) and their prompts"]
+    if running:
+        parts.append("its running tracking job")
+    elif session.results is not None:
+        parts.append("its tracking results")
+    note = "Rejoined your earlier session: " + ", ".join(parts) + "." + (f" {TRACKING_NOTE}" if running else "")
+    restored = {ui.state: session, ui.video: str(session.video), ui.track: gr.Button(interactive=not running),
+                ui.stop: gr.Button(interactive=running), **_no_results(ui),
+                ui.frame: gr.Slider(0, session.info.num_frames - 1, value=frame, step=1, interactive=not running),
+                **_panel(ui, session, frame, True, note)}
+    options = session.last_options
+    if options is not None:
+        restored.update({ui.model: options.model, ui.motion: options.motion_aware})
+    restored.update(_scene_view(ui, session.scene))
+    if running:
+        restored[ui.progress] = progress_html("Rejoining the running job…")
+    elif session.results is not None:
+        restored.update(_results_view(ui, session, frame))
+    return restored
+
+
+def _scene_view(ui: UI, scene: SceneChoices) -> dict:
+    """The page's choices for the whole frame as `scene` holds them (a rejoined page shows them again)."""
+    background = scene.background
+    takes = PARAMETERS.get(background.name, ())
+    color = background.color or (0, 0, 0)
+    return {ui.background: background.name, ui.feather: scene.feather, ui.export_formats: list(scene.export_formats),
+            ui.background_strength: gr.Slider(value=background.strength, visible="strength" in takes),
+            ui.background_color: gr.ColorPicker(value="#{:02x}{:02x}{:02x}".format(*color), visible="color" in takes),
+            ui.background_dim: gr.Slider(value=background.dim, visible="dim" in takes),
+            ui.cutout_formats: gr.CheckboxGroup(value=list(scene.cutout), visible=background.name == "erase")}
+
+
+def _job_ended(ui: UI, session: Optional[AppSession]) -> dict:
+    """Track and the frame slider usable again (with a session to use), Stop not."""
+    usable = session_problem(session) is None
+    return {ui.track: gr.Button(interactive=usable), ui.stop: gr.Button(interactive=False), ui.status: "",
+            ui.frame: gr.Slider(interactive=usable)}
 
 
 def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     """The frame slider, the results checkbox, and the options a preview depends on."""
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
-        if session is None or session.tracking:  # a running job draws the live frames and timeline
+        if session is None or session.cleared or session.tracking:  # a running job draws the live frames
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if session.closed:
             gr.Warning(ENDED)
@@ -817,9 +959,8 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
             gr.Warning(error.message)
             yield {ui.progress: progress_html(f"⚠️ {error.message}"), ui.view: gr.Image(label=VIEW_LABEL)}
 
-    def finish(session: Optional[AppSession]):
-        usable = session_problem(session) is None
-        return gr.Button(interactive=usable), gr.Button(interactive=False), "", gr.Slider(interactive=usable)
+    def finish(session: Optional[AppSession]) -> dict:
+        return _job_ended(ui, session)
 
     def stop(session: Optional[AppSession]):
         if session is None or not session.tracking:
@@ -989,34 +1130,47 @@ def _editor_value(session: AppSession, frame: int) -> dict:
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
                 run: JobRunner) -> Iterator[dict]:
-    """A Track click's job (`run`: gpu_track holding a GPU slot): its progress bar, and its live frames
-    (labelled with their number; the frame slider follows them), then its results on the frame the slider
-    shows."""
-    result = None
-    note = {ui.status: TRACKING_NOTE}  # once, over a preview's note that came before the job
+    """A Track click's job (`run`: gpu_track holding a GPU slot), started in a thread of its own (it goes on
+    when this page goes: a reloaded page rejoins it) and followed here (`_follow_job`)."""
     with job_errors():
-        for update in session.tracking_job(options, limits, run):
-            if update.result is not None:
-                result = update.result
-                continue
+        job = session.start_job(options, limits, run)
+    yield from _follow_job(ui, session, job, frame, show, {ui.status: TRACKING_NOTE})  # over a preview's note
+
+
+def _follow_job(ui: UI, session: AppSession, job: DetachedJob, frame: int, show: bool,
+                first: Optional[dict] = None) -> Iterator[dict]:
+    """A running job on a page: its progress bar, its live frames (labelled with their number; the frame slider
+    follows them) with the timeline so far, then its results on the frame the slider shows. `first` goes
+    with the first update."""
+    first = dict(first or {})
+    with job_errors():
+        for update in job.follow():
             live = {}
             if update.frame is not None:
                 frame = update.frame_idx
                 live = {ui.view: gr.Image(session.enlarge(update.frame), label=f"Tracking: frame {frame} (live)"),
                         ui.frame: frame, ui.review: gr.Column(visible=True),
                         ui.timeline: session.render_timeline(frame, update.review)}
-            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **note, **live}
-            note = {}
-    if session.closed:  # a new video replaced this session during the job
+            yield {ui.progress: progress_html(describe_progress(update.progress), update.progress), **first, **live}
+            first = {}
+    result = job.result
+    if session.closed or result is None:  # a new video replaced this session during the job
         return
     if result.failed:
         gr.Warning(result.describe())
-    summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     yield {ui.view: gr.Image(session.render_view(frame, show), label=VIEW_LABEL), ui.frame: frame,
-           ui.progress: progress_html(result.describe()), ui.summary: summary,
-           ui.result_video: str(result.files.video) if result.files.video else None,
-           ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
-           ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
+           **_results_view(ui, session, frame)}
+
+
+def _results_view(ui: UI, session: AppSession, frame: int) -> dict:
+    """The session's last results on the page: how the job ended, the result video, the downloads, the summary
+    and the review on `frame`."""
+    result = session.results
+    summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
+    return {ui.progress: progress_html(result.describe()), ui.summary: summary,
+            ui.result_video: str(result.files.video) if result.files.video else None,
+            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
+            ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
 
 
 def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):

@@ -94,7 +94,7 @@ def folders(app_tmp: Path, kind: str) -> set[Path]:
 def load_video(session: RawSession, clip: Path, app_tmp: Path) -> Path:
     """Load `clip` in the session; returns the session's new folder."""
     before = folders(app_tmp, "sessions")
-    outcome = session.call("load_video", None, session.upload(clip))
+    outcome = session.call("load_video", None, session.upload(clip), "")  # "": not declined
     assert outcome.success, outcome.raw
     (folder,) = folders(app_tmp, "sessions") - before
     assert (folder / "video.mp4").is_file()
@@ -152,7 +152,7 @@ def test_sessions_without_a_heartbeat_leave_nothing_behind(app_url, app_tmp, cli
     late.drop_heartbeat()
     time.sleep(GONE)
     before = folders(app_tmp, "sessions")
-    assert late.call("load_video", None, late.upload(clip)).success
+    assert late.call("load_video", None, late.upload(clip), "").success
     assert folders(app_tmp, "sessions") <= before  # its folder went at once
     never.close(), late.close()
 

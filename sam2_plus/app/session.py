@@ -29,6 +29,7 @@ from ..outputs import RecordError, RecordFile
 from ..prompts import PromptError
 from ..review import ReviewReport
 from ..service import TrackRequest, check_model, prepare_request
+from .detached import DetachedJob
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
@@ -46,6 +47,11 @@ BRUSH_SIDE = 640  # the brush's canvas: large enough to paint on, small enough t
 RENDER_STOP_SECONDS = 30.0  # how long a job waits for a re-render to stop (it does at its next frame)
 ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
+NO_VIDEO = "Upload a video or pick an example first."  # also after the video was cleared (its objects wait)
+
+
+def counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
@@ -75,6 +81,11 @@ class AppSession:
     jobs: int = 0
     effects: dict[int, Effect] = field(default_factory=dict)  # object -> its effect (OBJECT_EFFECTS)
     scene: SceneChoices = field(default_factory=SceneChoices)  # the page's last background, formats, ...
+    job: Optional[DetachedJob] = None  # the last (or running) tracking job started by start_job
+    last_options: Optional[TrackOptions] = None  # that job's options (a rejoined page shows them)
+    view_frame: int = 0  # the frame the frame view showed last (a rejoined page shows it)
+    pages: int = 1  # the pages' gr.States holding this session (a reloaded page rejoins it: `release`)
+    cleared: bool = False  # its video was cleared: its files are gone, its objects wait for the next video
     _frames: Optional[FrameSource] = field(default=None, repr=False)
     _overlay: Optional[FrameSource] = field(default=None, repr=False)
     _records: Optional[RecordFile] = field(default=None, repr=False)  # the results' records, read once
@@ -111,9 +122,9 @@ class AppSession:
         return self.files.closed
 
     def check_open(self) -> None:
-        """AppInputError(ENDED) once the files are gone: nothing may reach for them."""
+        """AppInputError(ENDED, or NO_VIDEO once cleared) when the files are gone: nothing may reach for them."""
         if self.closed:
-            raise AppInputError(ENDED)
+            raise AppInputError(NO_VIDEO if self.cleared else ENDED)
 
     def close(self) -> None:
         """Delete the session's files; during a job: stop it, and close when it ends (end_job)."""
@@ -122,6 +133,24 @@ class AppSession:
                 source.close()
         self._frames = self._overlay = None
         self.files.close()
+
+    def clear_video(self) -> None:
+        """The video's x: the files go (a running job stops), the objects with their prompts and effects stay for
+        the next video (`keep_objects_of`)."""
+        self.cleared = True
+        self.results, self.previews, self.corner = None, {}, None
+        self.close()
+
+    def rejoined(self) -> None:
+        """One more page holds this session (a reloaded page took it over)."""
+        self.pages += 1
+
+    def release(self) -> None:
+        """A page's gr.State let go of the session (Gradio drops a closed page's state after an hour): it closes
+        when no page holds it any more."""
+        self.pages -= 1
+        if self.pages <= 0:
+            self.close()
 
     # ------------------------------------------------------------------ objects
     @property
@@ -182,6 +211,36 @@ class AppSession:
         elif dropped:
             note += f": {dropped} on frames past the new video's last ({self.info.num_frames - 1}) are dropped"
         return note + ". Remove or clear them if this is another scene."
+
+    def replacing_question(self) -> str:
+        """What to ask before another video replaces this one, saying what goes and what stays ('' when nothing
+        would go: no results, no running job and no prompt, or the video was cleared already)."""
+        if self.closed:
+            return ""
+        prompted = sum(len(obj.frames()) for obj in self.objects.values())
+        if not prompted and not self._losses():
+            return ""
+        kept = ""
+        if prompted:
+            kept = (f"The objects stay; their prompts (on {counted(prompted, 'frame')}) only where the new video has "
+                    "the same size and those frames. ")
+        return f"Replace the video? {self._losses()}{kept}Cancel keeps everything as it is."
+
+    def clearing_question(self) -> str:
+        """What to ask before the video's x clears it ('' when nothing would go: the objects and their prompts
+        stay for the next video either way)."""
+        if self.closed or not self._losses():
+            return ""
+        return (f"Clear the video? {self._losses()}The objects and their prompts stay for the next video. Cancel "
+                "keeps everything as it is.")
+
+    def _losses(self) -> str:
+        losses = []
+        if self.results is not None:
+            losses.append("The tracking results and downloads go. ")
+        if self.tracking:
+            losses.append("The running tracking job stops. ")
+        return "".join(losses)
 
     def set_task(self, task: str) -> str:
         obj = self.current
@@ -327,7 +386,17 @@ class AppSession:
         """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
         it); the last update holds the result, which the session keeps. Stop: `self.stop.set()`."""
         plan = self.plan_job(options, limits)
-        job_dir = self.begin_job()
+        yield from self._job_updates(plan, self.begin_job(), run)
+
+    def start_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> DetachedJob:
+        """tracking_job checked and begun here (input errors are raised here), then run in a thread of its own
+        (`DetachedJob`): it runs to its end whether or not a page follows it, and the session keeps its result."""
+        plan = self.plan_job(options, limits)
+        updates = self._job_updates(plan, self.begin_job(), run)
+        self.job, self.last_options = DetachedJob(updates), options
+        return self.job
+
+    def _job_updates(self, plan: JobPlan, job_dir: Path, run: JobRunner) -> Iterator[JobUpdate]:
         result = None
         try:
             for update in run(*plan.job_arguments(job_dir, self.stop.path)):
@@ -345,7 +414,7 @@ class AppSession:
         return self.new_job_dir()
 
     def end_job(self, result: Optional[JobResult]) -> None:
-        if result is not None:
+        if result is not None and not self.cleared:
             self.set_results(result)
         self.files.end_job()
 
@@ -513,6 +582,7 @@ class AppSession:
         """The frame to prompt on, `view_scale` times the video's size: the last results (optional), each
         object's preview on this frame, and every prompt of this frame."""
         index = self.check_frame(index)
+        self.view_frame = index
         base = self.tracked_frame(index) if show_results else None
         image = np.array(self.frame(index) if base is None else base, dtype=np.uint8, copy=True)
         for (obj_id, frame), preview in self.previews.items():

@@ -187,6 +187,30 @@ class SessionFiles:
             self._closers = {session_hash: kept for session_hash, references in self._closers.items()
                              if (kept := [r for r in references if r() is not None and r() != closer])}
 
+    def move(self, closer: Closer, session_hash: str) -> None:
+        """`closer` now belongs to `session_hash` (a reloaded page took over the files of the page it
+        replaced): the old session's grace no longer reaches it."""
+        self.discard(closer)
+        self.add(session_hash, closer, needs_heartbeat=True)
+
+    def here(self, session_hash: str) -> bool:
+        """Whether the session's client is connected: a heartbeat of it is open (without `watch_heartbeats`:
+        it has not gone)."""
+        with self._lock:
+            if self._watching:
+                return self._open.get(session_hash, 0) > 0
+            return session_hash not in self._gone_since and session_hash not in self._ended
+
+    def away(self, session_hash: str) -> bool:
+        """Whether the session's client is gone but within the grace: its files are still there."""
+        with self._lock:
+            return session_hash in self._gone_since
+
+    def ended(self, session_hash: str) -> bool:
+        """Whether the session's client stayed away past the grace (its closers ran)."""
+        with self._lock:
+            return session_hash in self._ended
+
     def watch_heartbeats(self) -> None:
         self._watching = True
 
