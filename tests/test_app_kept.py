@@ -310,7 +310,7 @@ def test_the_x_keeps_the_objects_for_the_next_video_as_an_upload_does(clip, tmp_
     assert "Kept the 2 object(s) and 2 of their 2 prompted frames" in note
     assert [(o.name, o.task, o.frames()) for o in new.objects.values()] == [("object 1", "mask", [0]),
                                                                          ("car", "box", [3])]
-    assert new.effects == {2: "blur"} and new.selected == 2
+    assert {obj_id: e.name for obj_id, e in new.effects.items()} == {2: "blur"} and new.selected == 2
     other = AppSession.open(write_clip(tmp_path / "wide.mp4", [pattern_frame(i, H, W + 16) for i in range(T)]),
                             AppLimits())
     assert f"the video is {W + 16}x{H}, not {W}x{H}" in other.keep_objects_of(old)  # as an upload says it

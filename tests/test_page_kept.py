@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app_fakes import QuickPredictor, launch_app
-from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
 from sam2_plus.app.settings import AppLimits
@@ -129,7 +129,7 @@ def results_on_page(page) -> dict:
                                 for i in range(links.count())),
             "summary": page.get_by_label("Summary").input_value(),
             "review": page.locator("#timeline img").count() == 1 and page.locator("#review").is_visible(),
-            "legend": text(page, "#settings").split("Name of the selected object")[0].strip(),
+            "legend": text(page, "#objects-list"),
             "progress": text(page, "#track-progress")}
 
 
@@ -202,7 +202,7 @@ def test_a_reload_mid_run_warns_rejoins_the_job_and_shows_its_results(page, tmp_
     assert "Tracking: " in progress and f"/ {frames} frames" in progress, progress
     sync_api.expect(page.get_by_role("button", name="Stop")).to_be_enabled()
     sync_api.expect(page.get_by_role("button", name="Track", exact=True)).to_be_disabled()
-    assert "prompt on frame 0" in text(page, "#settings")
+    assert "prompt on frame 0" in text(page, "#objects-list")
     shot(page, "rejoined-running")
 
     stranger = page.context.browser.new_context()  # another browser (its own localStorage): a page of its own
@@ -251,6 +251,7 @@ def test_clearing_the_video_keeps_the_objects_for_the_next_video(page, tmp_path)
     wait_text(page, "#status", "Preview of object 1 on frame 0")
     page.get_by_role("button", name="Add object").click()
     wait_text(page, "#status", "Added object 2")
+    open_tab(page, "Object and effects")
     name = page.get_by_label("Name of the selected object (Enter to rename)")
     name.fill("car")
     name.press("Enter")
@@ -262,7 +263,7 @@ def test_clearing_the_video_keeps_the_objects_for_the_next_video(page, tmp_path)
     page.get_by_role("button", name="Clear", exact=True).click()  # the video's x: nothing would go, no question
     wait_text(page, "#status", "The video is cleared; its 2 object(s) and their prompts wait for the next video.")
     assert dialogs.seen == []
-    legend = text(page, "#settings")
+    legend = text(page, "#objects-list")
     assert "object 1 (id 1) · mask · prompt on frame 0" in legend and "car (id 2) · box · no prompt yet" in legend
     shot(page, "cleared")
 
@@ -270,7 +271,7 @@ def test_clearing_the_video_keeps_the_objects_for_the_next_video(page, tmp_path)
     assert "Kept the 2 object(s) and 1 of their 1 prompted frames" in text(page, "#status")
     assert page.get_by_label("car (id 2)").is_checked()
     assert page.get_by_label("Effect of the selected object").input_value() == "blur"
-    assert "car (id 2) · box" in text(page, "#settings")
+    assert "car (id 2) · box" in text(page, "#objects-list")
     shot(page, "cleared-next-video")
 
 
