@@ -24,9 +24,10 @@ from gradio.exceptions import InvalidPathError
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
-from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
+from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, uploaded_example, with_example
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS
-from sam2_plus.app.errors import AppInputError, failure_message, user_message
+from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
+from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import prepare_models, use_worker_threads
@@ -45,6 +46,7 @@ from sam2_plus.service import TrackRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
+EXAMPLE_CLIPS = tuple(sorted(EXAMPLES_DIR.glob("*.mp4")))  # the only files of examples/ that the app serves
 LIMITS = AppLimits.from_env()
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
@@ -61,6 +63,28 @@ CSS = """
 # outside Gradio's css, which only reaches what is inside the page's main column
 HEAD = ("<style>@media (max-width: 480px) { .main.app { padding-left: 4px !important; "
         "padding-right: 4px !important; } }</style>")
+
+# The video input drops a file that is not a video in the browser (a passing toast at most): the same rule
+# (Gradio's accept list, video/*) sends the file's name and type to the server, which says why in the status line.
+# Drops count only where the input takes them (its upload area).
+UPLOAD_CHECK_JS = """
+if (!window.sam2plusUploadCheck) {
+  window.sam2plusUploadCheck = true;
+  const refuse = (files) => {
+    const other = Array.from(files || []).find((f) => !(f.type || '').startsWith('video/'));
+    if (other) trigger('upload', {name: other.name, type: other.type || ''});
+  };
+  const uploadArea = (node) => node instanceof Element && node.closest('#video-input') !== null
+    && document.querySelector('#video-input input[type=file]') !== null;
+  document.addEventListener('change', (e) => {
+    const input = e.target;
+    if (input instanceof HTMLInputElement && input.type === 'file' && uploadArea(input)) refuse(input.files);
+  }, true);
+  document.addEventListener('drop', (e) => {
+    if (uploadArea(e.target) && e.dataTransfer) refuse(e.dataTransfer.files);
+  }, true);
+}
+"""
 
 API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
@@ -200,9 +224,10 @@ class SpaceBlocks(gr.Blocks):
         if self.sweeper is not None:
             self.sweeper.stop()
 
-    async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        inputs = [uploaded_example(value, EXAMPLE_CLIPS) for value in inputs]  # the API page's example URL
         try:
-            return await super().preprocess_data(*args, **kwargs)
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
         except InvalidPathError:
             raise gr.Error(NOT_UPLOADED, print_exception=False) from None
 
@@ -212,7 +237,7 @@ def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
     slots = GpuSlots(limits.gpu_concurrency, limits.queue_size)  # every GPU event's, around its GPU part only
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
-        _build_api(limits, session_files, slots)  # first, so that it owns the name "track"
+        _build_api(demo, limits, session_files, slots)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
         _wire(ui, limits, session_files, slots)
 
@@ -265,6 +290,8 @@ class UI:
     result_video: gr.Video
     downloads: gr.File
     summary: gr.Textbox
+    estimate: gr.Markdown
+    upload_check: gr.HTML
 
     @property
     def panel(self) -> list[gr.components.Component]:
@@ -293,13 +320,14 @@ def _build_ui(limits: AppLimits) -> UI:
             _build_setup_column(ui, limits)
         with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
             _build_frame_column(ui)
+    _build_upload_check(ui)
     return ui
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     """The video, the objects, undo and Track (on one screen with the frame), then each object's settings."""
     with gr.Column(elem_id="controls"):
-        ui.video = gr.Video(label="Video", sources=["upload"], height=120)
+        ui.video = gr.Video(label="Video", sources=["upload"], height=120, elem_id="video-input")
         ui.objects = gr.Radio([], label="Objects (select one to prompt it)", elem_id="objects")
         with gr.Row():
             ui.add = gr.Button("Add object", size="sm")
@@ -310,6 +338,7 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
         with gr.Row():
             ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
             ui.stop = gr.Button("Stop", variant="stop", interactive=False)
+        _build_estimate(ui)
         ui.progress = gr.HTML(elem_id="track-progress")
         ui.status = gr.Markdown(elem_id="status")
         gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.mp4"))], inputs=[ui.video],
@@ -334,6 +363,16 @@ def _build_object_settings(ui: UI, limits: AppLimits) -> None:
                                info="SAM 2.1 models take the mask granularity only")
         ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
     gr.Markdown(f"<small>{limits.describe()}</small>")
+
+
+def _build_estimate(ui: UI) -> None:
+    """Track's time on this machine, before it is pressed (`estimate.describe_estimate`)."""
+    ui.estimate = gr.Markdown(elem_id="estimate")
+
+
+def _build_upload_check(ui: UI) -> None:
+    """Nothing to see: it tells the server of a file that the video input refused in the browser (UPLOAD_CHECK_JS)."""
+    ui.upload_check = gr.HTML(visible="hidden", js_on_load=UPLOAD_CHECK_JS, elem_id="upload-check")
 
 
 def _build_frame_column(ui: UI) -> None:
@@ -371,11 +410,12 @@ def _build_frame_column(ui: UI) -> None:
     ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
 
-def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
+def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
     """The scripted endpoint: hidden components, so that the page shows only the UI. Outside Gradio's
-    concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`."""
+    concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`. Its example
+    clip is fetched from this app once it runs (`demo.local_url`)."""
     with gr.Column(visible=False):
-        video = with_example(gr.File(label="video"), example_clip(EXAMPLES_DIR))
+        video = with_example(gr.File(label="video"), lambda: example_clip(EXAMPLES_DIR, demo.local_url))
         prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS)
         # empty options mean the defaults; a JSON default would show on the API page unescaped (not Python)
         options = with_example(gr.Textbox(label="options", value=""), TrackOptions().to_json())
@@ -425,14 +465,17 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
 def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
     """Each panel's events, one function each."""
     preview_on = _previews(ui, limits, slots)
-    _wire_video(ui, limits, session_files)
+    loaded = _wire_video(ui, limits, session_files)
     _wire_frame_browser(ui, preview_on)
     _wire_player(ui)
     _wire_objects(ui, preview_on)
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
-    _wire_tracking(ui, limits, slots)
+    tracked = _wire_tracking(ui, limits, slots)
     _wire_review(ui)
+    _wire_estimate(ui, [loaded, tracked])
+    _wire_upload_check(ui)
+    _wire_status(ui)
 
 
 def _checks_first() -> dict:
@@ -450,11 +493,11 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
                 progress=gr.Progress()):
         if session_problem(session) is not None or session.tracking:  # the event before it said so
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
         if target is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         obj_id, frame = target
         try:
             request = session.preview_request(obj_id, frame, options)
@@ -462,11 +505,13 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
             with slots.held(wait_reporter(progress)):
                 output = gpu_preview(request, features.get(key))
         except (AppInputError, *INPUT_ERRORS) as error:
-            return gr.skip(), f"⚠️ Preview: {user_message(error)}"
+            return gr.skip(), f"⚠️ Preview: {user_message(error)}", gr.skip()
         features.put(output.features)
+        if output.encoded:  # a whole preview: Track's estimate (sam2_plus/app/estimate.py)
+            SPEEDS.preview(request.model, output.model_seconds)
         session.store_preview(obj_id, frame, options, output.record)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
-        return session.render_view(frame, show), note
+        return session.render_view(frame, show), note, session.estimate(model)
 
     def idle(session: Optional[AppSession]) -> None:
         """Ends the chain during a job: a preview would wait in the GPU queue until the job ends."""
@@ -475,14 +520,14 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
 
     def preview_on(trigger: Callable) -> None:
         trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
-            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
+            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status, ui.estimate],
             show_progress="full", show_progress_on=[ui.view], **_checks_first(), **UI_ONLY)  # busy on the frame
 
     return preview_on
 
 
-def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
-    """A new video (an upload or an example) replaces the session."""
+def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> Any:
+    """A new video (an upload or an example) replaces the session; returns that event."""
 
     def load_video(old: Optional[AppSession], video: Optional[str], request: gr.Request):
         if old is not None:
@@ -512,10 +557,10 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles) -> None:
         return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
                 ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **cleared}
 
-    ui.video.change(load_video, [ui.state, ui.video],
-                    [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress, ui.review,
-                     ui.timeline, ui.flag_note, *ui.panel],
-                    **UI_ONLY)
+    return ui.video.change(load_video, [ui.state, ui.video],
+                           [ui.state, ui.frame, ui.track, ui.result_video, ui.downloads, ui.summary, ui.progress,
+                            ui.review, ui.timeline, ui.flag_note, *ui.panel],
+                           **UI_ONLY)
 
 
 def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -534,12 +579,13 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
                 session.describe_flags(int(frame)))
 
     for trigger in (ui.frame.change, ui.show_results.change):
-        preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
-                           show_progress="hidden", trigger_mode="always_last", **UI_ONLY).then)
+        shown = trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
+                        show_progress="hidden", trigger_mode="always_last", **UI_ONLY)
+        preview_on(shown.then)
+        _reset_refused_frame(ui, shown)
     def check_model_choice(session: Optional[AppSession], model: str):
         """A model that cannot track some object's granularity is said when chosen, not at Track."""
-        note = "" if session is None else session.model_note(model)
-        return note or gr.skip()
+        return "" if session is None else session.model_note(model)  # a note of another model goes
 
     ui.model.change(check_model_choice, [ui.state, ui.model], [ui.status], **UI_ONLY)
     preview_on(ui.model.change)
@@ -654,8 +700,8 @@ def _wire_tools(ui: UI) -> None:
                    [ui.editor, ui.apply_mask, ui.view, ui.mask_file, ui.status], **UI_ONLY)
 
 
-def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
-    """Track (a job from every prompt, streamed) and Stop."""
+def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
+    """Track (a job from every prompt, streamed) and Stop; returns the tracking event."""
 
     def start(session: Optional[AppSession]):
         require(session)
@@ -698,6 +744,7 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
     tracking.then(finish, [ui.state], ended, **UI_ONLY)
     tracking.failure(finish, [ui.state], ended, **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
+    return tracking
 
 
 def _wire_review(ui: UI) -> None:
@@ -720,6 +767,47 @@ def _wire_review(ui: UI) -> None:
     ui.timeline.select(timeline_click, [ui.state], [ui.frame], **UI_ONLY)
     ui.previous_flag.click(step_to_flag(False), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
     ui.next_flag.click(step_to_flag(True), [ui.state, ui.frame], [ui.frame], **UI_ONLY)
+
+
+def _reset_refused_frame(ui: UI, shown: Any) -> None:
+    """A frame number that the slider refused (outside the video: Gradio says so) gives way to the frame that the
+    view shows, in the slider and with a note."""
+
+    def back(session: Optional[AppSession]):
+        if session_problem(session) is not None:
+            return gr.skip(), gr.skip()
+        last = session.info.num_frames - 1
+        return session.shown_frame, f"⚠️ Frames go from 0 to {last}: back to frame {session.shown_frame}."
+
+    shown.failure(back, [ui.state], [ui.frame, ui.status], **UI_ONLY)
+
+
+def _wire_estimate(ui: UI, after: list[Any]) -> None:
+    """Track's time on this machine (measured by previews and runs; `estimate.py`) follows the model, the objects,
+    the video and each run. (A preview updates it itself.)"""
+
+    def estimate(session: Optional[AppSession], model: str) -> str:
+        return "" if session_problem(session) is not None else session.estimate(model)
+
+    for trigger in (ui.model.change, ui.objects_html.change, *(event.then for event in after)):
+        trigger(estimate, [ui.state, ui.model], [ui.estimate], queue=False, show_progress="hidden", **UI_ONLY)
+
+
+def _wire_upload_check(ui: UI) -> None:
+    """A file that the video input refused in the browser (not a video) is said in the status line."""
+
+    def refused(evt: gr.EventData) -> str:
+        data = evt._data if isinstance(evt._data, dict) else {}
+        return "⚠️ " + refused_upload(str(data.get("name", "")), str(data.get("type", "")))
+
+    ui.upload_check.upload(refused, None, [ui.status], queue=False, **UI_ONLY)
+
+
+def _wire_status(ui: UI) -> None:
+    """The status line says what the last action did: a move to another frame (the slider, the timeline, a flag
+    button, Play) ends what it said."""
+    for trigger in (ui.frame.input, ui.timeline.select, ui.previous_flag.click, ui.next_flag.click, ui.play.click):
+        trigger(lambda: "", None, [ui.status], queue=False, show_progress="hidden", **UI_ONLY)
 
 
 def _editor_value(session: AppSession, frame: int) -> dict:
@@ -764,7 +852,7 @@ def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
     kwargs.setdefault("max_file_size", limits.max_upload_bytes)
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("head", HEAD)
-    kwargs.setdefault("allowed_paths", [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))])  # the clips only
+    kwargs.setdefault("allowed_paths", [str(p) for p in EXAMPLE_CLIPS])  # the clips only
     kwargs.setdefault("app_kwargs", {"middleware": [Middleware(HeartbeatWatch, session_files=demo.session_files)]})
     return demo.launch(**kwargs)
 
