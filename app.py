@@ -25,9 +25,10 @@ from gradio.exceptions import InvalidPathError
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
-from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, with_example
+from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, uploaded_example, with_example
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, ObjectState
-from sam2_plus.app.errors import AppInputError, failure_message, user_message
+from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
+from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
@@ -52,6 +53,7 @@ from sam2_plus.service import StepCallback, TrackRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
+EXAMPLE_CLIPS = tuple(sorted(EXAMPLES_DIR.glob("*.mp4")))  # the only files of examples/ that the app serves
 LIMITS = AppLimits.from_env()
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
@@ -86,6 +88,28 @@ HEAD += ("<script>window.addEventListener('beforeunload', (event) => { const sto
 CONFIRM_JS = ("(...inputs) => { const question = inputs[inputs.length - 1]; "
               "return [...inputs.slice(0, -1), question && !window.confirm(question) ? 'declined' : '']; }")
 DECLINED = "declined"
+
+# The video input drops a file that is not a video in the browser (a passing toast at most): the same rule
+# (Gradio's accept list, video/*) sends the file's name and type to the server, which says why in the status line.
+# Drops count only where the input takes them (its upload area).
+UPLOAD_CHECK_JS = """
+if (!window.sam2plusUploadCheck) {
+  window.sam2plusUploadCheck = true;
+  const refuse = (files) => {
+    const other = Array.from(files || []).find((f) => !(f.type || '').startsWith('video/'));
+    if (other) trigger('upload', {name: other.name, type: other.type || ''});
+  };
+  const uploadArea = (node) => node instanceof Element && node.closest('#video-input') !== null
+    && document.querySelector('#video-input input[type=file]') !== null;
+  document.addEventListener('change', (e) => {
+    const input = e.target;
+    if (input instanceof HTMLInputElement && input.type === 'file' && uploadArea(input)) refuse(input.files);
+  }, true);
+  document.addEventListener('drop', (e) => {
+    if (uploadArea(e.target) && e.dataTransfer) refuse(e.dataTransfer.files);
+  }, true);
+}
+"""
 
 API_DESCRIPTION = (
     "Track objects through a video. video: a video file (MP4, MOV, WebM, ...). prompts: the prompts JSON of "
@@ -228,9 +252,10 @@ class SpaceBlocks(gr.Blocks):
         if self.sweeper is not None:
             self.sweeper.stop()
 
-    async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        inputs = [uploaded_example(value, EXAMPLE_CLIPS) for value in inputs]  # the API page's example URL
         try:
-            return await super().preprocess_data(*args, **kwargs)
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
         except InvalidPathError:
             raise gr.Error(NOT_UPLOADED, print_exception=False) from None
 
@@ -242,7 +267,7 @@ def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
     slots = GpuSlots(limits.gpu_concurrency, limits.queue_size, lending=not on_zero_gpu())
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
-        _build_api(limits, session_files, slots)  # first, so that it owns the name "track"
+        _build_api(demo, limits, session_files, slots)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
         _wire(ui, limits, session_files, slots)
 
@@ -310,6 +335,8 @@ class UI:
     result_video: gr.Video
     downloads: gr.File
     summary: gr.Textbox
+    estimate: gr.Markdown
+    upload_check: gr.HTML
 
     @property
     def panel(self) -> list[gr.components.Component]:
@@ -352,19 +379,21 @@ def _build_ui(limits: AppLimits) -> UI:
             _build_setup_column(ui, limits)
         with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
             _build_frame_column(ui)
+    _build_upload_check(ui)
     return ui
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     """The video; the objects, each with its granularity; Track with its progress; then the settings."""
     with gr.Column(elem_id="video-box"):
-        ui.video = gr.Video(label="Video", sources=["upload"], height=120)
+        ui.video = gr.Video(label="Video", sources=["upload"], height=120, elem_id="video-input")
     with gr.Column(elem_id="objects-box"):
         _build_objects(ui)
     with gr.Column(elem_id="track-box"):
         with gr.Row():
             ui.track = gr.Button("Track", variant="primary", interactive=False, elem_id="track")
             ui.stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
+        _build_estimate(ui)
         ui.progress = gr.HTML(elem_id="track-progress")
         ui.rerender_progress = gr.HTML(elem_id="rerender-progress")  # whichever settings tab changed them
         ui.status = gr.Markdown(elem_id="status")
@@ -475,6 +504,16 @@ def _build_cutout_preview(ui: UI) -> None:
                                  interactive=False, type="numpy", visible=False, buttons=[], elem_id="cutout-preview")
 
 
+def _build_estimate(ui: UI) -> None:
+    """Track's time on this machine, before it is pressed (`estimate.describe_estimate`)."""
+    ui.estimate = gr.Markdown(elem_id="estimate")
+
+
+def _build_upload_check(ui: UI) -> None:
+    """Nothing to see: it tells the server of a file that the video input refused in the browser (UPLOAD_CHECK_JS)."""
+    ui.upload_check = gr.HTML(visible="hidden", js_on_load=UPLOAD_CHECK_JS, elem_id="upload-check")
+
+
 def _build_frame_column(ui: UI) -> None:
     """The prompt tools, the frame view (the brush paints in its place), the frame slider and Play, the review
     under them, then the result video, the downloads and the summary."""
@@ -518,11 +557,12 @@ def _build_review(ui: UI) -> None:
         ui.flag_note = gr.Markdown(elem_id="flag-note")
 
 
-def _build_api(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
+def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
     """The scripted endpoint: hidden components, so that the page shows only the UI. Outside Gradio's
-    concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`."""
+    concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`. Its example
+    clip is fetched from this app once it runs (`demo.local_url`)."""
     with gr.Column(visible=False):
-        video = with_example(gr.File(label="video"), example_clip(EXAMPLES_DIR))
+        video = with_example(gr.File(label="video"), lambda: example_clip(EXAMPLES_DIR, demo.local_url))
         prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_PROMPTS)
         # empty options mean the defaults; a JSON default would show on the API page unescaped (not Python)
         options = with_example(gr.Textbox(label="options", value=""), TrackOptions().to_json())
@@ -586,16 +626,19 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlot
     """Each panel's events, one function each."""
     preview_on = _previews(ui, limits, slots)
     pages = PageTokens(session_files)
-    _wire_video(ui, limits, session_files, pages)
+    loaded = _wire_video(ui, limits, session_files, pages)
     _wire_rejoin(ui, limits, pages)
     _wire_frame_browser(ui, preview_on)
     _wire_player(ui)
     _wire_objects(ui, preview_on)
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
-    _wire_tracking(ui, limits, slots)
+    tracked = _wire_tracking(ui, limits, slots)
     _wire_review(ui)
     _wire_rerender(ui)
+    _wire_estimate(ui, [*loaded, tracked])
+    _wire_upload_check(ui)
+    _wire_status(ui)
 
 
 def _checks_first() -> dict:
@@ -614,12 +657,12 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
         """While it waits for the GPU (a tracking job runs: the preview comes after the job's current frame),
         the status line says so (Gradio's progress shows only a timer on the frame view without a fraction)."""
         if session_problem(session) is not None or session.tracking:  # the event before it said so
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
         if target is None:
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
         obj_id, frame = target
         try:
@@ -629,17 +672,19 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
                 waited = False
                 for wait in turn:
                     waited = True
-                    yield gr.skip(), wait.describe()
+                    yield gr.skip(), wait.describe(), gr.skip()
                 if waited:  # the line no longer says that it waits
-                    yield gr.skip(), COMPUTING_PREVIEW
+                    yield gr.skip(), COMPUTING_PREVIEW, gr.skip()
                 output = gpu_preview(request, features.get(key))
         except (AppInputError, *INPUT_ERRORS) as error:
-            yield gr.skip(), f"⚠️ Preview: {user_message(error)}"
+            yield gr.skip(), f"⚠️ Preview: {user_message(error)}", gr.skip()
             return
         features.put(output.features)
+        if output.encoded:  # a whole preview: Track's estimate (sam2_plus/app/estimate.py)
+            SPEEDS.preview(request.model, output.model_seconds)
         session.store_preview(obj_id, frame, options, output.record)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
-        yield session.render_view(frame, show), note
+        yield session.render_view(frame, show), note, session.estimate(model)
 
     def idle(session: Optional[AppSession]) -> None:
         """Ends the chain during this session's own job: its prompts cannot change and its live frames own the
@@ -649,15 +694,16 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
 
     def preview_on(trigger: Callable) -> None:
         trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
-            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status],
+            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status, ui.estimate],
             show_progress="full", show_progress_on=[ui.view], **_checks_first(), **UI_ONLY)  # busy on the frame
 
     return preview_on
 
 
-def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: PageTokens) -> None:
+def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: PageTokens) -> list[Any]:
     """A new video (an upload or an example) replaces the session; the video's x clears it, keeping its objects
-    for the next video. Each asks first when the page would lose something (CONFIRM_JS)."""
+    for the next video. Each asks first when the page would lose something (CONFIRM_JS). Returns the events
+    that load or clear a video."""
 
     def ask_replacing(session: Optional[AppSession]) -> str:
         return "" if session is None else session.replacing_question()
@@ -706,12 +752,12 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
         return {**_no_video(ui), **_panel(ui, session, 0, True, kept), ui.state: session}
 
     loaded = [ui.state, ui.video, ui.frame, ui.track, *_no_results(ui), *ui.panel]
-    ui.video.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-        load_video, [ui.state, ui.video, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
-    ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-        load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
-    ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-        clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)
+    return [ui.video.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_video, [ui.state, ui.video, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
 
 
 def _declined(ui: UI, session: Optional[AppSession]) -> dict:
@@ -818,12 +864,13 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
                 session.describe_flags(int(frame)))
 
     for trigger in (ui.frame.change, ui.show_results.change):
-        preview_on(trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
-                           show_progress="hidden", trigger_mode="always_last", **UI_ONLY).then)
+        shown = trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
+                        show_progress="hidden", trigger_mode="always_last", **UI_ONLY)
+        preview_on(shown.then)
+        _reset_refused_frame(ui, shown)
     def check_model_choice(session: Optional[AppSession], model: str):
         """A model that cannot track some object's granularity is said when chosen, not at Track."""
-        note = "" if session is None else session.model_note(model)
-        return note or gr.skip()
+        return "" if session is None else session.model_note(model)  # a note of another model goes
 
     ui.model.change(check_model_choice, [ui.state, ui.model], [ui.status], **UI_ONLY)
     preview_on(ui.model.change)
@@ -934,8 +981,8 @@ def _wire_tools(ui: UI) -> None:
                    [ui.editor, ui.apply_mask, ui.view, ui.mask_file, ui.status], **UI_ONLY)
 
 
-def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
-    """Track (a job from every prompt, streamed) and Stop."""
+def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
+    """Track (a job from every prompt, streamed) and Stop; returns the tracking event."""
 
     def start(session: Optional[AppSession], *scene: Any):
         require(session)
@@ -980,6 +1027,7 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> None:
     tracking.then(finish, [ui.state], ended, **UI_ONLY)
     tracking.failure(finish, [ui.state], ended, **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)
+    return tracking
 
 
 def _wire_review(ui: UI) -> None:
@@ -1124,6 +1172,47 @@ def _cutout_update(session: Optional[AppSession], frame: int) -> gr.Image:
     return gr.Image(value=image, visible=image is not None)
 
 
+def _reset_refused_frame(ui: UI, shown: Any) -> None:
+    """A frame number that the slider refused (outside the video: Gradio says so) gives way to the frame that the
+    view shows, in the slider and with a note."""
+
+    def back(session: Optional[AppSession]):
+        if session_problem(session) is not None:
+            return gr.skip(), gr.skip()
+        last = session.info.num_frames - 1
+        return session.view_frame, f"⚠️ Frames go from 0 to {last}: back to frame {session.view_frame}."
+
+    shown.failure(back, [ui.state], [ui.frame, ui.status], **UI_ONLY)
+
+
+def _wire_estimate(ui: UI, after: list[Any]) -> None:
+    """Track's time on this machine (measured by previews and runs; `estimate.py`) follows the model, the objects,
+    the video and each run. (A preview updates it itself.)"""
+
+    def estimate(session: Optional[AppSession], model: str) -> str:
+        return "" if session_problem(session) is not None else session.estimate(model)
+
+    for trigger in (ui.model.change, ui.objects_html.change, *(event.then for event in after)):
+        trigger(estimate, [ui.state, ui.model], [ui.estimate], queue=False, show_progress="hidden", **UI_ONLY)
+
+
+def _wire_upload_check(ui: UI) -> None:
+    """A file that the video input refused in the browser (not a video) is said in the status line."""
+
+    def refused(evt: gr.EventData) -> str:
+        data = evt._data if isinstance(evt._data, dict) else {}
+        return "⚠️ " + refused_upload(str(data.get("name", "")), str(data.get("type", "")))
+
+    ui.upload_check.upload(refused, None, [ui.status], queue=False, **UI_ONLY)
+
+
+def _wire_status(ui: UI) -> None:
+    """The status line says what the last action did: a move to another frame (the slider, the timeline, a flag
+    button, Play) ends what it said."""
+    for trigger in (ui.frame.input, ui.timeline.select, ui.previous_flag.click, ui.next_flag.click, ui.play.click):
+        trigger(lambda: "", None, [ui.status], queue=False, show_progress="hidden", **UI_ONLY)
+
+
 def _editor_value(session: AppSession, frame: int) -> dict:
     return {"background": session.brush_background(frame), "layers": [], "composite": None}
 
@@ -1179,7 +1268,7 @@ def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):
     kwargs.setdefault("max_file_size", limits.max_upload_bytes)
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("head", HEAD)
-    kwargs.setdefault("allowed_paths", [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))])  # the clips only
+    kwargs.setdefault("allowed_paths", [str(p) for p in EXAMPLE_CLIPS])  # the clips only
     kwargs.setdefault("app_kwargs", {"middleware": [Middleware(HeartbeatWatch, session_files=demo.session_files)]})
     return demo.launch(**kwargs)
 

@@ -47,7 +47,7 @@ from .modeling.sam2_model import SAM2Model
 from .predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts
 from .review import ReviewReport, ReviewTracker
-from .weights import CheckpointError, WeightsSource, weights_from_env
+from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, weights_from_env
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,22 @@ class TrackOutputs:
 
 
 @dataclass(frozen=True)
+class PromptStep:
+    """The prompt a job is adding (its "prompting" phase can take a model pass per prompted frame)."""
+
+    number: int  # 1-based, in the order the prompts are added (frame order)
+    total: int  # prompts of the job
+    obj_id: int
+    object_number: int  # 1-based position of the object among the request's objects
+    objects: int
+    frame: int
+
+    def describe(self) -> str:
+        return (f"object {self.object_number} of {self.objects} (id {self.obj_id}) on frame {self.frame}, "
+                f"prompt {self.number} of {self.total}")
+
+
+@dataclass(frozen=True)
 class TrackProgress:
     phase: str  # "loading" (the model), "prompting", "tracking"
     frames_done: int
@@ -115,6 +131,7 @@ class TrackProgress:
     eta: Optional[float] = None  # seconds still needed, once the speed is measured (ETA_MIN_FRAMES, ETA_MIN_SECONDS)
     frame_idx: Optional[int] = None  # the frame just tracked
     frames_per_second: Optional[float] = None  # tracking speed so far
+    prompt: Optional[PromptStep] = None  # while prompting: the prompt being added
 
     @property
     def fraction(self) -> float:
@@ -142,6 +159,7 @@ class TrackSummary:
     out_of_memory: bool = False  # ... and it was the GPU (or the CPU) running out of memory
     review: Optional[ReviewReport] = None  # flagged frames and per-object timelines of the written frames
     removed: Mapping[int, int] = field(default_factory=dict)  # removed during the run: id -> first frame without it
+    tracking_seconds: float = 0.0  # inside the predictor for the tracked frames (not the prompts)
 
     @property
     def objects(self) -> tuple[int, ...]:
@@ -211,8 +229,20 @@ def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[s
     return TrackRequest(Path(video), info, objects, model, weights, device, motion_aware, max_frames)
 
 
+class ModelTaskError(PromptError):
+    """An object's task that the model cannot track (the message is the prompts JSON's wording)."""
+
+    def __init__(self, obj_id: int, model: str, task: str, supported: Sequence[str]) -> None:
+        super().__init__(f"object {obj_id}: model {model} has no {task!r} task (it supports "
+                         f"{', '.join(supported)}); use sam2++ for the box and point tasks")
+        self.obj_id, self.model, self.task, self.supported = obj_id, model, task, tuple(supported)
+
+    def __reduce__(self):  # picklable (an error may cross to another process on ZeroGPU)
+        return type(self), (self.obj_id, self.model, self.task, self.supported)
+
+
 def check_model(model: str, tasks: Mapping[int, str]) -> str:
-    """The canonical model name; TrackError for an unknown model, PromptError for a task it lacks."""
+    """The canonical model name; TrackError for an unknown model, ModelTaskError for a task it lacks."""
     try:
         name = canonical_model_name(model)
     except ValueError as e:
@@ -220,15 +250,16 @@ def check_model(model: str, tasks: Mapping[int, str]) -> str:
     supported = load_config(name).tasks
     for obj_id, task in tasks.items():
         if task not in supported:
-            raise PromptError(f"object {obj_id}: model {name} has no {task!r} task (it supports "
-                              f"{', '.join(supported)}); use sam2++ for the box and point tasks")
+            raise ModelTaskError(obj_id, name, task, supported)
     return name
 
 
 def check_weights(weights: WeightsSource) -> None:
     """Fail before building a model when a checkpoint file is missing."""
     if weights.kind == "file" and not Path(weights.path).is_file():
-        raise CheckpointError(f"checkpoint file not found: {weights.path}")
+        raise CheckpointError(f"checkpoint file not found: {weights.path}",
+                              f"checkpoint file not found: {weights.path} ({WEIGHTS_ENV}); set {WEIGHTS_ENV} to "
+                              "an existing checkpoint file, hub or seeded and restart the app")
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -463,7 +494,7 @@ class _Job:
         finally:
             self.model_seconds += time.perf_counter() - start
 
-    def report(self, phase: str, frame_idx: Optional[int] = None) -> None:
+    def report(self, phase: str, frame_idx: Optional[int] = None, prompt: Optional[PromptStep] = None) -> None:
         if self.progress is None:
             return
         eta = rate = None
@@ -473,7 +504,7 @@ class _Job:
             if measured or self.frames_done >= self.frames_total:
                 eta = (self.frames_total - self.frames_done) / rate
         self.progress(TrackProgress(phase, self.frames_done, self.frames_total, self.elapsed(), eta, frame_idx,
-                                    rate))
+                                    rate, prompt))
 
     @property
     def ended_early(self) -> bool:
@@ -534,7 +565,8 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  between_steps: Optional[StepCallback] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
-    progress(TrackProgress) is called after loading, after the prompts and after every frame;
+    progress(TrackProgress) is called before loading, before each prompt, before the first frame and after
+    every frame;
     should_stop() is asked before every frame; on_result(media.export.FrameRecord) gets every tracked
     frame as soon as it is computed (backward-pass frames too, in tracking order; live previews);
     removed() -> object ids is asked before each frame is written and passed on: those objects are left out of
@@ -576,11 +608,11 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         job.report("loading")
         predictor = predictor or _load_predictor(job, request)
         session = job.timed(predictor.init_state, frames)
-        job.report("prompting")
         start = _add_prompts(job, predictor, session, request.objects)
         review = ReviewTracker(request.tasks)
         sink = open_outputs(outputs, frames, request.tasks, review)
         with sink:
+            job.report("tracking")  # the prompts are in; the first frame can take as long as one of them
             _track_both_ways(job, predictor, session, start, sink)
     failure = job.failure
     summary = TrackSummary(
@@ -591,6 +623,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         failure=None if failure is None else describe_error(failure),
         out_of_memory=failure is not None and is_out_of_memory(failure), review=review.report(),
         removed=dict(sorted(job.removals.first_frame.items())),
+        tracking_seconds=job.tracking_seconds,
     )
     return summary, failure
 
@@ -604,12 +637,13 @@ def _load_predictor(job: _Job, request: TrackRequest) -> VideoPredictor:
 
 def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
                  objects: Sequence[ObjectPrompts]) -> int:
-    """Every object's prompts, in frame order (objects in their given order on a frame). Returns the
-    earliest prompted frame."""
+    """Every object's prompts, in frame order (objects in their given order on a frame), each reported before
+    it is added. Returns the earliest prompted frame."""
     order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
                    key=lambda item: item[:2])
-    for _, _, obj, prompt in order:
+    for number, (frame, position, obj, prompt) in enumerate(order, start=1):
         job.between_steps()
+        job.report("prompting", prompt=PromptStep(number, len(order), obj.obj_id, position + 1, len(objects), frame))
         job.timed(predictor.add_prompt, session, obj.obj_id, obj.task, prompt)
     return order[0][0]
 

@@ -195,7 +195,8 @@ def load_prompts(args: argparse.Namespace):
 
 
 class ProgressDisplay:
-    """A tqdm bar when tqdm is installed, else one stderr line with frames/s and the ETA."""
+    """A line for each prompt added, then a tqdm bar when tqdm is installed, else one stderr line with frames/s and
+    the ETA."""
 
     def __init__(self, stream: Optional[TextIO] = None, use_tqdm: bool = True, min_interval: float = 0.5) -> None:
         self.stream = stream or sys.stderr
@@ -208,6 +209,10 @@ class ProgressDisplay:
     def __call__(self, p: TrackProgress) -> None:
         if p.phase == "loading":
             print("loading the model...", file=self.stream, flush=True)
+            return
+        if p.phase == "prompting":  # before the bar: each prompt can take a model pass
+            if p.prompt is not None:
+                print(f"adding the prompts: {p.prompt.describe()}", file=self.stream, flush=True)
             return
         if self._tqdm is not None:
             self._update_bar(p)

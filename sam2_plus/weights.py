@@ -12,7 +12,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -23,7 +23,16 @@ WEIGHTS_ENV = "SAM2PLUS_WEIGHTS"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be found, downloaded or loaded."""
+    """A checkpoint that cannot be found, downloaded or loaded. `for_settings` says the same to whoever runs
+    the app, with the fix through the SAM2PLUS_WEIGHTS setting only (the message may also name the Python API's
+    checkpoint=...)."""
+
+    def __init__(self, message: str, for_settings: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.for_settings = for_settings or message
+
+    def __reduce__(self):  # picklable with both texts (an error may cross to another process on ZeroGPU)
+        return type(self), (str(self), self.for_settings)
 
 
 @dataclass(frozen=True)
@@ -136,34 +145,73 @@ def download_checkpoint(cfg: ModelConfig) -> str:
     (honours HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE)."""
     if cfg.hub is None:
         raise CheckpointError(f"{cfg.name} is a model for tests: it has no official checkpoint. Use "
-                              f"{WEIGHTS_ENV}=seeded (or checkpoint='seeded') or a checkpoint file of its shapes.")
+                              f"{WEIGHTS_ENV}=seeded (or checkpoint='seeded') or a checkpoint file of its shapes.",
+                              f"{cfg.name} is a model for tests: it has no official checkpoint. Set "
+                              f"{WEIGHTS_ENV}=seeded or to a checkpoint file of its shapes.")
     repo, filename = cfg.hub.repo_id, cfg.hub.filename
-    how_to = (
-        f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access, then "
-        f"pass its path as checkpoint=... (or set {WEIGHTS_ENV}=/path/to/{filename}); "
-        f"for untrained test weights set {WEIGHTS_ENV}=seeded."
-    )
     try:
         from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     except ImportError:
-        raise CheckpointError(f"huggingface_hub is not installed, so {repo} cannot be downloaded. {how_to}") from None
+        raise _not_downloadable(f"huggingface_hub is not installed, so {repo} cannot be downloaded.", cfg) from None
     cached = try_to_load_from_cache(repo_id=repo, filename=filename)
     if isinstance(cached, str):
         return cached
     if constants.HF_HUB_OFFLINE:
-        raise CheckpointError(f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set. {how_to}")
+        raise _not_downloadable(f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set.", cfg)
     unreachable = _unreachable_reason(constants.ENDPOINT)
     if unreachable:
         # fail at once instead of after the hub client's retries
-        raise CheckpointError(f"cannot reach {constants.ENDPOINT} ({unreachable}) to download {repo}/{filename}. {how_to}")
+        raise _not_downloadable(f"cannot reach {constants.ENDPOINT} ({unreachable}) to download {repo}/{filename}.",
+                                cfg)
     try:
         return hf_hub_download(repo_id=repo, filename=filename, etag_timeout=5)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise CheckpointError(
-            f"cannot get the {cfg.name} checkpoint {repo}/{filename} from the Hugging Face Hub "
-            f"({e.__class__.__name__}: {reason[:200]}). {how_to}"
-        ) from None
+        raise _not_downloadable(f"cannot get the {cfg.name} checkpoint {repo}/{filename} from the Hugging Face Hub "
+                                f"({e.__class__.__name__}: {reason[:200]}).", cfg) from None
+
+
+def _not_downloadable(problem: str, cfg: ModelConfig) -> CheckpointError:
+    """`problem` with how to get the checkpoint another way: through the Python API or the setting."""
+    repo, filename = cfg.hub.repo_id, cfg.hub.filename
+    fetch = f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access"
+    return CheckpointError(
+        f"{problem} {fetch}, then pass its path as checkpoint=... (or set {WEIGHTS_ENV}=/path/to/{filename}); "
+        f"for untrained test weights set {WEIGHTS_ENV}=seeded.",
+        f"{problem} {fetch} and set {WEIGHTS_ENV}=/path/to/{filename}, or set {WEIGHTS_ENV}=seeded for untrained "
+        "test weights; then restart the app.")
+
+
+@dataclass(frozen=True)
+class HubAccess:
+    """Whether the official checkpoints of some models can be had here (`hub_access`)."""
+
+    cached: tuple[str, ...]  # the models whose checkpoint is in the local Hugging Face cache
+    missing: tuple[str, ...]  # the others
+    blocked: Optional[str] = None  # why the missing ones cannot be downloaded; None when the hub answers
+
+    @property
+    def usable(self) -> bool:
+        return not self.missing or self.blocked is None
+
+
+def hub_access(configs: Sequence[ModelConfig], timeout: float = 1.0) -> HubAccess:
+    """Which of the models' official checkpoints are in the local cache (no network), and, when some are not,
+    whether they can be downloaded: HF_HUB_OFFLINE, or a TCP connection to the hub within `timeout` seconds."""
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+    except ImportError:
+        return HubAccess((), tuple(cfg.name for cfg in configs), "huggingface_hub is not installed")
+    cached = tuple(cfg.name for cfg in configs if cfg.hub is not None and isinstance(
+        try_to_load_from_cache(repo_id=cfg.hub.repo_id, filename=cfg.hub.filename), str))
+    missing = tuple(cfg.name for cfg in configs if cfg.name not in cached)
+    if not missing:
+        return HubAccess(cached, missing)
+    if constants.HF_HUB_OFFLINE:
+        return HubAccess(cached, missing, "HF_HUB_OFFLINE is set")
+    unreachable = _unreachable_reason(constants.ENDPOINT, timeout)
+    return HubAccess(cached, missing, None if unreachable is None else f"cannot reach {constants.ENDPOINT}: "
+                                                                       f"{unreachable}")
 
 
 def _unreachable_reason(endpoint: str, timeout: float = 3.0) -> Optional[str]:

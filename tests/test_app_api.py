@@ -71,16 +71,21 @@ def test_the_public_api_is_track_only(client):
 
 def test_the_api_page_shows_a_call_that_works(client):
     """Use via API shows an example clip and prompts for it (not Gradio's PDF and "Hello!!"), and the page still
-    draws the hidden inputs as a file and text boxes."""
+    draws the hidden inputs as a file and text boxes. The clip is this app's URL of it (which a JavaScript client
+    fetches): the call as the page writes it, handle_file(url), tracks that clip."""
     from sam2_plus.app.plan import plan_job
 
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/track"]
     video, *texts = (p["example_input"] for p in endpoint["parameters"])
-    assert Path(video["path"]).name == "shapes.mp4" and Path(video["path"]).is_file() and video["url"]
+    clip = Path(__file__).resolve().parents[1] / "examples" / "shapes.mp4"
+    assert video["path"] == video["url"] == f"{client.src}gradio_api/file={clip}"
     prompts, options = (json.loads(f'"{text}"') for text in texts)  # the page puts them between quotes as they are
     assert json.loads(prompts)["objects"][0]["prompts"][0]["box"] and json.loads(options)["model"] == "sam2++"
-    plan = plan_job(video["path"], prompts, options, AppLimits())  # checked as a call: it fits the clip
-    assert plan.request.info.num_frames == probe(video["path"]).num_frames
+    plan = plan_job(clip, prompts, options, AppLimits())  # checked as a call: it fits the clip
+    assert plan.request.info.num_frames == probe(clip).num_frames
+    _, _, results = client.predict(handle_file(video["url"]), prompts, json.dumps({"model": MICRO}),
+                                   api_name="/track")
+    assert len(read_results_json(results)[1]) == probe(clip).num_frames
     # the page shows a parameter's default as it is: the options' default is empty (the defaults), valid Python
     assert endpoint["parameters"][2]["parameter_default"] == ""
     kinds = {component["type"] for component in client.config["components"]}

@@ -217,7 +217,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
     open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name="sam2.1-tiny").click()
-    wait_status(page, "has no 'box' task", timeout=60_000)
+    wait_status(page, "has the box granularity, which sam2.1-tiny cannot track", timeout=60_000)
     shot(page, "14-model-lacks-the-granularity")
 
 

@@ -176,12 +176,75 @@ def test_the_api_page_example_is_a_call_that_works(clip, monkeypatch):
     assert plan.objects == 1
 
 
-def test_weights_are_announced(monkeypatch):
+def test_weights_are_announced(monkeypatch, tmp_path):
+    """The header says which weights the page uses; with the official checkpoints, whether they can be had
+    here: in the local cache, downloadable, or neither (offline: it says so and names SAM2PLUS_WEIGHTS and its
+    values)."""
+    from huggingface_hub import constants
+
+    from sam2_plus import weights
+
     assert "Untrained test weights" in settings.describe_weights()
-    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")
-    assert "Hugging Face Hub" in settings.describe_weights()
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:x")
     assert "invalid setting" in settings.describe_weights()
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", str(tmp_path / "mine.pt"))
+    assert settings.describe_weights() == f"Weights: checkpoint file {tmp_path / 'mine.pt'}."
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "hub")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: None)
+    assert settings.describe_weights() == ("Weights: official checkpoints from the Hugging Face Hub (each downloaded "
+                                           "at its model's first use).")
+    monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: "test: no network")
+    offline = settings.describe_weights()
+    assert offline == ("**Weights: the official checkpoints cannot be downloaded here** (cannot reach "
+                       "https://huggingface.co: test: no network) and none is in the local cache: previews and "
+                       "tracking fail. Set `SAM2PLUS_WEIGHTS` to the path of a checkpoint file, or to `seeded` "
+                       "(untrained stand-ins: meaningless results, for trying the page), and restart the app; `hub`, "
+                       "the default, downloads the official checkpoints.")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert "(HF_HUB_OFFLINE is set)" in settings.describe_weights()
+    monkeypatch.setattr(settings, "hub_access", lambda configs: weights.HubAccess(
+        tuple(cfg.name for cfg in configs[:1]), tuple(cfg.name for cfg in configs[1:]), "HF_HUB_OFFLINE is set"))
+    partly = settings.describe_weights()
+    assert (f"and only {settings.MODELS[0]} is in the local cache: previews and tracking with {settings.MODELS[1]}, "
+            in partly)
+    monkeypatch.setattr(settings, "hub_access", lambda configs: weights.HubAccess(
+        tuple(cfg.name for cfg in configs), ()))
+    assert settings.describe_weights() == ("Weights: official checkpoints from the Hugging Face Hub (all in the "
+                                           "local cache).")
+
+
+def test_the_api_page_example_clip_is_fetched_from_this_app(monkeypatch, tmp_path):
+    """Not on a Space, the example clip is this app's URL of it (a JavaScript client fetches it to a Blob); a
+    call that names it so gets the clip as if it were uploaded (a server downloads no private address), and no
+    other URL or file is taken for it."""
+    import gradio as gr
+
+    from sam2_plus.app import api_examples
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    clip = examples / api_examples.EXAMPLE_CLIP
+    url = api_examples.example_clip(examples, "http://127.0.0.1:7860/")
+    assert url == f"http://127.0.0.1:7860/gradio_api/file={clip}"
+    root = {"url": None}
+    video = api_examples.with_example(gr.File(label="video"), lambda: api_examples.example_clip(examples, root["url"]))
+    assert video.example_payload()["url"] == str(clip)  # before the app runs
+    root["url"] = "http://127.0.0.1:7860/"
+    payload = video.example_payload()
+    assert payload["url"] == payload["path"] == url and payload["orig_name"] == "shapes.mp4"
+    assert api_examples.served_example(url.replace("127.0.0.1:7860", "example.org"), [clip]) == clip
+    for other in (f"http://127.0.0.1:7860/gradio_api/file={examples / 'bounce.mp4'}", str(clip), None,
+                  f"file:///gradio_api/file={clip}", f"{url}?x=1", f"http://127.0.0.1:7860/file={clip}"):
+        assert api_examples.served_example(other, [clip]) is None, other
+    uploaded = api_examples.uploaded_example(payload, [clip])
+    assert Path(uploaded["path"]).read_bytes() == clip.read_bytes() and uploaded["url"] is None
+    assert Path(uploaded["path"]).is_relative_to(tmp_path / "uploads")
+    unrelated = {"path": "http://127.0.0.1:7860/gradio_api/file=/etc/passwd", "meta": {"_type": "gradio.FileData"}}
+    assert api_examples.uploaded_example(unrelated, [clip]) is unrelated
+    assert api_examples.uploaded_example("text", [clip]) == "text"
 
 
 # --------------------------------------------------------------------------- prompt editing
@@ -600,6 +663,12 @@ def test_mask_from_png(tmp_path):
 
 def test_progress_text():
     assert jobs.describe_progress(TrackProgress("loading", 0, 10, 0.1)) == "Loading the model…"
+    assert jobs.describe_progress(TrackProgress("prompting", 0, 10, 0.1)) == "Adding the prompts…"
+    step = service.PromptStep(5, 9, obj_id=7, object_number=3, objects=4, frame=30)
+    adding = jobs.describe_progress(TrackProgress("prompting", 0, 10, 60.0, prompt=step))
+    assert adding == "Adding the prompts: object 3 of 4 (id 7) on frame 30, prompt 5 of 9…"
+    assert '<progress value="4" max="9"' in jobs.progress_html(adding, TrackProgress("prompting", 0, 10, 60.0,
+                                                                                       prompt=step))
     text = jobs.describe_progress(TrackProgress("tracking", 4, 10, 2.0, eta=75.0, frames_per_second=2.0))
     assert text == "Tracking: 4 / 10 frames (40 %), 2.0 frames/s, about 1 min 15 s left"
     slow = jobs.describe_progress(TrackProgress("tracking", 3, 10, 22.0, eta=50.0, frame_idx=7,
@@ -711,6 +780,16 @@ def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     assert sorted(read_mask_zip(result.files.export).object_masks[4]) == [0, 1, 2, 3]
 
 
+def test_each_phase_shows_however_soon_it_follows_the_last_update(clip, tmp_path, monkeypatch):
+    """The progress updates of a phase are spaced (PROGRESS_INTERVAL), a new phase shows at once: the first
+    frame after the prompts can take as long as a prompt."""
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 60.0)
+    progress, _, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
+    assert [(p.phase, p.frames_done) for p in progress] == [("loading", 0), ("prompting", 0), ("tracking", 0)]
+    assert progress[1].prompt == service.PromptStep(1, 1, 4, 1, 1, 2) and result.frames_done == T
+
+
 def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
     """Stop is a file (the session's flag), checked before every frame."""
     stop = tmp_path / "stop"
@@ -801,3 +880,185 @@ def test_a_new_video_keeps_the_objects_and_the_prompts_that_fit(clip, tmp_path):
     assert all(not o.frames() for o in other.objects.values()) and len(other.objects) == 2
     for session in (old, fresh, shorter, other):
         session.close()
+
+
+# --------------------------------------------------------------------------- what the page says (issue 28)
+
+
+@pytest.fixture
+def speeds():
+    """The process's measured speeds (sam2_plus/app/estimate.py), empty for the test and after it."""
+    from sam2_plus.app.estimate import SPEEDS
+
+    SPEEDS.clear()
+    yield SPEEDS
+    SPEEDS.clear()
+
+
+def test_the_estimate_scales_a_measurement_to_the_video_and_its_objects():
+    from sam2_plus.app import estimate
+
+    preview = estimate.Speed(4.0)  # one preview: 4 s
+    assert preview.unit == 4.0
+    guess = estimate.Estimate("sam2.1-tiny", frames=36, objects=2, prompted_frames=3, speed=preview, prompt_unit=4.0)
+    per_frame = 4.0 * (estimate.ENCODER_UNITS + 2 * estimate.OBJECT_UNITS)
+    assert guess.seconds_per_frame == pytest.approx(per_frame)
+    assert guess.total_seconds == pytest.approx(36 * per_frame + 3 * estimate.PROMPT_UNITS * 4.0)
+    assert guess.describe() == (f"Estimate: about {per_frame:.1f} s/frame here with sam2.1-tiny, ~"
+                                f"{jobs.format_seconds(guess.total_seconds)} for this video (36 frames) with 2 "
+                                "objects; measured on this machine (the last preview took 4.00 s).")
+    run = estimate.Speed(9.0, objects=2)  # a run: 9 s a frame with 2 objects
+    assert estimate.Estimate("m", 10, 2, 1, run, 4.0).seconds_per_frame == pytest.approx(9.0)
+    four = estimate.Estimate("m", 10, 4, 1, run, 4.0)
+    assert four.total_seconds == pytest.approx(10 * four.seconds_per_frame + estimate.PROMPT_UNITS * 4.0)
+    assert four.seconds_per_frame == pytest.approx(9.0 * estimate.frame_units(4) / estimate.frame_units(2))
+    assert "the last run tracked 2 objects at 9.0 s/frame" in four.describe()
+    fast = estimate.Estimate("m", 1000, 1, 1, estimate.Speed(0.004), 0.004)  # 1000 * 0.004 * 1.825 = 7.3 s
+    assert "frames/s here" in fast.describe() and "took 4 ms" in fast.describe() and "~7 s for this" in fast.describe()
+    short = estimate.Estimate("m", 10, 1, 1, estimate.Speed(0.004), 0.004)
+    assert "under a second for this video (10 frames)" in short.describe()
+
+
+def test_speeds_are_kept_per_model_and_a_run_outranks_a_preview_for_the_frames(speeds):
+    """The frames' time comes from the last run once there is one, the prompts' from the last preview (a run's
+    speed says nothing of its prompts)."""
+    from sam2_plus.app.estimate import Estimate, Speed, describe_estimate
+
+    assert describe_estimate("sam2++", 10, 1, 1) == ("Track's time with sam2++ on this machine is estimated after "
+                                                     "the first preview with it.")
+    speeds.preview("sam2plus", 2.0)  # any name of the model
+    assert speeds.get("sam2++") == Speed(2.0) and speeds.get(MICRO) is None
+    speeds.preview("sam2++", 0.0)  # nothing measured: kept as it was
+    assert speeds.estimate("sam2++", 10, 1, 1) == Estimate("sam2++", 10, 1, 1, Speed(2.0), 2.0)
+    speeds.run("sam2++", 3, 5.0)
+    speeds.preview("sam2++", 1.0)  # a later preview: the prompts' unit, not the frames'
+    assert speeds.estimate("sam2++", 10, 2, 1) == Estimate("sam2++", 10, 2, 1, Speed(5.0, 3), 1.0)
+    speeds.run("sam2++", 1, 2.5)
+    assert speeds.get("sam2++") == Speed(2.5, 1) and "the last run tracked 1 object at" in describe_estimate(
+        "sam2++", 10, 1, 1)
+    speeds.run(MICRO, 2, 0.1)  # a run without a preview: its own unit for the prompts too
+    assert speeds.estimate(MICRO, 5, 2, 1).prompt_unit == pytest.approx(Speed(0.1, 2).unit)
+
+
+def test_the_session_estimates_with_its_frames_objects_and_prompted_frames(session, speeds):
+    from sam2_plus.app.estimate import Estimate
+
+    speeds.preview(MICRO, 0.5)
+    session.click(POSITIVE, 0, 10, 10)
+    session.add_object()
+    session.click(POSITIVE, 2, 20, 20)
+    session.click(POSITIVE, 2, 30, 30)
+    assert session.estimate(MICRO) == Estimate(MICRO, T, 2, 2, speeds.get(MICRO), 0.5).describe()
+    session.remove_selected()
+    session.remove_selected()
+    assert session.estimate(MICRO) == ""  # nothing to track
+
+
+def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds, monkeypatch):
+    from app_fakes import FailingPredictor
+    from sam2_plus.app.estimate import Speed
+
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
+    session.click(POSITIVE, 0, 10, 10)
+    result = list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result
+    assert result.frames_done == T and result.tracking_seconds > 0
+    assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)
+    session.click(POSITIVE, 1, 10, 10)
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FailingPredictor(FakePredictor(), 2,
+                                                                                           RuntimeError("boom")))
+    assert list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result.failed
+    assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)  # a failed run measures nothing
+
+
+def test_a_preview_measures_its_model_time(clip, speeds):
+    """A stand-in that takes 0.2 s a prompt; the micro model says whether the time includes its image encoder (a
+    preview from cached features does not: no estimate comes from it)."""
+    import time as clock
+
+    from sam2_plus.app.preview import preview_with_features
+
+    class Slow(FakePredictor):
+        def add_new_points_or_box(self, *args, **kwargs):
+            clock.sleep(0.2)
+            super().add_new_points_or_box(*args, **kwargs)
+            return _fake_result_tensors(0, [1])
+
+    session = AppSession.open(clip, AppLimits())
+    session.click(POSITIVE, 0, 10, 10)
+    request = session.preview_request(1, 0, TrackOptions(MICRO))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "get_predictor", lambda *args, **kwargs: Slow())
+        slow = preview_with_features(request)
+    assert slow.encoded and 0.2 <= slow.model_seconds < 5
+    first = preview_with_features(request)
+    again = preview_with_features(request, first.features)
+    assert first.encoded and not again.encoded and first.model_seconds > 0
+    session.close()
+
+
+def _fake_result_tensors(frame: int, ids: list[int]) -> FrameResult:
+    n = len(ids)
+    return FrameResult(frame, list(ids), torch.full((n, H, W), 5.0), torch.full((n,), 3.0), torch.zeros(n, 4),
+                       torch.zeros(n, 2), ["mask"] * n)
+
+
+def test_the_page_says_granularity_and_the_api_says_task(session, clip):
+    """A model that cannot track an object's granularity, in the page's words where the page asks (the model
+    choice, Track, a preview); the prompts JSON's words ("task") in the API."""
+    session.set_task("box")
+    session.click(BOX, 0, 5, 5)
+    session.click(BOX, 0, 20, 20)
+    page = ("object 1 (id 1) has the box granularity, which sam2.1-tiny cannot track (it takes the mask granularity "
+            "only): choose sam2++, or give object 1 (id 1) the mask granularity")
+    assert session.model_note("sam2.1-tiny") == f"⚠️ {page}"
+    assert session.model_note(MICRO) == ""
+    with pytest.raises(AppInputError) as refused:
+        session.plan_job(TrackOptions("sam2.1-tiny"), AppLimits())
+    assert str(refused.value) == page and user_message(refused.value) == page
+    with pytest.raises(AppInputError, match="has the box granularity"):
+        session.preview_request(1, 0, TrackOptions("sam2.1-tiny"))
+    with pytest.raises(PromptError, match="model sam2.1-tiny has no 'box' task") as api:
+        plan_job(str(clip), session.prompts_json(), '{"model": "sam2.1-tiny"}', AppLimits())
+    assert "granularity" not in user_message(api.value)
+
+
+def test_a_refused_upload_is_said_precisely():
+    from sam2_plus.app.errors import refused_upload
+
+    assert refused_upload("notes.txt", "text/plain") == (
+        "notes\\.txt (text/plain) is not a video: upload a video file (MP4, MOV, WebM, MKV, AVI, ...).")
+    assert refused_upload("a*b_[x](y)\n.pdf", "").startswith("a\\*b\\_\\[x\\]\\(y\\)\\.pdf is not a video")
+    assert refused_upload("", "").startswith("the file is not a video")
+    assert len(refused_upload("x" * 1000, "")) < 250
+
+
+def test_unavailable_weights_are_said_with_the_setting(monkeypatch, tmp_path):
+    """The app's message for unavailable weights names SAM2PLUS_WEIGHTS, never the Python API's checkpoint=..."""
+    from huggingface_hub import constants
+
+    from sam2_plus import weights
+    from sam2_plus.config import MODEL_CONFIG_FILES, load_config
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(weights.CheckpointError) as err:
+        weights.download_checkpoint(load_config(next(iter(MODEL_CONFIG_FILES))))
+    said = user_message(err.value)
+    assert said.startswith("The model weights are not available: MCG-NJU/SAM2-Plus/checkpoint_phase123.pt is not in "
+                           "the Hugging Face cache and HF_HUB_OFFLINE is set.")
+    assert "checkpoint=" not in said and "SAM2PLUS_WEIGHTS=seeded" in said and "restart the app" in said
+    missing = tmp_path / "gone.pt"
+    with pytest.raises(weights.CheckpointError) as err:
+        service.check_weights(weights.WeightsSource("file", str(missing)))
+    assert user_message(err.value) == (f"The model weights are not available: checkpoint file not found: {missing} "
+                                       "(SAM2PLUS_WEIGHTS); set SAM2PLUS_WEIGHTS to an existing checkpoint file, hub "
+                                       "or seeded and restart the app")
+
+
+def test_the_session_knows_the_frame_its_view_shows(session):
+    assert session.view_frame == 0
+    session.render_view(3)
+    assert session.view_frame == 3
+    with pytest.raises(AppInputError):
+        session.render_view(99999)
+    assert session.view_frame == 3

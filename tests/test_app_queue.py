@@ -21,7 +21,7 @@ from rle_oracle import string_to_counts
 from sam2_plus import service
 from sam2_plus.app import gpu_slots
 from sam2_plus.app.editing import BOX, POSITIVE
-from sam2_plus.app.errors import QueueFullError
+from sam2_plus.app.errors import AppInputError, QueueFullError
 from sam2_plus.app.gpu_slots import GpuSlots, describe_wait
 from sam2_plus.app.jobs import JobUpdate, run_job
 from sam2_plus.app.options import TrackOptions
@@ -31,7 +31,6 @@ from sam2_plus.app.settings import AppLimits
 from sam2_plus.media import rle
 from sam2_plus.media.export import read_results_json
 from sam2_plus.service import TrackOutputs
-from sam2_plus.prompts import PromptError
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
 H, W = 32, 48
@@ -110,7 +109,7 @@ def test_a_track_click_is_checked_before_it_waits_for_the_gpu(tmp_path):
     try:
         with slots.held():
             started = time.monotonic()
-            with pytest.raises(PromptError, match=r"model sam2\.1-tiny has no 'box' task"):
+            with pytest.raises(AppInputError, match=r"has the box granularity, which sam2\.1-tiny cannot track"):
                 next(session.tracking_job(TrackOptions("sam2.1-tiny"), AppLimits(),
                                           slots.runner(run_job, waited.append)))
             assert time.monotonic() - started < REFUSED_WITHIN

@@ -99,8 +99,47 @@ def test_backward_then_forward_in_frame_order(clip, tmp_path):
     assert summary.frames_done == T and (summary.first_frame, summary.last_frame) == (0, T - 1)
     assert not summary.stopped and set(summary.written) == {"overlay", "export", "json"}
     tracking = [p for p in seen if p.phase == "tracking"]
-    assert [p.frames_done for p in tracking] == list(range(1, T + 1))
+    assert [p.frames_done for p in tracking] == list(range(T + 1))  # 0: the prompts are in, the first frame next
     assert all(p.frames_total == T for p in seen) and tracking[-1].eta == 0
+
+
+def test_each_prompt_is_reported_before_it_is_added(clip):
+    """The prompting phase says which prompt it adds (object n of N on frame f), before the model's pass for it:
+    the report of prompt k comes after the model added prompt k - 1 and before it adds prompt k."""
+    request = prepare_request(clip, PROMPTS, model=MICRO, device="cpu")
+    fake, events = FakePredictor(), []
+    calls_when_reported = []
+
+    def progress(p):
+        events.append(p)
+        if p.phase == "prompting":
+            calls_when_reported.append(len(fake.calls))
+
+    run_tracking(request, TrackOutputs(), progress=progress, predictor=fake)
+    steps = [p.prompt for p in events if p.phase == "prompting"]
+    assert [(s.number, s.total, s.obj_id, s.object_number, s.objects, s.frame) for s in steps] == [
+        (1, 3, 5, 1, 2, 2), (2, 3, 2, 2, 2, 3), (3, 3, 5, 1, 2, 4)]  # frame order; id 5 is the first object
+    assert calls_when_reported == [0, 1, 2]
+    assert [p.phase for p in events][:5] == ["loading", "prompting", "prompting", "prompting", "tracking"]
+    assert (events[4].frames_done, events[4].frame_idx) == (0, None)
+    assert all(p.prompt is None for p in events if p.phase != "prompting")
+    assert steps[1].describe() == "object 2 of 2 (id 2) on frame 3, prompt 2 of 3"
+
+
+def test_a_model_without_a_task_is_a_typed_prompt_error():
+    """The API's words ("task"), and what the page needs to say it in its own (the object, the model, the
+    tasks); it survives pickling (an error may cross processes on ZeroGPU)."""
+    import pickle
+
+    with pytest.raises(service.ModelTaskError) as err:
+        service.check_model("sam2.1-tiny", {1: "mask", 7: "point"})
+    error = err.value
+    assert isinstance(error, PromptError)
+    assert str(error) == ("object 7: model sam2.1-tiny has no 'point' task (it supports mask); use sam2++ for the "
+                          "box and point tasks")
+    assert (error.obj_id, error.model, error.task, error.supported) == (7, "sam2.1-tiny", "point", ("mask",))
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.obj_id == 7
 
 
 @pytest.mark.parametrize("stop_after, written, stopped_at", [(2, [1, 2], 1), (5, [0, 1, 2, 3, 4], 4)])

@@ -196,17 +196,20 @@ def test_help_exits_0(capsys):
 def test_progress_line_without_tqdm():
     import io
 
-    from sam2_plus.service import TrackProgress
+    from sam2_plus.service import PromptStep, TrackProgress
     from sam2_plus.track import ProgressDisplay
 
     stream = io.StringIO()
     display = ProgressDisplay(stream, use_tqdm=False, min_interval=0.0)
     display(TrackProgress("loading", 0, 4, 0.1))
+    for number in (1, 2):
+        display(TrackProgress("prompting", 0, 4, 0.5, prompt=PromptStep(number, 2, number, number, 2, 0)))
     display(TrackProgress("tracking", 1, 4, 2.0, eta=75.0, frame_idx=0, frames_per_second=0.04))
     display(TrackProgress("tracking", 4, 4, 5.0, eta=0.0, frame_idx=3, frames_per_second=0.8))
     display.close()
     text = stream.getvalue()
-    assert "loading the model" in text
+    assert "loading the model...\nadding the prompts: object 1 of 2 (id 1) on frame 0, prompt 1 of 2\n" \
+           "adding the prompts: object 2 of 2 (id 2) on frame 0, prompt 2 of 2\n\rtracking 1/4" in text
     assert "tracking 1/4 frames  0.04 frames/s  ETA 1:15" in text and "tracking 4/4 frames" in text
     assert text.endswith("\n")
 

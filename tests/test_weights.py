@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sam2_plus import CheckpointError, build_model, build_video_predictor
-from sam2_plus.config import load_config
+from sam2_plus.config import MODEL_CONFIG_FILES, load_config
 from sam2_plus.weights import (
     WeightsSource,
     download_checkpoint,
@@ -131,3 +131,76 @@ def test_checkpoint_env_reads_the_switch(monkeypatch, seeded_tiny):
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:3")
     model = build_model("sam2.1-tiny", checkpoint="env", device="cpu")
     assert torch.equal(model.maskmem_tpos_enc, seeded_tiny.maskmem_tpos_enc)
+
+
+def _official(count: int):
+    """The first `count` official models' configs after SAM 2++ (SAM 2.1 tiny, small, ...), taken from the config
+    table: these tests build no network (tests/conftest.py marks a test that names a real model `model`)."""
+    return [load_config(name) for name in list(MODEL_CONFIG_FILES)[1:1 + count]]
+
+
+def _empty_hub_cache(monkeypatch, tmp_path, offline: bool = False):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+
+
+def test_an_unavailable_checkpoint_says_the_setting_without_the_python_api(monkeypatch, tmp_path):
+    """The message names checkpoint=... for the Python API; `for_settings` (what the app shows) names only
+    SAM2PLUS_WEIGHTS and its values. Both survive pickling."""
+    import pickle
+
+    from sam2_plus import weights
+
+    _empty_hub_cache(monkeypatch, tmp_path)
+    monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: "test: no network")
+    (tiny,) = _official(1)
+    with pytest.raises(CheckpointError) as err:
+        download_checkpoint(tiny)
+    error = err.value
+    assert "cannot reach" in str(error) and "checkpoint=..." in str(error)
+    assert error.for_settings.startswith("cannot reach https://huggingface.co (test: no network) to download "
+                                         "facebook/sam2.1-hiera-tiny/sam2.1_hiera_tiny.pt.")
+    assert "checkpoint=" not in error.for_settings
+    assert "set SAM2PLUS_WEIGHTS=/path/to/sam2.1_hiera_tiny.pt, or set SAM2PLUS_WEIGHTS=seeded" in error.for_settings
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.for_settings) == (str(error), error.for_settings)
+    with pytest.raises(CheckpointError) as err:
+        download_checkpoint(load_config("test-micro"))
+    assert "checkpoint=" not in err.value.for_settings and "SAM2PLUS_WEIGHTS=seeded" in err.value.for_settings
+    assert CheckpointError("plain").for_settings == "plain"
+
+
+def test_hub_access_looks_in_the_cache_before_the_network(monkeypatch, tmp_path):
+    from sam2_plus import weights
+
+    configs = _official(2)
+    tiny, small = (cfg.name for cfg in configs)
+    asked = []
+
+    def unreachable(endpoint, timeout=3.0):
+        asked.append(timeout)
+        return "test: no network"
+
+    monkeypatch.setattr(weights, "_unreachable_reason", unreachable)
+    _empty_hub_cache(monkeypatch, tmp_path)
+    access = weights.hub_access(configs)
+    assert access == weights.HubAccess((), (tiny, small),
+                                       "cannot reach https://huggingface.co: test: no network")
+    assert not access.usable and asked == [1.0]  # one short connection attempt
+    _empty_hub_cache(monkeypatch, tmp_path, offline=True)
+    assert weights.hub_access(configs).blocked == "HF_HUB_OFFLINE is set" and len(asked) == 1  # no network
+    monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: None)
+    _empty_hub_cache(monkeypatch, tmp_path)
+    assert weights.hub_access(configs).usable
+    # one checkpoint in the cache (laid out as huggingface_hub does): it is found without asking the network
+    repo_dir = tmp_path / "hf-cache" / "models--facebook--sam2.1-hiera-tiny"
+    (repo_dir / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text("0" * 40)
+    (repo_dir / "snapshots" / ("0" * 40) / "sam2.1_hiera_tiny.pt").write_bytes(b"stand-in")
+    assert weights.hub_access(configs[:1]) == weights.HubAccess((tiny,), ())
+    monkeypatch.setattr(weights, "_unreachable_reason", unreachable)
+    partly = weights.hub_access(configs)
+    assert partly.cached == (tiny,) and partly.missing == (small,) and not partly.usable

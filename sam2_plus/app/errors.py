@@ -23,8 +23,8 @@ def user_message(error: BaseException) -> str:
         return f"The video cannot be used: {error}"
     if isinstance(error, PromptError):
         return f"Invalid prompts: {error}"
-    if isinstance(error, CheckpointError):
-        return f"The model weights are not available: {error}"
+    if isinstance(error, CheckpointError):  # the app's fix is its setting (SAM2PLUS_WEIGHTS), not checkpoint=...
+        return f"The model weights are not available: {error.for_settings}"
     if isinstance(error, EncodeError):
         return f"Writing the results failed: {error}"
     return str(error)
@@ -35,3 +35,19 @@ def failure_message(error: BaseException) -> str:
     if is_out_of_memory(error):
         return "Out of memory: track fewer objects or a shorter or smaller video, or try again later."
     return f"Tracking failed ({describe_error(error)}). Try again; if it fails again, please report it."
+
+
+MAX_NAME_CHARS = 120  # of a file name shown to people
+
+
+def refused_upload(name: str, mime: str) -> str:
+    """Why the video input refused a file (one that is not a video), for people."""
+    shown = _markdown_text(name) or "the file"
+    kind = f" ({_markdown_text(mime)})" if mime else ""
+    return f"{shown}{kind} is not a video: upload a video file (MP4, MOV, WebM, MKV, AVI, ...)."
+
+
+def _markdown_text(text: str) -> str:
+    """`text` (from the browser) as plain text in Markdown: one line, at most MAX_NAME_CHARS, its markup escaped."""
+    text = "".join(ch for ch in str(text) if ch.isprintable())[:MAX_NAME_CHARS]
+    return "".join(f"\\{ch}" if ch in "\\`*_{}[]()#+-.!|<>~" else ch for ch in text)

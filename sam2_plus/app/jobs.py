@@ -84,6 +84,7 @@ class JobResult:
     review: Optional[ReviewReport] = None  # per-object timelines and flagged frames of the tracked frames
     removed: Mapping[int, int] = field(default_factory=dict)  # objects removed mid-run -> first frame without them
     rendered: RenderSettings = RenderSettings()  # what the files show
+    tracking_seconds: float = 0.0  # the model's time for the tracked frames (TrackSummary.tracking_seconds)
 
     @property
     def failed(self) -> bool:
@@ -211,6 +212,7 @@ def live_renderer(tasks: Mapping[int, str],
 def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path, renderer: TrackRenderer | EffectRenderer,
             rendered: RenderSettings) -> Iterator[JobUpdate]:
     last_progress = last_frame = 0.0
+    last_phase = ""
     with FrameSource(video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         while True:
             item = events.get()
@@ -223,9 +225,9 @@ def _stream(events: "queue.Queue[Any]", latest: _Latest, video: Path, renderer: 
                 yield JobUpdate(result=_job_result(item, rendered))
                 return
             now = time.monotonic()
-            if item.phase == "tracking" and now - last_progress < PROGRESS_INTERVAL:
-                continue
-            last_progress = now
+            if item.phase == last_phase == "tracking" and now - last_progress < PROGRESS_INTERVAL:
+                continue  # every change of phase is shown
+            last_progress, last_phase = now, item.phase
             result = latest.value
             if result is None or now - last_frame < LIVE_FRAME_INTERVAL:
                 yield JobUpdate(progress=item)
@@ -242,14 +244,16 @@ def _job_result(summary: TrackSummary, rendered: RenderSettings) -> JobResult:
                      cutouts, written.get("records"))
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
-                     summary.after_last_frame(), summary.review, dict(summary.removed), rendered)
+                     summary.after_last_frame(), summary.review, dict(summary.removed), rendered,
+                     summary.tracking_seconds)
 
 
 def describe_progress(progress: TrackProgress) -> str:
     if progress.phase == "loading":
         return "Loading the model…"
     if progress.phase == "prompting":
-        return "Adding the prompts…"
+        step = progress.prompt
+        return "Adding the prompts…" if step is None else f"Adding the prompts: {step.describe()}…"
     text = f"Tracking: {progress.frames_done} / {progress.frames_total} frames ({100 * progress.fraction:.0f} %)"
     if progress.frames_done >= progress.frames_total:
         return text
@@ -266,15 +270,20 @@ def format_rate(frames_per_second: float) -> str:
 
 
 def progress_html(text: str, progress: Optional[TrackProgress] = None) -> str:
-    """The progress line for people: a bar of the frames done (while tracking) above the text."""
+    """The progress line for people: a bar of the frames done (while tracking) or of the prompts added (while
+    adding them) above the text."""
     line = f'<div class="progress-text">{html.escape(text)}</div>'
-    if progress is None or progress.phase != "tracking":
+    if progress is not None and progress.phase == "tracking":
+        done, total = progress.frames_done, progress.frames_total
+    elif progress is not None and progress.phase == "prompting" and progress.prompt is not None:
+        done, total = progress.prompt.number - 1, progress.prompt.total
+    else:
         return line
-    return bar_html(progress.frames_done, progress.frames_total) + line
+    return bar_html(done, total) + line
 
 
 def bar_html(done: int, total: int) -> str:
-    """A progress bar of `done` out of `total` (frames)."""
+    """A progress bar of `done` out of `total` (frames, prompts)."""
     return f'<progress value="{done}" max="{max(1, total)}" style="width:100%;height:0.9em"></progress>'
 
 

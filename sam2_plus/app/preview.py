@@ -3,6 +3,7 @@ features from an earlier preview when they are given (`feature_store`)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +22,8 @@ PREVIEW_GPU_SECONDS = 30  # one image encoder pass and one decoder call; ZeroGPU
 class PreviewOutput:
     record: export.FrameRecord
     features: Optional[CachedFeatures]  # the frame's image features (on the host), for the next preview there
+    model_seconds: float = 0.0  # the model's time for this preview (the network was built before)
+    encoded: bool = True  # whether that time includes the image encoder (False: it started from cached features)
 
 
 def preview_prompt(request: TrackRequest) -> export.FrameRecord:
@@ -39,13 +42,16 @@ def preview_with_features(request: TrackRequest, cached: Optional[CachedFeatures
     key = features_key(request, prompt.frame)
     predictor = service.get_predictor(request.model, request.device, request.weights, request.motion_aware)
     with FrameSource(request.video, cache_bytes=VIEW_CACHE_BYTES) as frames:
+        started = time.perf_counter()
         state = predictor.init_state(frames)
         features = getattr(state, "features", None)  # stand-in predictors have none
-        if features is not None and cached is not None and cached.key == key:
+        adopted = features is not None and cached is not None and cached.key == key
+        if adopted:
             features.adopt(prompt.frame, to_device(cached.backbone, predictor.device))
         result = predictor.add_prompt(state, obj.obj_id, obj.task, prompt)
+        record = to_frame_record(result)  # waits for the device's work
+        seconds = time.perf_counter() - started
     kept = None
     if features is not None and features.frame_idx == prompt.frame and features.backbone is not None:
-        kept = cached if cached is not None and cached.key == key else CachedFeatures(
-            key, to_device(features.backbone, "cpu"))
-    return PreviewOutput(to_frame_record(result), kept)
+        kept = cached if adopted else CachedFeatures(key, to_device(features.backbone, "cpu"))
+    return PreviewOutput(record, kept, seconds, not adopted)

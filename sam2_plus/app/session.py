@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -28,11 +29,12 @@ from ..media.render import TrackRenderer
 from ..outputs import RecordError, RecordFile
 from ..prompts import PromptError
 from ..review import ReviewReport
-from ..service import TrackRequest, check_model, prepare_request
+from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
 from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
+from .estimate import SPEEDS, describe_estimate
 from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, RenderSettings, run_job
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
@@ -369,8 +371,9 @@ class AppSession:
     def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
         """The checked request of a preview (with the video as it was checked when the session opened)."""
         self.check_open()
-        return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
-                               motion_aware=options.motion_aware, info=self.info)
+        with self.granularity_words():
+            return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
+                                   motion_aware=options.motion_aware, info=self.info)
 
     def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord) -> None:
         if obj_id in self.objects and frame in self.objects[obj_id].frames():
@@ -380,7 +383,8 @@ class AppSession:
     def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
         """A Track click's job from every prompt, checked (`plan.plan_job`)."""
         self.check_open()
-        return plan_job(self.video, self.prompts_document(), options, limits)
+        with self.granularity_words():
+            return plan_job(self.video, self.prompts_document(), options, limits)
 
     def tracking_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
         """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
@@ -404,6 +408,8 @@ class AppSession:
                 yield update
         finally:
             self.end_job(result)
+        if result is not None and not result.failed and result.frames_done:  # Track's next estimate
+            SPEEDS.run(plan.request.model, plan.objects, result.tracking_seconds / result.frames_done)
 
     def begin_job(self) -> Path:
         """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs. A
@@ -502,10 +508,32 @@ class AppSession:
     def model_note(self, model: str) -> str:
         """'' when `model` can track every object at its granularity; else what stops it, for people."""
         try:
-            check_model(model, {obj.obj_id: obj.task for obj in self.objects.values()})
-        except (PromptError, TrackError) as error:
+            with self.granularity_words():
+                check_model(model, {obj.obj_id: obj.task for obj in self.objects.values()})
+        except (AppInputError, PromptError, TrackError) as error:
             return f"⚠️ {error}"
         return ""
+
+    @contextmanager
+    def granularity_words(self) -> Iterator[None]:
+        """A model that cannot track an object's task, said in the page's words (granularity, the object's name;
+        the prompts JSON and the API say "task")."""
+        try:
+            yield
+        except ModelTaskError as error:
+            obj = self.objects.get(error.obj_id)
+            name = f"{obj.name} (id {error.obj_id})" if obj is not None else f"object {error.obj_id}"
+            takes = " and ".join(error.supported)
+            raise AppInputError(f"{name} has the {error.task} granularity, which {error.model} cannot track (it "
+                                f"takes the {takes} granularity only): choose sam2++, or give {name} the "
+                                f"{error.supported[0]} granularity") from None
+
+    def estimate(self, model: str) -> str:
+        """Track's time with `model` on this machine for this video and its objects ('' without objects)."""
+        if not self.objects:
+            return ""
+        prompted = {frame for obj in self.objects.values() for frame in obj.frames()}
+        return describe_estimate(model, self.info.num_frames, len(self.objects), max(1, len(prompted)))
 
     # ------------------------------------------------------------------ review of the results
     @property

@@ -8,10 +8,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import MODEL_CONFIG_FILES, TEST_MODEL_CONFIG_FILES
+from ..config import MODEL_CONFIG_FILES, TEST_MODEL_CONFIG_FILES, load_config
 from ..media.decode import MediaLimitError, MediaLimits, VideoInfo, probe
 from ..prompts import PromptLimits
-from ..weights import weights_from_env
+from ..weights import WEIGHTS_ENV, hub_access, weights_from_env
 from .errors import AppInputError
 
 MODELS = tuple(MODEL_CONFIG_FILES)
@@ -107,16 +107,35 @@ class AppLimits:
                              f"({env_name('max_frames')}). Trim it or lower its frame rate")
 
 
+WEIGHTS_VALUES = (f"Set `{WEIGHTS_ENV}` to the path of a checkpoint file, or to `seeded` (untrained stand-ins: "
+                  "meaningless results, for trying the page), and restart the app; `hub`, the default, downloads "
+                  "the official checkpoints.")
+
+
 def describe_weights() -> str:
-    """What the weights are, for the page header (never touches the network)."""
+    """What the weights are, for the page header. With the official checkpoints: whether they can be had here
+    (`weights.hub_access`: the local cache, then HF_HUB_OFFLINE or a connection to the hub within a second)."""
     try:
         source = weights_from_env()
     except ValueError as e:
         return f"**Weights: invalid setting** ({e}). Tracking will fail until it is fixed."
     if not source.is_trained:
-        return (f"**Untrained test weights** ({env_name('weights')}={source.kind}): the masks, boxes and points "
-                "are meaningless. Set SAM2PLUS_WEIGHTS=hub (default) or a checkpoint path for real results.")
-    return f"Weights: {source.describe()}."
+        return (f"**Untrained test weights** ({WEIGHTS_ENV}={source.kind}): the masks, boxes and points "
+                f"are meaningless. Set {WEIGHTS_ENV}=hub (default) or a checkpoint path for real results.")
+    if source.kind != "hub":
+        return f"Weights: {source.describe()}."
+    access = hub_access([load_config(name) for name in MODELS])
+    if not access.missing:
+        return "Weights: official checkpoints from the Hugging Face Hub (all in the local cache)."
+    if access.blocked is None:
+        return "Weights: official checkpoints from the Hugging Face Hub (each downloaded at its model's first use)."
+    if access.cached:
+        usable = (f"only {', '.join(access.cached)} {'is' if len(access.cached) == 1 else 'are'} in the local cache: "
+                  f"previews and tracking with {', '.join(access.missing)} fail.")
+    else:
+        usable = "none is in the local cache: previews and tracking fail."
+    return (f"**Weights: the official checkpoints cannot be downloaded here** ({access.blocked}) and {usable} "
+            + WEIGHTS_VALUES)
 
 
 def offered_models() -> tuple[str, ...]:
