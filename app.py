@@ -63,6 +63,8 @@ PLAY_INTERVAL = 0.2  # seconds a frame shows when the results play in the frame 
 # review shows, so that both fit on one screen) nor for the order of the boxes on a phone (that of the work).
 CSS = """
 #intro h2 { margin: 0 0 2px 0; font-size: 1.3em; }
+#estimate p { font-size: 0.85rem; line-height: 1.3; }
+#track-progress:not(:has(.progress-text)), #rerender-progress:not(:has(.progress-text)) { display: none; }
 #intro p { margin: 0; font-size: 0.9em; line-height: 1.3; }
 #timeline img { max-height: 110px; width: auto; max-width: 100%; }
 #frame-view .image-container, #frame-view .image-frame { height: auto; }
@@ -386,7 +388,7 @@ def _build_ui(limits: AppLimits) -> UI:
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     """The video; the objects, each with its granularity; Track with its progress; then the settings."""
     with gr.Column(elem_id="video-box"):
-        ui.video = gr.Video(label="Video", sources=["upload"], height=120, elem_id="video-input")
+        ui.video = gr.Video(label="Video", sources=["upload"], height=100, elem_id="video-input")
     with gr.Column(elem_id="objects-box"):
         _build_objects(ui)
     with gr.Column(elem_id="track-box"):
@@ -415,11 +417,11 @@ def _build_objects(ui: UI) -> None:
     ui.objects_html = gr.HTML(elem_id="objects-list")
     ui.task = gr.Radio(list(TASKS), value="mask", label="Granularity of the selected object: what is tracked and "
                        "drawn", elem_id="granularity")
-    with gr.Row():
-        ui.add = gr.Button("Add object", size="sm")
-        ui.remove = gr.Button("Remove selected", size="sm", variant="stop")
-        ui.undo = gr.Button("Undo last prompt", size="sm")
-        ui.clear = gr.Button("Clear this frame", size="sm")
+    with gr.Row(elem_id="object-buttons"):  # one row: they are small
+        ui.add = gr.Button("Add object", size="sm", min_width=60)
+        ui.remove = gr.Button("Remove selected", size="sm", variant="stop", min_width=60)
+        ui.undo = gr.Button("Undo last prompt", size="sm", min_width=60)
+        ui.clear = gr.Button("Clear this frame", size="sm", min_width=60)
 
 
 def _build_kept(ui: UI) -> None:

@@ -39,6 +39,11 @@ GONE = HEARTBEAT + RECONNECT + 3.0  # long enough for the app to end a session t
 PROMPTS = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": [4, 4, 20, 20]}]}]})
 
 
+# Track's other inputs as the page sends them by default (the background, its parameters, the feather, the
+# cut-outs and the export formats: rerender.parse_scene)
+PAGE_SCENE = ("none", 12.0, "#000000", 0.3, 0.0, ["webm", "png"], [])
+
+
 class Frames:
     """The stand-in predictor's pacing: the frames it tracked, each taking `seconds`."""
 
@@ -132,7 +137,7 @@ def test_a_session_back_after_the_grace_is_told_in_one_line_to_load_the_video_ag
     assert shown.success and shown.logs == [ENDED], shown.raw
     added = session.call("handler", None, 0, True)  # Add object
     assert added.success and added.logs == [ENDED] and f"⚠️ {ENDED}" in added.data, added.raw
-    refused = session.call("start", None)  # Track
+    refused = session.call("start", None, *PAGE_SCENE)  # Track
     assert not refused.success and refused.error == ENDED, refused.raw
     reloaded = load_video(session, clip, app_tmp)  # loading the video again works
     assert show_frame(session, 1).success

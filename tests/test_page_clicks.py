@@ -15,7 +15,7 @@ from typing import Optional
 
 import pytest
 from app_fakes import QuickPredictor, wait_for
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
 
@@ -167,6 +167,7 @@ def test_a_click_during_a_two_object_tracking_job_answers_within_one_frame_plus_
     client = Client(app_server, verbose=False)
     with open_page(app_server) as page:
         open_clip(page, clip, frames)
+        open_tab(page, "Model")
         page.get_by_label("Model").click()
         page.get_by_role("option", name="sam2.1-tiny", exact=True).click()
         log_status(page)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from app_fakes import QuickPredictor, free_port, launch_app
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus import service
@@ -81,6 +81,7 @@ def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> None:
 
 
 def choose_model(page, name: str) -> None:
+    open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name=name, exact=True).click()
 
