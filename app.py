@@ -48,6 +48,7 @@ from sam2_plus.effects.settings import (
 )
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.exports import EXPORT_FORMATS
+from sam2_plus.media.render import hex_color
 from sam2_plus.prompts import TASKS
 from sam2_plus.service import StepCallback, TrackRequest
 
@@ -602,7 +603,7 @@ def _effect_panel(ui: UI, session: AppSession, obj: Optional[ObjectState]) -> di
     return {ui.effect: effect.name,
             ui.effect_strength: gr.Slider(value=effect.strength, visible="strength" in takes),
             ui.effect_block: gr.Slider(value=effect.block, visible="block" in takes),
-            ui.effect_color: gr.ColorPicker(value="#{:02x}{:02x}{:02x}".format(*color), visible="color" in takes),
+            ui.effect_color: gr.ColorPicker(value=hex_color(color), visible="color" in takes),
             ui.effect_thickness: gr.Slider(value=effect.thickness, visible="thickness" in takes)}
 
 
@@ -838,7 +839,7 @@ def _scene_view(ui: UI, scene: SceneChoices) -> dict:
     color = background.color or (0, 0, 0)
     return {ui.background: background.name, ui.feather: scene.feather, ui.export_formats: list(scene.export_formats),
             ui.background_strength: gr.Slider(value=background.strength, visible="strength" in takes),
-            ui.background_color: gr.ColorPicker(value="#{:02x}{:02x}{:02x}".format(*color), visible="color" in takes),
+            ui.background_color: gr.ColorPicker(value=hex_color(color), visible="color" in takes),
             ui.background_dim: gr.Slider(value=background.dim, visible="dim" in takes),
             ui.cutout_formats: gr.CheckboxGroup(value=list(scene.cutout), visible=background.name == "erase")}
 

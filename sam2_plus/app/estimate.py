@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..config import canonical_model_name
-from .jobs import format_rate, format_seconds
+from .jobs import counted, format_rate, format_seconds
 
 ENCODER_UNITS = 1.15
 OBJECT_UNITS = 0.675
@@ -50,8 +50,7 @@ class Speed:
     def source(self) -> str:
         if self.objects is None:
             return f"the last preview took {format_seconds_fine(self.seconds)}"
-        objects = f"{self.objects} object{'s' if self.objects != 1 else ''}"
-        return f"the last run tracked {objects} at {format_rate(1 / self.seconds)}"
+        return f"the last run tracked {counted(self.objects, 'object')} at {format_rate(1 / self.seconds)}"
 
 
 @dataclass(frozen=True)
@@ -75,10 +74,10 @@ class Estimate:
         return self.frames * self.seconds_per_frame + self.prompted_frames * PROMPT_UNITS * self.prompt_unit
 
     def describe(self) -> str:
-        objects = f"{self.objects} object{'s' if self.objects != 1 else ''}"
         total = "under a second" if self.total_seconds < 1 else f"~{format_seconds(self.total_seconds)}"
         return (f"Estimate: about {format_rate(1 / self.seconds_per_frame)} here with {self.model}, {total} for "
-                f"this video ({self.frames} frames) with {objects}; measured on this machine ({self.speed.source()}).")
+                f"this video ({self.frames} frames) with {counted(self.objects, 'object')}; measured on this machine "
+                f"({self.speed.source()}).")
 
 
 def format_seconds_fine(seconds: float) -> str:

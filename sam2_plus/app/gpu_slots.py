@@ -23,17 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import QueueFullError
-from .jobs import JobRunner, JobUpdate
+from .jobs import JobRunner, JobUpdate, counted
 from .settings import env_name
 
 WAIT_REPORT_INTERVAL = 1.0  # seconds between "waiting" reports of a job or short call that waits
 CLAIM_SECONDS = 5.0  # a lent slot its short call has not taken up by then goes back to the job (a page gone)
 
 WaitReport = Callable[[int], None]  # called with the number of jobs ahead while a job waits
-
-
-def counted(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def jobs(count: int) -> str:

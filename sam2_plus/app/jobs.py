@@ -287,6 +287,11 @@ def bar_html(done: int, total: int) -> str:
     return f'<progress value="{done}" max="{max(1, total)}" style="width:100%;height:0.9em"></progress>'
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 frame', '3 frames'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_seconds(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"

@@ -32,7 +32,9 @@ from ..outputs import RecordFile
 from ..review import ReviewTracker
 from ..service import open_outputs
 from .errors import AppInputError
-from .jobs import OUTPUT_NAMES, JobFiles, JobResult, RenderSettings, bar_html, format_seconds, job_outputs
+from .jobs import (
+    OUTPUT_NAMES, JobFiles, JobResult, RenderSettings, bar_html, format_seconds, job_outputs, progress_html,
+)
 
 PARAMETER_NAMES = {"strength": "blur strength", "block": "pixel block", "color": "colour", "thickness": "thickness",
                    "dim": "brightness outside"}  # the page's words for Effect's parameters
@@ -105,32 +107,6 @@ def render_settings(effects: Mapping[int, Effect], scene: SceneChoices, obj_ids:
                           scene.export_formats)
 
 
-def describe_settings(settings: RenderSettings) -> str:
-    """The settings in a few words, for people."""
-    parts = []
-    if settings.effects is not None:
-        named = [f"object {obj_id}: {describe_effect(effect)}" for obj_id, effect in settings.effects.objects
-                 if not effect.is_none]
-        parts.extend(named)
-        if not settings.effects.background.is_none:
-            parts.append(f"background: {describe_effect(settings.effects.background)}")
-        if settings.effects.feather:
-            parts.append(f"feather {settings.effects.feather:g}")
-    parts.append("formats: " + (", ".join(settings.export_formats) if settings.export_formats else "the usual"))
-    return "; ".join(parts)
-
-
-def describe_effect(effect: Effect) -> str:
-    values = []
-    for name in PARAMETERS[effect.name]:
-        value = getattr(effect, name)
-        if name == "color":
-            value = "the object's colour" if value is None else "#{:02x}{:02x}{:02x}".format(*value)
-        values.append(f"{PARAMETER_NAMES[name]} {value:g}" if isinstance(value, float) else
-                      f"{PARAMETER_NAMES[name]} {value}")
-    return effect.name + (f" ({', '.join(values)})" if values else "")
-
-
 # --------------------------------------------------------------------------- the re-render
 
 
@@ -146,10 +122,10 @@ class RerenderUpdate:
         if self.result is None:
             percent = 100 * self.frames_done / max(1, self.frames_total)
             text = f"Re-rendering: {self.frames_done} / {self.frames_total} frames ({percent:.0f} %)"
-            return bar_html(self.frames_done, self.frames_total) + f'<div class="progress-text">{text}</div>'
-        return (f'<div class="progress-text">Re-rendered {self.frames_total} frames in '
-                f'{format_seconds(self.elapsed) if self.elapsed >= 1 else f"{self.elapsed:.1f} s"} from the '
-                'stored masks (the model was not used).</div>')
+            return bar_html(self.frames_done, self.frames_total) + progress_html(text)
+        took = format_seconds(self.elapsed) if self.elapsed >= 1 else f"{self.elapsed:.1f} s"
+        return progress_html(f"Re-rendered {self.frames_total} frames in {took} from the stored masks (the model "
+                             "was not used).")
 
 
 def check_rerender(records: RecordFile, settings: RenderSettings) -> None:

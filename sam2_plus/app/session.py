@@ -35,7 +35,9 @@ from .drawing import draw_prompts
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
 from .estimate import SPEEDS, describe_estimate
-from .jobs import VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, RenderSettings, run_job
+from .jobs import (
+    VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, RenderSettings, counted, run_job,
+)
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
 from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
@@ -50,10 +52,6 @@ RENDER_STOP_SECONDS = 30.0  # how long a job waits for a re-render to stop (it d
 ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
 NO_VIDEO = "Upload a video or pick an example first."  # also after the video was cleared (its objects wait)
-
-
-def counted(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def enlarged(image: np.ndarray, scale: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
-from ..media.render import Color
+from ..media.render import Color, hex_color
 
 OBJECT_EFFECTS = ("none", "blur", "pixelate", "fill", "outline")
 BACKGROUND_EFFECTS = ("none", "blur", "grayscale", "fill", "erase", "spotlight")
@@ -62,7 +62,7 @@ class Effect:
         if not changed:
             return self.name
         if changed.get("color") is not None:
-            changed["color"] = "#{:02x}{:02x}{:02x}".format(*changed["color"])
+            changed["color"] = hex_color(changed["color"])
         return {"effect": self.name, **changed}
 
 

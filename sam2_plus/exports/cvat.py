@@ -21,7 +21,7 @@ from typing import Optional, TextIO
 import numpy as np
 
 from ..media.export import FrameRecord
-from ..media.render import color_for_id
+from ..media.render import color_for_id, hex_color
 from .common import ExportTarget, label_name, present_objects
 from .polygons import format_points, mask_polygons, single_polygon
 
@@ -136,7 +136,7 @@ def _meta(target: ExportTarget) -> str:
     for obj_id in target.obj_ids:
         label = ET.SubElement(labels, "label")
         ET.SubElement(label, "name").text = label_name(obj_id)
-        ET.SubElement(label, "color").text = "#{:02x}{:02x}{:02x}".format(*color_for_id(obj_id))
+        ET.SubElement(label, "color").text = hex_color(color_for_id(obj_id))
         ET.SubElement(label, "type").text = "any"
         ET.SubElement(label, "attributes")
     size = ET.SubElement(task, "original_size")

@@ -43,6 +43,11 @@ _BASE_PALETTE: tuple[Color, ...] = (
 )
 
 
+def hex_color(color: Color) -> str:
+    """'#rrggbb' of an RGB colour."""
+    return "#{:02x}{:02x}{:02x}".format(*color)
+
+
 def color_for_id(obj_id: int) -> Color:
     """A colour that depends only on the object id."""
     obj_id = int(obj_id)
