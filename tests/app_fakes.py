@@ -10,12 +10,14 @@
   heatmap's peak) or the box (the box head's).
 - `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
   frames before it come from the wrapped predictor).
+- `HeldFrame`: an `on_frame` pacing: `seconds` a frame, and held before frame `held` until the test lets it go.
 - `launch_app`: the app launched in-process on 127.0.0.1 at a free port.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -140,6 +142,22 @@ class FailingPredictor:
                 self.failures += 1
                 raise self.error
             yield result
+
+
+class HeldFrame:
+    """A stand-in's `on_frame`: each frame takes `seconds`, except frame `held`, where the run waits (`there` is
+    set) until `go_on` is set (at most `hold` seconds)."""
+
+    def __init__(self, held: int, seconds: float, hold: float = 120.0) -> None:
+        self.held, self.seconds, self.hold = held, seconds, hold
+        self.there, self.go_on = threading.Event(), threading.Event()
+
+    def __call__(self, frame_idx: int) -> None:
+        if frame_idx == self.held:
+            self.there.set()
+            self.go_on.wait(self.hold)
+        else:
+            time.sleep(self.seconds)
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:

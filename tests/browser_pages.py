@@ -53,3 +53,9 @@ def click_frame(page, fx: float, fy: float) -> None:
 def open_tab(page, name: str) -> None:
     """Show one of the settings tabs (Examples, Object and effects, Model) by its name."""
     page.get_by_role("tab", name=name, exact=True).click()
+
+
+def wait_text(page, selector: str, text: str, timeout: float) -> None:
+    """Wait (up to `timeout` ms) until the element of `selector` is there and its text includes `text`."""
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e !== null && "
+                           "e.innerText.includes(t); }", arg=[selector, text], timeout=timeout)

@@ -313,21 +313,12 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
     click on the frame refused at once (no preview queued behind the run); an object removed mid-run is absent
     from the next frames of the results."""
     import json
-    import threading
 
-    from app_fakes import QuickPredictor
+    from app_fakes import HeldFrame, QuickPredictor
 
     frames, held = 16, 6
-    held_there, go_on = threading.Event(), threading.Event()
-
-    def on_frame(t: int) -> None:
-        if t == held:
-            held_there.set()
-            go_on.wait(120)
-        else:
-            time.sleep(0.5)
-
-    open_stand_in_clip(page, tmp_path, monkeypatch, QuickPredictor(on_frame=on_frame), frames, "live.mp4")
+    pacing = HeldFrame(held, 0.5)
+    open_stand_in_clip(page, tmp_path, monkeypatch, QuickPredictor(on_frame=pacing), frames, "live.mp4")
     page.get_by_role("button", name="Add object").click()
     wait_status(page, "Added object 2", timeout=60_000)
     click_frame(page, 0.7, 0.6)
@@ -351,10 +342,10 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
     click_frame(page, 0.5, 0.5)
     wait_status(page, "tracking is running", timeout=10_000)
     assert time.monotonic() - clicked < 5 and "Tracking: " in page.locator("#track-progress").inner_text()
-    assert held_there.wait(60)  # frames 0-5 are out: the removal applies from frame 6 on
+    assert pacing.there.wait(60)  # frames 0-5 are out: the removal applies from frame 6 on
     page.get_by_role("button", name="Remove selected").click()  # object 2
     wait_status(page, "Removed object 2", timeout=10_000)
-    go_on.set()
+    pacing.go_on.set()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
                            timeout=MODEL_SECONDS)
     track_ready(page)

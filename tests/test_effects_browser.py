@@ -6,6 +6,8 @@ does the tracking, so this takes seconds; screenshots go to test-artifacts/brows
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import time
 import zipfile
@@ -16,6 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from app_fakes import QuickPredictor
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import write_clip
 from micro_model import MICRO
@@ -50,9 +53,7 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("browser") / "clip.mp4", frames, fps=10, audio_codec="aac")
 
 
-def wait_text(page, selector: str, text: str) -> None:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)", arg=[selector, text],
-                           timeout=TIMEOUT)
+wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wait
 
 
 def choose(page, label: str, option: str) -> None:

@@ -6,6 +6,8 @@ Both tests use the shared app (one GPU slot, the default). Screenshots: test-art
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import re
 import threading
@@ -15,6 +17,7 @@ from typing import Optional
 
 import pytest
 from app_fakes import QuickPredictor, wait_for
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
@@ -40,9 +43,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"28-clicks-{name}.png"), full_page=True)
 
 
-def wait_text(page, selector: str, text: str, timeout: float = TIMEOUT) -> None:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)", arg=[selector, text],
-                           timeout=timeout)
+wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wait
 
 
 def open_clip(page, clip: Path, frames: int) -> None:

@@ -8,12 +8,15 @@ shows the fixed behaviour; screenshots test-artifacts/browser/28-kept-*.png."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import time
 from pathlib import Path
 
 import pytest
 
 from app_fakes import QuickPredictor, launch_app
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
@@ -106,9 +109,7 @@ def text(page, selector: str) -> str:
     return page.locator(selector).inner_text()
 
 
-def wait_text(page, selector: str, wanted: str, timeout: float = WAIT) -> None:
-    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e !== null && "
-                           "e.innerText.includes(t); }", arg=[selector, wanted], timeout=timeout)
+wait_text = partial(browser_pages.wait_text, timeout=WAIT)  # this file's wait
 
 
 def upload(page, path: Path, frames: int) -> None:

@@ -5,8 +5,11 @@ Screenshots: test-artifacts/browser/28-layout-*.png."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import pattern_frame, write_clip
 
@@ -20,9 +23,7 @@ ONE_SCREEN = ("#frame-view img", "#objects", "#objects-list", "#granularity", "#
 WORK_ORDER = ("#video-box", "#frame-view", "#objects", "#settings", "#track", "#timeline", "#downloads")
 
 
-def wait_text(page, selector: str, text: str) -> None:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)", arg=[selector, text],
-                           timeout=TIMEOUT)
+wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wait
 
 
 def on_screen(page, selector: str) -> dict:

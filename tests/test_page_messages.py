@@ -16,6 +16,8 @@ Screenshots: test-artifacts/browser/28-messages-*.png."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import re
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from app_fakes import QuickPredictor, free_port, launch_app
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
@@ -75,9 +78,7 @@ def text_of(page, selector: str) -> str:
     return page.locator(selector).inner_text()
 
 
-def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)", arg=[selector, text],
-                           timeout=timeout)
+wait_text = partial(browser_pages.wait_text, timeout=60_000)  # this file's wait
 
 
 def choose_model(page, name: str) -> None:

@@ -11,17 +11,18 @@ Screenshots: test-artifacts/browser/28-objects-*.png."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import io
 import json
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app_fakes import GranularPredictor, QuickPredictor
+from app_fakes import GranularPredictor, HeldFrame, QuickPredictor
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
@@ -48,9 +49,7 @@ def shot(page, what: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"28-objects-{what}.png"), full_page=True)
 
 
-def wait_text(page, selector: str, text: str, timeout: float = TIMEOUT) -> None:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)", arg=[selector, text],
-                           timeout=timeout)
+wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wait
 
 
 def load_clip(page, tmp_path: Path, frames: int) -> None:
@@ -83,16 +82,8 @@ def shown_frame(page) -> np.ndarray:
 def test_an_object_removed_mid_run_leaves_the_timeline_the_results_and_the_summary(page, tmp_path, monkeypatch):
     """Two objects; the run (0.3 s a frame) is held before frame 6 while object 2 is removed."""
     frames, held = 14, 6
-    held_there, go_on = threading.Event(), threading.Event()
-
-    def on_frame(t: int) -> None:
-        if t == held:
-            held_there.set()
-            go_on.wait(120)
-        else:
-            time.sleep(0.3)
-
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=on_frame))
+    pacing = HeldFrame(held, 0.3)
+    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=pacing))
     load_clip(page, tmp_path, frames)
     click_frame(page, 0.3, 0.4)
     wait_text(page, "#status", "Preview of object 1 on frame 0")
@@ -102,11 +93,11 @@ def test_an_object_removed_mid_run_leaves_the_timeline_the_results_and_the_summa
     wait_text(page, "#status", "Preview of object 2 on frame 0")
 
     page.get_by_role("button", name="Track", exact=True).click()
-    assert held_there.wait(120)  # frames 0-5 are tracked: the removal takes effect on frame 6
+    assert pacing.there.wait(120)  # frames 0-5 are tracked: the removal takes effect on frame 6
     page.get_by_role("button", name="Remove selected").click()  # object 2
     wait_text(page, "#status", "Removed object 2")
     shot(page, "removed-while-tracking")
-    go_on.set()
+    pacing.go_on.set()
     wait_text(page, "#track-progress", "Done")
     page.locator("#timeline img").wait_for(timeout=TIMEOUT)
 

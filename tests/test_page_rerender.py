@@ -7,6 +7,8 @@ previews the cut-out on a checkerboard. Screenshots: test-artifacts/browser/28-r
 
 from __future__ import annotations
 
+from functools import partial
+
 import io
 import time
 import zipfile
@@ -18,6 +20,7 @@ import pytest
 from PIL import Image
 
 from app_fakes import QuickPredictor
+import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import write_clip
 from sam2_plus import service
@@ -75,9 +78,7 @@ def clip(tmp_path_factory) -> Path:
                       fps=10)
 
 
-def wait_text(page, selector: str, text: str) -> None:
-    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e !== null && "
-                           "e.innerText.includes(t); }", arg=[selector, text], timeout=TIMEOUT)
+wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wait
 
 
 def choose(page, label: str, option: str) -> None:
