@@ -2,7 +2,7 @@
 
 from .build import build_model, build_video_predictor, from_pretrained
 from .config import MODEL_CONFIG_FILES, load_config
-from .predictor import FrameResult, PromptError, TrackingSession, UnknownObjectError, VideoPredictor
+from .video.predictor import FrameResult, PromptError, TrackingSession, UnknownObjectError, VideoPredictor
 from .weights import CheckpointError
 
 MODEL_NAMES = tuple(MODEL_CONFIG_FILES)

@@ -7,7 +7,7 @@ import torch
 
 from .config import canonical_model_name, load_config
 from .modeling.sam2_model import SAM2Model
-from .predictor import VideoPredictor
+from .video.predictor import VideoPredictor
 from .weights import WeightsSource, apply_weights, parse_weights_spec, weights_from_env
 
 
@@ -69,7 +69,7 @@ def predictor_over(net: SAM2Model, task: str = "mask", postprocessing: bool = Tr
     """A predictor over an already built network (several predictors may share one: it holds no session
     state). The options are build_video_predictor's."""
     if motion_aware:
-        from .motion import MotionAwarePredictor
+        from .video.motion import MotionAwarePredictor
 
         return MotionAwarePredictor(net, task=task, postprocessing=postprocessing, **options)
     return VideoPredictor(net, task=task, postprocessing=postprocessing, **options)

@@ -44,7 +44,7 @@ from .media import export
 from .media.decode import FrameSource, MediaError, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, RecordWriter, ResultSpool, open_export
 from .modeling.sam2_model import SAM2Model
-from .predictor import FrameResult, TrackingSession, VideoPredictor
+from .video.predictor import FrameResult, TrackingSession, VideoPredictor
 from .prompts import ObjectPrompts, PromptError, parse_prompts
 from .review import ReviewReport, ReviewTracker
 from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, weights_from_env

@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from sam2_plus.predictor import FrameResult
+from sam2_plus.video.predictor import FrameResult
 
 CLICK_RADIUS = 6
 

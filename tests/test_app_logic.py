@@ -30,7 +30,7 @@ from sam2_plus.app.settings import AppLimits
 from sam2_plus.effects.settings import Effect
 from sam2_plus.media.decode import MediaError, probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
-from sam2_plus.predictor import FrameResult
+from sam2_plus.video.predictor import FrameResult
 from sam2_plus.prompts import PromptError, parse_prompts
 from sam2_plus.service import TrackProgress
 

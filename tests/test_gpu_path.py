@@ -11,9 +11,9 @@ import torch
 from conftest import needs_cuda
 from micro_model import MICRO
 from sam2_plus import build_video_predictor
-from sam2_plus.features import FrameEncoder
-from sam2_plus.predictor import VideoPredictor
-from sam2_plus.results import mask_boxes
+from sam2_plus.video.features import FrameEncoder
+from sam2_plus.video.predictor import VideoPredictor
+from sam2_plus.video.results import mask_boxes
 
 H, W = 48, 64
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sam2_plus.config import TrackerConfig
-from sam2_plus.eviction import evict_unreachable
-from sam2_plus.motion import FrameQuality, MotionAwarePredictor, MotionConfig, MotionRules
-from sam2_plus.predictor import VideoPredictor
-from sam2_plus.tracker import FrameOutput, TrackedObject
+from sam2_plus.video.eviction import evict_unreachable
+from sam2_plus.video.motion import FrameQuality, MotionAwarePredictor, MotionConfig, MotionRules
+from sam2_plus.video.predictor import VideoPredictor
+from sam2_plus.video.tracker import FrameOutput, TrackedObject
 
 NUM_MASKMEM = 7
 

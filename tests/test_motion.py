@@ -8,7 +8,7 @@ import torch
 
 from micro_model import MICRO
 from sam2_plus import build_video_predictor
-from sam2_plus.motion import (
+from sam2_plus.video.motion import (
     KALMAN,
     FrameQuality,
     MotionAwarePredictor,
@@ -24,7 +24,7 @@ from sam2_plus.motion import (
     xyxy_to_xyah,
 )
 from sam2_plus.modeling.sam2_model import NO_OBJ_SCORE, Candidates, MaskChoice
-from sam2_plus.tracker import FrameOutput, TrackedObject, select_memory
+from sam2_plus.video.tracker import FrameOutput, TrackedObject, select_memory
 
 H, W = 48, 64
 NUM_MASKMEM, MAX_ADMITTED = 7, 15

@@ -14,9 +14,9 @@ from micro_model import MICRO
 from sam2_plus import build_video_predictor
 from sam2_plus.modeling.attention import chunked_attention
 from sam2_plus.modeling.sam2_model import MemoryContext, MemoryEntry
-from sam2_plus.motion import MotionConfig
-from sam2_plus.stepper import FrameStepper
-from sam2_plus.tracker import memory_layout, stack_memories
+from sam2_plus.video.motion import MotionConfig
+from sam2_plus.video.stepper import FrameStepper
+from sam2_plus.video.tracker import memory_layout, stack_memories
 
 H, W = 48, 64
 

@@ -151,9 +151,9 @@ def test_the_kalman_iou_reaches_the_writers():
     FrameResult.motion_scores, survives the spool of a backward pass, and is None where no object was scored."""
     import torch
 
-    from sam2_plus.motion import FrameQuality, MotionConfig, MotionRules
+    from sam2_plus.video.motion import FrameQuality, MotionConfig, MotionRules
     from sam2_plus.outputs import ResultSpool
-    from sam2_plus.predictor import FrameResult as PredictorResult
+    from sam2_plus.video.predictor import FrameResult as PredictorResult
     from sam2_plus.service import to_frame_record
 
     rules = MotionRules(MotionConfig(), image_size=1024, num_maskmem=7, max_admitted=16)

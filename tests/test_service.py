@@ -18,7 +18,7 @@ from micro_model import MICRO
 from sam2_plus import build_model, service
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
-from sam2_plus.predictor import FrameResult
+from sam2_plus.video.predictor import FrameResult
 from sam2_plus.prompts import PromptError
 from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_frame_record
 from sam2_plus.weights import parse_weights_spec
@@ -223,7 +223,7 @@ def test_predictor_cache(counted_builds):
 
 
 def test_plain_and_motion_aware_predictors_share_one_network(counted_builds):
-    from sam2_plus.motion import MotionAwarePredictor
+    from sam2_plus.video.motion import MotionAwarePredictor
 
     seeded = parse_weights_spec("seeded:3")
     plain = service.get_predictor(MICRO, "cpu", seeded)

@@ -216,7 +216,7 @@ def test_progress_line_without_tqdm():
 
 def test_model_failure_mid_run_is_one_line_and_keeps_the_frames(clip, tmp_path, capsys, monkeypatch):
     """Out of memory on the second tracked frame: status 1, a one-line error, the outputs hold frame 0..1."""
-    from sam2_plus.stepper import FrameStepper
+    from sam2_plus.video.stepper import FrameStepper
 
     original, calls = FrameStepper.track_batch, []
 

@@ -121,7 +121,7 @@ class Candidates:
 class MaskChoice:
     """How decoding settles each object's output: it counts as present where its object-score logit exceeds
     `presence_threshold`, and with multimask output it gets the candidate `choose` picks. These are SAM 2's
-    rules (present above 0, the highest predicted IoU); motion-aware tracking (sam2_plus/motion.py) has its own."""
+    rules (present above 0, the highest predicted IoU); motion-aware tracking (sam2_plus/video/motion.py) has its own."""
 
     presence_threshold: float = 0.0
 

@@ -1,7 +1,7 @@
 """The rules of tracking that motion-aware tracking changes, with SAM 2's as the default.
 
 Every session has its own `TrackingRules` (they may keep state per object). The predictor asks them at these
-points and knows nothing else about motion-aware tracking (sam2_plus/motion.py plugs in here):
+points and knows nothing else about motion-aware tracking (sam2_plus/video/motion.py plugs in here):
 
 - `step(objects, frame_idx, reverse)`: the `StepRules` of one model step (a frame, a batch of objects of one
   task; reverse is None for a prompt): when an object is present and which candidate mask it gets, and,
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-from .modeling.sam2_model import HeadOutput, MaskChoice
+from ..modeling.sam2_model import HeadOutput, MaskChoice
 from .tracker import TrackedObject
 
 

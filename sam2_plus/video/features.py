@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import torch
 
-from .media.decode import normalize_for_model, resize_for_model
-from .modeling.sam2_model import FrameFeatures, SAM2Model
+from ..media.decode import normalize_for_model, resize_for_model
+from ..modeling.sam2_model import FrameFeatures, SAM2Model
 
 
 @dataclass

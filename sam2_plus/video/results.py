@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .modeling.sam2_model import NO_OBJ_SCORE, apply_non_overlapping_constraints
+from ..modeling.sam2_model import NO_OBJ_SCORE, apply_non_overlapping_constraints
 from .tracker import FrameOutput
 
 

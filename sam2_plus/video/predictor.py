@@ -28,11 +28,11 @@ import torch
 
 from .eviction import clear_around, evict_unreachable, memory_reach
 from .features import FeatureCache
-from .media.decode import FrameSource
-from .modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
+from ..media.decode import FrameSource
+from ..modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
 from .prompt_inputs import (Clicks, box_of_mask, check_clicks, check_mask, frame_index, mask_input, object_id,
                             point_heatmap)
-from .prompts import FramePrompt, PromptError
+from ..prompts import FramePrompt, PromptError
 from .results import FrameResult, ResultInTransit, VideoFrame, send_result
 from .rules import TrackingRules
 from .stepper import FrameStepper

@@ -13,8 +13,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .config import TrackerConfig
-from .modeling.sam2_model import (HIGHEST_IOU, FrameFeatures, HeadOutput, MaskChoice, MemoryContext, MemoryEntry,
+from ..config import TrackerConfig
+from ..modeling.sam2_model import (HIGHEST_IOU, FrameFeatures, HeadOutput, MaskChoice, MemoryContext, MemoryEntry,
                                   PointPrompt, SAM2Model)
 
 

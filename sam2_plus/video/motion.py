@@ -12,7 +12,7 @@ velocities, in the model's input pixels. The filter does two things:
 In addition the object counts as present from an object-score logit of `min_obj_score_logits` (-1)
 instead of 0. Defaults follow SAMURAI's configs per model size (`MotionConfig.for_model`).
 
-It plugs into the predictor as a session's `TrackingRules` (sam2_plus/rules.py): `MotionRules` keeps each
+It plugs into the predictor as a session's `TrackingRules` (sam2_plus/video/rules.py): `MotionRules` keeps each
 object's filter and the quality of its tracked frames, `MotionStep` settles one model step.
 
 Differences from SAMURAI's code, which keeps one filter per model and assumes a prompt on frame 0 and
@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .modeling.sam2_model import Candidates, HeadOutput, SAM2Model
+from ..modeling.sam2_model import Candidates, HeadOutput, SAM2Model
 from .predictor import VideoPredictor
 from .rules import StepRules, TrackingRules
 from .tracker import FrameOutput, TrackedObject

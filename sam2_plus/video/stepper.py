@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .features import FrameEncoder
-from .modeling.sam2_model import FrameFeatures, MemoryContext, SAM2Model
-from .postprocess import fill_holes_in_mask_scores
+from ..modeling.sam2_model import FrameFeatures, MemoryContext, SAM2Model
+from ..postprocess import fill_holes_in_mask_scores
 from .rules import StepRules
 from .tracker import FrameOutput, StepResult, TrackedObject, memory_layout, select_memory, stack_memories, track_frame
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrackerConfig
-from .modeling.sam2_model import PointPrompt, gaussian_heatmap
-from .prompts import FramePrompt, PromptError
+from ..config import TrackerConfig
+from ..modeling.sam2_model import PointPrompt, gaussian_heatmap
+from ..prompts import FramePrompt, PromptError
 from .results import mask_bbox
 
 BOX_CORNER_LABELS = (2, 3)  # a box is two points with these labels: top-left, bottom-right

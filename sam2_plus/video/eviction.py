@@ -4,7 +4,7 @@ them, as SAM 2 does). Prompted frames are always kept."""
 
 from __future__ import annotations
 
-from .config import TrackerConfig
+from ..config import TrackerConfig
 from .rules import TrackingRules
 from .tracker import TrackedObject
 
