@@ -9,8 +9,8 @@
 Every prompt call and every propagated frame returns a `FrameResult`. Coordinates are pixels of the
 source video; masks come back at video resolution.
 
-The predictor is the API over smaller pieces, one module each: `prompt_inputs` (the API's prompts checked
-and turned into model inputs), `stepper` (the model on one frame for a batch of objects, outputs kept as
+The predictor is the API over smaller pieces, one module each: `session` (one video's `TrackingSession`),
+`prompt_inputs` (the API's prompts checked and turned into model inputs), `stepper` (the model on one frame for a batch of objects, outputs kept as
 memory) with `features` (a session's image features, the next frames prepared on a helper thread),
 `tracker` (an object's prompts and memory; the step itself), `rules` (SAM 2's rules of tracking, which
 motion-aware tracking replaces per session), `eviction` (which tracked frames the memory keeps) and
@@ -20,9 +20,7 @@ motion-aware tracking replaces per session), `eviction` (which tracked frames th
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -33,50 +31,13 @@ from ..modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
 from .prompt_inputs import (Clicks, box_of_mask, check_clicks, check_mask, frame_index, mask_input, object_id,
                             point_heatmap)
 from ..prompts import FramePrompt, PromptError
-from .results import FrameResult, ResultInTransit, VideoFrame, send_result
+from .results import FrameResult, ResultInTransit, send_result
 from .rules import TrackingRules
+from .session import TrackingSession, UnknownObjectError
 from .stepper import FrameStepper
 from .tracker import FrameOutput, TrackedObject
 
 __all__ = ["FrameResult", "PromptError", "TrackingSession", "UnknownObjectError", "VideoPredictor"]
-
-
-class UnknownObjectError(KeyError):
-    """An object id the session does not have."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-@dataclass
-class TrackingSession:
-    """Everything the predictor knows about one video: frames, objects, their prompts and memory."""
-
-    frames: Any  # indexable: frames[i] -> HxWx3 uint8 RGB
-    num_frames: int
-    video_height: int
-    video_width: int
-    device: torch.device
-    storage_device: torch.device
-    features: FeatureCache  # image features of the frame visited last, and the frames being prepared
-    rules: TrackingRules  # SAM 2's, or motion-aware tracking's with its state per object
-    objects: "OrderedDict[int, TrackedObject]" = field(default_factory=OrderedDict)
-    maskmem_pos_enc: Optional[torch.Tensor] = None  # identical for every frame and object
-
-    @property
-    def obj_ids(self) -> list[int]:
-        return list(self.objects)
-
-    def tracked_object(self, obj_id: int) -> TrackedObject:
-        try:
-            return self.objects[obj_id]
-        except KeyError:
-            raise UnknownObjectError(f"unknown object id {obj_id!r}; this session has {self.obj_ids}") from None
-
-    def video_frame(self) -> VideoFrame:
-        """The frame a result is drawn to: size, object order and tasks."""
-        objects = list(self.objects.values())
-        return VideoFrame(self.video_height, self.video_width, [o.obj_id for o in objects], [o.task for o in objects])
 
 
 class VideoPredictor:
