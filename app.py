@@ -3,9 +3,9 @@
     python app.py            # http://127.0.0.1:7860
 
 UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
-`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
-job, streamed). The models they use are built once per process (sam2_plus/app/hardware.py: on ZeroGPU
-at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
+`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_job` (a job of any mode,
+a `sam2_plus.jobs.JobSpec`, streamed). The models they use are built once per process (sam2_plus/app/hardware.py:
+on ZeroGPU at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
 (overlay MP4, results ZIP, results JSON); every other event is private to the UI.
 """
 
@@ -30,10 +30,11 @@ from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, Object
 from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
-from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
 from sam2_plus.app.detached import DetachedJob
-from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
+from sam2_plus.app.jobs import (
+    PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, job_gpu_seconds, progress_html, run_job,
+)
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
@@ -44,13 +45,14 @@ from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights, offered_models
 from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
 from sam2_plus.effects.settings import (
-    BACKGROUND_EFFECTS, CUTOUT_FORMATS, DEFAULT_CUTOUT, OBJECT_EFFECTS, PARAMETERS, RANGES, Effect, EffectSettings,
+    BACKGROUND_EFFECTS, CUTOUT_FORMATS, DEFAULT_CUTOUT, OBJECT_EFFECTS, PARAMETERS, RANGES, Effect,
 )
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.exports import EXPORT_FORMATS
 from sam2_plus.media.render import hex_color
 from sam2_plus.prompts import TASKS
-from sam2_plus.service import StepCallback, TrackRequest
+from sam2_plus.jobs import JobSpec, TrackRequest
+from sam2_plus.service import StepCallback
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -128,11 +130,9 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-              export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None,
-              between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+def gpu_job(spec: JobSpec, between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file, export_formats, effects, between_steps)
+    yield from run_job(spec, between_steps)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
@@ -209,7 +209,7 @@ def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
         result = None
-        run = slots.runner(gpu_track, wait_reporter(progress))  # checked first, then waits for the GPU
+        run = slots.runner(gpu_job, wait_reporter(progress))  # checked first, then waits for the GPU
         with job_errors():
             for update in api_job(video, prompts, options, limits, session_files, request.session_hash, run,
                                   keep=keep):
@@ -1004,7 +1004,7 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
                 settings = session.render_settings()
                 options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects)
             yield from _stream_job(ui, session, int(frame), options, show, limits,
-                                   slots.runner(gpu_track, wait_reporter(progress)))
+                                   slots.runner(gpu_job, wait_reporter(progress)))
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
             gr.Warning(error.message)
             yield {ui.progress: progress_html(f"⚠️ {error.message}"), ui.view: gr.Image(label=VIEW_LABEL)}
@@ -1222,7 +1222,7 @@ def _editor_value(session: AppSession, frame: int) -> dict:
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
                 run: JobRunner) -> Iterator[dict]:
-    """A Track click's job (`run`: gpu_track holding a GPU slot), started in a thread of its own (it goes on
+    """A Track click's job (`run`: gpu_job holding a GPU slot), started in a thread of its own (it goes on
     when this page goes: a reloaded page rejoins it) and followed here (`_follow_job`)."""
     with job_errors():
         job = session.start_job(options, limits, run)

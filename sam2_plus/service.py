@@ -5,8 +5,8 @@
                            progress=print, should_stop=lambda: False)
 
 `prepare_request` is where a job's input is checked, once: it probes the video, parses the prompts against
-it and checks the model, its tasks, the device and the weights; the `TrackRequest` it returns is carried,
-checked, to `run_tracking`. That checks the output paths, gets a predictor (built once per (model, device,
+it and checks the model, its tasks, the device and the weights; the `TrackRequest` it returns (sam2_plus/jobs.py,
+where the app's `JobSpec` carries it) is carried, checked, to `run_tracking`. That checks the output paths, gets a predictor (built once per (model, device,
 weights) and kept in-process), adds every object's prompts in frame order, and tracks
 backward from the earliest prompted frame (when it is after frame 0) and then forward from it. Each
 frame's result goes at once, in frame order, to the overlay video and the exports; only the frames of the
@@ -40,6 +40,7 @@ from .effects.outputs import EffectOutputs, EffectWriter
 from .effects.settings import EffectError
 from .errors import TrackError, describe_error, is_out_of_memory
 from .exports import ExportError, ExportFormatError, check_export_formats
+from .jobs import TrackRequest
 from .media import export
 from .media.decode import FrameSource, MediaError, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, RecordWriter, ResultSpool, open_export
@@ -62,25 +63,6 @@ class TrackFailed(RuntimeError):
     def __init__(self, summary: "TrackSummary") -> None:
         super().__init__(f"tracking failed {summary.after_last_frame()}: {summary.failure}")
         self.summary = summary
-
-
-@dataclass(frozen=True)
-class TrackRequest:
-    """What to track, checked (`prepare_request` makes one): a video and what it holds, its objects (parsed
-    prompts, checked against it), the model and options."""
-
-    video: Path
-    info: VideoInfo  # the video as tracked (max_frames applied)
-    objects: tuple[ObjectPrompts, ...]
-    model: str  # canonical name, with every object's task
-    weights: WeightsSource
-    device: Optional[str] = None  # None: CUDA when available, else the CPU
-    motion_aware: bool = False
-    max_frames: Optional[int] = None  # track only the first max_frames frames of the video
-
-    @property
-    def tasks(self) -> dict[int, str]:
-        return {obj.obj_id: obj.task for obj in self.objects}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sam2_plus.app.preview import preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.effects.settings import Effect
+from sam2_plus.jobs import JobSpec
 from sam2_plus.media.decode import MediaError, probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.video.predictor import FrameResult
@@ -124,7 +125,7 @@ def test_gpu_estimate_grows_with_frames_objects_and_model(clip):
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
     prompts = {"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]} for i in (1, 2)]}
-    assert gpu_time.job_gpu_seconds(service.prepare_request(clip, prompts), "job-dir", None) == \
+    assert jobs.job_gpu_seconds(JobSpec("track", service.prepare_request(clip, prompts)), None) == \
         gpu_time.estimate_gpu_seconds(T, 2, "sam2++")
 
 
@@ -746,9 +747,9 @@ def one_object(frame: int = 2, task: str = "mask") -> str:
     return json.dumps({"objects": [{"id": 4, "task": task, "prompts": [{"frame": frame, "points": [[10, 10]]}]}]})
 
 
-def checked(clip, prompts: str, options: str = "{}") -> service.TrackRequest:
-    """The request a job runs, as its plan checked it."""
-    return plan_job(str(clip), prompts, options, AppLimits()).request
+def checked(clip, prompts: str, options: str = "{}", job_dir=None, stop_file=None) -> JobSpec:
+    """The job as its plan checked it, writing into `job_dir`."""
+    return plan_job(str(clip), prompts, options, AppLimits()).spec.in_folder(job_dir, stop_file)
 
 
 def _consume(updates):
@@ -767,7 +768,7 @@ def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
+    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job")))
     assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
     assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
     assert frames and all(image.shape == (H, W, 3) for _, image in frames)
@@ -785,7 +786,7 @@ def test_each_phase_shows_however_soon_it_follows_the_last_update(clip, tmp_path
     frame after the prompts can take as long as a prompt."""
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 60.0)
-    progress, _, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
+    progress, _, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job")))
     assert [(p.phase, p.frames_done) for p in progress] == [("loading", 0), ("prompting", 0), ("tracking", 0)]
     assert progress[1].prompt == service.PromptStep(1, 1, 4, 1, 1, 2) and result.frames_done == T
 
@@ -795,7 +796,7 @@ def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
     stop = tmp_path / "stop"
     fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"), str(stop)))
+    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job", stop_file=stop)))
     assert result.stopped and "stopped on request at frame 1" in result.summary
     assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
     assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
@@ -805,7 +806,7 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
     entered, released = threading.Event(), threading.Event()
     fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    updates = jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"))
+    updates = jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job"))
     assert next(updates).progress.phase == "loading"
     assert entered.wait(10)  # the job is inside frame 0
     threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
@@ -822,7 +823,7 @@ def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
 
     monkeypatch.setattr(service, "get_predictor", broken)
     with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
-        _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job2")))
+        _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job2")))
     assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
@@ -854,7 +855,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
 def _track(session: AppSession, options: TrackOptions, job_dir: Path):
     plan = session.plan_job(options, AppLimits())
-    _, _, result = _consume(jobs.run_job(plan.request, str(job_dir)))
+    _, _, result = _consume(jobs.run_job(plan.job_spec(job_dir, job_dir / "stop")))
     assert result.frames_done == T
     return result
 

@@ -279,7 +279,7 @@ def test_only_a_job_in_this_process_is_given_the_lender():
         yield JobUpdate()
 
     for lending in (True, False):
-        assert len(list(GpuSlots(1, 1, lending=lending).runner(run, lambda ahead: None)("request"))) == 1
+        assert len(list(GpuSlots(1, 1, lending=lending).runner(run, lambda ahead: None)("spec"))) == 1
     assert isinstance(given[0]["between_steps"], gpu_slots.Lender) and given[1] == {}
 
 

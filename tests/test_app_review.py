@@ -144,9 +144,9 @@ def test_a_job_streams_its_timeline_and_ends_with_the_flags(clip, tmp_path, monk
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    request = plan_job(str(clip), _prompts(), "{}", AppLimits()).request
+    plan = plan_job(str(clip), _prompts(), "{}", AppLimits())
     live, result = [], None
-    for update in jobs.run_job(request, str(tmp_path / "job")):
+    for update in jobs.run_job(plan.job_spec(tmp_path / "job", tmp_path / "stop")):
         if update.review is not None:
             live.append(update.review.object(1).frames)
         result = update.result or result

@@ -1,11 +1,12 @@
 """A request is checked once, where it enters: one Track click (the browser session: session -> plan ->
-gpu_time -> jobs -> service) and one /track call (sam2_plus/app/api.py) parse the prompts once and probe the
+jobs -> service) and one /track call (sam2_plus/app/api.py) parse the prompts once and probe the
 video once, through the real code path with a stand-in predictor; below the entry the checked request is
 carried as a value."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from media_clips import pattern_frame, write_clip
 
 from micro_model import MICRO
 from sam2_plus import prompts, service
-from sam2_plus.app import gpu_time, jobs
+from sam2_plus.app import jobs
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.options import TrackOptions
@@ -59,11 +60,12 @@ def calls(monkeypatch) -> dict[str, int]:
     return counts
 
 
-def on_zero_gpu(request, job_dir, stop_file=None, export_formats=(), effects=None):
-    """What `spaces.GPU(duration=job_gpu_seconds)` does with app.py's tracking function: it asks the duration
-    with the job's own arguments, then runs the job (run_job, as app.gpu_track does)."""
-    assert gpu_time.job_gpu_seconds(request, job_dir, stop_file, export_formats, effects) > 0
-    yield from jobs.run_job(request, job_dir, stop_file, export_formats, effects)
+def on_zero_gpu(spec):
+    """What `spaces.GPU(duration=job_gpu_seconds)` does with app.py's job function: it asks the duration with the
+    job's own arguments, then runs the job (run_job, as app.gpu_job does) in a process of its own, which gets the
+    spec pickled."""
+    assert jobs.job_gpu_seconds(spec) > 0
+    yield from jobs.run_job(pickle.loads(pickle.dumps(spec)))
 
 
 def test_one_track_click_parses_the_prompts_once_and_probes_the_video_once(clip, calls):

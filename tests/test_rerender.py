@@ -71,7 +71,7 @@ def predictors(monkeypatch, seeded_weights) -> CountingPredictors:
 def run_app_job(clip: Path, options: dict, folder: Path) -> jobs.JobResult:
     plan = plan_job(clip, json.dumps(PROMPTS), json.dumps({"model": MICRO, **options}), AppLimits())
     folder.mkdir()
-    *_, last = jobs.run_job(*plan.job_arguments(folder, folder / "stop"))
+    *_, last = jobs.run_job(plan.job_spec(folder, folder / "stop"))
     return last.result
 
 

@@ -30,7 +30,7 @@ def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any]
     session_files.add(session_hash, folder.close)  # the client gone for good: stop the job, remove the folder
     folder.begin_job()
     try:
-        for update in run(*plan.job_arguments(folder.path, folder.stop.path)):
+        for update in run(plan.job_spec(folder.path, folder.stop.path)):
             if update.result is not None:
                 update = replace(update, result=replace(update.result, files=kept(update.result.files, keep)))
             yield update

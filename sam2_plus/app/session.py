@@ -401,7 +401,7 @@ class AppSession:
     def _job_updates(self, plan: JobPlan, job_dir: Path, run: JobRunner) -> Iterator[JobUpdate]:
         result = None
         try:
-            for update in run(*plan.job_arguments(job_dir, self.stop.path)):
+            for update in run(plan.job_spec(job_dir, self.stop.path)):
                 result = update.result or result
                 yield update
         finally:
