@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app_fakes import PromptsAsCalls
+from app_fakes import PromptsAsCalls, StandInModels
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus import service
@@ -421,13 +421,13 @@ def test_render_view_draws_previews_and_prompts(session):
     assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
 
 
-def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_it(session, monkeypatch):
+def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_it(session):
     """SAM 2++'s point and box tasks may give a heatmap without a pixel above zero under a presence of 0.99995
     (the GranularPredictor stand-in): the preview and every tracked frame say visible, and the frame view draws
     the predicted point / box as the overlay does (a disc / a box with its label), not only the prompt."""
-    from app_fakes import GranularPredictor
+    from app_fakes import GranularPredictor, StandInModels
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: GranularPredictor())
+    session.models = StandInModels(make=lambda *key: GranularPredictor())
     options, k = TrackOptions("sam2++"), session.view_scale
     session.set_task("point")
     session.click(POSITIVE, 0, 30, 20)
@@ -437,7 +437,7 @@ def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_
     session.click(BOX, 0, 80, 40)
     for obj_id in (1, 2):
         prompted = session.render_view(0)
-        preview = preview_prompt(session.preview_request(obj_id, 0, options))
+        preview = preview_prompt(session.preview_request(obj_id, 0, options), session.models)
         assert not preview.masks[0].any() and preview.scores[0] == pytest.approx(0.99995, abs=1e-5)
         assert preview.visible.tolist() == [True]
         session.store_preview(obj_id, 0, options, preview)
@@ -765,10 +765,10 @@ def _consume(updates):
 
 def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     fake = FakePredictor()
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job")))
+    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job"),
+                                                     StandInModels(fake)))
     assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
     assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
     assert frames and all(image.shape == (H, W, 3) for _, image in frames)
@@ -784,29 +784,28 @@ def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
 def test_each_phase_shows_however_soon_it_follows_the_last_update(clip, tmp_path, monkeypatch):
     """The progress updates of a phase are spaced (PROGRESS_INTERVAL), a new phase shows at once: the first
     frame after the prompts can take as long as a prompt."""
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 60.0)
-    progress, _, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job")))
+    progress, _, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job"),
+                                                StandInModels(FakePredictor())))
     assert [(p.phase, p.frames_done) for p in progress] == [("loading", 0), ("prompting", 0), ("tracking", 0)]
     assert progress[1].prompt == service.PromptStep(1, 1, 4, 1, 1, 2) and result.frames_done == T
 
 
-def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
+def test_stop_keeps_what_was_tracked(clip, tmp_path):
     """Stop is a file (the session's flag), checked before every frame."""
     stop = tmp_path / "stop"
     fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job", stop_file=stop)))
+    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job", stop_file=stop),
+                                         StandInModels(fake)))
     assert result.stopped and "stopped on request at frame 1" in result.summary
     assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
     assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
 
 
-def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
+def test_closing_the_stream_stops_the_job(clip, tmp_path):
     entered, released = threading.Event(), threading.Event()
     fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    updates = jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job"))
+    updates = jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job"), StandInModels(fake))
     assert next(updates).progress.phase == "loading"
     assert entered.wait(10)  # the job is inside frame 0
     threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
@@ -814,16 +813,15 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
     assert fake.visited == [(0, False)]
 
 
-def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
+def test_job_errors_come_out_of_the_stream(clip, tmp_path):
     with pytest.raises(PromptError, match="model sam2.1-tiny has no 'point' task"):
         checked(clip, one_object(task="point"), '{"model": "sam2.1-tiny"}')  # refused by the plan, before the job
 
-    def broken(*args, **kwargs):
+    def broken(*key):
         raise service.CheckpointError("cannot reach the hub; set SAM2PLUS_WEIGHTS=/path/to/checkpoint")
 
-    monkeypatch.setattr(service, "get_predictor", broken)
     with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
-        _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job2")))
+        _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job2"), StandInModels(make=broken)))
     assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
@@ -955,18 +953,17 @@ def test_the_session_estimates_with_its_frames_objects_and_prompted_frames(sessi
     assert session.estimate(MICRO) == ""  # nothing to track
 
 
-def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds, monkeypatch):
+def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds):
     from app_fakes import FailingPredictor
     from sam2_plus.app.estimate import Speed
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
+    session.models = StandInModels(make=lambda *key: FakePredictor())
     session.click(POSITIVE, 0, 10, 10)
     result = list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result
     assert result.frames_done == T and result.tracking_seconds > 0
     assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)
     session.click(POSITIVE, 1, 10, 10)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FailingPredictor(FakePredictor(), 2,
-                                                                                           RuntimeError("boom")))
+    session.models = StandInModels(make=lambda *key: FailingPredictor(FakePredictor(), 2, RuntimeError("boom")))
     assert list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result.failed
     assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)  # a failed run measures nothing
 
@@ -987,9 +984,7 @@ def test_a_preview_measures_its_model_time(clip, speeds):
     session = AppSession.open(clip, AppLimits())
     session.click(POSITIVE, 0, 10, 10)
     request = session.preview_request(1, 0, TrackOptions(MICRO))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: Slow())
-        slow = preview_with_features(request)
+    slow = preview_with_features(request, models=StandInModels(Slow()))
     assert slow.encoded and 0.2 <= slow.model_seconds < 5
     first = preview_with_features(request)
     again = preview_with_features(request, first.features)

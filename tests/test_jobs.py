@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from app_fakes import StandInModels
 from media_clips import pattern_frame, write_clip
 from sam2_plus.app import jobs
 from sam2_plus.effects.settings import parse_effects
@@ -50,11 +51,12 @@ def test_a_spec_runs_only_in_a_folder(request_):
 def test_each_mode_is_one_entry_of_the_runner_table(request_, monkeypatch):
     """run_job and job_gpu_seconds both read the mode's entry; a mode without one is refused by both."""
     ran = []
-    entry = jobs.ModeRunner(run=lambda spec, between_steps=None: iter([ran.append(spec.mode)]),
+    entry = jobs.ModeRunner(run=lambda spec, models, between_steps=None: iter([ran.append((spec.mode, models))]),
                             gpu_seconds=lambda spec: 7)
     monkeypatch.setitem(jobs.RUNNERS, "find_objects", entry)
     spec = JobSpec("find_objects", replace(request_, objects=()))
-    assert list(jobs.run_job(spec)) == [None] and ran == ["find_objects"]
+    models = StandInModels()
+    assert list(jobs.run_job(spec, models)) == [None] and ran == [("find_objects", models)]
     assert jobs.job_gpu_seconds(spec, "the GPU function's", other="arguments") == 7
     monkeypatch.delitem(jobs.RUNNERS, "find_objects")
     for call in (jobs.run_job, jobs.job_gpu_seconds):

@@ -68,6 +68,7 @@ def main(argv: list[str]) -> dict:
     import app
     from sam2_plus.app import hardware
     from sam2_plus.app.plan import plan_job
+    from sam2_plus.provider import shared_models
     from sam2_plus.service import prepare_request
 
     if unsafe:
@@ -79,12 +80,13 @@ def main(argv: list[str]) -> dict:
     # checked in the main process, as the app's handlers check them before calling a GPU function
     job = plan_job(video, prompt, options, app.LIMITS).job_spec(job_dir, Path(job_dir) / "stop")
     one_prompt = prepare_request(video, prompt, model=MODEL)
-    track = lambda spec: list(app.gpu_job(spec))[-1].result.frames_done  # noqa: E731
-    preview = lambda request: app.gpu_preview(request).record.frame_idx  # noqa: E731
+    models = shared_models()  # the server's provider, which the GPU functions get as an argument
+    track = lambda spec, models: list(app.gpu_job(spec, models))[-1].result.frames_done  # noqa: E731
+    preview = lambda request, models: app.gpu_preview(request, None, models).record.frame_idx  # noqa: E731
     calls = {}
     for name, call, argument in (("preview 1", preview, one_prompt), ("preview 2", preview, one_prompt),
                                  ("tracking", track, job)):
-        calls[name] = list(in_forked_worker(call, argument, timeout=timeout))
+        calls[name] = list(in_forked_worker(call, argument, models, timeout=timeout))
         if calls[name][0] != "ok":
             break
     return {"main_pid": os.getpid(), "built": list(started.built),

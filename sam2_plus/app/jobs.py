@@ -27,6 +27,7 @@ from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
 from ..review import ObservationLog, ReviewReport
 from ..jobs import JobMode, JobSpec
+from ..provider import ModelProvider, shared_models
 from ..service import StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackSummary, run_tracking
 from .gpu_time import tracking_gpu_seconds
 from .workdirs import StopSignal
@@ -117,7 +118,7 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's: (spec, between_steps=None)
+JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's: (spec, models, between_steps=None)
 
 
 def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = (),
@@ -131,11 +132,12 @@ def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()
                         effects=effect_outputs, records=folder / OUTPUT_NAMES["records"])
 
 
-def run_job(spec: JobSpec, between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
-    """Run a checked job (`plan.plan_job`) by its mode's runner and stream its updates, the last with the result.
-    `between_steps()` runs before each step of the model, while it is idle (the app's GPU slots lend the model
-    there: gpu_slots.Lender)."""
-    return _runner(spec).run(spec, between_steps)
+def run_job(spec: JobSpec, models: Optional[ModelProvider] = None,
+            between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+    """Run a checked job (`plan.plan_job`) by its mode's runner on `models` (default: the process's shared
+    ModelCache) and stream its updates, the last with the result. `between_steps()` runs before each step of the
+    model, while it is idle (the app's GPU slots lend the model there: gpu_slots.Lender)."""
+    return _runner(spec).run(spec, models or shared_models(), between_steps)
 
 
 def job_gpu_seconds(spec: JobSpec, *_: Any, **__: Any) -> int:
@@ -144,7 +146,8 @@ def job_gpu_seconds(spec: JobSpec, *_: Any, **__: Any) -> int:
     return _runner(spec).gpu_seconds(spec)
 
 
-def track_job(spec: JobSpec, between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+def track_job(spec: JobSpec, models: ModelProvider,
+              between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
     """A tracking job through the service in a worker thread, its progress streamed; the spec's export formats
     go into the results ZIP, its effects make the effect video and cut-outs (both checked by the plan too).
 
@@ -163,7 +166,7 @@ def track_job(spec: JobSpec, between_steps: Optional[StepCallback] = None) -> It
             summary = run_tracking(request, outputs, progress=events.put,
                                    should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
                                    on_result=latest.set, removed=removed.read,
-                                   between_steps=between_steps)
+                                   between_steps=between_steps, models=models)
             events.put(summary)
         except BaseException as error:  # handed to the consumer, raised there
             events.put(error)
@@ -182,7 +185,7 @@ def track_job(spec: JobSpec, between_steps: Optional[StepCallback] = None) -> It
 class ModeRunner:
     """How the jobs of one mode run (streamed updates, the last with the result) and the GPU seconds they ask."""
 
-    run: Callable[[JobSpec, Optional[StepCallback]], Iterator[JobUpdate]]
+    run: Callable[[JobSpec, ModelProvider, Optional[StepCallback]], Iterator[JobUpdate]]
     gpu_seconds: Callable[[JobSpec], int]
 
 
