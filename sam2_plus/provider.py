@@ -22,7 +22,7 @@ from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name
 from .errors import TrackError
 from .modeling.sam2_model import SAM2Model
-from .prompts import FramePrompt
+from .prompt_rules import FramePrompt
 from .video.predictor import VideoPredictor
 from .video.results import FrameResult
 from .weights import WeightsSource, weights_from_env

@@ -255,11 +255,11 @@ def test_clicks_follow_the_granularity():
     obj = ObjectState(1, "car")
     editing.add_click(obj, 3, 10, 20, positive=True)
     editing.add_click(obj, 3, 30, 40, positive=False)
-    assert obj.prompts[3].points == [(10, 20), (30, 40)] and obj.prompts[3].labels == [1, 0]
+    assert obj.prompts[3].clicks() == [((10, 20), 1), ((30, 40), 0)]
     point = ObjectState(2, "ball", task="point")
     editing.add_click(point, 0, 1, 2, positive=True)
     assert "replaces" in editing.add_click(point, 0, 5, 6, positive=True)
-    assert point.prompts[0].points == [(5, 6)] and point.prompts[0].labels == [1]
+    assert point.prompts[0].clicks() == [((5, 6), 1)]
     with pytest.raises(AppInputError, match="one positive click"):
         editing.add_click(point, 0, 5, 6, positive=False)
     with pytest.raises(AppInputError, match="box granularity: draw a box"):
@@ -270,13 +270,13 @@ def test_boxes_and_masks():
     obj = ObjectState(1, "car")
     editing.add_click(obj, 0, 10, 10, positive=True)
     editing.set_box(obj, 0, (50, 40, 5, 4))  # corners in any order
-    assert obj.prompts[0].box == (5, 4, 50, 40) and obj.prompts[0].points == [(10, 10)]  # mask task: both
+    assert obj.prompts[0].box.tolist() == [5, 4, 50, 40] and obj.prompts[0].clicks() == [((10, 10), 1)]  # both
     with pytest.raises(AppInputError, match="must differ in both x and y"):
         editing.set_box(obj, 0, (5, 4, 5, 40))
     mask = np.zeros((H, W), bool)
     mask[10:20, 30:50] = True
     assert editing.set_mask(obj, 0, mask) == ""
-    assert obj.prompts[0].box is None and not obj.prompts[0].points and obj.prompts[0].mask is not None
+    assert obj.prompts[0].kinds == {"mask"}
     assert "the mask was replaced" in editing.add_click(obj, 0, 1, 1, positive=True)
     boxed = ObjectState(2, "b", task="box")  # a mask on a box object is refused, not made its bounding box
     with pytest.raises(AppInputError, match="b has the box granularity, which takes no mask: draw a box with the "
@@ -301,13 +301,13 @@ def test_changing_the_granularity_keeps_what_fits():
     mask[5:8, 6:9] = True
     editing.set_mask(obj, 3, mask)
     assert "frames 2, 3" in editing.convert_task(obj, "point")
-    assert obj.frames() == [0] and obj.prompts[0].points == [(12, 14)] and obj.prompts[0].labels == [1]
+    assert obj.frames() == [0] and obj.prompts[0].clicks() == [((12, 14), 1)]
     obj2 = ObjectState(2, "x")
     editing.add_click(obj2, 0, 10, 10, positive=True)
     editing.set_box(obj2, 2, (1, 1, 9, 9))
     editing.set_mask(obj2, 3, mask)
     assert "frames 0" in editing.convert_task(obj2, "box")
-    assert obj2.frames() == [2, 3] and obj2.prompts[3].box == (6, 5, 9, 8)
+    assert obj2.frames() == [2, 3] and obj2.prompts[3].box.tolist() == [6, 5, 9, 8]
     assert editing.convert_task(obj2, "mask") == "" and obj2.task == "mask"
     with pytest.raises(AppInputError, match="unknown granularity"):
         editing.convert_task(obj2, "polygon")
@@ -318,7 +318,7 @@ def test_undo_order():
     editing.set_box(obj, 0, (1, 1, 9, 9))
     editing.add_click(obj, 0, 5, 5, positive=True)
     editing.undo(obj, 0)
-    assert obj.prompts[0].points == [] and obj.prompts[0].box is not None
+    assert obj.prompts[0].kinds == {"box"}
     editing.undo(obj, 0)
     assert 0 not in obj.prompts
     with pytest.raises(AppInputError, match="no prompt on frame 0"):

@@ -367,7 +367,7 @@ class AppSession:
     def preview_json(self, obj_id: int, frame: int) -> str:
         """The prompts JSON of one object's prompt on one frame (the preview's input)."""
         obj = self.objects[obj_id]
-        prompt = obj.prompts[frame].to_json(frame)
+        prompt = obj.prompts[frame].to_json()
         return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
 
     def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
