@@ -10,6 +10,7 @@ import pytest
 
 from app_fakes import StandInModels
 from media_clips import pattern_frame, write_clip
+from micro_model import MICRO
 from sam2_plus.app import jobs
 from sam2_plus.effects.settings import parse_effects
 from sam2_plus.jobs import JOB_MODES, JobSpec, TrackRequest
@@ -21,7 +22,7 @@ PROMPTS = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box":
 @pytest.fixture(scope="module")
 def request_(tmp_path_factory) -> TrackRequest:
     clip = write_clip(tmp_path_factory.mktemp("spec") / "clip.mp4", [pattern_frame(i, 32, 48) for i in range(3)])
-    return prepare_request(clip, PROMPTS, model="sam2++", weights=None)
+    return prepare_request(clip, PROMPTS, model=MICRO)
 
 
 def test_a_spec_pickles_whole(request_, tmp_path):
