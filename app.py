@@ -3,10 +3,11 @@
     python app.py            # http://127.0.0.1:7860
 
 UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
-`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
-job, streamed). The models they use are built once per process (sam2_plus/app/hardware.py: on ZeroGPU
-at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
-(overlay MP4, results ZIP, results JSON); every other event is private to the UI.
+`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_job` (a job of any mode,
+a `sam2_plus.jobs.JobSpec`, streamed). They run on the model provider the server holds (`build_demo(models=...)`;
+default: the process's shared ModelCache, whose models are built once per process: sam2_plus/app/hardware.py, on
+ZeroGPU at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON,
+options JSON) -> (overlay MP4, results ZIP, results JSON); every other event is private to the UI.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, Object
 from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
-from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
 from sam2_plus.app.detached import DetachedJob
-from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
+from sam2_plus.app.jobs import (
+    PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, job_gpu_seconds, progress_html, run_job,
+)
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
@@ -44,13 +46,15 @@ from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
 from sam2_plus.app.settings import DEFAULT_MODEL, MODELS, AppLimits, describe_weights, offered_models
 from sam2_plus.app.workdirs import HeartbeatWatch, SessionFiles, Sweeper
 from sam2_plus.effects.settings import (
-    BACKGROUND_EFFECTS, CUTOUT_FORMATS, DEFAULT_CUTOUT, OBJECT_EFFECTS, PARAMETERS, RANGES, Effect, EffectSettings,
+    BACKGROUND_EFFECTS, CUTOUT_FORMATS, DEFAULT_CUTOUT, OBJECT_EFFECTS, PARAMETERS, RANGES, Effect,
 )
 from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.exports import EXPORT_FORMATS
 from sam2_plus.media.render import hex_color
 from sam2_plus.prompts import TASKS
-from sam2_plus.service import StepCallback, TrackRequest
+from sam2_plus.jobs import JobSpec, TrackRequest
+from sam2_plus.provider import ModelProvider, shared_models
+from sam2_plus.service import StepCallback
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -128,17 +132,16 @@ API_DESCRIPTION = (
 
 
 @spaces.GPU(duration=job_gpu_seconds)
-def gpu_track(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-              export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None,
-              between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+def gpu_job(spec: JobSpec, models: ModelProvider,
+            between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
     use_worker_threads()
-    yield from run_job(request, job_dir, stop_file, export_formats, effects, between_steps)
+    yield from run_job(spec, models, between_steps)
 
 
 @spaces.GPU(duration=PREVIEW_GPU_SECONDS)
-def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures] = None) -> PreviewOutput:
+def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures], models: ModelProvider) -> PreviewOutput:
     use_worker_threads()
-    return preview_with_features(request, cached)
+    return preview_with_features(request, cached, models)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -203,16 +206,16 @@ def wait_reporter(progress: gr.Progress) -> WaitReport:
 
 
 def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots,
-                 keep: Callable[[Path], str]) -> Callable[..., tuple[str, str, str]]:
+                 keep: Callable[[Path], str], models: ModelProvider) -> Callable[..., tuple[str, str, str]]:
     def track(video: Optional[str], prompts: str, options: str, request: gr.Request,
               progress=gr.Progress()) -> tuple[str, str, str]:
         """Track the objects of `prompts` through `video` with `options`; returns the overlay MP4, the results
         ZIP and the results JSON."""
         result = None
-        run = slots.runner(gpu_track, wait_reporter(progress))  # checked first, then waits for the GPU
+        run = slots.runner(gpu_job, wait_reporter(progress))  # checked first, then waits for the GPU
         with job_errors():
             for update in api_job(video, prompts, options, limits, session_files, request.session_hash, run,
-                                  keep=keep):
+                                  keep=keep, models=models):
                 if update.progress is not None:
                     progress(update.progress.fraction, desc=describe_progress(update.progress))
                 result = update.result or result
@@ -263,16 +266,19 @@ class SpaceBlocks(gr.Blocks):
             raise gr.Error(NOT_UPLOADED, print_exception=False) from None
 
 
-def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
+def build_demo(limits: AppLimits = LIMITS, models: Optional[ModelProvider] = None) -> SpaceBlocks:
+    """The app with `limits`; its previews and jobs run on `models` (default: the process's shared ModelCache, the
+    one `prepare_models` fills; tests pass stand-ins)."""
+    models = models or shared_models()
     session_files = SessionFiles(limits.reconnect_seconds)
     # every GPU event's, around its GPU part only; a job lends its slot to previews between frames, except on
     # ZeroGPU, where the job runs in another process
     slots = GpuSlots(limits.gpu_concurrency, limits.queue_size, lending=not on_zero_gpu())
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
-        _build_api(demo, limits, session_files, slots)  # first, so that it owns the name "track"
+        _build_api(demo, limits, session_files, slots, models)  # first, so that it owns the name "track"
         ui = _build_ui(limits)
-        _wire(ui, limits, session_files, slots)
+        _wire(ui, limits, session_files, slots, models)
 
         def client_left(request: gr.Request) -> None:
             """A browser tab or API client went away: its files and job go unless it is back within the grace."""
@@ -560,7 +566,8 @@ def _build_review(ui: UI) -> None:
         ui.flag_note = gr.Markdown(elem_id="flag-note")
 
 
-def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
+def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots,
+               models: ModelProvider) -> None:
     """The scripted endpoint: hidden components, so that the page shows only the UI. Outside Gradio's
     concurrency limits, so that its checks answer at once; its GPU part waits for one of `slots`. Its example
     clip is fetched from this app once it runs (`demo.local_url`)."""
@@ -573,7 +580,8 @@ def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, 
         results_zip = gr.File(label="results_zip")
         results_json = gr.File(label="results_json")
         run = gr.Button("track")
-    track = api_function(limits, session_files, slots, overlay.move_resource_to_block_cache)  # Gradio's copies
+    keep = overlay.move_resource_to_block_cache  # Gradio's copies
+    track = api_function(limits, session_files, slots, keep, models)
     run.click(track, [video, prompts, options], [overlay, results_zip, results_json], api_name="track",
               api_description=API_DESCRIPTION, **_checks_first())
 
@@ -625,11 +633,11 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
     return handler
 
 
-def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots) -> None:
-    """Each panel's events, one function each."""
+def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots, models: ModelProvider) -> None:
+    """Each panel's events, one function each; the sessions they open run on `models`."""
     preview_on = _previews(ui, limits, slots)
     pages = PageTokens(session_files)
-    loaded = _wire_video(ui, limits, session_files, pages)
+    loaded = _wire_video(ui, limits, session_files, pages, models)
     _wire_rejoin(ui, limits, pages)
     _wire_frame_browser(ui, preview_on)
     _wire_player(ui)
@@ -678,7 +686,7 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
                     yield gr.skip(), wait.describe(), gr.skip()
                 if waited:  # the line no longer says that it waits
                     yield gr.skip(), COMPUTING_PREVIEW, gr.skip()
-                output = gpu_preview(request, features.get(key))
+                output = gpu_preview(request, features.get(key), session.models)
         except (AppInputError, *INPUT_ERRORS) as error:
             yield gr.skip(), f"⚠️ Preview: {user_message(error)}", gr.skip()
             return
@@ -703,7 +711,8 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
     return preview_on
 
 
-def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: PageTokens) -> list[Any]:
+def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: PageTokens,
+                models: ModelProvider) -> list[Any]:
     """A new video (an upload or an example) replaces the session; the video's x clears it, keeping its objects
     for the next video. Each asks first when the page would lose something (CONFIRM_JS). Returns the events
     that load or clear a video."""
@@ -718,7 +727,7 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
         if answer == DECLINED or not video:
             return _declined(ui, old)
         try:
-            session = AppSession.open(video, limits)
+            session = AppSession.open(video, limits, models=models)
         except (AppInputError, *INPUT_ERRORS) as error:  # the page keeps what it had
             gr.Warning(f"⚠️ {user_message(error)}")
             return {**_declined(ui, old), ui.status: f"⚠️ {user_message(error)}"}
@@ -1004,7 +1013,7 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
                 settings = session.render_settings()
                 options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects)
             yield from _stream_job(ui, session, int(frame), options, show, limits,
-                                   slots.runner(gpu_track, wait_reporter(progress)))
+                                   slots.runner(gpu_job, wait_reporter(progress)))
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
             gr.Warning(error.message)
             yield {ui.progress: progress_html(f"⚠️ {error.message}"), ui.view: gr.Image(label=VIEW_LABEL)}
@@ -1222,7 +1231,7 @@ def _editor_value(session: AppSession, frame: int) -> dict:
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
                 run: JobRunner) -> Iterator[dict]:
-    """A Track click's job (`run`: gpu_track holding a GPU slot), started in a thread of its own (it goes on
+    """A Track click's job (`run`: gpu_job holding a GPU slot), started in a thread of its own (it goes on
     when this page goes: a reloaded page rejoins it) and followed here (`_follow_job`)."""
     with job_errors():
         job = session.start_job(options, limits, run)

@@ -32,7 +32,7 @@ from bench_pipeline import square_prompts, synthetic_video  # noqa: E402
 from sam2_plus import track  # noqa: E402
 from sam2_plus.batch import worker  # noqa: E402
 from sam2_plus.batch.cli import main as batch_main  # noqa: E402
-from sam2_plus.service import get_predictor  # noqa: E402
+from sam2_plus.provider import shared_models  # noqa: E402
 from sam2_plus.track import main as track_main  # noqa: E402
 from sam2_plus.weights import parse_weights_spec  # noqa: E402
 
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     clip = synthetic_video(args.frames, width, height)
     prompts = json.dumps(square_prompts(width, height))
     start = time.perf_counter()
-    get_predictor(args.model, args.device, parse_weights_spec(WEIGHTS))
+    shared_models().video_predictor(args.model, args.device, parse_weights_spec(WEIGHTS))
     load = time.perf_counter() - start
     clock = TrackingClock()
     runs = {"cli": [], "batch": []}

@@ -473,13 +473,14 @@ def _app_video(plan: Plan, folder: Path) -> Path:
 
 def _track_via_job_runner(video: Path, prompts: str, options: str, folder: Path) -> int:
     from sam2_plus.app.jobs import run_job
+    from sam2_plus.jobs import JobSpec
     from sam2_plus.app.options import parse_options
     from sam2_plus.service import prepare_request
 
     chosen = parse_options(options)
     request = prepare_request(video, prompts, model=chosen.model, motion_aware=chosen.motion_aware)
     result = None
-    for update in run_job(request, str(folder / "job")):
+    for update in run_job(JobSpec("track", request).in_folder(folder / "job")):
         result = update.result or result
     if result is None or result.failed:
         raise RuntimeError(result.describe() if result else "the job gave no result")

@@ -19,7 +19,7 @@ Rules:
   mask (alone). Box corners given in the wrong order are swapped; a box with
   zero width or height is rejected.
 * ``task`` is ``mask`` (any prompt kind), ``box`` (exactly a box) or ``point``
-  (exactly one positive point).
+  (exactly one positive point): the table of ``prompt_rules.TASK_RULES``.
 * ``mask`` is COCO RLE, compressed string or uncompressed list of counts; its
   size must equal the video's ``[H, W]``, and it must not be empty.
 * Object ids are unique positive integers; one object may prompt a frame only
@@ -39,13 +39,14 @@ import math
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .config import TASKS
 from .media.decode import MAX_FRAME_PIXELS, VideoInfo
-from .media.rle import RLEError, decode_rle, encode_rle, rle_size
+from .media.rle import RLEError, decode_rle, rle_size
+from .prompt_rules import FramePrompt, Misfit, misfit
 
 EDGE_SLACK = 0.5  # pixels outside the frame that are still accepted (and moved onto the edge)
 MAX_OBJECT_ID = 2**31 - 1
@@ -69,15 +70,6 @@ class PromptLimits:
     max_points_per_prompt: int = 64
     max_json_bytes: int = 32 * 1024 * 1024
     max_mask_pixels: int = 256 * 1024 * 1024  # all mask prompts together (one byte each once decoded)
-
-
-@dataclass(frozen=True, eq=False)
-class FramePrompt:
-    frame: int
-    points: np.ndarray | None = None  # [K, 2] float32 (x, y)
-    labels: np.ndarray | None = None  # [K] int32, 1 positive / 0 negative; set whenever points are
-    box: np.ndarray | None = None  # [4] float32 x1, y1, x2, y2 with x1 < x2 and y1 < y2
-    mask: np.ndarray | None = None  # [H, W] bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,21 +116,8 @@ def parse_prompts(
 
 def prompts_to_json(objects: Sequence[ObjectPrompts]) -> dict[str, Any]:
     """The JSON-ready dict for parsed prompts (masks become compressed COCO RLE)."""
-    result = []
-    for obj in objects:
-        prompts = []
-        for prompt in obj.prompts:
-            entry: dict[str, Any] = {"frame": prompt.frame}
-            if prompt.points is not None:
-                entry["points"] = prompt.points.tolist()
-                entry["labels"] = prompt.labels.tolist() if prompt.labels is not None else [1] * len(prompt.points)
-            if prompt.box is not None:
-                entry["box"] = prompt.box.tolist()
-            if prompt.mask is not None:
-                entry["mask"] = encode_rle(prompt.mask)
-            prompts.append(entry)
-        result.append({"id": obj.obj_id, "task": obj.task, "prompts": prompts})
-    return {"objects": result}
+    return {"objects": [{"id": obj.obj_id, "task": obj.task, "prompts": [p.to_json() for p in obj.prompts]}
+                        for obj in objects]}
 
 
 # --------------------------------------------------------------------------- internals
@@ -261,30 +240,40 @@ def _parse_prompt(item: Any, where: str, task: str, context: _Context) -> FrameP
         count = video.num_frames
         raise PromptError(f"{where}: frame {frame} is out of range; the video has {count} frames (0..{count - 1})")
 
-    has_points, has_box, has_mask = ("points" in item), ("box" in item), ("mask" in item)
-    if "labels" in item and not has_points:
+    kinds = {kind for kind, key in _KIND_KEYS if key in item}
+    if "labels" in item and "clicks" not in kinds:
         raise PromptError(f"{where}: 'labels' given without 'points'")
-    if not (has_points or has_box or has_mask):
+    if not kinds:
         raise PromptError(f"{where}: needs 'points', 'box' or 'mask'")
-    if has_mask and (has_points or has_box):
-        raise PromptError(f"{where}: a 'mask' prompt cannot be combined with points or a box")
-    if task == "box" and not (has_box and not has_points and not has_mask):
-        raise PromptError(f"{where}: task 'box' takes exactly a 'box' (no points or mask)")
-    if task == "point" and (has_box or has_mask or not has_points):
-        raise PromptError(f"{where}: task 'point' takes exactly one positive point (no box or mask)")
+    _check_fit(misfit(task, kinds), where)
 
     points = labels = box = mask = None
-    if has_points:
+    if "clicks" in kinds:
         points = _parse_points(item["points"], where, video, context.limits)
         labels = _parse_labels(item.get("labels"), len(points), where)
-        if task == "point" and (len(points) != 1 or labels[0] != 1):
-            detail = f"{len(points)} points" if len(points) != 1 else "a negative point"
-            raise PromptError(f"{where}: task 'point' takes exactly one positive point, got {detail}")
-    if has_box:
+        _check_fit(misfit(task, kinds, labels), where)
+    if "box" in kinds:
         box = _parse_box(item["box"], where, video)
-    if has_mask:
+    if "mask" in kinds:
         mask = _parse_mask(item["mask"], where, context)
     return FramePrompt(int(frame), points, labels, box, mask)
+
+
+_KIND_KEYS = (("clicks", "points"), ("box", "box"), ("mask", "mask"))  # prompt_rules' kinds: the JSON's keys
+
+
+def _check_fit(problem: Optional[Misfit], where: str) -> None:
+    """A prompt that does not fit its task (prompt_rules.TASK_RULES), said in the JSON's words."""
+    if problem is None:
+        return
+    if problem.what == "combined":
+        raise PromptError(f"{where}: a 'mask' prompt cannot be combined with points or a box")
+    if problem.task == "box":
+        raise PromptError(f"{where}: task 'box' takes exactly a 'box' (no points or mask)")
+    if problem.what in ("points", "negative"):
+        detail = f"{problem.count} points" if problem.what == "points" else "a negative point"
+        raise PromptError(f"{where}: task 'point' takes exactly one positive point, got {detail}")
+    raise PromptError(f"{where}: task 'point' takes exactly one positive point (no box or mask)")
 
 
 def _parse_points(value: Any, where: str, video: VideoInfo | None, limits: PromptLimits) -> np.ndarray:

@@ -5,9 +5,10 @@
                            progress=print, should_stop=lambda: False)
 
 `prepare_request` is where a job's input is checked, once: it probes the video, parses the prompts against
-it and checks the model, its tasks, the device and the weights; the `TrackRequest` it returns is carried,
-checked, to `run_tracking`. That checks the output paths, gets a predictor (built once per (model, device,
-weights) and kept in-process), adds every object's prompts in frame order, and tracks
+it and checks the model, its tasks, the device and the weights; the `TrackRequest` it returns (sam2_plus/jobs.py,
+where the app's `JobSpec` carries it) is carried, checked, to `run_tracking`. That checks the output paths,
+gets a predictor from the model provider it is given (default: `provider.shared_models()`, each network built
+once per (model, device, weights) and kept in-process), adds every object's prompts in frame order, and tracks
 backward from the earliest prompted frame (when it is after frame 0) and then forward from it. Each
 frame's result goes at once, in frame order, to the overlay video and the exports; only the frames of the
 backward pass are parked (on disk) until they can be written in order. `should_stop()` is asked between
@@ -23,9 +24,7 @@ lends the model to previews there).
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,24 +33,23 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name, load_config
 from .effects.outputs import EffectOutputs, EffectWriter
 from .effects.settings import EffectError
 from .errors import TrackError, describe_error, is_out_of_memory
 from .exports import ExportError, ExportFormatError, check_export_formats
+from .jobs import TrackRequest
 from .media import export
 from .media.decode import FrameSource, MediaError, VideoInfo, probe
 from .outputs import OutputSet, OverlayVideoWriter, RecordWriter, ResultSpool, open_export
-from .modeling.sam2_model import SAM2Model
-from .video.predictor import FrameResult, TrackingSession, VideoPredictor
+from .video.predictor import FrameResult, TrackingSession
 from .prompts import ObjectPrompts, PromptError, parse_prompts
+from .provider import ModelProvider, TrackingPredictor, resolve_device, shared_models
 from .review import ReviewReport, ReviewTracker
 from .weights import WEIGHTS_ENV, CheckpointError, WeightsSource, weights_from_env
 
 log = logging.getLogger(__name__)
 
-MODEL_CACHE_SIZE = 2  # networks kept besides preloaded ones (a large model holds ~1 GB)
 FOLDER_OUTPUTS = ("export", "cutout_png")  # outputs that are a .zip or else a folder
 
 
@@ -62,25 +60,6 @@ class TrackFailed(RuntimeError):
     def __init__(self, summary: "TrackSummary") -> None:
         super().__init__(f"tracking failed {summary.after_last_frame()}: {summary.failure}")
         self.summary = summary
-
-
-@dataclass(frozen=True)
-class TrackRequest:
-    """What to track, checked (`prepare_request` makes one): a video and what it holds, its objects (parsed
-    prompts, checked against it), the model and options."""
-
-    video: Path
-    info: VideoInfo  # the video as tracked (max_frames applied)
-    objects: tuple[ObjectPrompts, ...]
-    model: str  # canonical name, with every object's task
-    weights: WeightsSource
-    device: Optional[str] = None  # None: CUDA when available, else the CPU
-    motion_aware: bool = False
-    max_frames: Optional[int] = None  # track only the first max_frames frames of the video
-
-    @property
-    def tasks(self) -> dict[int, str]:
-        return {obj.obj_id: obj.task for obj in self.objects}
 
 
 @dataclass(frozen=True)
@@ -262,18 +241,6 @@ def check_weights(weights: WeightsSource) -> None:
                               "an existing checkpoint file, hub or seeded and restart the app")
 
 
-def resolve_device(device: Optional[str]) -> torch.device:
-    if device is None:
-        return default_device()
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise TrackError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise TrackError(f"device {device!r}: CUDA is not available on this machine; use cpu")
-    return resolved
-
-
 def check_outputs(outputs: TrackOutputs, video: Path) -> None:
     """Output paths must differ from the video and from each other; their folders are created."""
     paths = outputs.paths()
@@ -318,92 +285,6 @@ def check_effects(outputs: TrackOutputs, tasks: Mapping[int, str]) -> None:
     except EffectError as e:
         raise TrackError(str(e)) from None
     outputs.effects.check()
-
-
-# --------------------------------------------------------------------------- predictors
-
-
-@dataclass(frozen=True)
-class ModelKey:
-    """One network: which model, on which device, with which weights."""
-
-    model: str  # canonical name
-    device: str
-    weights: WeightsSource
-
-    @classmethod
-    def of(cls, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None) -> "ModelKey":
-        return cls(canonical_model_name(model), str(resolve_device(device)), weights or weights_from_env())
-
-
-class ModelCache:
-    """Networks built once per ModelKey (the checkpoint read once) and shared by every predictor over them,
-    plain and motion-aware. Preloaded networks stay for the life of the process; of the others, the last
-    `capacity` used are kept."""
-
-    def __init__(self, capacity: int = MODEL_CACHE_SIZE) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._models: "OrderedDict[ModelKey, SAM2Model]" = OrderedDict()
-        self._pinned: set[ModelKey] = set()
-        self._predictors: dict[tuple[ModelKey, bool], VideoPredictor] = {}
-
-    def predictor(self, key: ModelKey, motion_aware: bool = False) -> VideoPredictor:
-        with self._lock:
-            net = self._model(key)
-            predictor = self._predictors.get((key, motion_aware))
-            if predictor is None:
-                predictor = predictor_over(net, motion_aware=motion_aware)
-                self._predictors[(key, motion_aware)] = predictor
-            return predictor
-
-    def preload(self, key: ModelKey) -> None:
-        """Build the network now and keep it (ZeroGPU: before the server starts, see sam2_plus/app/hardware.py)."""
-        with self._lock:
-            self._model(key)
-            self._pinned.add(key)
-
-    def keys(self) -> list[ModelKey]:
-        with self._lock:
-            return list(self._models)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-            self._pinned.clear()
-            self._predictors.clear()
-
-    def _model(self, key: ModelKey) -> SAM2Model:
-        net = self._models.get(key)
-        if net is not None:
-            self._models.move_to_end(key)
-            return net
-        self._evict_for_one_more()  # free memory before building the next
-        net = build_model(key.model, checkpoint=key.weights, device=key.device)
-        self._models[key] = net
-        return net
-
-    def _evict_for_one_more(self) -> None:
-        evictable = [k for k in self._models if k not in self._pinned]
-        while evictable and len(evictable) >= self.capacity:
-            key = evictable.pop(0)
-            del self._models[key]
-            for motion_aware in (False, True):
-                self._predictors.pop((key, motion_aware), None)
-
-
-models = ModelCache()
-
-
-def get_predictor(model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
-                  motion_aware: bool = False) -> VideoPredictor:
-    """A predictor for (model, device, weights, motion_aware) over the process's one network of that model
-    (see ModelCache). Raises CheckpointError when the weights are unavailable."""
-    return models.predictor(ModelKey.of(model, device, weights), bool(motion_aware))
-
-
-def clear_predictor_cache() -> None:
-    models.clear()
 
 
 # --------------------------------------------------------------------------- results
@@ -559,10 +440,11 @@ class _Job:
 
 def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
                  progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCallback] = None,
-                 predictor: Optional[VideoPredictor] = None,
+                 predictor: Optional[TrackingPredictor] = None,
                  on_result: Optional[ResultCallback] = None,
                  removed: Optional[RemovedCallback] = None,
-                 between_steps: Optional[StepCallback] = None) -> TrackSummary:
+                 between_steps: Optional[StepCallback] = None,
+                 models: Optional[ModelProvider] = None) -> TrackSummary:
     """Track the request's objects through its video and write the outputs; see the module docstring.
 
     progress(TrackProgress) is called before loading, before each prompt, before the first frame and after
@@ -573,11 +455,12 @@ def run_tracking(request: TrackRequest, outputs: TrackOutputs = TrackOutputs(),
     it (the app's objects removed during the run; `TrackSummary.removed` says from which frame);
     between_steps() is called before each prompt and each frame, while the model is idle (the app runs
     previews there: sam2_plus/app/gpu_slots.py).
-    `predictor` replaces the cached one (tests, custom options). Raises TrackError for unusable outputs,
+    The predictor comes from `models` (default: the process's shared ModelCache); `predictor` replaces it (custom
+    options). Raises TrackError for unusable outputs,
     CheckpointError for unavailable weights, and TrackFailed when the model fails during tracking (after
     finishing the outputs with the frames tracked before it)."""
     summary, failure = _run(request, outputs, progress, should_stop, predictor, on_result, removed,
-                            between_steps)
+                            between_steps, models or shared_models())
     if failure is not None:
         if summary.out_of_memory:
             failure.__traceback__ = None  # its frames hold the failed run's tensors
@@ -592,9 +475,9 @@ def _release_cached_gpu_memory() -> None:
 
 
 def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[ProgressCallback],
-         should_stop: Optional[StopCallback], predictor: Optional[VideoPredictor],
-         on_result: Optional[ResultCallback], removed: Optional[RemovedCallback] = None,
-         between_steps: Optional[StepCallback] = None) -> tuple[TrackSummary, Optional[Exception]]:
+         should_stop: Optional[StopCallback], predictor: Optional[TrackingPredictor],
+         on_result: Optional[ResultCallback], removed: Optional[RemovedCallback],
+         between_steps: Optional[StepCallback], models: ModelProvider) -> tuple[TrackSummary, Optional[Exception]]:
     """The job of run_tracking; returns its summary and the model's error when it failed during tracking."""
     check_outputs(outputs, request.video)
     check_export_options(outputs, request.tasks)
@@ -606,7 +489,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
                              f"frames, not {request.info.num_frames}")
         job = _Job(info.num_frames, progress, should_stop, on_result, removed, between_steps)
         job.report("loading")
-        predictor = predictor or _load_predictor(job, request)
+        predictor = predictor or _load_predictor(job, request, models)
         session = job.timed(predictor.init_state, frames)
         start = _add_prompts(job, predictor, session, request.objects)
         review = ReviewTracker(request.tasks)
@@ -628,14 +511,14 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
     return summary, failure
 
 
-def _load_predictor(job: _Job, request: TrackRequest) -> VideoPredictor:
+def _load_predictor(job: _Job, request: TrackRequest, models: ModelProvider) -> TrackingPredictor:
     start = time.perf_counter()
-    predictor = get_predictor(request.model, request.device, request.weights, request.motion_aware)
+    predictor = models.video_predictor(request.model, request.device, request.weights, request.motion_aware)
     job.load_seconds = time.perf_counter() - start
     return predictor
 
 
-def _add_prompts(job: _Job, predictor: VideoPredictor, session: TrackingSession,
+def _add_prompts(job: _Job, predictor: TrackingPredictor, session: TrackingSession,
                  objects: Sequence[ObjectPrompts]) -> int:
     """Every object's prompts, in frame order (objects in their given order on a frame), each reported before
     it is added. Returns the earliest prompted frame."""
@@ -670,7 +553,7 @@ def open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int,
     return sink
 
 
-def _track_both_ways(job: _Job, predictor: VideoPredictor, session: TrackingSession, start: int,
+def _track_both_ways(job: _Job, predictor: TrackingPredictor, session: TrackingSession, start: int,
                      sink: OutputSet) -> None:
     """Backward from the earliest prompted frame first (its frames are parked on disk and then written
     in increasing order), then forward from it, writing each frame as it comes."""

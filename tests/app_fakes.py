@@ -1,5 +1,7 @@
 """Predictors and helpers for the app's hardening tests.
 
+- `StandInModels`: a model provider (`sam2_plus.provider.ModelProvider`) handing out stand-in predictors, passed to
+  the service, a session or the app instead of the real `ModelCache`.
 - `PromptsAsCalls`: a stand-in's `add_prompt` as its `add_new_mask` / `add_new_points_or_box` call.
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
@@ -11,7 +13,7 @@
 - `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
   frames before it come from the wrapped predictor).
 - `HeldFrame`: an `on_frame` pacing: `seconds` a frame, and held before frame `held` until the test lets it go.
-- `launch_app`: the app launched in-process on 127.0.0.1 at a free port.
+- `launch_app`: the app launched in-process on 127.0.0.1 at a free port (with a model provider of the test's).
 """
 
 from __future__ import annotations
@@ -25,9 +27,30 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
+from sam2_plus.provider import shared_models
 from sam2_plus.video.predictor import FrameResult
 
 CLICK_RADIUS = 6
+
+
+class StandInModels:
+    """A model provider for tests: every call of `video_predictor` gives `predictor`, or what `make(model, device,
+    weights, motion_aware)` gives (or raises, as an unavailable checkpoint does); with neither, the real shared
+    ModelCache's predictor. `use` swaps what it gives (a server shared by several tests); `calls` counts the
+    calls."""
+
+    def __init__(self, predictor=None, make=None):
+        self.calls = 0
+        self.use(predictor, make)
+
+    def use(self, predictor=None, make=None) -> None:
+        self.make = make if make is not None else (None if predictor is None else (lambda *key: predictor))
+
+    def video_predictor(self, model, device=None, weights=None, motion_aware=False):
+        self.calls += 1
+        if self.make is None:
+            return shared_models().video_predictor(model, device, weights, motion_aware)
+        return self.make(model, device, weights, motion_aware)
 
 
 class PromptsAsCalls:
@@ -177,8 +200,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def launch_app(limits, monkeypatch_context, app_tmp, heartbeat: Optional[float] = None) -> Iterator[str]:
-    """The app with `limits` on 127.0.0.1 (seeded weights, files under `app_tmp`); yields its URL."""
+def launch_app(limits, monkeypatch_context, app_tmp, heartbeat: Optional[float] = None,
+               models=None) -> Iterator[str]:
+    """The app with `limits` on 127.0.0.1 (seeded weights, files under `app_tmp`, previews and jobs on `models`:
+    default, the real shared ModelCache); yields its URL."""
     patch = monkeypatch_context
     patch.setenv("SAM2PLUS_WEIGHTS", "seeded")
     patch.setenv("SAM2PLUS_APP_TMP", str(app_tmp))
@@ -187,7 +212,7 @@ def launch_app(limits, monkeypatch_context, app_tmp, heartbeat: Optional[float] 
         patch.setenv("GRADIO_HEARTBEAT_INTERVAL", str(heartbeat))
     import app
 
-    demo = app.build_demo(limits)
+    demo = app.build_demo(limits, models)
     port = free_port()
     app.launch(demo, limits, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

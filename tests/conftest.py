@@ -2,7 +2,8 @@
 
 - `../shared` (goldens, videos) beside the repository: `shared_dir`.
 - `seeded_weights`: SAM2PLUS_WEIGHTS=seeded and the app's work folder under the test's tmp_path.
-- `app_server`: one app (default limits, seeded weights) on 127.0.0.1 for the whole test session.
+- `app_server`: one app (default limits, seeded weights) on 127.0.0.1 for the whole test session; `server_models`:
+  its model provider (real models unless a test gives it stand-ins, for that test only).
 - `ray_cluster`: one local Ray cluster for the whole test session.
 - Hypothesis: a small profile by default, the full counts when CI=true.
 - Markers by cost, set from what a test uses (its code, its fixtures' code and the test modules' helpers it
@@ -171,16 +172,31 @@ def seeded_weights(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
 
 
+SERVER_MODELS: list[Any] = []  # the shared app's model provider, once it runs
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Iterable[str]:
     """The URL of one app with the default limits and seeded weights, shared by the tests that need nothing
-    else of it (tests that patch the predictor, the limits or the heartbeat launch their own)."""
-    from app_fakes import launch_app
+    else of it (tests that change the limits or the heartbeat launch their own); its models: `server_models`."""
+    from app_fakes import StandInModels, launch_app
     from sam2_plus.app.settings import AppLimits
 
+    models = StandInModels()
     with pytest.MonkeyPatch.context() as patch, \
-            launch_app(AppLimits(), patch, tmp_path_factory.mktemp("shared-app-tmp")) as url:
+            launch_app(AppLimits(), patch, tmp_path_factory.mktemp("shared-app-tmp"), models=models) as url:
+        SERVER_MODELS.append(models)
         yield url
+        SERVER_MODELS.remove(models)
+
+
+@pytest.fixture
+def server_models(app_server):
+    """The shared app's model provider (app_fakes.StandInModels): a test gives it stand-ins with `use(...)`; the
+    real models come back after the test."""
+    models = SERVER_MODELS[0]
+    yield models
+    models.use()
 
 
 @pytest.fixture(scope="session")

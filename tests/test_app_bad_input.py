@@ -14,13 +14,12 @@ import av
 import httpx
 import numpy as np
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, StandInModels, launch_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 from PIL import Image
 
-from sam2_plus import service
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.export import read_results_json
 
@@ -58,8 +57,8 @@ def client(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ENV_LIMITS.items():
             patch.setenv(name, value)
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
-        with launch_app(AppLimits.from_env(), patch, tmp_path_factory.mktemp("app-tmp")) as url:
+        with launch_app(AppLimits.from_env(), patch, tmp_path_factory.mktemp("app-tmp"),
+                        models=StandInModels(QuickPredictor())) as url:
             client = Client(url, verbose=False)
             yield client
             client.close()

@@ -15,6 +15,7 @@ import pytest
 
 from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
+from app_fakes import StandInModels
 from micro_model import MICRO
 from sam2_plus.app.settings import AppLimits
 
@@ -35,6 +36,9 @@ def app_tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("app-tmp")
 
 
+MODELS = StandInModels()  # the app's: the real models unless a test gives it stand-ins (`models`)
+
+
 @pytest.fixture(scope="module")
 def app_url(app_tmp):
     with pytest.MonkeyPatch.context() as patch:
@@ -44,7 +48,7 @@ def app_url(app_tmp):
         patch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # notice a closed page within a second
         import app
 
-        demo = app.build_demo(AppLimits(reconnect_seconds=RECONNECT))
+        demo = app.build_demo(AppLimits(reconnect_seconds=RECONNECT), MODELS)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -65,6 +69,12 @@ def clip(tmp_path_factory) -> Path:
 def page(app_url):
     with open_page(app_url) as page:
         yield page
+
+
+@pytest.fixture
+def models(app_url):
+    yield MODELS
+    MODELS.use()
 
 
 def shot(page, name: str) -> None:
@@ -143,13 +153,13 @@ def test_prompt_every_way_track_and_download(page, clip):
     print(f"browser flow: {time.monotonic() - started:.0f} s")
 
 
-def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path, monkeypatch):
+def test_stop_keeps_the_frames_tracked_so_far(page, tmp_path, models):
     """A stand-in that takes a quarter second a frame (the micro model would finish before Stop is clicked)."""
     from app_fakes import QuickPredictor
 
     frames = 16
     predictor = QuickPredictor(on_frame=lambda frame_idx: time.sleep(0.25))
-    open_stand_in_clip(page, tmp_path, monkeypatch, predictor, frames, "longer.mp4")
+    open_stand_in_clip(page, tmp_path, models, predictor, frames, "longer.mp4")
 
     page.get_by_role("button", name="Track", exact=True).click()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Tracking: 2 /')",
@@ -176,13 +186,13 @@ def track_ready(page) -> None:
     assert "Error" not in page.locator("#result-video").inner_text()
 
 
-def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatch):
+def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, models):
     """A refused Track (no prompt yet; the weights unavailable) says why where the progress shows and leaves
     Track usable: the next Track, once the cause is gone, tracks."""
     from app_fakes import QuickPredictor
     from sam2_plus import service
 
-    def unavailable(*args, **kwargs):
+    def unavailable(*key):
         raise service.CheckpointError("cannot reach the Hugging Face Hub for the checkpoint")
 
     clip = write_clip(tmp_path / "refusals.mp4", [pattern_frame(i, H, W) for i in range(4)], fps=10)
@@ -197,7 +207,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
     track_ready(page)
     shot(page, "11-refused-no-prompt")
 
-    monkeypatch.setattr(service, "get_predictor", unavailable)
+    models.use(make=unavailable)
     click_frame(page, 0.5, 0.5)
     wait_status(page, "Preview: ", timeout=60_000)  # the preview says the weights are unavailable
     page.get_by_role("button", name="Track", exact=True).click()
@@ -206,7 +216,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, monkeypatc
     track_ready(page)
     shot(page, "12-refused-weights")
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    models.use(make=lambda *key: QuickPredictor())
     page.get_by_role("button", name="Track", exact=True).click()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
                            timeout=MODEL_SECONDS)
@@ -236,12 +246,10 @@ def frame_slider_value(page) -> int:
     return int(page.locator("#frame-slider input[type=number]").input_value())
 
 
-def open_stand_in_clip(page, tmp_path, monkeypatch, predictor, frames: int, name: str) -> None:
-    """The app tracks with `predictor` (a stand-in); a clip of `frames` frames is loaded and object 1 is clicked
-    near the frame's centre."""
-    from sam2_plus import service
-
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+def open_stand_in_clip(page, tmp_path, models, predictor, frames: int, name: str) -> None:
+    """The app tracks with `predictor` (a stand-in, given to the app's `models`); a clip of `frames` frames is loaded
+    and object 1 is clicked near the frame's centre."""
+    models.use(predictor)
     clip = write_clip(tmp_path / name, [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     page.locator("input[type=file]").first.set_input_files(str(clip))
     wait_status(page, f"{frames} frames", timeout=60_000)
@@ -249,14 +257,14 @@ def open_stand_in_clip(page, tmp_path, monkeypatch, predictor, frames: int, name
     wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
 
 
-def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, monkeypatch):
+def test_a_flag_on_the_timeline_takes_the_view_to_its_frame(page, tmp_path, models):
     """The object is absent on frames 5-7 (a stand-in predictor): the timeline flags frame 5 (lost) and 8
     (reappeared); a click on the lost flag's mark and the flag buttons move the frame slider there."""
     from app_fakes import VanishingPredictor
     from sam2_plus.app.timeline import TimelineLayout
 
     frames = 12
-    open_stand_in_clip(page, tmp_path, monkeypatch, VanishingPredictor({5, 6, 7}), frames, "vanishing.mp4")
+    open_stand_in_clip(page, tmp_path, models, VanishingPredictor({5, 6, 7}), frames, "vanishing.mp4")
     page.get_by_role("button", name="Track", exact=True).click()
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
                            timeout=MODEL_SECONDS)
@@ -307,7 +315,7 @@ def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
     assert not folders() & opened
 
 
-def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, tmp_path, monkeypatch):
+def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, tmp_path, models):
     """During a run (a stand-in predictor, 0.5 s a frame, held before frame 6 until the test lets it go): a bar
     of the frames done with the rate; live frames labelled with their number, the frame slider following them; a
     click on the frame refused at once (no preview queued behind the run); an object removed mid-run is absent
@@ -318,7 +326,7 @@ def test_tracking_shows_its_progress_and_live_frames_and_takes_a_removal(page, t
 
     frames, held = 16, 6
     pacing = HeldFrame(held, 0.5)
-    open_stand_in_clip(page, tmp_path, monkeypatch, QuickPredictor(on_frame=pacing), frames, "live.mp4")
+    open_stand_in_clip(page, tmp_path, models, QuickPredictor(on_frame=pacing), frames, "live.mp4")
     page.get_by_role("button", name="Add object").click()
     wait_status(page, "Added object 2", timeout=60_000)
     click_frame(page, 0.7, 0.6)
@@ -376,14 +384,13 @@ def within(page, selector: str) -> dict:
     return box
 
 
-def test_the_layout_is_built_around_the_frame_and_plays_the_results(page, tmp_path, monkeypatch):
+def test_the_layout_is_built_around_the_frame_and_plays_the_results(page, tmp_path, models):
     """At 1366x768 the frame view (filling its column at the video's aspect ratio), the prompt tools, the object
     list and Track are on one screen; at 400 px the frame view is as wide as the page. Play steps the frame slider
     through the tracked frames and pauses after the last."""
     from app_fakes import QuickPredictor
-    from sam2_plus import service
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    models.use(make=lambda *key: QuickPredictor())
     frames, height, width = 8, 360, 640
     clip = write_clip(tmp_path / "wide.mp4", [pattern_frame(i, height, width) for i in range(frames)], fps=10)
     page.set_viewport_size({"width": 1366, "height": 768})

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from app_fakes import FailingPredictor, QuickPredictor
+from app_fakes import FailingPredictor, QuickPredictor, StandInModels
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 
-from sam2_plus import service
 from sam2_plus.app.editing import POSITIVE
 from sam2_plus.app.errors import failure_message
 from sam2_plus.app.jobs import JobFiles, JobResult
@@ -27,6 +26,7 @@ from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.service import TrackFailed, TrackOutputs, prepare_request, run_tracking
+from sam2_plus.provider import shared_models
 
 H, W, T = 48, 64, 6
 OPTIONS = TrackOptions(MICRO)
@@ -93,14 +93,13 @@ def test_a_failure_inside_tracking_keeps_the_frames_tracked_before_it(clip, tmp_
 # --------------------------------------------------------------------------- a browser session
 
 
-def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip, monkeypatch):
+def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip):
     """Removed while frame 3 is tracked: from frame 3 on it has no row in the results, no mask PNG, no timeline
     entry (no "lost" flag), and the summary says so instead of counting it."""
     session = session_on(clip)
     session.add_object()  # object 2, selected
     session.click(POSITIVE, 0, 40, 30)
-    predictor = QuickPredictor(on_frame=lambda t: session.remove_selected() if t == 3 else None)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    session.models = StandInModels(QuickPredictor(on_frame=lambda t: session.remove_selected() if t == 3 else None))
     done = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert done.frames_done == T and list(session.objects) == [1]
     _, results = read_results_json(done.files.results_json)
@@ -115,10 +114,10 @@ def test_an_object_removed_mid_run_is_absent_from_the_next_frames(clip, monkeypa
     session.close()
 
 
-def test_stop_mid_run_keeps_the_frames_and_the_next_run_works(clip, monkeypatch):
+def test_stop_mid_run_keeps_the_frames_and_the_next_run_works(clip):
     session = session_on(clip)
     predictor = QuickPredictor(on_frame=lambda t: session.stop.set() if t == 2 else None)  # Stop during frame 2
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    session.models = StandInModels(predictor)
     stopped = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert stopped.stopped and stopped.describe() == f"Stopped: 3 of {T} frames tracked; the results hold them."
     assert_files_hold(stopped.files, [0, 1, 2], obj_id=1)
@@ -137,10 +136,10 @@ def test_stop_mid_run_keeps_the_frames_and_the_next_run_works(clip, monkeypatch)
     (OUT_OF_MEMORY, f"Out of memory after frame 2: 3 of {T} frames tracked; the results hold them. Track fewer "
                     "objects or a shorter or smaller video, or try again later."),
 ], ids=["exception", "out-of-memory"])
-def test_a_failure_mid_run_is_reported_and_the_next_run_works(clip, monkeypatch, error, message):
+def test_a_failure_mid_run_is_reported_and_the_next_run_works(clip, error, message):
     session = session_on(clip)
     failing = FailingPredictor(QuickPredictor(), 3, error)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: failing)
+    session.models = StandInModels(failing)
     failed = last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert failed.failed and failed.describe() == message
     assert_files_hold(failed.files, [0, 1, 2], obj_id=1)
@@ -153,7 +152,7 @@ def test_a_failure_mid_run_is_reported_and_the_next_run_works(clip, monkeypatch,
     session.close()
 
 
-def test_a_failure_before_tracking_started_leaves_the_session_usable(clip, monkeypatch):
+def test_a_failure_before_tracking_started_leaves_the_session_usable(clip):
     """Out of memory while adding the prompts: nothing was tracked, so there is nothing to keep; the app turns
     the error into failure_message's text."""
     session = session_on(clip)
@@ -164,7 +163,7 @@ def test_a_failure_before_tracking_started_leaves_the_session_usable(clip, monke
         raise OUT_OF_MEMORY
 
     predictor.add_new_points_or_box = out_of_memory
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    session.models = StandInModels(predictor)
     with pytest.raises(torch.OutOfMemoryError) as caught:
         last_result(session.tracking_job(OPTIONS, AppLimits()))
     assert failure_message(caught.value).startswith("Out of memory: track fewer objects or a shorter or smaller")
@@ -196,17 +195,17 @@ def warnings_of(job) -> list[str]:
             if getattr(update, "log", None) and update.log[1] == "warning"]
 
 
-def test_out_of_memory_through_the_api_returns_the_frames_tracked(client, tmp_path, monkeypatch):
+def test_out_of_memory_through_the_api_returns_the_frames_tracked(client, server_models, tmp_path):
     """The micro model (seeded): the GPU "runs out of memory" when the propagation reaches frame 1 of 2; /track
     returns the overlay, ZIP and JSON of frame 0 with a warning saying so, and the next request tracks both."""
     short = write_clip(tmp_path / "two.mp4", [pattern_frame(i, H, W) for i in range(2)])
-    get_predictor, failing = service.get_predictor, [True]
+    failing = [True]
 
-    def predictor(*args, **kwargs):
-        real = get_predictor(*args, **kwargs)
+    def predictor(*key):
+        real = shared_models().video_predictor(*key)
         return FailingPredictor(real, 1, OUT_OF_MEMORY) if failing[0] else real
 
-    monkeypatch.setattr(service, "get_predictor", predictor)
+    server_models.use(make=predictor)
     options = json.dumps(OPTIONS.to_json())
     job = client.submit(handle_file(str(short)), one_click(0), options, api_name="/track")
     overlay, results_zip, results_json = job.result(timeout=600)
@@ -220,7 +219,7 @@ def test_out_of_memory_through_the_api_returns_the_frames_tracked(client, tmp_pa
     assert_files_hold(JobFiles(Path(overlay), Path(results_zip), Path(results_json)), [0, 1], obj_id=3)
 
 
-def test_an_exception_before_tracking_is_a_clear_api_error_and_the_next_request_works(client, clip, monkeypatch):
+def test_an_exception_before_tracking_is_a_clear_api_error_and_the_next_request_works(client, server_models, clip):
     predictor = QuickPredictor()
     init_state = predictor.init_state
 
@@ -228,7 +227,7 @@ def test_an_exception_before_tracking_is_a_clear_api_error_and_the_next_request_
         raise RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL")
 
     predictor.init_state = broken
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    server_models.use(predictor)
     options = json.dumps(OPTIONS.to_json())
     with pytest.raises(AppError, match=r"Tracking failed \(RuntimeError: cuDNN error: CUDNN_STATUS_INTERNAL\)\. "
                                        "Try again"):

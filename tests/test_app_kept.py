@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from app_fakes import QuickPredictor
+from app_fakes import QuickPredictor, StandInModels
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app import jobs, workdirs
 from sam2_plus.app.detached import DetachedJob
 from sam2_plus.app.editing import POSITIVE
@@ -77,9 +76,9 @@ def progress(done: int) -> TrackProgress:
 # --------------------------------------------------------------------------- the job outlives its page
 
 
-def test_a_job_nobody_follows_runs_to_its_end_and_its_results_land_in_the_session(session, monkeypatch):
+def test_a_job_nobody_follows_runs_to_its_end_and_its_results_land_in_the_session(session):
     gate = Gate(at=3)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=gate))
+    session.models = StandInModels(QuickPredictor(on_frame=gate))
     job = session.start_job(OPTIONS, AppLimits())
     assert session.tracking and session.job is job and session.last_options == OPTIONS
     page = job.follow(poll=0.05)
@@ -95,7 +94,7 @@ def test_a_job_nobody_follows_runs_to_its_end_and_its_results_land_in_the_sessio
 
 def test_a_page_that_follows_later_starts_from_the_jobs_state_now_and_sees_its_end(session, monkeypatch):
     gate = Gate(at=4)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=gate))
+    session.models = StandInModels(QuickPredictor(on_frame=gate))
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
     job = session.start_job(OPTIONS, AppLimits())
@@ -263,7 +262,7 @@ def test_session_files_move_a_closer_to_the_page_that_took_it_over(tmp_path):
 # --------------------------------------------------------------------------- asked first; the x keeps the objects
 
 
-def test_a_new_video_asks_first_only_when_something_would_go(clip, monkeypatch):
+def test_a_new_video_asks_first_only_when_something_would_go(clip):
     fresh = AppSession.open(clip, AppLimits())
     assert fresh.replacing_question() == "" and fresh.clearing_question() == ""  # nothing to lose
     fresh.click(POSITIVE, 0, 10, 10)
@@ -271,7 +270,7 @@ def test_a_new_video_asks_first_only_when_something_would_go(clip, monkeypatch):
     question = fresh.replacing_question()
     assert question.startswith("Replace the video?") and "prompts (on 2 frames)" in question
     assert "results" not in question and fresh.clearing_question() == ""  # the x keeps the prompts
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    fresh.models = StandInModels(QuickPredictor())
     assert fresh.start_job(OPTIONS, AppLimits()).wait(30)
     assert "The tracking results and downloads go." in fresh.replacing_question()
     assert fresh.clearing_question().startswith("Clear the video? The tracking results and downloads go.")
@@ -279,9 +278,9 @@ def test_a_new_video_asks_first_only_when_something_would_go(clip, monkeypatch):
     assert fresh.replacing_question() == "" and fresh.clearing_question() == ""  # cleared: nothing left to lose
 
 
-def test_a_running_job_is_named_in_the_question(session, monkeypatch):
+def test_a_running_job_is_named_in_the_question(session):
     gate = Gate(at=1)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=gate))
+    session.models = StandInModels(QuickPredictor(on_frame=gate))
     job = session.start_job(OPTIONS, AppLimits())
     assert gate.reached.wait(30)
     assert "The running tracking job stops." in session.replacing_question()
@@ -290,7 +289,7 @@ def test_a_running_job_is_named_in_the_question(session, monkeypatch):
     assert job.wait(30)
 
 
-def test_the_x_keeps_the_objects_for_the_next_video_as_an_upload_does(clip, tmp_path, monkeypatch):
+def test_the_x_keeps_the_objects_for_the_next_video_as_an_upload_does(clip, tmp_path):
     old = AppSession.open(clip, AppLimits())
     old.click(POSITIVE, 0, 10, 10)
     old.add_object("car")
@@ -298,7 +297,7 @@ def test_the_x_keeps_the_objects_for_the_next_video_as_an_upload_does(clip, tmp_
     old.click("Box (two clicks)", 3, 5, 5)
     old.click("Box (two clicks)", 3, 30, 20)
     old.set_effect("blur")
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    old.models = StandInModels(QuickPredictor())
     assert old.start_job(OPTIONS, AppLimits()).wait(30) and old.results is not None
     folder = old.workdir
     old.clear_video()
@@ -317,9 +316,9 @@ def test_the_x_keeps_the_objects_for_the_next_video_as_an_upload_does(clip, tmp_
     new.close(), other.close()
 
 
-def test_the_x_during_a_job_stops_it_and_drops_its_results(session, monkeypatch):
+def test_the_x_during_a_job_stops_it_and_drops_its_results(session):
     gate = Gate(at=2)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=gate))
+    session.models = StandInModels(QuickPredictor(on_frame=gate))
     job = session.start_job(OPTIONS, AppLimits())
     assert gate.reached.wait(30)
     session.clear_video()

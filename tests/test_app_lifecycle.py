@@ -20,12 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_fakes import QuickPredictor, launch_app, wait_for
+from app_fakes import QuickPredictor, StandInModels, launch_app, wait_for
 from media_clips import pattern_frame, write_clip
 from raw_client import RawSession, read_until_done
 
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app.editing import POSITIVE
 from sam2_plus.app.session import ENDED
 from sam2_plus.app.settings import AppLimits
@@ -76,8 +75,7 @@ def app_url(app_tmp, frames):
     predictor = QuickPredictor(on_frame=frames)
     limits = AppLimits(reconnect_seconds=RECONNECT, gpu_concurrency=2)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-        with launch_app(limits, patch, app_tmp, heartbeat=HEARTBEAT) as url:
+        with launch_app(limits, patch, app_tmp, heartbeat=HEARTBEAT, models=StandInModels(predictor)) as url:
             yield url
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_fakes import QuickPredictor, launch_app, wait_for
+from app_fakes import QuickPredictor, StandInModels, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
 
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app import jobs
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import probe
@@ -104,7 +103,7 @@ def test_four_sessions_track_at_once_with_their_own_results(tmp_path, monkeypatc
             client.close()
 
 
-def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path, monkeypatch):
+def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path):
     """One GPU job at a time and one waiting: the waiting one says so, a third request is refused at once with
     the app's "Queue is full" (its checks pass first, so the GPU slots count the waiting jobs, not Gradio's
     queue); the first two complete, and once the queue has room the app serves again."""
@@ -117,9 +116,9 @@ def test_the_queue_refuses_what_exceeds_its_maximum_size(tmp_path, monkeypatch):
         assert release.wait(120)
 
     predictor = QuickPredictor(on_frame=hold_first_frame)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     limits = AppLimits(queue_size=1, gpu_concurrency=1)
-    with pytest.MonkeyPatch.context() as patch, launch_app(limits, patch, tmp_path / "app-tmp") as url:
+    with pytest.MonkeyPatch.context() as patch, \
+            launch_app(limits, patch, tmp_path / "app-tmp", models=StandInModels(predictor)) as url:
         clients = [Client(url, verbose=False) for _ in range(3)]
         track = [lambda client=client: client.submit(handle_file(str(clip)), prompts, "{}", api_name="/track")
                  for client in clients]

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app_fakes import PromptsAsCalls
+from app_fakes import PromptsAsCalls, StandInModels
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus import service
@@ -28,6 +28,7 @@ from sam2_plus.app.preview import preview_prompt
 from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.effects.settings import Effect
+from sam2_plus.jobs import JobSpec
 from sam2_plus.media.decode import MediaError, probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.video.predictor import FrameResult
@@ -124,7 +125,7 @@ def test_gpu_estimate_grows_with_frames_objects_and_model(clip):
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-tiny") < base
     assert gpu_time.estimate_gpu_seconds(100, 1, "sam2.1-large") > base
     prompts = {"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 0, "points": [[5, 5]]}]} for i in (1, 2)]}
-    assert gpu_time.job_gpu_seconds(service.prepare_request(clip, prompts), "job-dir", None) == \
+    assert jobs.job_gpu_seconds(JobSpec("track", service.prepare_request(clip, prompts)), None) == \
         gpu_time.estimate_gpu_seconds(T, 2, "sam2++")
 
 
@@ -254,11 +255,11 @@ def test_clicks_follow_the_granularity():
     obj = ObjectState(1, "car")
     editing.add_click(obj, 3, 10, 20, positive=True)
     editing.add_click(obj, 3, 30, 40, positive=False)
-    assert obj.prompts[3].points == [(10, 20), (30, 40)] and obj.prompts[3].labels == [1, 0]
+    assert obj.prompts[3].clicks() == [((10, 20), 1), ((30, 40), 0)]
     point = ObjectState(2, "ball", task="point")
     editing.add_click(point, 0, 1, 2, positive=True)
     assert "replaces" in editing.add_click(point, 0, 5, 6, positive=True)
-    assert point.prompts[0].points == [(5, 6)] and point.prompts[0].labels == [1]
+    assert point.prompts[0].clicks() == [((5, 6), 1)]
     with pytest.raises(AppInputError, match="one positive click"):
         editing.add_click(point, 0, 5, 6, positive=False)
     with pytest.raises(AppInputError, match="box granularity: draw a box"):
@@ -269,13 +270,13 @@ def test_boxes_and_masks():
     obj = ObjectState(1, "car")
     editing.add_click(obj, 0, 10, 10, positive=True)
     editing.set_box(obj, 0, (50, 40, 5, 4))  # corners in any order
-    assert obj.prompts[0].box == (5, 4, 50, 40) and obj.prompts[0].points == [(10, 10)]  # mask task: both
+    assert obj.prompts[0].box.tolist() == [5, 4, 50, 40] and obj.prompts[0].clicks() == [((10, 10), 1)]  # both
     with pytest.raises(AppInputError, match="must differ in both x and y"):
         editing.set_box(obj, 0, (5, 4, 5, 40))
     mask = np.zeros((H, W), bool)
     mask[10:20, 30:50] = True
     assert editing.set_mask(obj, 0, mask) == ""
-    assert obj.prompts[0].box is None and not obj.prompts[0].points and obj.prompts[0].mask is not None
+    assert obj.prompts[0].kinds == {"mask"}
     assert "the mask was replaced" in editing.add_click(obj, 0, 1, 1, positive=True)
     boxed = ObjectState(2, "b", task="box")  # a mask on a box object is refused, not made its bounding box
     with pytest.raises(AppInputError, match="b has the box granularity, which takes no mask: draw a box with the "
@@ -300,13 +301,13 @@ def test_changing_the_granularity_keeps_what_fits():
     mask[5:8, 6:9] = True
     editing.set_mask(obj, 3, mask)
     assert "frames 2, 3" in editing.convert_task(obj, "point")
-    assert obj.frames() == [0] and obj.prompts[0].points == [(12, 14)] and obj.prompts[0].labels == [1]
+    assert obj.frames() == [0] and obj.prompts[0].clicks() == [((12, 14), 1)]
     obj2 = ObjectState(2, "x")
     editing.add_click(obj2, 0, 10, 10, positive=True)
     editing.set_box(obj2, 2, (1, 1, 9, 9))
     editing.set_mask(obj2, 3, mask)
     assert "frames 0" in editing.convert_task(obj2, "box")
-    assert obj2.frames() == [2, 3] and obj2.prompts[3].box == (6, 5, 9, 8)
+    assert obj2.frames() == [2, 3] and obj2.prompts[3].box.tolist() == [6, 5, 9, 8]
     assert editing.convert_task(obj2, "mask") == "" and obj2.task == "mask"
     with pytest.raises(AppInputError, match="unknown granularity"):
         editing.convert_task(obj2, "polygon")
@@ -317,7 +318,7 @@ def test_undo_order():
     editing.set_box(obj, 0, (1, 1, 9, 9))
     editing.add_click(obj, 0, 5, 5, positive=True)
     editing.undo(obj, 0)
-    assert obj.prompts[0].points == [] and obj.prompts[0].box is not None
+    assert obj.prompts[0].kinds == {"box"}
     editing.undo(obj, 0)
     assert 0 not in obj.prompts
     with pytest.raises(AppInputError, match="no prompt on frame 0"):
@@ -420,13 +421,13 @@ def test_render_view_draws_previews_and_prompts(session):
     assert (session.render_view(1) == session.enlarge(np.array(session.frame(1)))).all()
 
 
-def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_it(session, monkeypatch):
+def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_it(session):
     """SAM 2++'s point and box tasks may give a heatmap without a pixel above zero under a presence of 0.99995
     (the GranularPredictor stand-in): the preview and every tracked frame say visible, and the frame view draws
     the predicted point / box as the overlay does (a disc / a box with its label), not only the prompt."""
-    from app_fakes import GranularPredictor
+    from app_fakes import GranularPredictor, StandInModels
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: GranularPredictor())
+    session.models = StandInModels(make=lambda *key: GranularPredictor())
     options, k = TrackOptions("sam2++"), session.view_scale
     session.set_task("point")
     session.click(POSITIVE, 0, 30, 20)
@@ -436,7 +437,7 @@ def test_a_point_or_box_object_is_visible_by_its_presence_and_its_preview_draws_
     session.click(BOX, 0, 80, 40)
     for obj_id in (1, 2):
         prompted = session.render_view(0)
-        preview = preview_prompt(session.preview_request(obj_id, 0, options))
+        preview = preview_prompt(session.preview_request(obj_id, 0, options), session.models)
         assert not preview.masks[0].any() and preview.scores[0] == pytest.approx(0.99995, abs=1e-5)
         assert preview.visible.tolist() == [True]
         session.store_preview(obj_id, 0, options, preview)
@@ -746,9 +747,9 @@ def one_object(frame: int = 2, task: str = "mask") -> str:
     return json.dumps({"objects": [{"id": 4, "task": task, "prompts": [{"frame": frame, "points": [[10, 10]]}]}]})
 
 
-def checked(clip, prompts: str, options: str = "{}") -> service.TrackRequest:
-    """The request a job runs, as its plan checked it."""
-    return plan_job(str(clip), prompts, options, AppLimits()).request
+def checked(clip, prompts: str, options: str = "{}", job_dir=None, stop_file=None) -> JobSpec:
+    """The job as its plan checked it, writing into `job_dir`."""
+    return plan_job(str(clip), prompts, options, AppLimits()).spec.in_folder(job_dir, stop_file)
 
 
 def _consume(updates):
@@ -764,10 +765,10 @@ def _consume(updates):
 
 def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
     fake = FakePredictor()
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
+    progress, frames, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job"),
+                                                     StandInModels(fake)))
     assert fake.visited == [(2, True), (1, True), (0, True), (2, False), (3, False)]  # back, then forward
     assert [p.phase for p in progress][:2] == ["loading", "prompting"] and progress[-1].frames_done == T
     assert frames and all(image.shape == (H, W, 3) for _, image in frames)
@@ -783,29 +784,28 @@ def test_run_job_streams_progress_frames_and_files(clip, tmp_path, monkeypatch):
 def test_each_phase_shows_however_soon_it_follows_the_last_update(clip, tmp_path, monkeypatch):
     """The progress updates of a phase are spaced (PROGRESS_INTERVAL), a new phase shows at once: the first
     frame after the prompts can take as long as a prompt."""
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 60.0)
-    progress, _, result = _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job")))
+    progress, _, result = _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job"),
+                                                StandInModels(FakePredictor())))
     assert [(p.phase, p.frames_done) for p in progress] == [("loading", 0), ("prompting", 0), ("tracking", 0)]
     assert progress[1].prompt == service.PromptStep(1, 1, 4, 1, 1, 2) and result.frames_done == T
 
 
-def test_stop_keeps_what_was_tracked(clip, tmp_path, monkeypatch):
+def test_stop_keeps_what_was_tracked(clip, tmp_path):
     """Stop is a file (the session's flag), checked before every frame."""
     stop = tmp_path / "stop"
     fake = FakePredictor(on_frame=lambda t: stop.touch() if t == 1 else None)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"), str(stop)))
+    _, _, result = _consume(jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job", stop_file=stop),
+                                         StandInModels(fake)))
     assert result.stopped and "stopped on request at frame 1" in result.summary
     assert result.frames_done == 2 and (result.first_frame, result.last_frame) == (0, 1)
     assert probe(result.files.overlay).num_frames == 2  # a complete, shorter video
 
 
-def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
+def test_closing_the_stream_stops_the_job(clip, tmp_path):
     entered, released = threading.Event(), threading.Event()
     fake = FakePredictor(on_frame=lambda t: entered.set() or released.wait(10))
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: fake)
-    updates = jobs.run_job(checked(clip, one_object(0)), str(tmp_path / "job"))
+    updates = jobs.run_job(checked(clip, one_object(0), job_dir=tmp_path / "job"), StandInModels(fake))
     assert next(updates).progress.phase == "loading"
     assert entered.wait(10)  # the job is inside frame 0
     threading.Timer(0.3, released.set).start()  # frame 0 finishes while close() waits for the job
@@ -813,16 +813,15 @@ def test_closing_the_stream_stops_the_job(clip, tmp_path, monkeypatch):
     assert fake.visited == [(0, False)]
 
 
-def test_job_errors_come_out_of_the_stream(clip, tmp_path, monkeypatch):
+def test_job_errors_come_out_of_the_stream(clip, tmp_path):
     with pytest.raises(PromptError, match="model sam2.1-tiny has no 'point' task"):
         checked(clip, one_object(task="point"), '{"model": "sam2.1-tiny"}')  # refused by the plan, before the job
 
-    def broken(*args, **kwargs):
+    def broken(*key):
         raise service.CheckpointError("cannot reach the hub; set SAM2PLUS_WEIGHTS=/path/to/checkpoint")
 
-    monkeypatch.setattr(service, "get_predictor", broken)
     with pytest.raises(service.CheckpointError, match="SAM2PLUS_WEIGHTS"):
-        _consume(jobs.run_job(checked(clip, one_object()), str(tmp_path / "job2")))
+        _consume(jobs.run_job(checked(clip, one_object(), job_dir=tmp_path / "job2"), StandInModels(make=broken)))
     assert "weights are not available" in user_message(service.CheckpointError("x"))
 
 
@@ -854,7 +853,7 @@ def test_preview_is_the_tracked_frame_and_a_correction_changes_the_next_run(clip
 
 def _track(session: AppSession, options: TrackOptions, job_dir: Path):
     plan = session.plan_job(options, AppLimits())
-    _, _, result = _consume(jobs.run_job(plan.request, str(job_dir)))
+    _, _, result = _consume(jobs.run_job(plan.job_spec(job_dir, job_dir / "stop")))
     assert result.frames_done == T
     return result
 
@@ -954,18 +953,17 @@ def test_the_session_estimates_with_its_frames_objects_and_prompted_frames(sessi
     assert session.estimate(MICRO) == ""  # nothing to track
 
 
-def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds, monkeypatch):
+def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds):
     from app_fakes import FailingPredictor
     from sam2_plus.app.estimate import Speed
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FakePredictor())
+    session.models = StandInModels(make=lambda *key: FakePredictor())
     session.click(POSITIVE, 0, 10, 10)
     result = list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result
     assert result.frames_done == T and result.tracking_seconds > 0
     assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)
     session.click(POSITIVE, 1, 10, 10)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: FailingPredictor(FakePredictor(), 2,
-                                                                                           RuntimeError("boom")))
+    session.models = StandInModels(make=lambda *key: FailingPredictor(FakePredictor(), 2, RuntimeError("boom")))
     assert list(session.tracking_job(TrackOptions(MICRO), AppLimits()))[-1].result.failed
     assert speeds.get(MICRO) == Speed(result.tracking_seconds / T, objects=1)  # a failed run measures nothing
 
@@ -986,9 +984,7 @@ def test_a_preview_measures_its_model_time(clip, speeds):
     session = AppSession.open(clip, AppLimits())
     session.click(POSITIVE, 0, 10, 10)
     request = session.preview_request(1, 0, TrackOptions(MICRO))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: Slow())
-        slow = preview_with_features(request)
+    slow = preview_with_features(request, models=StandInModels(Slow()))
     assert slow.encoded and 0.2 <= slow.model_seconds < 5
     first = preview_with_features(request)
     again = preview_with_features(request, first.features)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_fakes import QuickPredictor, launch_app, wait_for
+from app_fakes import QuickPredictor, StandInModels, launch_app, wait_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from media_clips import pattern_frame, write_clip
@@ -279,11 +279,11 @@ def test_only_a_job_in_this_process_is_given_the_lender():
         yield JobUpdate()
 
     for lending in (True, False):
-        assert len(list(GpuSlots(1, 1, lending=lending).runner(run, lambda ahead: None)("request"))) == 1
+        assert len(list(GpuSlots(1, 1, lending=lending).runner(run, lambda ahead: None)("spec", "models"))) == 1
     assert isinstance(given[0]["between_steps"], gpu_slots.Lender) and given[1] == {}
 
 
-def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path, monkeypatch):
+def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path):
     """Through the service: the job (run_job in its worker thread, holding the only slot) lends the model before
     each prompt and each frame; a preview that comes during frame 1 runs right after it, on the same model."""
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(4)])
@@ -294,9 +294,7 @@ def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path, monkeypat
         if k == 1:
             assert wait_for(lambda: slots.calls_waiting == 1, 10)
 
-    predictor = QuickPredictor(on_frame)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    session = AppSession.open(clip, AppLimits(), root=tmp_path / "sessions")
+    session = AppSession.open(clip, AppLimits(), root=tmp_path / "sessions", models=StandInModels(QuickPredictor(on_frame)))
     try:
         session.click(POSITIVE, 0, 10, 10)
         request = session.preview_request(session.selected, 0, TrackOptions(MICRO))
@@ -304,7 +302,7 @@ def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path, monkeypat
                                                               slots.runner(run_job, lambda ahead: None))))
         assert wait_for(lambda: "frame 1" in events, 10)
         preview = short_call(slots, "preview", events,
-                             body=lambda: events.append(preview_prompt(request).frame_idx))
+                             body=lambda: events.append(preview_prompt(request, session.models).frame_idx))
         assert joined(job, preview)
         assert events == ["frame 0", "frame 1", "preview", 0, "frame 2", "frame 3"]
         assert session.results.frames_done == 4
@@ -312,7 +310,7 @@ def test_a_preview_runs_between_two_frames_of_a_tracking_job(tmp_path, monkeypat
         session.close()
 
 
-def test_the_service_calls_between_steps_before_each_prompt_and_each_frame(tmp_path, monkeypatch):
+def test_the_service_calls_between_steps_before_each_prompt_and_each_frame(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(3)])
     events = []
 
@@ -321,11 +319,11 @@ def test_the_service_calls_between_steps_before_each_prompt_and_each_frame(tmp_p
             events.append(f"prompt {obj_id}")
             return super().add_new_points_or_box(state, frame_idx, obj_id, **kwargs)
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: Logged(lambda k: events.append(k)))
+    models = StandInModels(Logged(lambda k: events.append(k)))
     prompts = json.dumps({"objects": [{"id": i, "task": "mask", "prompts": [{"frame": 1, "box": [4, 4, 20, 20]}]}
                                       for i in (1, 2)]})
     request = service.prepare_request(clip, prompts, model=MICRO)
-    service.run_tracking(request, between_steps=lambda: events.append("|"))
+    service.run_tracking(request, between_steps=lambda: events.append("|"), models=models)
     assert events == ["|", "prompt 1", "|", "prompt 2",  # prompts, then backward from frame 1, then forward
                       "|", 1, "|", 0, "|", "|", 1, "|", 2, "|"]
 
@@ -451,7 +449,6 @@ def test_bad_requests_are_refused_at_once_while_the_gpu_is_busy(tmp_path, monkey
         {"frame": 0, "mask": {"size": [H, W], "counts": "0" * 20_000_000}}]}]})
     entered, release = threading.Event(), threading.Event()
     predictor = QuickPredictor(on_frame=lambda frame: entered.is_set() or (entered.set(), release.wait(120)))
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     parsed, parse = [], rle.parse_counts_string
     monkeypatch.setattr(rle, "parse_counts_string",
                         lambda text, pixels: parsed.append(len(text)) or parse(text, pixels))
@@ -463,7 +460,8 @@ def test_bad_requests_are_refused_at_once_while_the_gpu_is_busy(tmp_path, monkey
         (many, BOX_PROMPTS, r"the video has more than 8 frames; this app takes up to 4"),
     ]
     limits = AppLimits(max_frames=4, gpu_concurrency=1, queue_size=1)
-    with pytest.MonkeyPatch.context() as patch, launch_app(limits, patch, tmp_path / "app-tmp") as url:
+    with pytest.MonkeyPatch.context() as patch, \
+            launch_app(limits, patch, tmp_path / "app-tmp", models=StandInModels(predictor)) as url:
         clients = [Client(url, verbose=False) for _ in range(3)]
         try:
             first = clients[0].submit(handle_file(str(clip)), BOX_PROMPTS, "{}", api_name="/track")

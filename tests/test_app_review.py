@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app_fakes import VanishingPredictor
+from app_fakes import StandInModels, VanishingPredictor
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app import jobs
 from sam2_plus.app.editing import POSITIVE
 from sam2_plus.app.errors import AppInputError
@@ -140,13 +139,12 @@ def _prompts() -> str:
 
 
 def test_a_job_streams_its_timeline_and_ends_with_the_flags(clip, tmp_path, monkeypatch):
-    predictor = VanishingPredictor(ABSENT)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
+    models = StandInModels(VanishingPredictor(ABSENT))
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    request = plan_job(str(clip), _prompts(), "{}", AppLimits()).request
+    plan = plan_job(str(clip), _prompts(), "{}", AppLimits())
     live, result = [], None
-    for update in jobs.run_job(request, str(tmp_path / "job")):
+    for update in jobs.run_job(plan.job_spec(tmp_path / "job", tmp_path / "stop"), models):
         if update.review is not None:
             live.append(update.review.object(1).frames)
         result = update.result or result
@@ -156,10 +154,8 @@ def test_a_job_streams_its_timeline_and_ends_with_the_flags(clip, tmp_path, monk
     assert [f.reason for f in result.review.object(1).flags] == ["lost", "reappeared"]
 
 
-def test_session_timeline_and_flag_steps(clip, monkeypatch):
-    predictor = VanishingPredictor(ABSENT)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-    session = AppSession.open(clip, AppLimits())
+def test_session_timeline_and_flag_steps(clip):
+    session = AppSession.open(clip, AppLimits(), models=StandInModels(VanishingPredictor(ABSENT)))
     try:
         with pytest.raises(AppInputError, match="track first"):
             session.flagged_frame(0, forward=True)

@@ -14,7 +14,6 @@ from app_fakes import QuickPredictor
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
 
-from sam2_plus import service
 from sam2_plus.media.export import read_results_json
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning", "ignore:The copy keyword:Warning")
@@ -38,9 +37,9 @@ def open_files() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
-def test_thirty_jobs_leave_memory_and_file_handles_flat(app_server, tmp_path, monkeypatch):
+def test_thirty_jobs_leave_memory_and_file_handles_flat(app_server, server_models, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, 48, 64) for i in range(4)])
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    server_models.use(QuickPredictor())
     samples = []
     client = Client(app_server, verbose=False)
     try:

@@ -1,22 +1,23 @@
 """A request is checked once, where it enters: one Track click (the browser session: session -> plan ->
-gpu_time -> jobs -> service) and one /track call (sam2_plus/app/api.py) parse the prompts once and probe the
+jobs -> service) and one /track call (sam2_plus/app/api.py) parse the prompts once and probe the
 video once, through the real code path with a stand-in predictor; below the entry the checked request is
 carried as a value."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from app_fakes import QuickPredictor
+from app_fakes import QuickPredictor, StandInModels
 from media_clips import pattern_frame, write_clip
 
 from micro_model import MICRO
-from sam2_plus import prompts, service
-from sam2_plus.app import gpu_time, jobs
+from sam2_plus import prompts
+from sam2_plus.app import jobs
 from sam2_plus.app.api import api_job
 from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.options import TrackOptions
@@ -30,11 +31,13 @@ H, W, T = 48, 64, 4
 OPTIONS = TrackOptions(MICRO)
 
 
+MODELS = StandInModels(QuickPredictor())
+
+
 @pytest.fixture(autouse=True)
 def stand_in(monkeypatch, tmp_path):
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
     monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app-tmp"))
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +62,16 @@ def calls(monkeypatch) -> dict[str, int]:
     return counts
 
 
-def on_zero_gpu(request, job_dir, stop_file=None, export_formats=(), effects=None):
-    """What `spaces.GPU(duration=job_gpu_seconds)` does with app.py's tracking function: it asks the duration
-    with the job's own arguments, then runs the job (run_job, as app.gpu_track does)."""
-    assert gpu_time.job_gpu_seconds(request, job_dir, stop_file, export_formats, effects) > 0
-    yield from jobs.run_job(request, job_dir, stop_file, export_formats, effects)
+def on_zero_gpu(spec, models):
+    """What `spaces.GPU(duration=job_gpu_seconds)` does with app.py's job function: it asks the duration with the
+    job's own arguments, then runs the job (run_job, as app.gpu_job does) in a process of its own, which gets the
+    spec pickled."""
+    assert jobs.job_gpu_seconds(spec) > 0
+    yield from jobs.run_job(pickle.loads(pickle.dumps(spec)), models)
 
 
 def test_one_track_click_parses_the_prompts_once_and_probes_the_video_once(clip, calls):
-    session = AppSession.open(clip, AppLimits())  # the upload is checked (probed) when it arrives
+    session = AppSession.open(clip, AppLimits(), models=MODELS)  # the upload is checked (probed) when it arrives
     session.click(POSITIVE, 1, 20, 20)
     session.add_object("second")
     session.click(BOX, 0, 5, 5)
@@ -82,11 +86,11 @@ def test_one_track_click_parses_the_prompts_once_and_probes_the_video_once(clip,
 
 
 def test_a_preview_parses_its_prompt_once_and_uses_the_sessions_video_check(clip, calls):
-    session = AppSession.open(clip, AppLimits())
+    session = AppSession.open(clip, AppLimits(), models=MODELS)
     session.click(POSITIVE, 2, 20, 20)
     calls.update(parse_prompts=0, probe=0)
 
-    preview = preview_prompt(session.preview_request(1, 2, OPTIONS))
+    preview = preview_prompt(session.preview_request(1, 2, OPTIONS), session.models)
 
     assert (preview.frame_idx, preview.obj_ids) == (2, (1,))
     assert calls == {"parse_prompts": 1, "probe": 0}
@@ -98,7 +102,8 @@ def test_one_track_call_parses_the_prompts_once_and_probes_the_video_once(clip, 
                             {"id": 8, "task": "mask", "prompts": [{"frame": 0, "box": [5, 5, 30, 40]}]}]}
 
     updates = list(api_job(str(clip), json.dumps(document), json.dumps(OPTIONS.to_json()), AppLimits(),
-                           SessionFiles(), "client", on_zero_gpu, keep=lambda path: shutil.copy(path, tmp_path)))
+                           SessionFiles(), "client", on_zero_gpu, keep=lambda path: shutil.copy(path, tmp_path),
+                           models=MODELS))
 
     assert updates[-1].result.frames_done == T and updates[-1].result.failure is None
     assert calls == {"parse_prompts": 1, "probe": 1}

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from app_fakes import QuickPredictor
+from app_fakes import QuickPredictor, StandInModels
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import service, track
+from sam2_plus import track
 from sam2_plus.app import gpu_time, jobs
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.options import TrackOptions, parse_options
@@ -121,14 +122,14 @@ def test_the_results_zip_bundles_the_effect_files(job):
 
 
 def test_an_app_job_with_effects_lists_them_and_shows_them_live(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
     monkeypatch.setattr(jobs, "LIVE_FRAME_INTERVAL", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
     effects = {"objects": {"1": "fill", "2": "none"}, "background": "erase"}
     plan = plan_job(clip, json.dumps(PROMPTS), json.dumps({"model": MICRO, "effects": effects}), AppLimits())
-    arguments = plan.job_arguments(tmp_path, tmp_path / "stop")  # what app.py's spaces.GPU function gets
-    assert gpu_time.job_gpu_seconds(*arguments) == plan.gpu_seconds > gpu_time.job_gpu_seconds(plan.request)
-    updates = list(jobs.run_job(*arguments))
+    spec = plan.job_spec(tmp_path, tmp_path / "stop")  # what app.py's spaces.GPU function gets
+    without = replace(spec, effects=None)
+    assert jobs.job_gpu_seconds(spec) == plan.gpu_seconds > jobs.job_gpu_seconds(without)
+    updates = list(jobs.run_job(spec, StandInModels(QuickPredictor())))
     files = updates[-1].result.files
     assert files.video == files.effect == tmp_path / "sam2plus_effect.mp4"
     assert files.cutouts == (tmp_path / "sam2plus_cutout.webm",)  # the default: webm and png

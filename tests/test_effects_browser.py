@@ -19,10 +19,10 @@ from gradio_client import Client, handle_file
 
 from app_fakes import QuickPredictor
 import browser_pages
+from conftest import SERVER_MODELS
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import write_clip
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.media.alpha import read_alpha_video
 from sam2_plus.media.export import read_results_json
 
@@ -34,9 +34,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"
 
 @pytest.fixture(scope="module")
 def app_url(app_server):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())  # previews too
-        yield app_server
+    models = SERVER_MODELS[0]
+    models.use(QuickPredictor())  # previews too
+    yield app_server
+    models.use()
 
 
 def textured_frame(index: int) -> np.ndarray:

@@ -22,7 +22,6 @@ from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
 
-from sam2_plus import service
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -87,7 +86,7 @@ def click_and_time(page, fx: float, fy: float, answer: str) -> tuple[float, floa
     return shown_at(page, answer, clicked), clicked
 
 
-def test_a_click_waits_for_the_current_frame_of_another_pages_job_and_says_so(app_server, tmp_path, monkeypatch):
+def test_a_click_waits_for_the_current_frame_of_another_pages_job_and_says_so(app_server, server_models, tmp_path):
     """A stand-in holds the job's frames 1 and 2 until the test lets each go, so that the wait shows long enough
     to be seen: the waiting line (not only a timer), then the preview between frames 1 and 2 of the job, which
     is still running. The job is a Track click on a second page of the same app."""
@@ -99,7 +98,7 @@ def test_a_click_waits_for_the_current_frame_of_another_pages_job_and_says_so(ap
             entered[k].set()
             held[k].wait(120)
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame))
+    server_models.use(QuickPredictor(on_frame))
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(5)], fps=10)
     try:
         with open_page(app_server) as clicker:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, StandInModels, launch_app
 import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
-from sam2_plus import service
 from sam2_plus.app.settings import AppLimits
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -81,8 +80,8 @@ def app_tmp(tmp_path_factory) -> Path:
 def app_url(pace, app_tmp):
     predictor = QuickPredictor(on_frame=pace)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
-        with launch_app(AppLimits(reconnect_seconds=RECONNECT), patch, app_tmp, heartbeat=0.5) as url:
+        with launch_app(AppLimits(reconnect_seconds=RECONNECT), patch, app_tmp, heartbeat=0.5,
+                        models=StandInModels(predictor)) as url:
             yield url
 
 

@@ -57,11 +57,10 @@ def tracked_two_objects(page, tmp_path) -> None:
     page.locator("#timeline img").wait_for(timeout=TIMEOUT)
 
 
-def test_frame_objects_track_and_review_share_one_screen(app_server, tmp_path, monkeypatch):
+def test_frame_objects_track_and_review_share_one_screen(app_server, server_models, tmp_path):
     from app_fakes import QuickPredictor
-    from sam2_plus import service
 
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    server_models.use(QuickPredictor())
     with open_page(app_server) as page:
         page.set_viewport_size({"width": 1366, "height": 768})
         tracked_two_objects(page, tmp_path)

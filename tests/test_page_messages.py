@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from app_fakes import QuickPredictor, free_port, launch_app
+from app_fakes import QuickPredictor, StandInModels, free_port, launch_app
 import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app import settings
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.settings import AppLimits
@@ -55,11 +54,20 @@ class SlowPrompts(QuickPredictor):
         return super()._prompt(state, frame_idx, obj_id, mask, task)
 
 
+MODELS = StandInModels()  # the app's: the real models unless a test gives it stand-ins (`models`)
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, \
-            launch_app(AppLimits(), patch, tmp_path_factory.mktemp("messages-app")) as url:
+            launch_app(AppLimits(), patch, tmp_path_factory.mktemp("messages-app"), models=MODELS) as url:
         yield url
+
+
+@pytest.fixture
+def models(app_url):
+    yield MODELS
+    MODELS.use()
 
 
 @pytest.fixture
@@ -92,14 +100,13 @@ def load_clip(page, path: Path, frames: int) -> None:
     wait_text(page, "#status", f"{frames} frames")
 
 
-def test_adding_the_prompts_says_each_one_and_track_is_estimated_before_it_is_pressed(page, tmp_path,
-                                                                                      monkeypatch):
+def test_adding_the_prompts_says_each_one_and_track_is_estimated_before_it_is_pressed(page, tmp_path, models):
     """Two objects prompted on frame 0 with a stand-in that takes PROMPT_SECONDS a prompt: after the first preview
     the page estimates Track from that preview's time (this machine, this model); during Track the progress line
     names each prompt as it is added; after the run the estimate comes from the run's own speed."""
     frames = 12
     SPEEDS.clear()
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: SlowPrompts())
+    models.use(make=lambda *key: SlowPrompts())
     choose_model(page, MICRO)
     load_clip(page, write_clip(tmp_path / "slow.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10),
               frames)
@@ -133,12 +140,12 @@ def test_adding_the_prompts_says_each_one_and_track_is_estimated_before_it_is_pr
     shot(page, "estimate-after-run")
 
 
-def test_refusals_say_why_and_each_action_sets_the_status_line(page, tmp_path, monkeypatch):
+def test_refusals_say_why_and_each_action_sets_the_status_line(page, tmp_path, models):
     """A .txt upload; a model that lacks an object's granularity (in the page's words), then one that has it (the
     note goes); a frame number outside the video (the box shows the view's frame again); a move to another frame
     (the note goes)."""
     frames = 8
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    models.use(make=lambda *key: QuickPredictor())
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
     page.locator("#video-input input[type=file]").set_input_files(str(notes))
@@ -210,14 +217,13 @@ def test_offline_the_header_and_the_first_click_name_the_setting(tmp_path, monke
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(weights, "_unreachable_reason", lambda endpoint, timeout=3.0: "test: no network")
-    monkeypatch.setattr(service, "get_predictor",
-                        lambda model, *args, **kwargs: weights.download_checkpoint(load_config(model)))
+    offline = StandInModels(make=lambda model, *rest: weights.download_checkpoint(load_config(model)))
     monkeypatch.delenv("SAM2PLUS_WEIGHTS", raising=False)
     monkeypatch.setenv("SAM2PLUS_APP_TMP", str(tmp_path / "app"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     import app
 
-    demo = app.build_demo(AppLimits())
+    demo = app.build_demo(AppLimits(), offline)
     port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

@@ -25,7 +25,6 @@ from app_fakes import GranularPredictor, HeldFrame, QuickPredictor
 import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import pattern_frame, write_clip
-from sam2_plus import service
 from sam2_plus.media.render import color_for_id
 from sam2_plus.media.rle import decode_rle
 
@@ -79,11 +78,11 @@ def shown_frame(page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
 
 
-def test_an_object_removed_mid_run_leaves_the_timeline_the_results_and_the_summary(page, tmp_path, monkeypatch):
+def test_an_object_removed_mid_run_leaves_the_timeline_the_results_and_the_summary(page, server_models, tmp_path):
     """Two objects; the run (0.3 s a frame) is held before frame 6 while object 2 is removed."""
     frames, held = 14, 6
     pacing = HeldFrame(held, 0.3)
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor(on_frame=pacing))
+    server_models.use(make=lambda *key: QuickPredictor(on_frame=pacing))
     load_clip(page, tmp_path, frames)
     click_frame(page, 0.3, 0.4)
     wait_text(page, "#status", "Preview of object 1 on frame 0")
@@ -125,10 +124,10 @@ def test_an_object_removed_mid_run_leaves_the_timeline_the_results_and_the_summa
     shot(page, "removed-summary")
 
 
-def test_a_point_object_s_preview_draws_the_point_and_its_frame_is_visible(page, tmp_path, monkeypatch):
+def test_a_point_object_s_preview_draws_the_point_and_its_frame_is_visible(page, server_models, tmp_path):
     """The stand-in's point task gives a heatmap without a pixel above zero and a presence of 0.99995."""
     frames = 4
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: GranularPredictor())
+    server_models.use(make=lambda *key: GranularPredictor())
     load_clip(page, tmp_path, frames)
     page.get_by_label("point", exact=True).check()
     click_frame(page, 0.5, 0.5)  # the view is the video enlarged by a whole factor: (48, 32) in the video
@@ -159,8 +158,8 @@ def test_a_point_object_s_preview_draws_the_point_and_its_frame_is_visible(page,
     shot(page, "point-tracked")
 
 
-def test_a_brush_stroke_on_a_box_object_is_refused_not_converted(page, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: GranularPredictor())
+def test_a_brush_stroke_on_a_box_object_is_refused_not_converted(page, server_models, tmp_path):
+    server_models.use(make=lambda *key: GranularPredictor())
     load_clip(page, tmp_path, 3)
     page.get_by_label("box", exact=True).check()
     page.get_by_label("Brush mask").check()

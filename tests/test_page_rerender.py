@@ -21,9 +21,9 @@ from PIL import Image
 
 from app_fakes import QuickPredictor
 import browser_pages
+from conftest import SERVER_MODELS
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import write_clip
-from sam2_plus import service
 from sam2_plus.app.rerender import CHECKER_GREYS
 
 H, W, T = 120, 160, 40
@@ -37,13 +37,13 @@ pytestmark = [
 
 
 class CountingPredictors:
-    """service.get_predictor's stand-in: a QuickPredictor each call; counts the calls and the frames tracked."""
+    """A model provider of stand-ins: a QuickPredictor each call; counts the calls and the frames tracked."""
 
     def __init__(self) -> None:
         self.calls = self.frames = 0
         self.seconds_per_frame = 0.0
 
-    def __call__(self, *args, **kwargs) -> QuickPredictor:
+    def video_predictor(self, *key) -> QuickPredictor:
         self.calls += 1
         return QuickPredictor(on_frame=self.tracked)
 
@@ -59,9 +59,10 @@ class CountingPredictors:
 @pytest.fixture(scope="module")
 def predictors(app_server):
     counting = CountingPredictors()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service, "get_predictor", counting)  # previews and tracking
-        yield counting
+    models = SERVER_MODELS[0]
+    models.use(make=counting.video_predictor)  # previews and tracking
+    yield counting
+    models.use()
 
 
 def striped_frame(index: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app.feature_store import CachedFeatures, FeaturesKey, FeatureStore, features_key, tensors_in
 from sam2_plus.app.preview import preview_with_features
+from sam2_plus.provider import shared_models
 
 MODEL = MICRO
 H, W = 64, 96
@@ -37,7 +38,7 @@ def _request(clip, frame: int, points):
 def _encoder_calls(clip, monkeypatch) -> list[int]:
     """Counts the image encoder's runs in the predictor the previews get."""
     request = _request(clip, 0, [[10, 10]])
-    predictor = service.get_predictor(request.model, request.device, request.weights, request.motion_aware)
+    predictor = shared_models().video_predictor(request.model, request.device, request.weights, request.motion_aware)
     calls: list[int] = []
     original = predictor.model.encode_image
     monkeypatch.setattr(predictor.model, "encode_image", lambda image: calls.append(1) or original(image))

@@ -16,7 +16,6 @@ import pytest
 from app_fakes import QuickPredictor
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app import jobs
 from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.errors import AppInputError
@@ -51,27 +50,25 @@ def clip(tmp_path_factory) -> Path:
 
 
 class CountingPredictors:
-    """service.get_predictor's stand-in: a QuickPredictor each call, counted (a re-render must make none)."""
+    """A model provider of stand-ins: a QuickPredictor each call, counted (a re-render must make none)."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, *args, **kwargs) -> QuickPredictor:
+    def video_predictor(self, *key) -> QuickPredictor:
         self.calls += 1
         return QuickPredictor()
 
 
 @pytest.fixture
-def predictors(monkeypatch, seeded_weights) -> CountingPredictors:
-    counting = CountingPredictors()
-    monkeypatch.setattr(service, "get_predictor", counting)
-    return counting
+def predictors(seeded_weights) -> CountingPredictors:
+    return CountingPredictors()
 
 
-def run_app_job(clip: Path, options: dict, folder: Path) -> jobs.JobResult:
+def run_app_job(clip: Path, options: dict, folder: Path, models: CountingPredictors) -> jobs.JobResult:
     plan = plan_job(clip, json.dumps(PROMPTS), json.dumps({"model": MICRO, **options}), AppLimits())
     folder.mkdir()
-    *_, last = jobs.run_job(*plan.job_arguments(folder, folder / "stop"))
+    *_, last = jobs.run_job(plan.job_spec(folder, folder / "stop"), models)
     return last.result
 
 
@@ -140,8 +137,9 @@ def test_records_keep_every_frame_exactly(tmp_path):
 
 
 def test_a_rerender_writes_what_a_job_with_those_settings_writes(clip, tmp_path, predictors):
-    with_effects = run_app_job(clip, {"effects": EFFECTS, "export_formats": ["cvat", "yolo-seg"]}, tmp_path / "a")
-    plain = run_app_job(clip, {}, tmp_path / "b")
+    with_effects = run_app_job(clip, {"effects": EFFECTS, "export_formats": ["cvat", "yolo-seg"]}, tmp_path / "a",
+                               predictors)
+    plain = run_app_job(clip, {}, tmp_path / "b", predictors)
     assert predictors.calls == 2 and plain.files.effect is None and plain.files.records.is_file()
     target = with_effects.rendered
     assert target == RenderSettings(parse_effects(EFFECTS), ("cvat", "yolo-seg"))
@@ -182,8 +180,8 @@ def test_a_rerender_refuses_what_the_runs_objects_cannot_take(clip, tmp_path):
 # --------------------------------------------------------------------------- the session's re-render
 
 
-def tracked_session(clip: Path, scene: SceneChoices = SceneChoices()) -> AppSession:
-    session = AppSession.open(clip, AppLimits())
+def tracked_session(clip: Path, models: CountingPredictors, scene: SceneChoices = SceneChoices()) -> AppSession:
+    session = AppSession.open(clip, AppLimits(), models=models)
     session.click(POSITIVE, 1, 20, 20)
     session.add_object()
     session.click(BOX, 0, 36, 10)
@@ -197,7 +195,7 @@ def tracked_session(clip: Path, scene: SceneChoices = SceneChoices()) -> AppSess
 
 
 def test_the_session_rerenders_when_its_choices_change_and_only_then(clip, predictors):
-    session = tracked_session(clip)
+    session = tracked_session(clip, predictors)
     try:
         tracked = session.results
         assert session.rerender_target() is None and list(session.rerender()) == []
@@ -229,7 +227,7 @@ def test_the_session_rerenders_when_its_choices_change_and_only_then(clip, predi
 
 
 def test_a_rerender_never_runs_with_a_job_and_stops_for_a_newer_change(clip, predictors):
-    session = tracked_session(clip)
+    session = tracked_session(clip, predictors)
     try:
         before, folders = session.results, lambda: sorted(p.name for p in session.workdir.glob("job-*"))
         session.select(1)
@@ -257,7 +255,7 @@ def test_a_rerender_never_runs_with_a_job_and_stops_for_a_newer_change(clip, pre
 
 
 def test_a_job_after_a_rerender_makes_its_own_files(clip, predictors):
-    session = tracked_session(clip)
+    session = tracked_session(clip, predictors)
     try:
         session.scene = SceneChoices(export_formats=("mot",))
         *_, rerendered = session.rerender()
@@ -316,7 +314,7 @@ def test_settings_that_render_alike_are_equal():
 
 
 def test_the_cutout_previews_on_a_checkerboard(clip, predictors):
-    session = tracked_session(clip, SceneChoices(Effect("erase")))
+    session = tracked_session(clip, predictors, SceneChoices(Effect("erase")))
     try:
         assert session.results.rendered.effects.erases_background
         preview = session.cutout_preview(3)

@@ -15,11 +15,12 @@ import torch
 from app_fakes import PromptsAsCalls
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus import build_model, service
+from sam2_plus import build_model, provider, service
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import read_mask_zip, read_results_json
 from sam2_plus.video.predictor import FrameResult
 from sam2_plus.prompts import PromptError
+from sam2_plus.provider import ModelCache, ModelKey
 from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking, to_frame_record
 from sam2_plus.weights import parse_weights_spec
 
@@ -208,17 +209,15 @@ def counted_builds(monkeypatch):
         built.append((model, checkpoint, device))
         return net
 
-    monkeypatch.setattr(service, "build_model", build)
-    service.clear_predictor_cache()
+    monkeypatch.setattr(provider, "build_model", build)
     yield built
-    service.clear_predictor_cache()
 
 
 def test_predictor_cache(counted_builds):
-    seeded = parse_weights_spec("seeded:3")
-    a = service.get_predictor(MICRO, "cpu", seeded)
-    assert service.get_predictor(MICRO, "cpu", seeded) is a
-    b = service.get_predictor(MICRO, "cpu", parse_weights_spec("seeded:4"))
+    seeded, models = parse_weights_spec("seeded:3"), ModelCache()
+    a = models.video_predictor(MICRO, "cpu", seeded)
+    assert models.video_predictor(MICRO, "cpu", seeded) is a
+    b = models.video_predictor(MICRO, "cpu", parse_weights_spec("seeded:4"))
     assert b is not a and len(counted_builds) == 2
 
 
@@ -226,18 +225,19 @@ def test_plain_and_motion_aware_predictors_share_one_network(counted_builds):
     from sam2_plus.video.motion import MotionAwarePredictor
 
     seeded = parse_weights_spec("seeded:3")
-    plain = service.get_predictor(MICRO, "cpu", seeded)
-    motion = service.get_predictor(MICRO, "cpu", seeded, motion_aware=True)
+    models = ModelCache()
+    plain = models.video_predictor(MICRO, "cpu", seeded)
+    motion = models.video_predictor(MICRO, "cpu", seeded, motion_aware=True)
     assert isinstance(motion, MotionAwarePredictor) and not isinstance(plain, MotionAwarePredictor)
     assert motion.model is plain.model and len(counted_builds) == 1
 
 
 def test_preloaded_networks_are_never_evicted(counted_builds):
-    cache = service.ModelCache(capacity=1)
-    pinned = service.ModelKey.of(MICRO, "cpu", parse_weights_spec("seeded:1"))
+    cache = ModelCache(capacity=1)
+    pinned = ModelKey.of(MICRO, "cpu", parse_weights_spec("seeded:1"))
     cache.preload(pinned)
     for seed in (2, 3, 2):  # only one network besides the preloaded one is kept
-        cache.predictor(service.ModelKey.of(MICRO, "cpu", parse_weights_spec(f"seeded:{seed}")))
+        cache.predictor(ModelKey.of(MICRO, "cpu", parse_weights_spec(f"seeded:{seed}")))
     cache.predictor(pinned)
     assert [c[1].seed for c in counted_builds] == [1, 2, 3, 2]
     assert pinned in cache.keys() and len(cache.keys()) == 2

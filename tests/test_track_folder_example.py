@@ -14,11 +14,10 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from app_fakes import QuickPredictor, launch_app
+from app_fakes import QuickPredictor, StandInModels, launch_app
 from media_clips import pattern_frame, write_clip
 
 from micro_model import MICRO
-from sam2_plus import service
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.batch.store import STAGING_DIR, SUMMARY_FILE, VideoRecord
 from sam2_plus.media.export import read_results_json
@@ -84,13 +83,13 @@ def test_a_folder_through_the_space(tmp_path, monkeypatch):
 
     entered, release, retried = threading.Event(), threading.Event(), threading.Event()
     predictor = QuickPredictor(on_frame=lambda frame_idx: entered.is_set() or (entered.set(), release.wait(120)))
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: predictor)
     monkeypatch.setattr(example, "pause", lambda attempt: (retried.set(), time.sleep(0.1)))
     out = tmp_path / "out"
     argv = [str(videos), "--prompts", str(tmp_path / "prompts.json"), "--out", str(out), "--concurrency", "3",
             "--model", MICRO]
     limits = AppLimits(queue_size=1, gpu_concurrency=1)
-    with pytest.MonkeyPatch.context() as patch, launch_app(limits, patch, tmp_path / "app-tmp") as url:
+    with pytest.MonkeyPatch.context() as patch, \
+            launch_app(limits, patch, tmp_path / "app-tmp", models=StandInModels(predictor)) as url:
         statuses = []
         run = threading.Thread(target=lambda: statuses.append(example.main(argv + ["--space", url])))
         run.start()

@@ -16,7 +16,8 @@ import torch
 
 from conftest import REPO
 from media_clips import pattern_frame, write_clip
-from sam2_plus import build_model, postprocess, service
+from sam2_plus import build_model, postprocess
+from sam2_plus.provider import ModelCache
 from sam2_plus.app import hardware
 
 MODEL = "sam2.1-tiny"
@@ -55,24 +56,21 @@ def test_a_main_process_that_ran_cpu_threads_hangs_its_workers(tmp_path):
 
 
 @pytest.fixture
-def fresh_cache(monkeypatch):
-    service.clear_predictor_cache()
-    monkeypatch.setattr(service.models, "capacity", 2)
-    yield
-    service.clear_predictor_cache()
+def fresh_cache() -> ModelCache:
+    return ModelCache(capacity=2)
 
 
 def test_off_zero_gpu_nothing_is_built_at_start_and_no_offered_model_is_evicted(fresh_cache, monkeypatch):
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
-    started = hardware.prepare_models(["sam2++", "sam2.1-tiny", "sam2.1-small"], zero_gpu=False)
-    assert started == hardware.ModelsAtStart() and service.models.keys() == []
-    assert service.models.capacity == 3  # each is built on first use, once
+    started = hardware.prepare_models(["sam2++", "sam2.1-tiny", "sam2.1-small"], zero_gpu=False, cache=fresh_cache)
+    assert started == hardware.ModelsAtStart() and fresh_cache.keys() == []
+    assert fresh_cache.capacity == 3  # each is built on first use, once
 
 
 def test_a_model_without_weights_is_reported_and_left_to_its_first_call(fresh_cache, monkeypatch, tmp_path):
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", str(tmp_path / "missing.pt"))
     monkeypatch.setattr(hardware, "_stay_fork_safe", lambda: None)  # this test process keeps its threads
-    started = hardware.prepare_models([MODEL], zero_gpu=True)
+    started = hardware.prepare_models([MODEL], zero_gpu=True, cache=fresh_cache)
     assert started.built == () and "checkpoint file not found" in started.failed[MODEL]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
 import sys
 import traceback
 from pathlib import Path
@@ -38,13 +39,15 @@ def count_checkpoint_reads(log: str) -> None:
 
 
 def in_forked_worker(function, *args, timeout: float = WORKER_TIMEOUT):
-    """function(*args) in a process forked from this one: ("ok", result), ("error", traceback) or ("hung", None)."""
+    """function(*args) in a process forked from this one, the arguments pickled on the way as `spaces` sends
+    them: ("ok", result), ("error", traceback) or ("hung", None)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
+    pickled = pickle.dumps(args)
 
     def child():
         try:
-            send.send(("ok", function(*args)))
+            send.send(("ok", function(*pickle.loads(pickled))))
         except BaseException:  # noqa: BLE001 - reported to the parent
             send.send(("error", traceback.format_exc()))
 
@@ -65,6 +68,7 @@ def main(argv: list[str]) -> dict:
     import app
     from sam2_plus.app import hardware
     from sam2_plus.app.plan import plan_job
+    from sam2_plus.provider import shared_models
     from sam2_plus.service import prepare_request
 
     if unsafe:
@@ -74,13 +78,15 @@ def main(argv: list[str]) -> dict:
     options = json.dumps({"model": MODEL, "motion_aware": False})
     timeout = 15.0 if unsafe else WORKER_TIMEOUT
     # checked in the main process, as the app's handlers check them before calling a GPU function
-    job = plan_job(video, prompt, options, app.LIMITS).request
+    job = plan_job(video, prompt, options, app.LIMITS).job_spec(job_dir, Path(job_dir) / "stop")
     one_prompt = prepare_request(video, prompt, model=MODEL)
-    track = lambda: list(app.gpu_track(job, job_dir))[-1].result.frames_done  # noqa: E731
-    preview = lambda: app.gpu_preview(one_prompt).record.frame_idx  # noqa: E731
+    models = shared_models()  # the server's provider, which the GPU functions get as an argument
+    track = lambda spec, models: list(app.gpu_job(spec, models))[-1].result.frames_done  # noqa: E731
+    preview = lambda request, models: app.gpu_preview(request, None, models).record.frame_idx  # noqa: E731
     calls = {}
-    for name, call in (("preview 1", preview), ("preview 2", preview), ("tracking", track)):
-        calls[name] = list(in_forked_worker(call, timeout=timeout))
+    for name, call, argument in (("preview 1", preview, one_prompt), ("preview 2", preview, one_prompt),
+                                 ("tracking", track, job)):
+        calls[name] = list(in_forked_worker(call, argument, models, timeout=timeout))
         if calls[name][0] != "ok":
             break
     return {"main_pid": os.getpid(), "built": list(started.built),

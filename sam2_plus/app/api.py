@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from ..provider import ModelProvider, shared_models
 from .jobs import JobFiles, JobRunner, JobUpdate, run_job
 from .plan import plan_job
 from .settings import AppLimits
@@ -21,16 +22,17 @@ Keep = Callable[[Path], "str | os.PathLike"]  # a result file -> where it is ser
 
 def api_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any], options: str | Mapping | None,
             limits: AppLimits, session_files: SessionFiles, session_hash: Optional[str],
-            run: JobRunner = run_job, *, keep: Keep) -> Iterator[JobUpdate]:
-    """Check the call (`plan_job`: AppInputError / sam2_plus.errors.INPUT_ERRORS) and track it (`run`: run_job
-    or the app's spaces.GPU wrapper of it); the last update holds the result, whose files `keep` has placed
-    outside the job's folder (which is gone once this generator ends)."""
+            run: JobRunner = run_job, *, keep: Keep, models: Optional[ModelProvider] = None) -> Iterator[JobUpdate]:
+    """Check the call (`plan_job`: AppInputError / sam2_plus.errors.INPUT_ERRORS) and track it on `models` (the
+    server's; default: the process's shared ModelCache) with `run`: run_job or the app's spaces.GPU wrapper of it.
+    The last update holds the result, whose files `keep` has placed outside the job's folder (which is gone once
+    this generator ends)."""
     plan = plan_job(video, prompts, options, limits)
     folder = WorkDir.create("api")
     session_files.add(session_hash, folder.close)  # the client gone for good: stop the job, remove the folder
     folder.begin_job()
     try:
-        for update in run(*plan.job_arguments(folder.path, folder.stop.path)):
+        for update in run(plan.job_spec(folder.path, folder.stop.path), models or shared_models()):
             if update.result is not None:
                 update = replace(update, result=replace(update.result, files=kept(update.result.files, keep)))
             yield update

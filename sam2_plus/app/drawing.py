@@ -21,19 +21,19 @@ def draw_prompts(image: np.ndarray, objects: list[ObjectState], frame: int,
         return int(round(x * scale)), int(round(y * scale))
 
     for obj in objects:
-        draft = obj.prompts.get(frame)
-        if draft is None:
+        prompt = obj.prompts.get(frame)
+        if prompt is None:
             continue
-        if draft.mask is not None:
-            contours, _ = cv2.findContours(draft.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if prompt.mask is not None:
+            contours, _ = cv2.findContours(prompt.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             contours = [c * scale for c in contours]
             cv2.drawContours(image, contours, -1, (255, 255, 255), 3)
             cv2.drawContours(image, contours, -1, obj.color, 1)
-        if draft.box is not None:
-            x1, y1, x2, y2 = draft.box
+        if prompt.box is not None:
+            x1, y1, x2, y2 = prompt.box.tolist()
             cv2.rectangle(image, at(x1, y1), at(x2 - 1, y2 - 1), (255, 255, 255), 3)
             cv2.rectangle(image, at(x1, y1), at(x2 - 1, y2 - 1), obj.color, 1)
-        for (x, y), label in zip(draft.points, draft.labels):
+        for (x, y), label in prompt.clicks():
             _draw_click(image, at(x, y), obj.color, label == 1, radius)
     if corner is not None and corner[1] == frame:
         obj = next((o for o in objects if o.obj_id == corner[0]), None)

@@ -1,15 +1,16 @@
-"""One object's prompts as the UI edits them: clicks, a box or a mask per frame, following the rules of the
-prompts JSON (`sam2_plus/prompts.py`), and what a change of granularity keeps."""
+"""One object's prompts as the UI edits them: clicks, a box or a mask per frame (`prompt_rules.FramePrompt`, the
+prompt type of the prompts JSON and the API), under the table of what each task takes (`prompt_rules.TASK_RULES`),
+and what a change of granularity keeps (`prompt_rules.fitted`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from ..media.render import Color, color_for_id
-from ..media.rle import encode_rle
+from ..prompt_rules import TASK_RULES, FramePrompt, fitted, misfit
 from ..prompts import TASKS, PromptLimits
 from .errors import AppInputError
 
@@ -20,50 +21,25 @@ TOOLS = (POSITIVE, NEGATIVE, BOX, BRUSH, MASK_FILE)
 
 
 @dataclass
-class PromptDraft:
-    """One object's prompt on one frame, as edited: clicks and/or a box, or a mask."""
-
-    points: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)  # 1 positive, 0 negative
-    box: Optional[tuple[float, float, float, float]] = None  # x1, y1, x2, y2
-    mask: Optional[np.ndarray] = None  # HxW bool
-
-    def is_empty(self) -> bool:
-        return not self.points and self.box is None and self.mask is None
-
-    def to_json(self, frame: int) -> dict[str, Any]:
-        entry: dict[str, Any] = {"frame": frame}
-        if self.mask is not None:
-            entry["mask"] = encode_rle(self.mask)
-            return entry
-        if self.points:
-            entry["points"] = [[float(x), float(y)] for x, y in self.points]
-            entry["labels"] = list(self.labels)
-        if self.box is not None:
-            entry["box"] = [float(v) for v in self.box]
-        return entry
-
-
-@dataclass
 class ObjectState:
     obj_id: int
     name: str
     task: str = "mask"
-    prompts: dict[int, PromptDraft] = field(default_factory=dict)  # frame -> prompt
+    prompts: dict[int, FramePrompt] = field(default_factory=dict)  # frame -> its prompt (none empty)
 
     @property
     def color(self) -> Color:
         return color_for_id(self.obj_id)
 
     def frames(self) -> list[int]:
-        return sorted(frame for frame, draft in self.prompts.items() if not draft.is_empty())
+        return sorted(frame for frame, prompt in self.prompts.items() if not prompt.is_empty())
 
     def to_json(self) -> dict[str, Any]:
         frames = self.frames()
         if not frames:
             raise AppInputError(f"object {self.obj_id} ({self.name}) has no prompt yet: give it a click, a box or a "
                                 "mask on some frame, or remove it")
-        return {"id": self.obj_id, "task": self.task, "prompts": [self.prompts[f].to_json(f) for f in frames]}
+        return {"id": self.obj_id, "task": self.task, "prompts": [self.prompts[f].to_json() for f in frames]}
 
     def where(self) -> str:
         frames = self.frames()
@@ -75,22 +51,24 @@ class ObjectState:
 
 def add_click(obj: ObjectState, frame: int, x: float, y: float, positive: bool) -> str:
     """Add a click to an object's prompt on a frame; returns a note for people ("" when none)."""
-    draft = obj.prompts.setdefault(frame, PromptDraft())
-    if obj.task == "box":
-        raise AppInputError(f"{obj.name} has the box granularity: draw a box with the '{BOX}' tool")
-    if obj.task == "point":
+    rule, prompt = TASK_RULES[obj.task], obj.prompts.get(frame, FramePrompt(frame))
+    if "clicks" not in rule.takes:
+        raise AppInputError(f"{obj.name} has the {obj.task} granularity: draw a box with the '{BOX}' tool")
+    if rule.points is not None:  # a fixed number of positive clicks: the click replaces the last
         if not positive:
-            raise AppInputError(f"{obj.name} has the point granularity: it takes one positive click per frame")
-        draft.points, draft.labels = [(x, y)], [1]
-        return "the point granularity takes one point per frame: the click replaces the previous one"
+            raise AppInputError(f"{obj.name} has the {obj.task} granularity: it takes one positive click per frame")
+        clicks = [point for point, _ in prompt.clicks()][:rule.points - 1] + [(x, y)]
+        obj.prompts[frame] = FramePrompt.of(frame, clicks)
+        return f"the {obj.task} granularity takes one point per frame: the click replaces the previous one"
     note = ""
-    if draft.mask is not None:
-        draft.mask = None
+    if prompt.mask is not None:
+        prompt = FramePrompt(frame)
         note = "clicks cannot be combined with a mask on the same frame: the mask was replaced"
-    if len(draft.points) >= PromptLimits().max_points_per_prompt:
-        raise AppInputError(f"{obj.name} already has {len(draft.points)} clicks on frame {frame}, the most allowed")
-    draft.points.append((x, y))
-    draft.labels.append(1 if positive else 0)
+    clicks = prompt.clicks()
+    if len(clicks) >= PromptLimits().max_points_per_prompt:
+        raise AppInputError(f"{obj.name} already has {len(clicks)} clicks on frame {frame}, the most allowed")
+    clicks.append(((x, y), 1 if positive else 0))
+    obj.prompts[frame] = FramePrompt.of(frame, [p for p, _ in clicks], [label for _, label in clicks], prompt.box)
     return note
 
 
@@ -99,78 +77,67 @@ def set_box(obj: ObjectState, frame: int, box: tuple[float, float, float, float]
     y1, y2 = sorted((box[1], box[3]))
     if x1 == x2 or y1 == y2:
         raise AppInputError("the two corners of a box must differ in both x and y")
-    if obj.task == "point":
-        raise AppInputError(f"{obj.name} has the point granularity: give it one positive click")
-    draft = obj.prompts.setdefault(frame, PromptDraft())
+    rule = TASK_RULES[obj.task]
+    if "box" not in rule.takes:
+        raise AppInputError(f"{obj.name} has the {obj.task} granularity: give it one positive click")
+    prompt = obj.prompts.get(frame, FramePrompt(frame))
     note = ""
-    if draft.mask is not None:
-        draft.mask = None
+    if prompt.mask is not None:
+        prompt = FramePrompt(frame)
         note = "a box cannot be combined with a mask on the same frame: the mask was replaced"
-    if obj.task == "box":
-        draft.points, draft.labels = [], []
-    draft.box = (x1, y1, x2, y2)
+    if "clicks" not in rule.takes:
+        prompt = FramePrompt(frame)
+    obj.prompts[frame] = replace(prompt, box=np.array([x1, y1, x2, y2], np.float32))
     return note
 
 
 def set_mask(obj: ObjectState, frame: int, mask: np.ndarray) -> str:
-    """A painted or uploaded mask as the object's prompt on `frame`: only the mask granularity takes one (a
-    box or point object refuses it rather than silently making a box or a point of it)."""
-    if obj.task != "mask":
-        instead = (f"draw a box with the '{BOX}' tool" if obj.task == "box"
+    """A painted or uploaded mask as the object's prompt on `frame`: only a granularity that takes a mask takes
+    one (a box or point object refuses it rather than silently making a box or a point of it)."""
+    if misfit(obj.task, {"mask"}) is not None:
+        instead = (f"draw a box with the '{BOX}' tool" if "box" in TASK_RULES[obj.task].takes
                    else f"give it one positive click with the '{POSITIVE}' tool")
         raise AppInputError(f"{obj.name} has the {obj.task} granularity, which takes no mask: {instead}, or set its "
                             "granularity to mask to prompt it with a painted or uploaded mask")
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise AppInputError("the mask is empty: paint over the object (or upload a PNG with nonzero object pixels)")
-    obj.prompts[frame] = PromptDraft(mask=mask)
+    obj.prompts[frame] = FramePrompt(frame, mask=mask)
     return ""
 
 
 def convert_task(obj: ObjectState, task: str) -> str:
-    """Give an object another granularity, keeping the prompts that fit it; returns a note."""
+    """Give an object another granularity, keeping of each prompt what fits it (`prompt_rules.fitted`); returns a
+    note."""
     if task not in TASKS:
         raise AppInputError(f"unknown granularity {task!r}; choose one of {', '.join(TASKS)}")
     dropped: list[int] = []
-    if task != "mask":
-        for frame, draft in list(obj.prompts.items()):
-            converted = _convert_draft(draft, task)
-            if converted is None:
-                dropped.append(frame)
-                del obj.prompts[frame]
-            else:
-                obj.prompts[frame] = converted
+    for frame, prompt in list(obj.prompts.items()):
+        converted = fitted(prompt, task)
+        if converted is None:
+            dropped.append(frame)
+            del obj.prompts[frame]
+        else:
+            obj.prompts[frame] = converted
     obj.task = task
     if not dropped:
         return ""
     return f"prompts that the {task} granularity cannot take were removed (frames {', '.join(map(str, dropped))})"
 
 
-def _convert_draft(draft: PromptDraft, task: str) -> Optional[PromptDraft]:
-    if task == "box":
-        box = draft.box if draft.box is not None else (mask_bbox(draft.mask) if draft.mask is not None else None)
-        return None if box is None else PromptDraft(box=box)
-    positives = [p for p, label in zip(draft.points, draft.labels) if label == 1]
-    return PromptDraft(points=positives[:1], labels=[1]) if positives else None
-
-
 def undo(obj: ObjectState, frame: int) -> None:
     """Remove the last click of a frame, else its box, else its mask."""
-    draft = obj.prompts.get(frame)
-    if draft is None or draft.is_empty():
+    prompt = obj.prompts.get(frame)
+    if prompt is None or prompt.is_empty():
         raise AppInputError(f"{obj.name} has no prompt on frame {frame}")
-    if draft.points:
-        draft.points.pop()
-        draft.labels.pop()
-    elif draft.box is not None:
-        draft.box = None
+    clicks = prompt.clicks()[:-1]
+    if prompt.points is not None:
+        prompt = FramePrompt.of(frame, [p for p, _ in clicks], [label for _, label in clicks], prompt.box)
+    elif prompt.box is not None:
+        prompt = replace(prompt, box=None)
     else:
-        draft.mask = None
-    if draft.is_empty():
+        prompt = FramePrompt(frame)
+    if prompt.is_empty():
         del obj.prompts[frame]
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    else:
+        obj.prompts[frame] = prompt

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..jobs import JobSpec
+from ..provider import ModelProvider
 from .errors import QueueFullError
 from .jobs import JobRunner, JobUpdate, counted
 from .settings import env_name
@@ -117,9 +119,9 @@ class GpuSlots:
     def runner(self, run: JobRunner, on_wait: WaitReport) -> JobRunner:
         """`run` (a JobRunner) holding a slot from its first update to its last, lending it between steps."""
 
-        def run_held(*args) -> Iterator[JobUpdate]:
+        def run_held(spec: JobSpec, models: ModelProvider) -> Iterator[JobUpdate]:
             with self.held(on_wait) as lender:
-                yield from (run(*args, between_steps=lender) if self.lending else run(*args))
+                yield from (run(spec, models, between_steps=lender) if self.lending else run(spec, models))
 
         return run_held
 

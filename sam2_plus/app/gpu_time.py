@@ -33,11 +33,11 @@ later measured SAM 2++ at 37.8 frames/s with one object and 13.5 with 16, where 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Optional
 
 from ..config import canonical_model_name
 from ..effects.settings import EffectSettings
-from ..service import TrackRequest
+from ..jobs import JobSpec
 
 MODEL_FRAME_SECONDS = {
     "sam2.1-tiny": 1 / 47.2,
@@ -72,8 +72,7 @@ def media_frame_seconds(effects: Optional[EffectSettings] = None) -> float:
     return seconds
 
 
-def job_gpu_seconds(request: TrackRequest, job_dir: Any = None, stop_file: Any = None, export_formats: Any = (),
-                    effects: Optional[EffectSettings] = None, **__: Any) -> int:
-    """The GPU seconds of a checked tracking request with its `effects`; also `spaces.GPU(duration=...)` of the
-    tracking job, which calls it with the job's own arguments (app/jobs.py's `run_job`)."""
-    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model, effects)
+def tracking_gpu_seconds(spec: JobSpec) -> int:
+    """The GPU seconds of a checked tracking job: its frames and objects, its model and its effects."""
+    request = spec.request
+    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model, spec.effects)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import postprocess, service
+from .. import postprocess
+from ..provider import ModelCache, ModelKey, shared_models
 from ..weights import CheckpointError
 
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"
@@ -48,12 +49,14 @@ class ModelsAtStart:
     failed: Mapping[str, str] = field(default_factory=dict)
 
 
-def prepare_models(models: Iterable[str], zero_gpu: bool | None = None) -> ModelsAtStart:
-    """Make every offered model one build per process (see the module's doc). Call before the server starts.
-    A model that cannot be built now (no checkpoint) is logged and left to its first call, which then says
-    why to the user."""
+def prepare_models(models: Iterable[str], zero_gpu: bool | None = None,
+                   cache: ModelCache | None = None) -> ModelsAtStart:
+    """Make every offered model one build per process in `cache` (default: the process's shared ModelCache, the
+    one the app serves; see the module's doc). Call before the server starts. A model that cannot be built now
+    (no checkpoint) is logged and left to its first call, which then says why to the user."""
     models = tuple(models)
-    service.models.capacity = max(service.models.capacity, len(models))  # none is ever evicted
+    cache = cache or shared_models()
+    cache.capacity = max(cache.capacity, len(models))  # none is ever evicted
     postprocess.start_cuda_extension_build()  # where CUDA and a compiler are present; never waited for
     if not (on_zero_gpu() if zero_gpu is None else zero_gpu):
         return ModelsAtStart()
@@ -61,7 +64,7 @@ def prepare_models(models: Iterable[str], zero_gpu: bool | None = None) -> Model
     built, failed = [], {}
     for model in models:
         try:
-            service.models.preload(service.ModelKey.of(model))
+            cache.preload(ModelKey.of(model))
             built.append(model)
         except (CheckpointError, ValueError, OSError) as error:
             failed[model] = str(error)

@@ -1,6 +1,8 @@
-"""A tracking job: the service's `run_tracking` in a worker thread, streamed as `JobUpdate`s (progress, live
-frames, and at the end the result files). `run_job` is pure (a checked request and files in, files out), so
-ZeroGPU can run it in another process; Stop is a file (`StopSignal`) for the same reason."""
+"""A job (`sam2_plus.jobs.JobSpec`) run and streamed as `JobUpdate`s (progress, live frames, and at the end the
+result files). `run_job` is pure (a checked spec and files in, files out), so ZeroGPU can run it in another
+process; Stop is a file (`StopSignal`) for the same reason. Each mode has one entry in `RUNNERS`: how it runs and
+how much GPU time it asks for (`job_gpu_seconds`). A tracking job is the service's `run_tracking` in a worker
+thread."""
 
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from ..media import export
 from ..media.decode import FrameSource
 from ..media.render import TrackRenderer
 from ..review import ObservationLog, ReviewReport
-from ..service import (StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackRequest, TrackSummary,
-                       run_tracking)
+from ..jobs import JobMode, JobSpec
+from ..provider import ModelProvider, shared_models
+from ..service import StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackSummary, run_tracking
+from .gpu_time import tracking_gpu_seconds
 from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
@@ -114,7 +118,7 @@ class JobUpdate:
     result: Optional[JobResult] = None
 
 
-JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's (the app's GPU slots add between_steps=)
+JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's: (spec, models, between_steps=None)
 
 
 def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = (),
@@ -128,18 +132,30 @@ def job_outputs(job_dir: str | os.PathLike, export_formats: tuple[str, ...] = ()
                         effects=effect_outputs, records=folder / OUTPUT_NAMES["records"])
 
 
-def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None,
-            export_formats: tuple[str, ...] = (), effects: Optional[EffectSettings] = None,
+def run_job(spec: JobSpec, models: Optional[ModelProvider] = None,
             between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
-    """Track a checked request (`plan.plan_job`) through the service in a worker thread and stream its
-    progress; `export_formats` go into the results ZIP, `effects` make the effect video and cut-outs (both
-    options checked by the plan too). Pure: a request and files in, files out. `between_steps()` runs in the
-    worker before each prompt and each frame (the app's GPU slots lend the model there: gpu_slots.Lender).
+    """Run a checked job (`plan.plan_job`) by its mode's runner on `models` (default: the process's shared
+    ModelCache) and stream its updates, the last with the result. `between_steps()` runs before each step of the
+    model, while it is idle (the app's GPU slots lend the model there: gpu_slots.Lender)."""
+    return _runner(spec).run(spec, models or shared_models(), between_steps)
 
-    Stop: the job ends at the next frame when `stop_file` exists, or when this generator is closed;
+
+def job_gpu_seconds(spec: JobSpec, *_: Any, **__: Any) -> int:
+    """The GPU seconds a checked job asks for; also `spaces.GPU(duration=...)` of the app's job function, which
+    calls it with that function's own arguments."""
+    return _runner(spec).gpu_seconds(spec)
+
+
+def track_job(spec: JobSpec, models: ModelProvider,
+              between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+    """A tracking job through the service in a worker thread, its progress streamed; the spec's export formats
+    go into the results ZIP, its effects make the effect video and cut-outs (both checked by the plan too).
+
+    Stop: the job ends at the next frame when the spec's stop file exists, or when this generator is closed;
     either way the outputs hold the frames tracked so far and are complete files."""
-    outputs = job_outputs(job_dir, export_formats, effects)
-    stop = StopSignal(Path(stop_file)) if stop_file else None
+    request, job_dir = spec.request, spec.folder()
+    outputs = job_outputs(job_dir, spec.export_formats, spec.effects)
+    stop = StopSignal(Path(spec.stop_file)) if spec.stop_file else None
     removed = RemovedObjects.of(job_dir)
     closed = threading.Event()
     events: "queue.Queue[Any]" = queue.Queue()
@@ -150,7 +166,7 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
             summary = run_tracking(request, outputs, progress=events.put,
                                    should_stop=lambda: closed.is_set() or (stop is not None and stop.is_set()),
                                    on_result=latest.set, removed=removed.read,
-                                   between_steps=between_steps)
+                                   between_steps=between_steps, models=models)
             events.put(summary)
         except BaseException as error:  # handed to the consumer, raised there
             events.put(error)
@@ -158,11 +174,31 @@ def run_job(request: TrackRequest, job_dir: str, stop_file: Optional[str] = None
     worker = threading.Thread(target=work, name="sam2plus-job", daemon=True)
     worker.start()
     try:
-        yield from _stream(events, latest, request.video, live_renderer(request.tasks, effects),
-                           RenderSettings(effects, export_formats))
+        yield from _stream(events, latest, request.video, live_renderer(request.tasks, spec.effects),
+                           RenderSettings(spec.effects, spec.export_formats))
     finally:
         closed.set()
         worker.join()
+
+
+@dataclass(frozen=True)
+class ModeRunner:
+    """How the jobs of one mode run (streamed updates, the last with the result) and the GPU seconds they ask."""
+
+    run: Callable[[JobSpec, ModelProvider, Optional[StepCallback]], Iterator[JobUpdate]]
+    gpu_seconds: Callable[[JobSpec], int]
+
+
+RUNNERS: dict[JobMode, ModeRunner] = {
+    "track": ModeRunner(track_job, tracking_gpu_seconds),
+}
+
+
+def _runner(spec: JobSpec) -> ModeRunner:
+    try:
+        return RUNNERS[spec.mode]
+    except KeyError:
+        raise ValueError(f"this app runs no {spec.mode} job (it runs {', '.join(RUNNERS)})") from None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Checks of a tracking job before any GPU work, where a job enters (a Track click, a /track call): the video
 against the limits (the job's one probe), the options, the prompts against the video (their one parse), the
-model's tasks, the weights file and the GPU time. What passes is a `JobPlan`, carried checked to the GPU."""
+model's tasks, the weights file and the GPU time. What passes is a `JobPlan`, whose `JobSpec` is carried checked to
+the GPU."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any, Optional
 
 from ..effects.settings import EffectError
 from ..exports import ExportError, check_export_formats
-from ..service import TrackRequest, prepare_request
+from ..jobs import JobSpec, TrackRequest
+from ..service import prepare_request
 from .errors import AppInputError
-from .gpu_time import job_gpu_seconds
+from .jobs import job_gpu_seconds
 from .options import TrackOptions, parse_options
 from .settings import AppLimits, env_name
 
@@ -23,9 +25,13 @@ from .settings import AppLimits, env_name
 class JobPlan:
     """A job that passed every check that needs no model."""
 
-    request: TrackRequest  # what the GPU function tracks
+    spec: JobSpec  # what the GPU function runs, once placed in a folder (`job_spec`)
     options: TrackOptions
     gpu_seconds: int
+
+    @property
+    def request(self) -> TrackRequest:
+        return self.spec.request
 
     @property
     def video(self) -> Path:
@@ -39,10 +45,10 @@ class JobPlan:
     def objects(self) -> int:
         return len(self.request.objects)
 
-    def job_arguments(self, job_dir: str | os.PathLike, stop_file: str | os.PathLike) -> tuple:
-        """`jobs.run_job`'s arguments (those app.py's spaces.GPU function and its duration get): the request
-        and the options its outputs need."""
-        return self.request, str(job_dir), str(stop_file), self.options.export_formats, self.options.effects
+    def job_spec(self, job_dir: str | os.PathLike, stop_file: str | os.PathLike) -> JobSpec:
+        """The job as app.py's spaces.GPU function (and its duration) gets it: writing into `job_dir`, stopped by
+        `stop_file`."""
+        return self.spec.in_folder(job_dir, stop_file)
 
 
 def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any],
@@ -62,9 +68,10 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
             parsed.effects.check_objects(request.tasks)
     except (ExportError, EffectError) as e:
         raise AppInputError(f"invalid options: {e}") from None
-    seconds = job_gpu_seconds(request, effects=parsed.effects)
+    spec = JobSpec("track", request, parsed.export_formats, parsed.effects)
+    seconds = job_gpu_seconds(spec)
     if seconds > limits.max_gpu_seconds:
         raise AppInputError(f"{len(request.objects)} objects through {info.num_frames} frames need about "
                             f"{seconds} s of GPU time; the limit is {limits.max_gpu_seconds} s "
                             f"({env_name('max_gpu_seconds')}). Track fewer objects or a shorter video")
-    return JobPlan(request, parsed, seconds)
+    return JobPlan(spec, parsed, seconds)

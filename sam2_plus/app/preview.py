@@ -9,8 +9,9 @@ from typing import Optional
 
 from ..media import export
 from ..media.decode import FrameSource
-from .. import service
-from ..service import TrackRequest, to_frame_record
+from ..jobs import TrackRequest
+from ..provider import ModelProvider, shared_models
+from ..service import to_frame_record
 from .errors import AppInputError
 from .feature_store import CachedFeatures, features_key, to_device
 from .jobs import VIEW_CACHE_BYTES
@@ -26,12 +27,14 @@ class PreviewOutput:
     encoded: bool = True  # whether that time includes the image encoder (False: it started from cached features)
 
 
-def preview_prompt(request: TrackRequest) -> export.FrameRecord:
-    """The result of a checked request of one object with one prompt (`AppSession.preview_request`)."""
-    return preview_with_features(request).record
+def preview_prompt(request: TrackRequest, models: Optional[ModelProvider] = None) -> export.FrameRecord:
+    """The result of a checked request of one object with one prompt (`AppSession.preview_request`) on `models`
+    (default: the process's shared ModelCache)."""
+    return preview_with_features(request, models=models).record
 
 
-def preview_with_features(request: TrackRequest, cached: Optional[CachedFeatures] = None) -> PreviewOutput:
+def preview_with_features(request: TrackRequest, cached: Optional[CachedFeatures] = None,
+                          models: Optional[ModelProvider] = None) -> PreviewOutput:
     """`preview_prompt` that starts from `cached` image features when they are the prompted frame's (same
     video file, frame, model and weights) and returns the frame's features: a fresh predictor session on the
     video holding only that prompt, as the tracking run computes that conditioning frame."""
@@ -40,7 +43,8 @@ def preview_with_features(request: TrackRequest, cached: Optional[CachedFeatures
     obj = request.objects[0]
     prompt = obj.prompts[0]
     key = features_key(request, prompt.frame)
-    predictor = service.get_predictor(request.model, request.device, request.weights, request.motion_aware)
+    predictor = (models or shared_models()).video_predictor(request.model, request.device, request.weights,
+                                                             request.motion_aware)
     with FrameSource(request.video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         started = time.perf_counter()
         state = predictor.init_state(frames)

@@ -28,6 +28,7 @@ from ..media.decode import FrameSource, VideoInfo
 from ..media.render import TrackRenderer
 from ..outputs import RecordError, RecordFile
 from ..prompts import PromptError
+from ..provider import ModelProvider, shared_models
 from ..review import ReviewReport
 from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
@@ -86,14 +87,17 @@ class AppSession:
     view_frame: int = 0  # the frame the frame view showed last (a rejoined page shows it)
     pages: int = 1  # the pages' gr.States holding this session (a reloaded page rejoins it: `release`)
     cleared: bool = False  # its video was cleared: its files are gone, its objects wait for the next video
+    models: ModelProvider = field(default_factory=shared_models, repr=False)  # its previews' and jobs' (the server's)
     _frames: Optional[FrameSource] = field(default=None, repr=False)
     _overlay: Optional[FrameSource] = field(default=None, repr=False)
     _records: Optional[RecordFile] = field(default=None, repr=False)  # the results' records, read once
     _rendering: threading.Lock = field(default_factory=threading.Lock, repr=False)  # held by a re-render
 
     @classmethod
-    def open(cls, video: str | os.PathLike, limits: AppLimits, root: Optional[Path] = None) -> "AppSession":
-        """A session for an uploaded video (checked against the limits), with one empty object."""
+    def open(cls, video: str | os.PathLike, limits: AppLimits, root: Optional[Path] = None,
+             models: Optional[ModelProvider] = None) -> "AppSession":
+        """A session for an uploaded video (checked against the limits), with one empty object; its previews and
+        jobs run on `models` (default: the process's shared ModelCache)."""
         info = limits.check_video(video)
         files = WorkDir.create("sessions", root)
         own = files.path / f"video{Path(video).suffix.lower()}"
@@ -101,7 +105,7 @@ class AppSession:
             os.link(video, own)  # the upload cache may be cleaned before the session ends
         except OSError:
             shutil.copyfile(video, own)
-        session = cls(files=files, video=own, info=info)
+        session = cls(files=files, video=own, info=info, models=models or shared_models())
         session.add_object()
         return session
 
@@ -363,7 +367,7 @@ class AppSession:
     def preview_json(self, obj_id: int, frame: int) -> str:
         """The prompts JSON of one object's prompt on one frame (the preview's input)."""
         obj = self.objects[obj_id]
-        prompt = obj.prompts[frame].to_json(frame)
+        prompt = obj.prompts[frame].to_json()
         return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
 
     def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
@@ -401,7 +405,7 @@ class AppSession:
     def _job_updates(self, plan: JobPlan, job_dir: Path, run: JobRunner) -> Iterator[JobUpdate]:
         result = None
         try:
-            for update in run(*plan.job_arguments(job_dir, self.stop.path)):
+            for update in run(plan.job_spec(job_dir, self.stop.path), self.models):
                 result = update.result or result
                 yield update
         finally:

@@ -9,8 +9,8 @@
 Every prompt call and every propagated frame returns a `FrameResult`. Coordinates are pixels of the
 source video; masks come back at video resolution.
 
-The predictor is the API over smaller pieces, one module each: `prompt_inputs` (the API's prompts checked
-and turned into model inputs), `stepper` (the model on one frame for a batch of objects, outputs kept as
+The predictor is the API over smaller pieces, one module each: `session` (one video's `TrackingSession`),
+`prompt_inputs` (the API's prompts checked and turned into model inputs), `stepper` (the model on one frame for a batch of objects, outputs kept as
 memory) with `features` (a session's image features, the next frames prepared on a helper thread),
 `tracker` (an object's prompts and memory; the step itself), `rules` (SAM 2's rules of tracking, which
 motion-aware tracking replaces per session), `eviction` (which tracked frames the memory keeps) and
@@ -20,9 +20,7 @@ motion-aware tracking replaces per session), `eviction` (which tracked frames th
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -30,53 +28,17 @@ from .eviction import clear_around, evict_unreachable, memory_reach
 from .features import FeatureCache
 from ..media.decode import FrameSource
 from ..modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
-from .prompt_inputs import (Clicks, box_of_mask, check_clicks, check_mask, frame_index, mask_input, object_id,
-                            point_heatmap)
-from ..prompts import FramePrompt, PromptError
-from .results import FrameResult, ResultInTransit, VideoFrame, send_result
+from .prompt_inputs import (box_of_mask, check_clicks, check_mask, check_mask_task, frame_index, mask_input,
+                            object_id, point_heatmap, point_prompt)
+from ..prompt_rules import TASK_RULES, FramePrompt
+from ..prompts import PromptError
+from .results import FrameResult, ResultInTransit, send_result
 from .rules import TrackingRules
+from .session import TrackingSession, UnknownObjectError
 from .stepper import FrameStepper
 from .tracker import FrameOutput, TrackedObject
 
 __all__ = ["FrameResult", "PromptError", "TrackingSession", "UnknownObjectError", "VideoPredictor"]
-
-
-class UnknownObjectError(KeyError):
-    """An object id the session does not have."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-@dataclass
-class TrackingSession:
-    """Everything the predictor knows about one video: frames, objects, their prompts and memory."""
-
-    frames: Any  # indexable: frames[i] -> HxWx3 uint8 RGB
-    num_frames: int
-    video_height: int
-    video_width: int
-    device: torch.device
-    storage_device: torch.device
-    features: FeatureCache  # image features of the frame visited last, and the frames being prepared
-    rules: TrackingRules  # SAM 2's, or motion-aware tracking's with its state per object
-    objects: "OrderedDict[int, TrackedObject]" = field(default_factory=OrderedDict)
-    maskmem_pos_enc: Optional[torch.Tensor] = None  # identical for every frame and object
-
-    @property
-    def obj_ids(self) -> list[int]:
-        return list(self.objects)
-
-    def tracked_object(self, obj_id: int) -> TrackedObject:
-        try:
-            return self.objects[obj_id]
-        except KeyError:
-            raise UnknownObjectError(f"unknown object id {obj_id!r}; this session has {self.obj_ids}") from None
-
-    def video_frame(self) -> VideoFrame:
-        """The frame a result is drawn to: size, object order and tasks."""
-        objects = list(self.objects.values())
-        return VideoFrame(self.video_height, self.video_width, [o.obj_id for o in objects], [o.task for o in objects])
 
 
 class VideoPredictor:
@@ -187,13 +149,13 @@ class VideoPredictor:
     ) -> FrameResult:
         """Clicks and/or a box for one object on one frame (pixels of the source video).
 
-        mask task: any clicks (label 1 positive, 0 negative) and/or a box; box task: a box, optionally
-        with clicks; point task: exactly one positive point (encoded as SAM 2++'s Gaussian heatmap)."""
+        mask task: any clicks (label 1 positive, 0 negative) and/or a box; box task: exactly a box; point
+        task: exactly one positive point (encoded as SAM 2++'s Gaussian heatmap); prompt_rules.TASK_RULES."""
         frame_idx = frame_index(frame_idx, session.num_frames)
         obj = self._object(session, obj_id, task)
         with self._dropped_when_refused(session, obj):
-            clicks = check_clicks(points, labels, box, obj.task, session.video_width, session.video_height,
-                                  normalize_coords)
+            clicks = check_clicks(frame_idx, points, labels, box, obj.task, session.video_width,
+                                  session.video_height, normalize_coords)
             if box is not None and not clear_old_points:
                 raise PromptError("a box must be the first prompt of a frame; use clear_old_points=True")
         return self._add_clicks(session, obj, frame_idx, clicks, clear_old_points, normalize_coords)
@@ -208,8 +170,7 @@ class VideoPredictor:
         frame_idx = frame_index(frame_idx, session.num_frames)
         obj = self._object(session, obj_id, task)
         with self._dropped_when_refused(session, obj):
-            if obj.task == "point":
-                raise PromptError("the point task takes one point per object, not a mask")
+            check_mask_task(obj.task)
             model_mask = mask_input(check_mask(mask, session.video_height, session.video_width), self.image_size,
                                     self.device)
         return self._add_mask(session, obj, frame_idx, model_mask)
@@ -221,7 +182,7 @@ class VideoPredictor:
         obj = self._object(session, obj_id, task)
         if prompt.mask is not None:
             return self._add_mask(session, obj, prompt.frame, mask_input(prompt.mask, self.image_size, self.device))
-        return self._add_clicks(session, obj, prompt.frame, Clicks.of(prompt), clear_old_points=True)
+        return self._add_clicks(session, obj, prompt.frame, prompt, clear_old_points=True)
 
     def _object(self, session: TrackingSession, obj_id, task: Optional[str]) -> TrackedObject:
         """The session's object `obj_id`, added on its first prompt; a prompt cannot change its task."""
@@ -246,10 +207,10 @@ class VideoPredictor:
                 session.objects.pop(obj.obj_id, None)
             raise
 
-    def _add_clicks(self, session: TrackingSession, obj: TrackedObject, frame_idx: int, clicks: Clicks,
+    def _add_clicks(self, session: TrackingSession, obj: TrackedObject, frame_idx: int, clicks: FramePrompt,
                     clear_old_points: bool, normalize_coords: bool = True) -> FrameResult:
-        prompt = clicks.point_prompt(session.video_width, session.video_height, self.image_size, self.device,
-                                     normalize_coords)
+        prompt = point_prompt(clicks, session.video_width, session.video_height, self.image_size, self.device,
+                              normalize_coords)
         old = obj.point_inputs.get(frame_idx)
         if obj.task != "point" and not clear_old_points and old is not None:
             prompt = old.concat(prompt)
@@ -270,9 +231,9 @@ class VideoPredictor:
             if frame_idx not in obj.frames_tracked and not bool(model_mask.any()):
                 raise PromptError(f"the mask for object {obj.obj_id} on frame {frame_idx} is empty; "
                                   "an empty mask can only mark a tracked object as absent on a tracked frame")
-            if obj.task == "box":
+            if TASK_RULES[obj.task].mask_as_box:
                 prompt = box_of_mask(model_mask, self.device)
-        if obj.task == "box":
+        if prompt is not None:
             obj.point_inputs[frame_idx] = prompt
         else:
             obj.point_inputs.pop(frame_idx, None)

@@ -1,16 +1,17 @@
-"""The predictor's prompt inputs: what its Python API is given (pixels of the video, any array type) checked,
-and then, like the prompts of the prompts JSON (`prompts.FramePrompt`, checked by `prompts.parse_prompts`
-where they entered), turned into model inputs in the model's image_size x image_size space.
+"""The predictor's prompt inputs: what its Python API is given (pixels of the video, any array type) checked
+against the task's rule (`prompt_rules.TASK_RULES`) into the one prompt type (`prompt_rules.FramePrompt`), and
+then, like the prompts of the prompts JSON (checked by `prompts.parse_prompts` where they entered), turned into
+model inputs in the model's image_size x image_size space.
 
-    clicks = check_clicks(points, labels, box, task, width, height)    # the API's clicks and/or box
-    prompt = clicks.point_prompt(width, height, image_size, device)     # -> PointPrompt
-    mask = check_mask(mask, height, width)                              # the API's mask
-    model_mask = mask_input(mask, image_size, device)                   # -> [1, 1, S, S]
+    clicks = check_clicks(frame, points, labels, box, task, width, height)  # the API's clicks and/or box
+    prompt = point_prompt(clicks, width, height, image_size, device)         # -> PointPrompt
+    check_mask_task(task)                                                    # the API's mask: its task takes one
+    mask = check_mask(mask, height, width)
+    model_mask = mask_input(mask, image_size, device)                        # -> [1, 1, S, S]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -19,40 +20,27 @@ import torch.nn.functional as F
 
 from ..config import TrackerConfig
 from ..modeling.sam2_model import PointPrompt, gaussian_heatmap
-from ..prompts import FramePrompt, PromptError
+from ..prompt_rules import TASK_RULES, FramePrompt, Misfit, misfit
+from ..prompts import PromptError
 from .results import mask_bbox
 
 BOX_CORNER_LABELS = (2, 3)  # a box is two points with these labels: top-left, bottom-right
 
 
-@dataclass(frozen=True)
-class Clicks:
-    """One frame's clicks and/or box for one object, checked, in pixels of the video (or in [0, 1] when the
-    caller's coordinates are normalised already)."""
-
-    points: np.ndarray  # [K, 2] float32 (x, y)
-    labels: np.ndarray  # [K] int32, 1 positive / 0 negative
-    box: Optional[np.ndarray] = None  # [4] float32 x1 < x2, y1 < y2 (or equal)
-
-    @classmethod
-    def of(cls, prompt: FramePrompt) -> "Clicks":
-        """The clicks and box of a prompt of the prompts JSON."""
-        points = np.zeros((0, 2), np.float32) if prompt.points is None else prompt.points
-        labels = np.zeros(0, np.int32) if prompt.labels is None else prompt.labels
-        return cls(points, labels, prompt.box)
-
-    def point_prompt(self, width: int, height: int, image_size: int, device: torch.device,
-                     normalize_coords: bool = True) -> PointPrompt:
-        """The clicks in model coordinates, the box first as two corner points."""
-        points, labels = self.points, self.labels
-        if self.box is not None:
-            points = np.concatenate([self.box.reshape(2, 2), points], axis=0)
-            labels = np.concatenate([np.array(BOX_CORNER_LABELS, np.int32), labels])
-        coords = torch.from_numpy(np.ascontiguousarray(points, np.float32))[None]
-        if normalize_coords:
-            coords = coords / torch.tensor([width, height], dtype=torch.float32)
-        coords = coords * image_size
-        return PointPrompt(coords.to(device), torch.from_numpy(np.asarray(labels, np.int32))[None].to(device))
+def point_prompt(prompt: FramePrompt, width: int, height: int, image_size: int, device: torch.device,
+                 normalize_coords: bool = True) -> PointPrompt:
+    """A prompt's clicks and/or box in model coordinates, the box first as two corner points (its coordinates are
+    pixels of the video, or in [0, 1] when the caller's are normalised already: `normalize_coords=False`)."""
+    points = np.zeros((0, 2), np.float32) if prompt.points is None else prompt.points
+    labels = np.zeros(0, np.int32) if prompt.labels is None else prompt.labels
+    if prompt.box is not None:
+        points = np.concatenate([prompt.box.reshape(2, 2), points], axis=0)
+        labels = np.concatenate([np.array(BOX_CORNER_LABELS, np.int32), labels])
+    coords = torch.from_numpy(np.ascontiguousarray(points, np.float32))[None]
+    if normalize_coords:
+        coords = coords / torch.tensor([width, height], dtype=torch.float32)
+    coords = coords * image_size
+    return PointPrompt(coords.to(device), torch.from_numpy(np.asarray(labels, np.int32))[None].to(device))
 
 
 def object_id(obj_id) -> int:
@@ -69,23 +57,39 @@ def frame_index(frame_idx, num_frames: int) -> int:
     return int(frame_idx)
 
 
-def check_clicks(points, labels, box, task: str, width: int, height: int, normalize_coords: bool = True) -> Clicks:
-    """The API's clicks and/or box for an object of `task`: mask task, any clicks and/or a box; box task, a
-    box, optionally with clicks; point task, exactly one positive point. Coordinates are checked against
-    the frame when they are pixels (`normalize_coords`)."""
+def check_clicks(frame: int, points, labels, box, task: str, width: int, height: int,
+                 normalize_coords: bool = True) -> FramePrompt:
+    """The API's clicks and/or box for an object of `task` on `frame`, by the task's rule (prompt_rules: mask
+    task, any clicks and/or a box; box task, exactly a box; point task, exactly one positive point).
+    Coordinates are checked against the frame when they are pixels (`normalize_coords`)."""
     if labels is not None and points is None:
         raise PromptError("labels were given without points")
     if points is None and box is None:
         raise PromptError("give points or a box")
     pts, lbl = _checked_points(points, labels, width if normalize_coords else None, height)
-    if task == "point":
-        if box is not None:
-            raise PromptError("the point task takes one point per object, not a box")
-        if len(pts) != 1 or lbl[0] != 1:
-            raise PromptError("the point task takes exactly one positive point per object and frame")
-    if task == "box" and box is None:
-        raise PromptError("the box task needs a box (x1, y1, x2, y2)")
-    return Clicks(pts, lbl, None if box is None else _checked_box(box, width if normalize_coords else None, height))
+    checked_box = None if box is None else _checked_box(box, width if normalize_coords else None, height)
+    prompt = FramePrompt(frame, pts if len(pts) else None, lbl if len(pts) else None, checked_box)
+    _check_fit(misfit(task, prompt.kinds, lbl))
+    return prompt
+
+
+def check_mask_task(task: str) -> None:
+    """A mask for an object of `task`: the mask task takes it, the box task takes its bounding box."""
+    rule = TASK_RULES[task]
+    if "mask" not in rule.takes and not rule.mask_as_box:
+        _check_fit(misfit(task, {"mask"}))
+
+
+def _check_fit(problem: Optional[Misfit]) -> None:
+    """A prompt that does not fit its task, said in the API's words."""
+    if problem is None:
+        return
+    if problem.task == "box":
+        what = "needs a box (x1, y1, x2, y2)" if problem.what == "missing" else "takes exactly a box, no points"
+        raise PromptError(f"the box task {what}")
+    if problem.what == "extra":
+        raise PromptError(f"the point task takes one point per object, not a {problem.kind}")
+    raise PromptError("the point task takes exactly one positive point per object and frame")
 
 
 def _checked_points(points, labels, width: Optional[int], height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ for tracked frames; for prompted frames when propagation starts, `encode_prompt_
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -14,10 +14,8 @@ from .features import FrameEncoder
 from ..modeling.sam2_model import FrameFeatures, MemoryContext, SAM2Model
 from ..postprocess import fill_holes_in_mask_scores
 from .rules import StepRules
+from .session import TrackingSession
 from .tracker import FrameOutput, StepResult, TrackedObject, memory_layout, select_memory, stack_memories, track_frame
-
-if TYPE_CHECKING:
-    from .predictor import TrackingSession
 
 # "auto": bfloat16 on CUDA, float32 on the CPU; "float32": exact everywhere; "bfloat16": fast everywhere
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -49,10 +47,10 @@ class FrameStepper:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def features(self, session: "TrackingSession", frame_idx: int, task: str) -> FrameFeatures:
+    def features(self, session: TrackingSession, frame_idx: int, task: str) -> FrameFeatures:
         return self.encoder.features(session.features, frame_idx, task)
 
-    def select_memory(self, session: "TrackingSession", obj: TrackedObject, frame_idx: int,
+    def select_memory(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
                       reverse: bool) -> MemoryContext:
         """The memory one object's (non-initial) frame attends to."""
         return select_memory(obj, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
@@ -66,7 +64,7 @@ class FrameStepper:
             return ("object", obj.obj_id)
         return ("batch", obj.task, memory_layout(memory))
 
-    def track_batch(self, session: "TrackingSession", members: list[tuple[TrackedObject, MemoryContext]],
+    def track_batch(self, session: TrackingSession, members: list[tuple[TrackedObject, MemoryContext]],
                     frame_idx: int, reverse: bool) -> list[FrameOutput]:
         """Track objects of one task and memory layout on a frame in one batch; their outputs in order."""
         objects = [obj for obj, _ in members]
@@ -75,7 +73,7 @@ class FrameStepper:
         rules.tracked(step.head)
         return [self.output(session, s, is_mask_from_pts=False) for s in step.split()]
 
-    def step(self, session: "TrackingSession", objects: list[TrackedObject], frame_idx: int, reverse: Optional[bool],
+    def step(self, session: TrackingSession, objects: list[TrackedObject], frame_idx: int, reverse: Optional[bool],
              memory: Optional[MemoryContext], **kwargs) -> tuple[StepResult, StepRules]:
         """The model on one frame for a batch of objects of one task, by the session's rules (reverse: None
         for a prompt, else the propagation's direction); `kwargs` are `tracker.track_frame`'s."""
@@ -85,7 +83,7 @@ class FrameStepper:
             step = track_frame(self.model, objects[0].task, feats, memory, session.num_frames, choice=rules, **kwargs)
         return step, rules
 
-    def output(self, session: "TrackingSession", step: StepResult, is_mask_from_pts: bool) -> FrameOutput:
+    def output(self, session: TrackingSession, step: StepResult, is_mask_from_pts: bool) -> FrameOutput:
         """One object's step result as the output it keeps (holes filled, on the session's storage device)."""
         head = step.head
         pred_masks = head.low_res_masks
@@ -103,7 +101,7 @@ class FrameStepper:
             out.maskmem_pos_enc = self._shared_pos_enc(session, step.maskmem_pos_enc)
         return out
 
-    def encode_prompt_memory(self, session: "TrackingSession", obj: TrackedObject, frame_idx: int,
+    def encode_prompt_memory(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
                              out: FrameOutput) -> None:
         """The memory of a prompted frame, from its stored low-resolution logits."""
         size = self.model.image_size
@@ -117,7 +115,7 @@ class FrameStepper:
         out.maskmem_pos_enc = self._shared_pos_enc(session, pos_enc)
 
     @staticmethod
-    def _shared_pos_enc(session: "TrackingSession", pos_enc: torch.Tensor) -> torch.Tensor:
+    def _shared_pos_enc(session: TrackingSession, pos_enc: torch.Tensor) -> torch.Tensor:
         if session.maskmem_pos_enc is None:  # identical for every frame and object
             session.maskmem_pos_enc = pos_enc[0:1].clone()
         return session.maskmem_pos_enc
