@@ -282,10 +282,10 @@ def test_equals_meta_image_batch(name):
 # --------------------------------------------------------------------------- SAM 2++: image == one-frame video
 
 
-def _video_and_image(name: str, frame: np.ndarray):
+def _video_and_image(name: str, weights: str, frame: np.ndarray):
     """A video predictor and an image predictor over one network; the image predictor resizes as the video
     loader does. Holes are not filled in the video's output (the image predictor's default)."""
-    net = build_model(name, checkpoint="seeded", device="cpu")
+    net = build_model(name, checkpoint=weights, device="cpu")
     video = predictor_over(net, fill_hole_area=0)
     image = ImagePredictor(net, resample="bicubic")
     image.set_image(frame)
@@ -304,11 +304,16 @@ def _assert_video_result(result, obj_id: int, decode, logits: np.ndarray, best: 
         assert bool((result.mask_logits[row] == -1024.0).all())
 
 
-@pytest.mark.parametrize("name, frame_of", [(MICRO, synthetic_image), ("sam2++", real_frame)])
-def test_sam2plus_image_equals_one_frame_video(name, frame_of):
+# (model, weights, frame, whether the click's object is present): both branches of _assert_video_result run
+ONE_FRAME_CASES = [(MICRO, "seeded:4", synthetic_image, True), (MICRO, "seeded", synthetic_image, False),
+                   ("sam2++", "seeded", real_frame, True)]
+
+
+@pytest.mark.parametrize("name, weights, frame_of, click_present", ONE_FRAME_CASES)
+def test_sam2plus_image_equals_one_frame_video(name, weights, frame_of, click_present):
     frame = frame_of()
     height, width = frame.shape[:2]
-    video, session, image = _video_and_image(name, frame)
+    video, session, image = _video_and_image(name, weights, frame)
     hw = (height, width)
 
     def decode(task, clicks=None, labels=None, box=None, mask=None, multimask=True):
@@ -323,6 +328,7 @@ def test_sam2plus_image_equals_one_frame_video(name, frame_of):
 
     click = [[width * 0.5, height * 0.55]]
     out, logits, best = decode("mask", click, [1])  # one click: multimask output, the best candidate
+    assert (float(out.object_scores[0, 0]) > 0) == click_present
     masks, ious, _ = image.predict(np.array(click), np.array([1]), return_logits=True)
     np.testing.assert_array_equal(masks, logits)
     np.testing.assert_array_equal(ious, out.ious[0].numpy())
