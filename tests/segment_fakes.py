@@ -3,15 +3,18 @@ they answer from the prompt's geometry, so a test knows the masks it should get 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+import torch
 
 from sam2_plus.media.rle import encode_rle
 
 RADII = (3, 8, 14)  # the three candidates of a lone click: discs around it
 IOUS = (0.55, 0.91, 0.72)  # their predicted IoUs (the second is the best)
 LOGIT = 10.0
+HEAD_BOX = (0.25, 0.5, 0.75, 1.0)  # the box task's head box, normalised
 
 
 def disc(height: int, width: int, x: float, y: float, radius: float) -> np.ndarray:
@@ -19,11 +22,20 @@ def disc(height: int, width: int, x: float, y: float, radius: float) -> np.ndarr
     return (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
 
 
+@dataclass
+class Decoded:
+    ious: torch.Tensor
+    unclamped_logits: torch.Tensor
+    boxes_norm: Optional[torch.Tensor]
+
+
 class DiscPredictor:
-    """Clicks: discs around the first positive click (three radii, or the middle one alone); a box: the box
-    (with clicks, the box less the discs of negative clicks). Records its calls."""
+    """ImagePredictor's torch level with model pixels = image pixels. Clicks: discs around the first positive
+    click (three radii, or the middle one alone); a box: the box less discs around negative clicks. The box task
+    also gives HEAD_BOX. Records its calls (with the task it decoded with)."""
 
     def __init__(self) -> None:
+        self.task = "mask"
         self.image: Optional[np.ndarray] = None
         self.calls: list[dict[str, Any]] = []
 
@@ -31,32 +43,38 @@ class DiscPredictor:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         self.image = image
 
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True,
-                return_logits=False, normalize_coords=True):
+    def to_model_coords(self, coords: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
+        assert orig_hw == self.image.shape[:2]
+        return coords.float()
+
+    def upscale(self, low_res_logits: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
+        assert tuple(low_res_logits.shape[-2:]) == tuple(orig_hw)
+        return low_res_logits
+
+    def decode(self, coords, labels, boxes=None, mask_input=None, multimask_output=True) -> Decoded:
         assert self.image is not None, "set_image first"
-        self.calls.append(dict(points=point_coords, labels=point_labels, box=box, multimask=multimask_output,
-                               logits=return_logits, normalized=normalize_coords))
+        self.calls.append(dict(task=self.task, coords=coords, labels=labels, box=boxes, multimask=multimask_output))
         height, width = self.image.shape[:2]
-        if box is not None:
-            masks = [self._box(box, height, width, point_coords, point_labels)]
-            ious = [0.8]
+        if boxes is not None:
+            masks, ious = [self._box(boxes[0], height, width, coords, labels)], [0.8]
         else:
-            x, y = point_coords[int(np.argmax(point_labels))]
+            x, y = coords[0, int(torch.argmax(labels[0]))].tolist()
             radii = RADII if multimask_output else RADII[1:2]
             masks = [disc(height, width, x, y, r) for r in radii]
             ious = list(IOUS) if multimask_output else [IOUS[1]]
-        logits = np.stack([np.where(m, LOGIT, -LOGIT).astype(np.float32) for m in masks])
-        out = logits if return_logits else logits > 0
-        return out, np.array(ious, np.float32), np.zeros((len(masks), 256, 256), np.float32)
+        logits = torch.from_numpy(np.stack([np.where(m, LOGIT, -LOGIT).astype(np.float32) for m in masks]))[None]
+        head = torch.tensor([HEAD_BOX] * len(masks))[None] if self.task == "box" else None
+        return Decoded(torch.tensor([ious]), logits, head)
 
     @staticmethod
-    def _box(box, height, width, points, labels) -> np.ndarray:
+    def _box(box, height, width, coords, labels) -> np.ndarray:
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         mask = np.zeros((height, width), bool)
         mask[y1:y2, x1:x2] = True
-        for (x, y), label in zip(points if points is not None else [], labels if labels is not None else []):
-            if label == 0:
-                mask &= ~disc(height, width, x, y, 3)
+        if coords is not None:
+            for (x, y), label in zip(coords[0].tolist(), labels[0].tolist()):
+                if label == 0:
+                    mask &= ~disc(height, width, x, y, 3)
         return mask
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from media_clips import pattern_frame, write_clip
-from segment_fakes import IOUS, RADII, DiscPredictor, SquareGenerator, disc
+from segment_fakes import HEAD_BOX, IOUS, RADII, DiscPredictor, SquareGenerator, disc
 from sam2_plus.errors import OptionsError
 from sam2_plus.media import decode
 from sam2_plus.media.decode import MediaError
@@ -144,7 +144,8 @@ def test_a_lone_click_gives_three_candidates_and_keeps_the_best():
     assert obj.point == (30.0, 20.0 - RADII[1])  # the first pixel where the logits peak (row-major)
     assert obj.box == (30.0 - RADII[1], 20.0 - RADII[1], 30.0 + RADII[1] + 1, 20.0 + RADII[1] + 1)
     call = predictor.calls[0]
-    assert call["multimask"] and call["logits"] and call["normalized"] and call["box"] is None
+    assert call["multimask"] and call["task"] == "mask" and call["box"] is None
+    assert call["coords"].tolist() == [[[30.0, 20.0]]] and call["labels"].tolist() == [[1]]
     assert np.array_equal(predictor.image, still().pixels)
     picked = result.choose(1, 2)
     assert picked.objects[0].chosen == 2 and result.objects[0].chosen == 1  # a new result, no model call
@@ -174,20 +175,26 @@ def test_every_prompt_kind_for_several_objects():
         {"id": 2, "task": "box", "prompts": [{"frame": 0, "box": [50, 40, 20, 30]}]},  # corners swapped
         {"id": 7, "task": "mask", "prompts": [{"frame": 0, "points": [[25, 35]], "labels": [0], "box": [20, 30, 40, 45]}]},
         {"id": 3, "task": "mask", "prompts": [{"frame": 0, "mask": encode_rle(mask)}]},
+        {"id": 8, "task": "point", "prompts": [{"frame": 0, "points": [[33.5, 12]]}]},
     ]}
     predictor = DiscPredictor()
     result = segment_image(still(), prompts, SegmentOptions(model="sam2++"), predictor)
     assert [(o.obj_id, o.prompt_kind, len(o.candidates)) for o in result.objects] == [
-        (4, "clicks", 1), (2, "box", 1), (7, "clicks+box", 1), (3, "mask", 1)]
+        (4, "clicks", 1), (2, "box", 1), (7, "clicks+box", 1), (3, "mask", 1), (8, "clicks", 1)]
     assert not predictor.calls[0]["multimask"]  # two clicks are not ambiguous
-    assert np.array_equal(predictor.calls[1]["box"], [20, 30, 50, 40])
-    box_obj = result.object(2)
-    assert box_obj.box == (20.0, 30.0, 50.0, 40.0) and box_obj.area == 300
+    assert [call["task"] for call in predictor.calls] == ["mask", "box", "mask"] and predictor.task == "mask"
+    assert predictor.calls[1]["box"].tolist() == [[20, 30, 50, 40]] and predictor.calls[1]["coords"] is None
+    box_obj = result.object(2)  # the box task's box is the box head's, its mask the decoder's
+    assert box_obj.box == (HEAD_BOX[0] * W, HEAD_BOX[1] * H, HEAD_BOX[2] * W, HEAD_BOX[3] * H)
+    assert box_obj.area == 300 and result.object(7).box == (20.0, 30.0, 40.0, 45.0)
     masked = result.object(3)
     assert np.array_equal(masked.mask, mask) and masked.iou is None and masked.point == (40.0, 5.0)
-    assert len(predictor.calls) == 3  # the mask prompt needs no model call
+    point = result.object(8)  # the point task's result is its click (no decoder call)
+    assert point.point == (33.5, 12.0) and point.area == 0 and point.box is None and point.visible
+    assert len(predictor.calls) == 3
     record = result.record()
-    assert list(record.obj_ids) == [4, 2, 7, 3] and np.isnan(record.scores[3]) and record.visible.all()
+    assert list(record.obj_ids) == [4, 2, 7, 3, 8] and np.isnan(record.scores[3]) and record.visible.all()
+    assert record.box_for(1).tolist() == list(box_obj.box) and record.box_for(2).tolist() == [20, 30, 40, 45]
 
 
 def test_prompts_an_image_cannot_take_are_refused():
@@ -232,7 +239,7 @@ def test_the_files_of_a_segmentation(tmp_path):
     from pycocotools.coco import COCO
 
     prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[30, 20]]}]},
-                           {"id": 5, "task": "box", "prompts": [{"frame": 0, "box": [2, 3, 12, 20]}]}]}
+                           {"id": 5, "task": "mask", "prompts": [{"frame": 0, "box": [2, 3, 12, 20]}]}]}
     result = segment_image(still(), prompts, SegmentOptions(), DiscPredictor())
     files = write_segmentation(result, tmp_path / "out")
     assert files.relative() == ["masks/obj_1.png", "cutouts/obj_1.png", "masks/obj_5.png", "cutouts/obj_5.png",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import service
+from ..image.predictor import ImagePredictor
 from ..modeling.sam2_model import SAM2Model
 from ..weights import WeightsSource
 from .inputs import FindOptions
@@ -21,8 +22,6 @@ def network(model: str, device: Optional[str] = None, weights: Optional[WeightsS
 def image_predictor(model: str, device: Optional[str] = None,
                     weights: Optional[WeightsSource] = None) -> ImagePredictorLike:
     """A fresh image predictor (it holds one image's features) over the shared network."""
-    from ..image.predictor import ImagePredictor
-
     return ImagePredictor(network(model, device, weights))
 
 

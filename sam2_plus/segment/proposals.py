@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..image.automatic import AutomaticMaskGenerator
 from ..media.export import FrameRecord, mask_to_box
 from ..media.rle import decode_rle, encode_rle, rle_size
 from .inputs import FindOptions, StillImage
@@ -56,8 +57,6 @@ class Proposal:
 
 def build_generator(net: Any, options: FindOptions) -> MaskGenerator:
     """The automatic mask generator over `net` (a SAM2Model) with the options' grid and filters."""
-    from ..image.automatic import AutomaticMaskGenerator  # the image half builds on the network only
-
     return AutomaticMaskGenerator(net, **options.generator_settings())
 
 

@@ -6,14 +6,16 @@
     result = result.choose(1, 2)        # keep another candidate of object 1 (no model call)
 
 Each object has one prompt, on frame 0: clicks, a box, clicks and a box, or a mask, as its task allows
-(sam2_plus/prompts.py). Clicks and boxes go through the image predictor (`predict` with SAM 2's arguments); a
+(sam2_plus/prompts.py). Clicks and boxes go through the image predictor's decoder with the object's task; a
 lone click (and nothing else) asks for its three candidates (`SegmentOptions.multimask`), any other prompt for
 one. The chosen candidate is the highest predicted IoU unless the options choose another. A mask prompt is the
-object's mask as it is (a mask prompt on a video frame is that frame's output too), with no predicted IoU.
+object's mask as it is (a mask prompt on a video frame is that frame's output too), with no predicted IoU; so is
+a point-task object's click (SAM 2++'s point task outputs its click on the prompted frame), with an empty mask.
 
 Outputs are derived as the video path derives them (sam2_plus/video/results.py): the mask is logits > 0 at
-the image's resolution, the point is where the chosen candidate's logits peak, the box is the mask's bounding
-box (x2, y2 exclusive; none when the mask is empty).
+the image's resolution, upscaled as SAM 2's image predictor does; the point is where the chosen candidate's
+logits peak; the box is the box head's for a box-task object, else the mask's bounding box (x2, y2 exclusive;
+none when the mask is empty).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Optional, Protocol
 
 import numpy as np
+import torch
 
 from ..media.export import FrameRecord, mask_to_box
 from ..prompts import FramePrompt, ObjectPrompts, PromptError, parse_prompts
@@ -32,15 +35,28 @@ from .inputs import SegmentOptions, StillImage
 MASK_THRESHOLD = 0.0  # logits above it are the object (SAM 2's mask_threshold)
 
 
+class Decoded(Protocol):
+    ious: torch.Tensor  # [1, M]
+    unclamped_logits: torch.Tensor  # [1, M, h, w]
+    boxes_norm: Optional[torch.Tensor]  # [1, M, 4] normalised xyxy (the box task's head), or None
+
+
 class ImagePredictorLike(Protocol):
-    """What segment_image needs of an image predictor (sam2_plus.image.predictor.ImagePredictor has it)."""
+    """What segment_image needs of an image predictor: sam2_plus.image.predictor.ImagePredictor's torch level,
+    which gives every candidate's logits and, for the box task, the box head's boxes in one decoder call. Its
+    `task` selects the decoder; its features are kept per task, so one encoding serves every task."""
+
+    task: str
 
     def set_image(self, image: np.ndarray) -> None: ...
 
-    def predict(self, point_coords: Optional[np.ndarray] = None, point_labels: Optional[np.ndarray] = None,
-                box: Optional[np.ndarray] = None, mask_input: Optional[np.ndarray] = None,
-                multimask_output: bool = True, return_logits: bool = False,
-                normalize_coords: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def to_model_coords(self, coords: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor: ...
+
+    def decode(self, coords: Optional[torch.Tensor], labels: Optional[torch.Tensor],
+               boxes: Optional[torch.Tensor] = None, mask_input: Optional[torch.Tensor] = None,
+               multimask_output: bool = True) -> Decoded: ...
+
+    def upscale(self, low_res_logits: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,8 +64,9 @@ class Candidate:
     """One mask the decoder proposes for a prompt."""
 
     mask: np.ndarray  # HxW bool
-    iou: Optional[float]  # the decoder's predicted IoU (None for a mask prompt, which is taken as it is)
-    point: tuple[float, float]  # (x, y) where its logits peak
+    iou: Optional[float]  # the decoder's predicted IoU (None for a mask or point-task prompt: taken as it is)
+    point: tuple[float, float]  # (x, y) where its logits peak (the point task: its click)
+    head_box: Optional[tuple[float, float, float, float]] = None  # the box task: the box head's xyxy pixels
 
     @property
     def area(self) -> int:
@@ -86,9 +103,16 @@ class ObjectSegmentation:
 
     @property
     def box(self) -> Optional[tuple[float, float, float, float]]:
-        """xyxy in pixels (x2, y2 exclusive), None when the mask is empty."""
+        """xyxy in pixels: the box head's for the box task, else the mask's (x2, y2 exclusive; None when empty)."""
+        if self.result.head_box is not None:
+            return self.result.head_box
         box = mask_to_box(self.mask)
         return None if box is None else tuple(float(v) for v in box)
+
+    @property
+    def visible(self) -> bool:
+        """Whether it has a result: a mask object a pixel, a box object a box; a point object always has its point."""
+        return self.task == "point" or self.box is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,11 +145,13 @@ class ImageSegmentation:
         height, width = self.image.height, self.image.width
         masks = (np.stack([obj.mask for obj in self.objects]) if self.objects
                  else np.zeros((0, height, width), bool))
+        nan = (np.nan,) * 4
         return FrameRecord(
-            frame_idx=0, obj_ids=[obj.obj_id for obj in self.objects], masks=masks, boxes=None,
+            frame_idx=0, obj_ids=[obj.obj_id for obj in self.objects], masks=masks,
+            boxes=np.array([obj.result.head_box or nan for obj in self.objects], np.float32).reshape(-1, 4),
             points=np.array([obj.point for obj in self.objects], np.float32).reshape(-1, 2),
             scores=np.array([np.nan if obj.iou is None else obj.iou for obj in self.objects], np.float32),
-            visible=np.array([obj.area > 0 for obj in self.objects], bool))
+            visible=np.array([obj.visible for obj in self.objects], bool))
 
 
 def segment_image(image: StillImage, prompts: str | bytes | Mapping[str, Any] | Sequence[ObjectPrompts],
@@ -136,9 +162,9 @@ def segment_image(image: StillImage, prompts: str | bytes | Mapping[str, Any] | 
     objects = parse_image_prompts(prompts, image)
     model = check_model(options.model, {obj.obj_id: obj.task for obj in objects})
     check_choices(options, objects)
-    if any(obj.prompts[0].mask is None for obj in objects):
+    if any(_decoded(obj) for obj in objects):
         predictor.set_image(image.pixels)
-    segmented = tuple(_segment_object(obj, options, predictor) for obj in objects)
+    segmented = tuple(_segment_object(obj, image, options, predictor) for obj in objects)
     return ImageSegmentation(image, model, segmented)
 
 
@@ -178,24 +204,50 @@ def _multimask(prompt: FramePrompt, options: SegmentOptions) -> bool:
     return options.multimask and prompt.box is None and prompt.points is not None and len(prompt.points) == 1
 
 
-def _segment_object(obj: ObjectPrompts, options: SegmentOptions, predictor: ImagePredictorLike
-                    ) -> ObjectSegmentation:
+def _decoded(obj: ObjectPrompts) -> bool:
+    """Whether the object's prompt goes through the decoder: clicks and boxes do; a mask is its own result, and
+    a point-task click is its result on its prompted frame (the video path's output there is that click)."""
+    return obj.prompts[0].mask is None and obj.task != "point"
+
+
+def _segment_object(obj: ObjectPrompts, image: StillImage, options: SegmentOptions,
+                    predictor: ImagePredictorLike) -> ObjectSegmentation:
     prompt = obj.prompts[0]
     if prompt.mask is not None:
         candidates = (Candidate(prompt.mask, None, _peak(prompt.mask)),)
+    elif obj.task == "point":
+        x, y = (float(v) for v in prompt.points[0])
+        candidates = (Candidate(np.zeros((image.height, image.width), bool), None, (x, y)),)
     else:
-        candidates = _candidates(predictor, prompt, _multimask(prompt, options))
+        candidates = _candidates(predictor, obj.task, prompt, image, _multimask(prompt, options))
     chosen = options.choice_for(obj.obj_id)
     if chosen is None:
         chosen = int(np.argmax([c.iou for c in candidates])) if len(candidates) > 1 else 0
     return ObjectSegmentation(obj.obj_id, obj.task, prompt_kind(prompt), candidates, chosen)
 
 
-def _candidates(predictor: ImagePredictorLike, prompt: FramePrompt, multimask: bool) -> tuple[Candidate, ...]:
-    logits, ious, _ = predictor.predict(point_coords=prompt.points, point_labels=prompt.labels, box=prompt.box,
-                                        multimask_output=multimask, return_logits=True, normalize_coords=True)
-    logits = np.asarray(logits, np.float32)
-    return tuple(Candidate(logits[i] > MASK_THRESHOLD, float(ious[i]), _peak(logits[i]))
+@torch.inference_mode()
+def _candidates(predictor: ImagePredictorLike, task: str, prompt: FramePrompt, image: StillImage,
+                multimask: bool) -> tuple[Candidate, ...]:
+    """One decoder call with the object's task (the predictor's task is set for it and put back)."""
+    hw = (image.height, image.width)
+    coords = labels = boxes = None
+    if prompt.points is not None:
+        coords = predictor.to_model_coords(torch.from_numpy(prompt.points)[None], hw)
+        labels = torch.from_numpy(prompt.labels)[None]
+    if prompt.box is not None:
+        boxes = predictor.to_model_coords(torch.from_numpy(prompt.box).reshape(1, 2, 2), hw).reshape(1, 4)
+    previous, predictor.task = predictor.task, task
+    try:
+        decoded = predictor.decode(coords, labels, boxes, None, multimask)
+    finally:
+        predictor.task = previous
+    logits = predictor.upscale(decoded.unclamped_logits, hw)[0].float().cpu().numpy()
+    ious = decoded.ious[0].float().cpu().numpy()
+    head = None if decoded.boxes_norm is None or task != "box" else decoded.boxes_norm[0].float().cpu().numpy()
+    scale = np.array([image.width, image.height, image.width, image.height], np.float32)
+    return tuple(Candidate(logits[i] > MASK_THRESHOLD, float(ious[i]), _peak(logits[i]),
+                           None if head is None else tuple(float(v) for v in head[i] * scale))
                  for i in range(logits.shape[0]))
 
 
