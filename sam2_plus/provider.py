@@ -21,6 +21,7 @@ import torch
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name
 from .errors import TrackError
+from .image.predictor import ImagePredictor
 from .modeling.sam2_model import SAM2Model
 from .prompt_rules import FramePrompt
 from .video.predictor import VideoPredictor
@@ -53,6 +54,9 @@ class ModelProvider(Protocol):
 
     def video_predictor(self, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
                         motion_aware: bool = False) -> TrackingPredictor: ...
+
+    def image_predictor(self, model: str, device: Optional[str] = None,
+                        weights: Optional[WeightsSource] = None) -> ImagePredictor: ...
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -99,11 +103,10 @@ class ModelCache:
         """The predictor for (model, device, weights, motion_aware), one per key, over the key's one network."""
         return self.predictor(ModelKey.of(model, device, weights), bool(motion_aware))
 
-    def image_predictor(self, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None):
+    def image_predictor(self, model: str, device: Optional[str] = None,
+                        weights: Optional[WeightsSource] = None) -> ImagePredictor:
         """A new image predictor (SAM 2's set_image / predict) over the key's one network: it holds the image
         it was given, so each caller gets its own."""
-        from .image.predictor import ImagePredictor  # the image engine sits beside the video one
-
         with self._lock:
             return ImagePredictor(self._model(ModelKey.of(model, device, weights)))
 
