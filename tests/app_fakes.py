@@ -52,6 +52,11 @@ class StandInModels:
             return shared_models().video_predictor(model, device, weights, motion_aware)
         return self.make(model, device, weights, motion_aware)
 
+    def image_predictor(self, model, device=None, weights=None):
+        """The real shared cache's image predictor (the still-image stand-ins are in segment_fakes.py)."""
+        self.calls += 1
+        return shared_models().image_predictor(model, device, weights)
+
 
 class PromptsAsCalls:
     """The predictor's `add_prompt` (a checked prompt of the prompts JSON) for stand-ins that implement the
