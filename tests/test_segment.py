@@ -303,8 +303,8 @@ def test_the_files_of_proposals(tmp_path):
 @pytest.fixture
 def stand_ins(monkeypatch):
     generator = SquareGenerator([(2, 2, 5, 0.99), (10, 10, 20, 0.85)])
-    monkeypatch.setattr(runs, "image_predictor", lambda model, device, weights: DiscPredictor())
-    monkeypatch.setattr(runs, "mask_generator", lambda options, device, weights: generator)
+    monkeypatch.setattr(runs, "image_predictor", lambda models, model, device, weights: DiscPredictor())
+    monkeypatch.setattr(runs, "mask_generator", lambda models, options, device, weights: generator)
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
     return generator
 
