@@ -3,8 +3,8 @@
     python app.py            # http://127.0.0.1:7860
 
 UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
-`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame), `gpu_job` (a job of any mode,
-a `sam2_plus.jobs.JobSpec`, streamed), and `gpu_segment_image` / `gpu_find_objects` (the still-image calls). They
+`spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_job` (a job of any mode,
+a `sam2_plus.jobs.JobSpec`, streamed: tracking, and the still-image calls). They
 run on the model provider the server holds (`build_demo(models=...)`; default: the process's shared ModelCache,
 whose models are built once per process: sam2_plus/app/hardware.py, on ZeroGPU at import, before the server
 starts). The scripted API is three endpoints: `/track` (video, prompts JSON, options JSON) -> (overlay MP4,
@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,10 +37,10 @@ from sam2_plus.app.errors import AppInputError, failure_message, refused_upload,
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
-from sam2_plus.app.image_api import SEGMENT_GPU_SECONDS, find_gpu_seconds, find_objects_call, segment_image_call
+from sam2_plus.app.image_api import find_objects_call, segment_image_call
 from sam2_plus.app.detached import DetachedJob
 from sam2_plus.app.jobs import (
-    PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, job_gpu_seconds, progress_html, run_job,
+    PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, job_gpu_seconds, job_result, progress_html, run_job,
 )
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
@@ -62,8 +61,6 @@ from sam2_plus.prompts import TASKS
 from sam2_plus.jobs import JobSpec, TrackRequest
 from sam2_plus.provider import ModelProvider, shared_models
 from sam2_plus.service import StepCallback
-from sam2_plus.segment import FindOutcome, FindRequest, SegmentOutcome, SegmentRequest, run_find_objects, \
-    run_segment_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -169,18 +166,6 @@ def gpu_job(spec: JobSpec, models: ModelProvider,
 def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures], models: ModelProvider) -> PreviewOutput:
     use_worker_threads()
     return preview_with_features(request, cached, models)
-
-
-@spaces.GPU(duration=SEGMENT_GPU_SECONDS)
-def gpu_segment_image(request: SegmentRequest, out_dir: str, models: ModelProvider) -> SegmentOutcome:
-    use_worker_threads()
-    return run_segment_image(request, out_dir, models)
-
-
-@spaces.GPU(duration=find_gpu_seconds)
-def gpu_find_objects(request: FindRequest, out_dir: str, models: ModelProvider) -> FindOutcome:
-    use_worker_threads()
-    return run_find_objects(request, out_dir, models)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -640,21 +625,22 @@ def _wire_image_api(demo: gr.Blocks, limits: AppLimits, slots: GpuSlots, models:
                                                    ("masks_zip", "results_json", "proposals_json"))
         segment_button, find_button = gr.Button("segment_image"), gr.Button("find_objects")
     keep = masks_zip.move_resource_to_block_cache
-    run_segment = partial(gpu_segment_image, models=models)
-    run_find = partial(gpu_find_objects, models=models)
+    def run(spec: JobSpec) -> Any:
+        return job_result(gpu_job(spec, models))
+
 
     def segment_image(image: Optional[str], prompts: str, options: str,
                       progress=gr.Progress()) -> tuple[str, str]:
         """Segment the objects of `prompts` on `image`; returns the masks ZIP and the results JSON."""
         with job_errors():
-            archive, document = segment_image_call(image, prompts, options, limits, slots, run_segment, keep,
+            archive, document = segment_image_call(image, prompts, options, limits, slots, run, keep,
                                                    lambda wait: progress(None, desc=wait.describe()))
         return str(archive), str(document)
 
     def find_objects(source: Optional[str], frame: Optional[float], options: str, progress=gr.Progress()) -> str:
         """Find the objects on frame `frame` of `source` (an image or a video); returns the proposals JSON."""
         with job_errors():
-            return str(find_objects_call(source, frame, options, limits, slots, run_find, keep,
+            return str(find_objects_call(source, frame, options, limits, slots, run, keep,
                                          lambda wait: progress(None, desc=wait.describe())))
 
     segment_button.click(segment_image, [image, prompts, options], [masks_zip, results_json],

@@ -3,16 +3,17 @@ its GPU function (on ZeroGPU pickled to another process), and what that function
 
     spec = JobSpec("track", request, export_formats=("coco",)).in_folder(job_dir, stop_file)
 
-Its `mode` says what the job does: "track" (the request's objects through its video), "segment_image" (the
-request's prompts on a still image, a one-frame video) or "find_objects" (automatic masks on one frame: a
-request without objects). The app's runners are one table keyed by mode (`sam2_plus/app/jobs.py`).
+Its `mode` says what the job does and which checked request it holds: "track" (a `TrackRequest`: its objects
+through its video), "segment_image" (a `sam2_plus.segment.SegmentRequest`: its objects' prompts on a still image)
+or "find_objects" (a `sam2_plus.segment.FindRequest`: automatic masks on one frame, no objects). The app's runners
+are one table keyed by mode (`sam2_plus/app/jobs.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Optional, get_args
+from typing import Literal, Optional, Protocol, get_args
 
 from .effects.settings import EffectSettings
 from .media.decode import VideoInfo
@@ -22,6 +23,19 @@ from .weights import WeightsSource
 JobMode = Literal["track", "segment_image", "find_objects"]
 JOB_MODES: tuple[str, ...] = get_args(JobMode)
 MODES_WITHOUT_OBJECTS = ("find_objects",)  # the others take the objects' prompts
+
+
+class JobRequest(Protocol):
+    """What every checked request has: the model that runs it, with its weights, on its device."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def weights(self) -> WeightsSource: ...
+
+    @property
+    def device(self) -> Optional[str]: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class JobSpec:
     find_objects), the options its outputs need, and the folder its files go to with its Stop file."""
 
     mode: JobMode
-    request: TrackRequest
+    request: JobRequest  # a TrackRequest for "track"; sam2_plus.segment's SegmentRequest / FindRequest
     export_formats: tuple[str, ...] = ()  # tools' formats in the results ZIP (checked by the plan)
     effects: Optional[EffectSettings] = None  # the effect video and cut-outs (checked by the plan)
     job_dir: Optional[str] = None  # where the job writes its files (`in_folder`)
@@ -58,7 +72,7 @@ class JobSpec:
     def __post_init__(self) -> None:
         if self.mode not in JOB_MODES:
             raise ValueError(f"unknown job mode {self.mode!r}; one of {', '.join(JOB_MODES)}")
-        if self.mode not in MODES_WITHOUT_OBJECTS and not self.request.objects:
+        if self.mode not in MODES_WITHOUT_OBJECTS and not getattr(self.request, "objects", ()):
             raise ValueError(f"a {self.mode} job needs at least one object")
 
     def in_folder(self, job_dir: str | Path, stop_file: Optional[str | Path] = None) -> "JobSpec":

@@ -11,10 +11,15 @@ import pytest
 from app_fakes import StandInModels
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
-from sam2_plus.app import jobs
+from sam2_plus.app import gpu_time, jobs
 from sam2_plus.effects.settings import parse_effects
 from sam2_plus.jobs import JOB_MODES, JobSpec, TrackRequest
+from sam2_plus.segment import FindOutcome, SegmentOutcome, StillImage, prepare_find, prepare_segment
 from sam2_plus.service import prepare_request
+
+def still(pixels) -> StillImage:
+    return StillImage(pixels, "pattern.png")
+
 
 PROMPTS = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": [2, 2, 20, 20]}]}]}
 
@@ -64,3 +69,26 @@ def test_each_mode_is_one_entry_of_the_runner_table(request_, monkeypatch):
         with pytest.raises(ValueError, match="runs no find_objects job"):
             call(spec)
     assert jobs.job_gpu_seconds(JobSpec("track", request_)) > 0
+
+
+def test_the_still_image_modes_run_their_requests(tmp_path, monkeypatch):
+    """segment_image and find_objects hold sam2_plus.segment's checked requests, cross a pickle whole, and run
+    by their entries: one update with the outcome, files in the job's folder; the GPU time is the mode's."""
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded")
+    image = pattern_frame(0, 48, 64)
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[20, 20]]}]}]}
+    segment = JobSpec("segment_image", prepare_segment(still(image), prompts, {"model": MICRO}, device="cpu"))
+    find = JobSpec("find_objects", prepare_find(still(image), 0, {"model": MICRO, "density": "coarse",
+                                                                 "pred_iou_thresh": 0, "stability_score_thresh": 0},
+                                                device="cpu"))
+    models = StandInModels()
+    for spec, kind in ((segment, SegmentOutcome), (find, FindOutcome)):
+        spec = pickle.loads(pickle.dumps(spec.in_folder(tmp_path / spec.mode)))
+        updates = list(jobs.run_job(spec, models))
+        assert len(updates) == 1 and isinstance(updates[0].result, kind)
+        assert updates[0].result.files.document.parent == tmp_path / spec.mode
+        assert jobs.job_result(iter(updates)) is updates[0].result
+    again = jobs.job_result(jobs.run_job(segment.in_folder(tmp_path / "again"), models))
+    assert len(again.result.objects[0].candidates) == 3
+    assert jobs.job_gpu_seconds(segment) == gpu_time.SEGMENT_GPU_SECONDS
+    assert jobs.job_gpu_seconds(find) == gpu_time.estimate_find_seconds(find.request.options) > 0

@@ -1,4 +1,4 @@
-"""The GPU time a tracking job asks ZeroGPU for (`spaces.GPU(duration=...)`). ZeroGPU ends a call that
+"""The GPU time a job asks ZeroGPU for (a tracking job; below, the still-image jobs) (`spaces.GPU(duration=...)`). ZeroGPU ends a call that
 overruns its request, so the estimate is generous; a job whose estimate exceeds SAM2PLUS_MAX_GPU_SECONDS is
 refused before it starts (see plan.py).
 
@@ -38,6 +38,7 @@ from typing import Optional
 from ..config import canonical_model_name
 from ..effects.settings import EffectSettings
 from ..jobs import JobSpec
+from ..segment.inputs import FindOptions
 
 MODEL_FRAME_SECONDS = {
     "sam2.1-tiny": 1 / 47.2,
@@ -76,3 +77,30 @@ def tracking_gpu_seconds(spec: JobSpec) -> int:
     """The GPU seconds of a checked tracking job: its frames and objects, its model and its effects."""
     request = spec.request
     return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model, spec.effects)
+
+
+# The still-image jobs. Segment: one image encoder pass and a decoder call per object, a preview's request. Find
+# objects: ZeroGPU's start, then per crop an encoder pass and a decoder batch per 64 grid points (the generator's
+# points_per_batch). Not measured on a GPU yet: set, like the constants above, well above the CPU's ratios
+# (bench/bench_image.py) scaled to a GPU, times SAFETY.
+SEGMENT_GPU_SECONDS = 30
+FIND_SETUP_SECONDS = 20.0
+FIND_ENCODER_SECONDS = 2.0
+FIND_BATCH_SECONDS = 0.5
+POINTS_PER_BATCH = 64
+
+
+def segment_gpu_seconds(spec: JobSpec) -> int:
+    """The GPU seconds of a segment_image job."""
+    return SEGMENT_GPU_SECONDS
+
+
+def find_gpu_seconds(spec: JobSpec) -> int:
+    """The GPU seconds of a find_objects job."""
+    return estimate_find_seconds(spec.request.options)
+
+
+def estimate_find_seconds(options: FindOptions) -> int:
+    crops = sum(4 ** layer for layer in range(options.crop_n_layers + 1))
+    batches = math.ceil(options.grid ** 2 / POINTS_PER_BATCH)
+    return int(math.ceil(FIND_SETUP_SECONDS + crops * (FIND_ENCODER_SECONDS + batches * FIND_BATCH_SECONDS) * SAFETY))

@@ -3,53 +3,34 @@ video against the app's limits, the options, the prompts, the GPU time), then ru
 short call of the app's `GpuSlots`, between a tracking job's frames), in a work folder that lives as long as the
 call; the files are handed to Gradio (`keep`) before it goes.
 
-The GPU parts are sam2_plus.segment's `run_segment_image` / `run_find_objects` under app.py's spaces.GPU
-wrappers; their ZeroGPU durations are `SEGMENT_GPU_SECONDS` and `find_gpu_seconds`.
+The GPU part is a job spec (sam2_plus/jobs.py, mode "segment_image" or "find_objects") run by app.py's one GPU
+function for jobs; its ZeroGPU duration is the mode's (gpu_time.py).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from ..media.decode import MediaError
-from ..segment import (FindOptions, FindRequest, SegmentRequest, StillImage, parse_find_options, prepare_find,
+from ..segment import (FindRequest, SegmentRequest, StillImage, parse_find_options, prepare_find,
                        prepare_segment, read_frame, read_image)
 from ..segment.inputs import IMAGE_SUFFIXES
+from ..jobs import JobMode, JobSpec
 from ..segment.runs import FindOutcome, SegmentOutcome
 from .errors import AppInputError
 from .gpu_slots import CallWait, GpuSlots
+from .gpu_time import estimate_find_seconds
 from .settings import AppLimits, env_name
 from .workdirs import WorkDir
 
-SEGMENT_GPU_SECONDS = 30  # one image encoder pass and a decoder call per object: a preview's request
-# Find objects: ZeroGPU's start, then per crop an encoder pass and a decoder batch per 64 grid points (the
-# generator's points_per_batch). Not measured on a GPU yet: set, like gpu_time.py's constants, well above the
-# CPU's ratios (bench/) scaled to a GPU, times SAFETY.
-FIND_SETUP_SECONDS = 20.0
-FIND_ENCODER_SECONDS = 2.0
-FIND_BATCH_SECONDS = 0.5
-POINTS_PER_BATCH = 64
-SAFETY = 3.0
 NO_IMAGE = "no image: give an image file (PNG, JPEG or WebP)"
 
 Keep = Callable[[Path], "str | os.PathLike"]  # a result file -> where Gradio serves it from
 WaitReport = Callable[[CallWait], None]
-Request = TypeVar("Request", SegmentRequest, FindRequest)
-
-
-def find_gpu_seconds(request: FindRequest, *_: Any, **__: Any) -> int:
-    """The GPU seconds of Find objects (also its spaces.GPU duration, called with the GPU function's arguments)."""
-    return estimate_find_seconds(request.options)
-
-
-def estimate_find_seconds(options: FindOptions) -> int:
-    crops = sum(4 ** layer for layer in range(options.crop_n_layers + 1))
-    batches = math.ceil(options.grid ** 2 / POINTS_PER_BATCH)
-    return int(math.ceil(FIND_SETUP_SECONDS + crops * (FIND_ENCODER_SECONDS + batches * FIND_BATCH_SECONDS) * SAFETY))
+RunJob = Callable[[JobSpec], SegmentOutcome | FindOutcome]  # app.py: a job spec on the GPU, its result
 
 
 # --------------------------------------------------------------------------- checks
@@ -129,29 +110,28 @@ def plan_find_objects(source: Optional[str | os.PathLike], frame: Any, options: 
 
 
 def segment_image_call(image: Optional[str], prompts: str, options: str, limits: AppLimits, slots: GpuSlots,
-                       run: Callable[[SegmentRequest, str], SegmentOutcome], keep: Keep,
+                       run: RunJob, keep: Keep,
                        on_wait: WaitReport = lambda wait: None) -> tuple[Path, Path]:
-    """/segment_image: the ZIP of masks, cut-outs and COCO JSON, and the results JSON (`run`: app.py's GPU
-    function), where `keep` placed them."""
-    return _on_gpu(slots, run, plan_segment_image(image, prompts, options, limits), on_wait, keep)
+    """/segment_image: the ZIP of masks, cut-outs and COCO JSON, and the results JSON, where `keep` placed them."""
+    return _on_gpu(slots, run, "segment_image", plan_segment_image(image, prompts, options, limits), on_wait, keep)
 
 
 def find_objects_call(source: Optional[str], frame: Any, options: str, limits: AppLimits, slots: GpuSlots,
-                      run: Callable[[FindRequest, str], FindOutcome], keep: Keep,
+                      run: RunJob, keep: Keep,
                       on_wait: WaitReport = lambda wait: None) -> Path:
     """/find_objects: the proposals JSON, where `keep` placed it."""
-    return _on_gpu(slots, run, plan_find_objects(source, frame, options, limits), on_wait, keep)[1]
+    return _on_gpu(slots, run, "find_objects", plan_find_objects(source, frame, options, limits), on_wait, keep)[1]
 
 
-def _on_gpu(slots: GpuSlots, run: Callable[[Request, str], SegmentOutcome | FindOutcome], request: Request,
+def _on_gpu(slots: GpuSlots, run: RunJob, mode: JobMode, request: SegmentRequest | FindRequest,
             on_wait: WaitReport, keep: Keep) -> tuple[Path, Path]:
-    """`run(request, folder)` on a short GPU call, in a work folder of its own; its ZIP and JSON as kept."""
+    """The request's job run on a short GPU call, in a work folder of its own; its ZIP and JSON as kept."""
     folder = WorkDir.create("image")
     try:
         with slots.short_call() as turn:
             for wait in turn:
                 on_wait(wait)
-            outcome = run(request, str(folder.path))
+            outcome = run(JobSpec(mode, request).in_folder(folder.path))
         return Path(keep(outcome.files.archive)), Path(keep(outcome.files.document))
     finally:
         folder.close()

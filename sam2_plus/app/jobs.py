@@ -2,7 +2,7 @@
 result files). `run_job` is pure (a checked spec and files in, files out), so ZeroGPU can run it in another
 process; Stop is a file (`StopSignal`) for the same reason. Each mode has one entry in `RUNNERS`: how it runs and
 how much GPU time it asks for (`job_gpu_seconds`). A tracking job is the service's `run_tracking` in a worker
-thread."""
+thread; a still-image job (segment_image, find_objects) is one call of sam2_plus.segment, one update."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from ..review import ObservationLog, ReviewReport
 from ..jobs import JobMode, JobSpec
 from ..provider import ModelProvider, shared_models
 from ..service import StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackSummary, run_tracking
-from .gpu_time import tracking_gpu_seconds
+from ..segment import FindOutcome, SegmentOutcome, run_find_objects, run_segment_image
+from .gpu_time import find_gpu_seconds, segment_gpu_seconds, tracking_gpu_seconds
 from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
@@ -109,13 +110,14 @@ class JobResult:
 
 @dataclass(frozen=True)
 class JobUpdate:
-    """One event of a tracking job: progress, optionally a live frame, and at the end the result."""
+    """One event of a job: progress, optionally a live frame, and at the end the result (a still-image job
+    has only that)."""
 
     progress: Optional[TrackProgress] = None
     frame: Optional[np.ndarray] = None  # the latest tracked frame with its results drawn
     frame_idx: Optional[int] = None
     review: Optional[ReviewReport] = None  # the timelines so far (with the live frame)
-    result: Optional[JobResult] = None
+    result: Optional[JobResult | SegmentOutcome | FindOutcome] = None
 
 
 JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's: (spec, models, between_steps=None)
@@ -189,9 +191,31 @@ class ModeRunner:
     gpu_seconds: Callable[[JobSpec], int]
 
 
+def segment_job(spec: JobSpec, models: ModelProvider,
+                between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+    """A segment_image job: its objects' masks and files (sam2_plus.segment) in the job's folder."""
+    yield JobUpdate(result=run_segment_image(spec.request, spec.folder(), models))
+
+
+def find_job(spec: JobSpec, models: ModelProvider,
+             between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+    """A find_objects job: the proposals and their files (sam2_plus.segment) in the job's folder."""
+    yield JobUpdate(result=run_find_objects(spec.request, spec.folder(), models))
+
+
 RUNNERS: dict[JobMode, ModeRunner] = {
     "track": ModeRunner(track_job, tracking_gpu_seconds),
+    "segment_image": ModeRunner(segment_job, segment_gpu_seconds),
+    "find_objects": ModeRunner(find_job, find_gpu_seconds),
 }
+
+
+def job_result(updates: Iterator[JobUpdate]) -> Any:
+    """The result of a job's updates (the last one's), for a caller that shows no progress."""
+    result = None
+    for update in updates:
+        result = update.result if update.result is not None else result
+    return result
 
 
 def _runner(spec: JobSpec) -> ModeRunner:
