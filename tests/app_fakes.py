@@ -3,7 +3,13 @@
 - `PromptsAsCalls`: a stand-in's `add_prompt` as its `add_new_mask` / `add_new_points_or_box` call.
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
-  result can be checked against the request that produced it, in milliseconds.
+  result can be checked against the request that produced it, in milliseconds. Its image predictor is a
+  `QuickImagePredictor` and its automatic mask generator a `QuickMaskGenerator`.
+- `QuickImagePredictor`: the image predictor's API without a network: one click gives three candidates, discs of
+  CLICK_RADIUS (predicted IoU 0.9, the highest: QuickPredictor's disc), twice and three times that radius; more
+  clicks or a box one mask (the disc, or the box).
+- `QuickMaskGenerator`: the automatic mask generator's API without a network: the blocks of media_clips'
+  pattern frames (2 rows of 4), coarse 4 of them, normal 6, fine all 8, predicted IoU falling from 0.95.
 - `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
 - `GranularPredictor`: QuickPredictor whose point and box objects come back as SAM 2++'s point and box tasks may
   give them: a heatmap without a pixel above zero, a presence probability of 0.99995, and the point (the
@@ -22,6 +28,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -41,11 +48,86 @@ class PromptsAsCalls:
                                           box=prompt.box, task=task)
 
 
+def disc(height: int, width: int, x: float, y: float, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    return (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+
+
+class QuickImagePredictor:
+    """The image predictor's API (set_image, predict) without a network (module doc)."""
+
+    device = torch.device("cpu")
+    image_size = 1024
+    IOUS = (0.9, 0.8, 0.7)
+
+    def __init__(self):
+        self.size, self.backbone = None, None
+
+    def set_image(self, image):
+        self.size = tuple(np.asarray(image).shape[:2])
+        self.backbone = {"backbone_fpn": [torch.zeros(4)]}  # cached by the app like real features
+
+    def set_backbone(self, backbone, size):
+        self.size, self.backbone = tuple(size), backbone
+
+    def multimask_for(self, task, points, box):
+        return box is None and points is not None and len(points) == 1
+
+    def object_score_logits(self):
+        return 3.0
+
+    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True,
+                return_logits=False, normalize_coords=True):
+        height, width = self.size
+        if box is not None:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+            masks = np.zeros((1, height, width), bool)
+            masks[0, y1:y2, x1:x2] = True
+        else:
+            labels = point_labels if point_labels is not None else [1] * len(point_coords)
+            x, y = next(p for p, label in zip(point_coords, labels) if label)
+            radii = (1, 2, 3) if multimask_output else (1,)
+            masks = np.stack([disc(height, width, x, y, CLICK_RADIUS * k) for k in radii])
+        side = self.image_size // 4
+        low_res = np.stack([cv2.resize(np.where(m, 5.0, -5.0).astype(np.float32), (side, side),
+                                       interpolation=cv2.INTER_LINEAR) for m in masks])
+        ious = np.array(self.IOUS[:len(masks)], np.float32)
+        return (np.where(masks, 5.0, -5.0) if return_logits else masks), ious, low_res
+
+
+class QuickMaskGenerator:
+    """The automatic mask generator's API without a network (module doc)."""
+
+    COUNTS = {8: 4, 16: 6, 32: 8}
+
+    def __init__(self, points_per_side=32):
+        self.count = self.COUNTS.get(points_per_side, 8)
+
+    def generate(self, image):
+        height, width = np.asarray(image).shape[:2]
+        records = []
+        for block in range(self.count):
+            r, c = divmod(block, 4)
+            mask = np.zeros((height, width), bool)
+            y0, y1, x0, x1 = r * height // 2, (r + 1) * height // 2, c * width // 4, (c + 1) * width // 4
+            mask[y0:y1, x0:x1] = True
+            records.append(dict(segmentation=mask, area=int(mask.sum()), bbox=[x0, y0, x1 - x0, y1 - y0],
+                                predicted_iou=0.95 - 0.01 * block, point_coords=[[(x0 + x1) / 2, (y0 + y1) / 2]],
+                                stability_score=0.97, crop_box=[0, 0, width, height]))
+        return records
+
+
 class QuickPredictor(PromptsAsCalls):
     device = torch.device("cpu")
 
     def __init__(self, on_frame=None):
         self.on_frame = on_frame  # called with each frame index before it is "tracked"
+
+    def image_predictor(self):
+        return QuickImagePredictor()
+
+    def mask_generator(self, points_per_side=32):
+        return QuickMaskGenerator(points_per_side)
 
     def init_state(self, frames):
         return {"size": (frames.info.height, frames.info.width), "num_frames": frames.info.num_frames, "objects": {}}
@@ -59,8 +141,7 @@ class QuickPredictor(PromptsAsCalls):
         else:
             positives = [p for p, label in zip(points, labels if labels is not None else [1] * len(points)) if label]
             x, y = (float(v) for v in positives[0])
-            yy, xx = np.mgrid[:height, :width]
-            mask = (xx - x) ** 2 + (yy - y) ** 2 <= CLICK_RADIUS ** 2
+            mask = disc(height, width, x, y, CLICK_RADIUS)
         return self._prompt(state, frame_idx, obj_id, mask, task)
 
     def add_new_mask(self, state, frame_idx, obj_id, mask, task=None):

@@ -27,6 +27,8 @@ class PromptDraft:
     labels: list[int] = field(default_factory=list)  # 1 positive, 0 negative
     box: Optional[tuple[float, float, float, float]] = None  # x1, y1, x2, y2
     mask: Optional[np.ndarray] = None  # HxW bool
+    # the clicks' candidate mask picked as this frame's prompt (`mask`, which Track takes); the clicks stay
+    candidate: Optional[int] = None
 
     def is_empty(self) -> bool:
         return not self.points and self.box is None and self.mask is None
@@ -84,9 +86,11 @@ def add_click(obj: ObjectState, frame: int, x: float, y: float, positive: bool) 
         draft.points, draft.labels = [(x, y)], [1]
         return "the point granularity takes one point per frame: the click replaces the previous one"
     note = ""
-    if draft.mask is not None:
-        draft.mask = None
+    if draft.candidate is not None:
+        note = "the picked candidate gave way to the clicks: the click refines them"
+    elif draft.mask is not None:
         note = "clicks cannot be combined with a mask on the same frame: the mask was replaced"
+    draft.mask, draft.candidate = None, None
     if len(draft.points) >= PromptLimits().max_points_per_prompt:
         raise AppInputError(f"{obj.name} already has {len(draft.points)} clicks on frame {frame}, the most allowed")
     draft.points.append((x, y))
@@ -104,7 +108,7 @@ def set_box(obj: ObjectState, frame: int, box: tuple[float, float, float, float]
     draft = obj.prompts.setdefault(frame, PromptDraft())
     note = ""
     if draft.mask is not None:
-        draft.mask = None
+        draft.mask, draft.candidate = None, None
         note = "a box cannot be combined with a mask on the same frame: the mask was replaced"
     if obj.task == "box":
         draft.points, draft.labels = [], []
@@ -125,6 +129,23 @@ def set_mask(obj: ObjectState, frame: int, mask: np.ndarray) -> str:
         raise AppInputError("the mask is empty: paint over the object (or upload a PNG with nonzero object pixels)")
     obj.prompts[frame] = PromptDraft(mask=mask)
     return ""
+
+
+def pick_candidate(obj: ObjectState, frame: int, index: int, mask: Optional[np.ndarray]) -> str:
+    """One of the candidate masks of the object's clicks on `frame` as its prompt there: a mask prompt, which
+    Track takes like any mask, with the clicks kept (a further click goes on from them; undo drops the pick).
+    `mask` None: the candidate the clicks give by themselves (the highest predicted IoU), so the clicks alone."""
+    draft = obj.prompts.get(frame)
+    if draft is None or not draft.points or draft.box is not None or obj.task != "mask":
+        raise AppInputError(f"{obj.name} has no click prompt on frame {frame} to pick a candidate of")
+    if mask is None:
+        draft.mask, draft.candidate = None, None
+        return f"{obj.name}: back to the clicks' own mask"
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise AppInputError(f"candidate {index + 1} is empty: pick another one, or click again")
+    draft.mask, draft.candidate = mask, int(index)
+    return f"{obj.name}: candidate {index + 1} is the prompt on frame {frame} (as a mask prompt)"
 
 
 def convert_task(obj: ObjectState, task: str) -> str:
@@ -159,7 +180,9 @@ def undo(obj: ObjectState, frame: int) -> None:
     draft = obj.prompts.get(frame)
     if draft is None or draft.is_empty():
         raise AppInputError(f"{obj.name} has no prompt on frame {frame}")
-    if draft.points:
+    if draft.candidate is not None:  # the pick first: back to the clicks' own mask
+        draft.mask, draft.candidate = None, None
+    elif draft.points:
         draft.points.pop()
         draft.labels.pop()
     elif draft.box is not None:

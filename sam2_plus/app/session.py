@@ -21,7 +21,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..effects.settings import OBJECT_EFFECTS, Effect
+from ..effects.settings import OBJECT_EFFECTS, Effect, EffectSettings
 from ..errors import TrackError
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
@@ -32,7 +32,9 @@ from ..review import ReviewReport
 from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
 from .drawing import draw_prompts
-from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
+from .candidates import MaskCandidates, thumbnails
+from .editing import (BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, pick_candidate, set_box,
+                      set_mask, undo)
 from .errors import AppInputError
 from .estimate import SPEEDS, describe_estimate
 from .jobs import (
@@ -40,8 +42,10 @@ from .jobs import (
 )
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
+from .proposals import FindRequest, FoundObjects, check_density, draw_proposals
 from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
-from .settings import AppLimits
+from .settings import MAX_OBJECTS, AppLimits
+from .still import ImageFiles, image_record, write_image_results
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
@@ -65,6 +69,20 @@ class Preview:
     result: export.FrameRecord
 
 
+@dataclass(frozen=True)
+class ImageResults:
+    """An image's segmentation on the page: its files, and its masks with what they were written with."""
+
+    files: ImageFiles
+    record: export.FrameRecord
+    tasks: dict[int, str]
+    effects: Optional[EffectSettings]
+
+    def describe(self) -> str:
+        shown = int(self.record.visible.sum())
+        return f"Done: {shown} of {len(self.record.obj_ids)} object(s) segmented on the image."
+
+
 @dataclass(eq=False)
 class AppSession:
     """Everything one browser session knows; lives in a gr.State and is cleaned up by close()."""
@@ -77,6 +95,10 @@ class AppSession:
     next_id: int = 1
     corner: Optional[tuple[int, int, float, float]] = None  # first box corner: object, frame, x, y
     previews: dict[tuple[int, int], Preview] = field(default_factory=dict)  # (object, frame) -> preview
+    # (object, frame) -> the candidates of its click prompt there, kept while its clicks stay (a pick keeps them)
+    candidates: dict[tuple[int, int], MaskCandidates] = field(default_factory=dict)
+    found: Optional[FoundObjects] = None  # the last Find objects' proposals not yet made objects
+    image_results: Optional["ImageResults"] = None  # an image's last segmentation (Track on an image)
     results: Optional[JobResult] = None
     jobs: int = 0
     effects: dict[int, Effect] = field(default_factory=dict)  # object -> its effect (OBJECT_EFFECTS)
@@ -110,6 +132,11 @@ class AppSession:
         return self.files.path
 
     @property
+    def is_image(self) -> bool:
+        """A still image: a one-frame session whose results come from the image predictor (`segment_image`)."""
+        return self.info.kind == "image"
+
+    @property
     def stop(self) -> StopSignal:
         return self.files.stop
 
@@ -138,7 +165,8 @@ class AppSession:
         """The video's x: the files go (a running job stops), the objects with their prompts and effects stay for
         the next video (`keep_objects_of`)."""
         self.cleared = True
-        self.results, self.previews, self.corner = None, {}, None
+        self.results, self.previews, self.corner, self.candidates, self.found = None, {}, None, {}, None
+        self.image_results = None
         self.close()
 
     def rejoined(self) -> None:
@@ -185,7 +213,7 @@ class AppSession:
         obj = self.objects.pop(self.current.obj_id)
         if self.tracking:
             RemovedObjects.of(self.job_dir).add(obj.obj_id)
-        self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
+        self._forget_previews(obj.obj_id)
         self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
         self.corner = None
@@ -286,8 +314,13 @@ class AppSession:
         return float(x), float(y)
 
     def click_view(self, tool: str, frame: int, x: float, y: float) -> str:
-        """A click at pixel (x, y) of the frame view (see view_scale)."""
-        return self.click(tool, frame, x / self.view_scale, y / self.view_scale)
+        """A click at pixel (x, y) of the frame view (see view_scale); with the click tools, on a frame where
+        Find objects' proposals show, it takes the proposal under it."""
+        x, y = x / self.view_scale, y / self.view_scale
+        if tool in (POSITIVE, NEGATIVE) and self.found is not None and self.found.frame == frame \
+                and self.found.proposals:
+            return self.adopt_proposal_at(frame, x, y)
+        return self.click(tool, frame, x, y)
 
     def click(self, tool: str, frame: int, x: float, y: float) -> str:
         """A click at video pixel (x, y) with a tool; returns a note for people."""
@@ -338,9 +371,11 @@ class AppSession:
 
     def _edited(self, obj_id: int, frame: int) -> None:
         self.previews.pop((obj_id, frame), None)
+        self.candidates.pop((obj_id, frame), None)
 
     def _forget_previews(self, obj_id: int) -> None:
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj_id}
+        self.candidates = {key: c for key, c in self.candidates.items() if key[0] != obj_id}
 
     # ------------------------------------------------------------------ JSON and previews
     def prompts_document(self) -> dict:
@@ -354,7 +389,11 @@ class AppSession:
 
     def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
         """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
-        obj = self.objects.get(self.selected) if self.selected is not None else None
+        return None if self.selected is None else self.preview_target_of(self.selected, frame, options)
+
+    def preview_target_of(self, obj_id: int, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
+        """(object, frame) when object `obj_id` has a prompt on `frame` without an up-to-date preview."""
+        obj = self.objects.get(obj_id)
         if obj is None or frame not in obj.frames():
             return None
         preview = self.previews.get((obj.obj_id, frame))
@@ -373,9 +412,257 @@ class AppSession:
             return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
                                    motion_aware=options.motion_aware, info=self.info)
 
-    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord) -> None:
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord,
+                      candidates: Optional[MaskCandidates] = None) -> None:
+        """A preview, and the candidates of the click prompt it came from (kept until the clicks change)."""
         if obj_id in self.objects and frame in self.objects[obj_id].frames():
             self.previews[(obj_id, frame)] = Preview(options, result)
+            if candidates is not None:
+                self.candidates[(obj_id, frame)] = candidates
+
+    # ------------------------------------------------------------------ the candidates of a click prompt
+    def candidate_view(self, frame: int) -> Optional[tuple[list[tuple[np.ndarray, str]], int]]:
+        """The selected object's candidates on `frame` as thumbnails with captions, and the one in use; None
+        when it has none there (no click prompt, or one the model decodes to a single mask)."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        found = None if obj is None else self.candidates.get((obj.obj_id, frame))
+        draft = None if obj is None else obj.prompts.get(frame)
+        if found is None or draft is None:
+            return None
+        in_use = found.chosen if draft.candidate is None else draft.candidate
+        return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
+
+    def pick_candidate(self, frame: int, index: int) -> str:
+        """Candidate `index` of the selected object's clicks on `frame` as its prompt there (a mask prompt;
+        the clicks' own candidate means the clicks alone)."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame, obj = self.check_frame(frame), self.current
+        found = self.candidates.get((obj.obj_id, frame))
+        if found is None or not 0 <= index < len(found):
+            raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
+        mask = None if index == found.chosen else found.masks[index]
+        note = pick_candidate(obj, frame, index, mask)
+        self.previews.pop((obj.obj_id, frame), None)  # the candidates stay: the clicks did not change
+        return note
+
+    # ------------------------------------------------------------------ Find objects
+    def find_request(self, frame: int, model: str, density: str, weights, device: Optional[str] = None) -> FindRequest:
+        """The checked request of a Find objects call on `frame`."""
+        self.check_open()
+        if self.tracking:
+            raise AppInputError("tracking is running: find objects when it ends")
+        return FindRequest(self.video, self.check_frame(frame), model, weights, check_density(density), device)
+
+    def set_found(self, found: FoundObjects) -> str:
+        self.found = found
+        count = len(found.proposals)
+        if not count:
+            return (f"No objects found on frame {found.frame} at the {found.density} density: try a finer one, or "
+                    "prompt the objects yourself.")
+        return (f"Found {count} object(s) on frame {found.frame} ({found.density}): click a numbered outline to "
+                "make it an object, or press Add all.")
+
+    def hide_found(self) -> None:
+        self.found = None
+
+    def adopt_proposal_at(self, frame: int, x: float, y: float) -> str:
+        """A click on the frame view (video pixels) while proposals show there: the proposal under it becomes an
+        object."""
+        proposal = self.found.at(x, y) if self.found is not None and self.found.frame == frame else None
+        if proposal is None:
+            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide proposals to "
+                                "prompt with clicks")
+        if self._room() < 1:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        return self._adopt([self.found.take(proposal.number)], frame)
+
+    def adopt_all(self, frame: int) -> str:
+        """Every proposal shown on `frame` becomes an object, up to the object limit."""
+        if self.found is None or self.found.frame != frame or not self.found.proposals:
+            raise AppInputError("there are no proposals on this frame: press Find objects first")
+        room = self._room()
+        if room < 1:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        return self._adopt([self.found.take(p.number) for p in list(self.found.proposals)[:room]], frame)
+
+    def _reusable(self) -> Optional[ObjectState]:
+        """The selected object when it is an unprompted mask object (a new session's first): the first proposal
+        taken becomes it."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        return obj if obj is not None and obj.task == "mask" and not obj.frames() else None
+
+    def _room(self) -> int:
+        return MAX_OBJECTS - len(self.objects) + (self._reusable() is not None)
+
+    def _adopt(self, proposals: list, frame: int) -> str:
+        """`proposals` (taken from the shown ones) as objects with a mask prompt on `frame`; the last is selected."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame = self.check_frame(frame)
+        names = []
+        for proposal in proposals:
+            obj = self._reusable() if not names else None
+            obj = obj or self.add_object()
+            self.selected = obj.obj_id
+            set_mask(obj, frame, proposal.mask)
+            self._edited(obj.obj_id, frame)
+            names.append(f"{obj.name} (proposal {proposal.number})")
+        note = f"Added {', '.join(names)} on frame {frame}."
+        left = len(self.found.proposals) if self.found is not None else 0
+        if left and self._room() < 1:
+            note += f" {left} proposal(s) left out: the object limit is {MAX_OBJECTS}."
+        return note
+
+    # ------------------------------------------------------------------ JSON and previews
+    def prompts_document(self) -> dict:
+        """The prompts JSON (sam2_plus/prompts.py) of every object, as a dict; checked where a job is planned."""
+        if not self.objects:
+            raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
+        return {"objects": [obj.to_json() for obj in self.objects.values()]}
+
+    def prompts_json(self) -> str:
+        return json.dumps(self.prompts_document())
+
+    def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
+        """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
+        return None if self.selected is None else self.preview_target_of(self.selected, frame, options)
+
+    def preview_target_of(self, obj_id: int, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
+        """(object, frame) when object `obj_id` has a prompt on `frame` without an up-to-date preview."""
+        obj = self.objects.get(obj_id)
+        if obj is None or frame not in obj.frames():
+            return None
+        preview = self.previews.get((obj.obj_id, frame))
+        return None if preview is not None and preview.options == options else (obj.obj_id, frame)
+
+    def preview_json(self, obj_id: int, frame: int) -> str:
+        """The prompts JSON of one object's prompt on one frame (the preview's input)."""
+        obj = self.objects[obj_id]
+        prompt = obj.prompts[frame].to_json(frame)
+        return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
+
+    def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
+        """The checked request of a preview (with the video as it was checked when the session opened)."""
+        self.check_open()
+        with self.granularity_words():
+            return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
+                                   motion_aware=options.motion_aware, info=self.info)
+
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord,
+                      candidates: Optional[MaskCandidates] = None) -> None:
+        """A preview, and the candidates of the click prompt it came from (kept until the clicks change)."""
+        if obj_id in self.objects and frame in self.objects[obj_id].frames():
+            self.previews[(obj_id, frame)] = Preview(options, result)
+            if candidates is not None:
+                self.candidates[(obj_id, frame)] = candidates
+
+    # ------------------------------------------------------------------ the candidates of a click prompt
+    def candidate_view(self, frame: int) -> Optional[tuple[list[tuple[np.ndarray, str]], int]]:
+        """The selected object's candidates on `frame` as thumbnails with captions, and the one in use; None
+        when it has none there (no click prompt, or one the model decodes to a single mask)."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        found = None if obj is None else self.candidates.get((obj.obj_id, frame))
+        draft = None if obj is None else obj.prompts.get(frame)
+        if found is None or draft is None:
+            return None
+        in_use = found.chosen if draft.candidate is None else draft.candidate
+        return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
+
+    def pick_candidate(self, frame: int, index: int) -> str:
+        """Candidate `index` of the selected object's clicks on `frame` as its prompt there (a mask prompt;
+        the clicks' own candidate means the clicks alone)."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame, obj = self.check_frame(frame), self.current
+        found = self.candidates.get((obj.obj_id, frame))
+        if found is None or not 0 <= index < len(found):
+            raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
+        mask = None if index == found.chosen else found.masks[index]
+        note = pick_candidate(obj, frame, index, mask)
+        self.previews.pop((obj.obj_id, frame), None)  # the candidates stay: the clicks did not change
+        return note
+
+    # ------------------------------------------------------------------ Find objects
+    def find_request(self, frame: int, model: str, density: str, weights, device: Optional[str] = None) -> FindRequest:
+        """The checked request of a Find objects call on `frame`."""
+        self.check_open()
+        if self.tracking:
+            raise AppInputError("tracking is running: find objects when it ends")
+        return FindRequest(self.video, self.check_frame(frame), model, weights, check_density(density), device)
+
+    def set_found(self, found: FoundObjects) -> str:
+        self.found = found
+        count = len(found.proposals)
+        if not count:
+            return (f"No objects found on frame {found.frame} at the {found.density} density: try a finer one, or "
+                    "prompt the objects yourself.")
+        return (f"Found {count} object(s) on frame {found.frame} ({found.density}): click a numbered outline to "
+                "make it an object, or press Add all.")
+
+    def hide_found(self) -> None:
+        self.found = None
+
+    def adopt_proposal_at(self, frame: int, x: float, y: float) -> str:
+        """A click on the frame view while proposals show there: the proposal under it becomes an object."""
+        proposal = self.found.at(x, y) if self.found is not None else None
+        if proposal is None:
+            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide proposals to "
+                                "prompt with clicks")
+        return self._adopt([self.found.take(proposal.number)], frame)
+
+    def adopt_all(self, frame: int) -> str:
+        """Every proposal shown on `frame` becomes an object, up to the object limit."""
+        if self.found is None or self.found.frame != frame or not self.found.proposals:
+            raise AppInputError("there are no proposals on this frame: press Find objects first")
+        room = MAX_OBJECTS - len(self.objects)
+        taken = [self.found.take(p.number) for p in list(self.found.proposals)[:max(0, room)]]
+        if not taken:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        return self._adopt(taken, frame)
+
+    def _adopt(self, proposals: list, frame: int) -> str:
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame = self.check_frame(frame)
+        if len(self.objects) + len(proposals) > MAX_OBJECTS:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        empty = self.current if self.selected is not None and not self.current.frames() else None
+        names = []
+        for proposal in proposals:
+            obj = empty if empty is not None and empty.task == "mask" else self.add_object()
+            empty = None
+            self.selected = obj.obj_id
+            set_mask(obj, frame, proposal.mask)
+            self._edited(obj.obj_id, frame)
+            names.append(f"{obj.name} (proposal {proposal.number})")
+        left = len(self.found.proposals) if self.found is not None else 0
+        note = f"Added {', '.join(names)} on frame {frame}."
+        if left:
+            note += f" {left} proposal(s) left out" + (f": the object limit is {MAX_OBJECTS}."
+                                                       if len(self.objects) >= MAX_OBJECTS else ".")
+        return note
+
+    # ------------------------------------------------------------------ an image's results
+    def unpreviewed(self, options: TrackOptions) -> list[int]:
+        """The objects whose prompt on the image has no preview with `options` (each needs one to segment it);
+        AppInputError when an object has no prompt."""
+        self.prompts_document()
+        return [obj_id for obj_id in self.objects if self.preview_target_of(obj_id, 0, options)]
+
+    def segment_image(self, options: TrackOptions) -> "ImageResults":
+        """The image's results from every object's preview (an image-predictor call, or its mask prompt) with
+        `options`, written with the objects' effects and the page's scene (`still.write_image_results`)."""
+        self.check_open()
+        missing = self.unpreviewed(options)
+        if missing:
+            raise AppInputError(f"object {missing[0]} has no preview yet with {options.model}: segment again")
+        record = image_record({obj_id: self.previews[(obj_id, 0)].result for obj_id in self.objects})
+        tasks = {obj_id: obj.task for obj_id, obj in self.objects.items()}
+        effects = self.render_settings().effects
+        files = write_image_results(self.frame(0), record, tasks, self.info, effects, self.new_job_dir())
+        self.image_results = ImageResults(files, record, tasks, effects)
+        return self.image_results
 
     # ------------------------------------------------------------------ tracking
     def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
@@ -494,7 +781,11 @@ class AppSession:
 
     def cutout_preview(self, frame: int) -> Optional[np.ndarray]:
         """The cut-out of the last results on `frame` (their first frame when it was not tracked) over a
-        checkerboard; None when they have no cut-out (the background is not erased)."""
+        checkerboard; None when they have no cut-out (the background is not erased). An image's results always
+        have one (what its cut-out PNG holds)."""
+        if self.is_image and self.image_results is not None and not self.closed:
+            found = self.image_results
+            return cutout_preview(self.frame(0), found.record, found.effects or EffectSettings(), found.tasks)
         result = self.results
         effects = None if result is None else result.rendered.effects
         if effects is None or not effects.erases_background or result.first_frame is None or self.closed:
@@ -614,7 +905,10 @@ class AppSession:
         for (obj_id, frame), preview in self.previews.items():
             if frame == index and obj_id in self.objects:
                 image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
-        return draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+        image = draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+        if self.found is not None and self.found.frame == index:
+            image = draw_proposals(image, self.found.proposals, self.view_scale)
+        return image
 
     def brush_background(self, index: int) -> np.ndarray:
         """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the
