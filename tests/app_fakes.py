@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Iterator, Optional
 
 import cv2
@@ -54,11 +55,14 @@ def disc(height: int, width: int, x: float, y: float, radius: float) -> np.ndarr
 
 
 class QuickImagePredictor:
-    """The image predictor's API (set_image, predict) without a network (module doc)."""
+    """The image predictor's API as previews use it (set_image, set_features, to_model_coords, decode) without a
+    network (module doc). Its `model` answers SAM 2's multimask rule: one click and no box."""
 
     device = torch.device("cpu")
     image_size = 1024
     IOUS = (0.9, 0.8, 0.7)
+    model = SimpleNamespace(tracker_cfg=SimpleNamespace(pred_obj_scores=True),
+                            use_multimask=lambda task, init, points: points is not None and points.num_points == 1)
 
     def __init__(self):
         self.size, self.backbone = None, None
@@ -67,32 +71,30 @@ class QuickImagePredictor:
         self.size = tuple(np.asarray(image).shape[:2])
         self.backbone = {"backbone_fpn": [torch.zeros(4)]}  # cached by the app like real features
 
-    def set_backbone(self, backbone, size):
+    def set_features(self, backbone, size):
         self.size, self.backbone = tuple(size), backbone
 
-    def multimask_for(self, task, points, box):
-        return box is None and points is not None and len(points) == 1
+    def to_model_coords(self, coords, size):
+        height, width = size
+        return coords.float() / torch.tensor([width, height], dtype=torch.float32) * self.image_size
 
-    def object_score_logits(self):
-        return 3.0
-
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True,
-                return_logits=False, normalize_coords=True):
+    def decode(self, coords, labels, boxes=None, mask_input=None, multimask_output=True):
         height, width = self.size
-        if box is not None:
-            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        scale = torch.tensor([width, height], dtype=torch.float32) / self.image_size
+        if boxes is not None:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in (boxes.reshape(2, 2) * scale).reshape(4))
             masks = np.zeros((1, height, width), bool)
             masks[0, y1:y2, x1:x2] = True
         else:
-            labels = point_labels if point_labels is not None else [1] * len(point_coords)
-            x, y = next(p for p, label in zip(point_coords, labels) if label)
+            points = (coords[0] * scale).tolist()
+            x, y = next(p for p, label in zip(points, labels[0].tolist()) if label)
             radii = (1, 2, 3) if multimask_output else (1,)
             masks = np.stack([disc(height, width, x, y, CLICK_RADIUS * k) for k in radii])
         side = self.image_size // 4
         low_res = np.stack([cv2.resize(np.where(m, 5.0, -5.0).astype(np.float32), (side, side),
                                        interpolation=cv2.INTER_LINEAR) for m in masks])
-        ious = np.array(self.IOUS[:len(masks)], np.float32)
-        return (np.where(masks, 5.0, -5.0) if return_logits else masks), ious, low_res
+        return SimpleNamespace(unclamped_logits=torch.from_numpy(low_res)[None],
+                               ious=torch.tensor([self.IOUS[:len(masks)]]), object_scores=torch.tensor([[3.0]]))
 
 
 class QuickMaskGenerator:

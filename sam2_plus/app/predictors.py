@@ -17,13 +17,14 @@ def tracking_predictor(model: str, device: Optional[str], weights: Optional[Weig
 
 
 def image_predictor_for(predictor: Any) -> Any:
-    """A fresh image predictor over a tracking predictor's network (it holds one image's state: one per call)."""
+    """A fresh image predictor over a tracking predictor's network (it holds one image's state: one per call),
+    resizing frames as the video loader does (bicubic), so that its features are the tracking run's."""
     own = getattr(predictor, "image_predictor", None)
     if own is not None:
         return own()
     from ..image.predictor import ImagePredictor
 
-    return ImagePredictor(predictor.model)
+    return ImagePredictor(predictor.model, resample="bicubic")
 
 
 def mask_generator_for(predictor: Any, points_per_side: int) -> Any:

@@ -20,6 +20,8 @@ import torch
 
 from ..media import export
 from ..media.decode import FrameSource
+from ..image.predictor import compose_points
+from ..modeling.sam2_model import NO_OBJ_SCORE
 from ..postprocess import fill_holes_in_mask_scores
 from ..prompts import FramePrompt, ObjectPrompts
 from ..service import TrackRequest, to_frame_record
@@ -90,54 +92,53 @@ def _image_preview(request: TrackRequest, predictor: Any, obj: ObjectPrompts, pr
     images = image_predictor_for(predictor)
     with FrameSource(request.video, cache_bytes=VIEW_CACHE_BYTES) as frames:
         image = np.asarray(frames[prompt.frame])
+    size = image.shape[:2]
     started = time.perf_counter()
     adopted = cached is not None and cached.key == key
     if adopted:
-        images.set_backbone(to_device(cached.backbone, images.device), image.shape[:2])
+        images.set_features(to_device(cached.backbone, images.device), size)
     else:
         images.set_image(image)
-    decoded = _decode(images, predictor, prompt)
-    results = [_as_record(prompt.frame, obj.obj_id, decoded, i, image.shape[:2], images) for i in
-               range(len(decoded.ious))]
+    low_res, ious, score = _decode(images, prompt, size, getattr(predictor, "fill_hole_area", 0))
+    records = [_as_record(prompt.frame, obj.obj_id, low_res[i:i + 1], score, size, images.image_size)
+               for i in range(len(ious))]
     seconds = time.perf_counter() - started
-    chosen = int(np.argmax(decoded.ious))
+    chosen = int(np.argmax(ious))
     candidates = None
-    if len(results) > 1:
-        candidates = MaskCandidates(np.stack([r.masks[0] for r in results]), decoded.ious.astype(np.float32),
-                                    chosen)
+    if len(records) > 1:
+        candidates = MaskCandidates(np.stack([r.masks[0] for r in records]), ious, chosen)
     kept = cached if adopted else CachedFeatures(key, to_device(images.backbone, "cpu"))
-    return PreviewOutput(results[chosen], kept, seconds, not adopted, candidates)
+    return PreviewOutput(records[chosen], kept, seconds, not adopted, candidates)
 
 
-@dataclass(frozen=True)
-class _Decoded:
-    low_res: torch.Tensor  # [M, 1, s, s] logits, holes filled as the video predictor fills them
-    ious: np.ndarray  # [M]
-    object_score: torch.Tensor  # [1, 1] logit
+def _decode(images: Any, prompt: FramePrompt, size: tuple[int, int],
+            fill_hole_area: int) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """Every candidate of the clicks and/or box as the tracking run's prompt step has them: multimask output by
+    SAM 2's rule (`SAM2Model.use_multimask`), the masks gated by the object score (`SAM2Model.settle`'s gate)
+    and small holes filled (the video predictor's `fill_hole_area`). -> low-res logits [M, 1, h, w], predicted
+    IoUs [M], the object-score logit [1, 1]."""
+    device = images.device
+    coords = labels = boxes = None
+    if prompt.points is not None:
+        coords = images.to_model_coords(torch.as_tensor(prompt.points, dtype=torch.float32)[None], size).to(device)
+        labels = torch.as_tensor(prompt.labels, dtype=torch.int32)[None].to(device)
+    if prompt.box is not None:
+        corners = torch.as_tensor(prompt.box, dtype=torch.float32).reshape(1, 2, 2)
+        boxes = images.to_model_coords(corners, size).reshape(1, 4).to(device)
+    model = images.model
+    multimask = model.use_multimask("mask", True, compose_points(coords, labels, boxes))
+    out = images.decode(coords, labels, boxes, None, multimask)
+    logits, score = out.unclamped_logits[0][:, None].float(), out.object_scores.float().reshape(1, 1)
+    if model.tracker_cfg.pred_obj_scores and not bool(score.item() > 0):
+        logits = torch.full_like(logits, NO_OBJ_SCORE)  # absent: a hard choice, as the tracker gates it
+    filled = fill_holes_in_mask_scores(logits, fill_hole_area)
+    return filled.cpu(), out.ious[0].float().cpu().numpy(), score.cpu()
 
 
-def _decode(images: Any, predictor: Any, prompt: FramePrompt) -> _Decoded:
-    """Every candidate of the clicks and/or box, with multimask output where the tracking run's conditioning
-    frame has it (SAM 2's rule, `SAM2Model.use_multimask`), gated by the object score like the tracking run."""
-    points = None if prompt.points is None else np.asarray(prompt.points, np.float32)
-    labels = None if prompt.labels is None else np.asarray(prompt.labels, np.int32)
-    multimask = images.multimask_for("mask", points, prompt.box)
-    _, ious, low_res = images.predict(point_coords=points, point_labels=labels, box=prompt.box,
-                                      multimask_output=multimask, return_logits=True, normalize_coords=True)
-    score = torch.as_tensor(images.object_score_logits(), dtype=torch.float32).reshape(1, 1)
-    logits = torch.as_tensor(np.asarray(low_res), dtype=torch.float32)[:, None]
-    if score.item() <= 0:  # absent: the mask gives way, as the decoder gates it in tracking
-        logits = torch.full_like(logits, -1024.0)
-    filled = fill_holes_in_mask_scores(logits, getattr(predictor, "fill_hole_area", 0))
-    return _Decoded(filled, np.asarray(ious, np.float32).reshape(-1), score)
-
-
-def _as_record(frame_idx: int, obj_id: int, decoded: _Decoded, index: int, size: tuple[int, int],
-               images: Any) -> export.FrameRecord:
-    """Candidate `index` as the tracking run's result on its frame (`send_result`: the video's size, the
-    mask's peak as its point)."""
-    output = FrameOutput(pred_masks=decoded.low_res[index:index + 1], obj_ptr=torch.zeros(1, 0),
-                         object_score_logits=decoded.object_score)
+def _as_record(frame_idx: int, obj_id: int, low_res: torch.Tensor, score: torch.Tensor, size: tuple[int, int],
+               image_size: int) -> export.FrameRecord:
+    """One candidate's low-res logits [1, 1, h, w] as the tracking run's result on its frame (`send_result`:
+    the video's size, the mask's peak as its point)."""
+    output = FrameOutput(pred_masks=low_res, obj_ptr=torch.zeros(1, 0), object_score_logits=score)
     frame = VideoFrame(size[0], size[1], [obj_id], ["mask"])
-    result = send_result(frame_idx, frame, [output], images.image_size, torch.device("cpu"), False).receive()
-    return to_frame_record(result)
+    return to_frame_record(send_result(frame_idx, frame, [output], image_size, torch.device("cpu"), False).receive())
