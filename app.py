@@ -5,8 +5,10 @@
 UI wiring only; the logic is in the package sam2_plus/app/. The GPU work is two pure functions under
 `spaces.GPU` (a no-op off ZeroGPU): `gpu_preview` (one prompt on one frame) and `gpu_track` (a tracking
 job, streamed). The models they use are built once per process (sam2_plus/app/hardware.py: on ZeroGPU
-at import, before the server starts). The scripted API is one endpoint, `/track` (video, prompts JSON, options JSON) ->
-(overlay MP4, results ZIP, results JSON); every other event is private to the UI.
+at import, before the server starts). The scripted API is three endpoints: `/track` (video, prompts JSON, options
+JSON) -> (overlay MP4, results ZIP, results JSON), `/segment_image` (image, prompts JSON, options JSON) -> (masks
+ZIP, results JSON) and `/find_objects` (image or video, frame, options JSON) -> proposals JSON; their GPU parts are
+`gpu_track`, `gpu_segment_image` and `gpu_find_objects`. Every other event is private to the UI.
 """
 
 from __future__ import annotations
@@ -25,20 +27,24 @@ from gradio.exceptions import InvalidPathError
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
-from sam2_plus.app.api_examples import EXAMPLE_PROMPTS, example_clip, uploaded_example, with_example
+from sam2_plus.app.api_examples import (
+    EXAMPLE_FIND_OPTIONS, EXAMPLE_IMAGE, EXAMPLE_IMAGE_PROMPTS, EXAMPLE_PROMPTS, EXAMPLE_SEGMENT_OPTIONS, example_clip,
+    uploaded_example, with_example,
+)
 from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, ObjectState
 from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
 from sam2_plus.app.gpu_time import job_gpu_seconds
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
+from sam2_plus.app.image_api import SEGMENT_GPU_SECONDS, find_gpu_seconds, find_objects_call, segment_image_call
 from sam2_plus.app.detached import DetachedJob
 from sam2_plus.app.jobs import PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, progress_html, run_job
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
-from sam2_plus.app.proposals import DEFAULT_DENSITY, DENSITIES, FIND_GPU_SECONDS, FindRequest, FoundObjects, find_on_frame
+from sam2_plus.app.proposals import DEFAULT_DENSITY, found_objects
 from sam2_plus.app.rerender import SceneChoices, parse_scene
 from sam2_plus.app.rejoin import PageTokens, earlier_session_ended
 from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
@@ -51,12 +57,15 @@ from sam2_plus.errors import INPUT_ERRORS
 from sam2_plus.exports import EXPORT_FORMATS
 from sam2_plus.media.render import hex_color
 from sam2_plus.prompts import TASKS
+from sam2_plus.segment import FindOutcome, FindRequest, SegmentOutcome, SegmentRequest, run_find_objects, \
+    run_segment_image
+from sam2_plus.segment.inputs import DENSITIES
 from sam2_plus.service import StepCallback, TrackRequest
-from sam2_plus.weights import weights_from_env
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
-EXAMPLE_CLIPS = tuple(sorted(EXAMPLES_DIR.glob("*.mp4")))  # the only files of examples/ that the app serves
+# the only files of examples/ that the app serves: the clips and the still-image API's example image
+EXAMPLE_CLIPS = tuple(sorted([*EXAMPLES_DIR.glob("*.mp4"), EXAMPLES_DIR / EXAMPLE_IMAGE]))
 LIMITS = AppLimits.from_env()
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
@@ -124,6 +133,23 @@ API_DESCRIPTION = (
     "effect MP4 and, when the background is erased, cut-outs with alpha to the results ZIP. Returns the overlay "
     "MP4, the results ZIP and the results JSON."
 )
+SEGMENT_DESCRIPTION = (
+    "Segment objects in a still image. image: PNG, JPEG or WebP. prompts: the prompts JSON of /track with every "
+    "prompt on frame 0 (clicks, a box, clicks and a box, or a COCO RLE mask per object); a lone click gives three "
+    "candidate masks. options: JSON, e.g. {\"model\": \"sam2++\", \"multimask\": true, \"choices\": {\"1\": 2}} "
+    "(choices: the candidate kept per object, default the highest predicted IoU; an optional \"effects\" object "
+    "applies to the cut-outs). Returns a ZIP (masks/obj_ID.png, cutouts/obj_ID.png, coco/instances.json, "
+    "results.json) and the results JSON (per object: chosen candidate, candidates' predicted IoUs, box, point, area, "
+    "COCO RLE mask)."
+)
+FIND_DESCRIPTION = (
+    "Find the objects in an image or a video frame (automatic masks). source: an image or a video; frame: the "
+    "video's frame (0 for an image). options: JSON, e.g. {\"model\": \"sam2++\", \"density\": \"normal\", "
+    "\"max_proposals\": 16, \"sort\": \"area\"}; density coarse, normal or fine (8, 16 or 32 points per side), "
+    "points_per_side, pred_iou_thresh, stability_score_thresh, box_nms_thresh, crop_n_layers, "
+    "min_mask_region_area. Returns the proposals JSON: id, COCO RLE mask, bbox (XYWH), predicted_iou, "
+    "stability_score, area and point of each, largest first (sort \"area\") or best first (\"score\")."
+)
 
 
 # --------------------------------------------------------------------------- GPU functions (pure)
@@ -143,10 +169,16 @@ def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures] = None) 
     return preview_with_features(request, cached)
 
 
-@spaces.GPU(duration=FIND_GPU_SECONDS)
-def gpu_find_objects(request: FindRequest) -> FoundObjects:
+@spaces.GPU(duration=SEGMENT_GPU_SECONDS)
+def gpu_segment_image(request: SegmentRequest, out_dir: str) -> SegmentOutcome:
     use_worker_threads()
-    return find_on_frame(request)
+    return run_segment_image(request, out_dir)
+
+
+@spaces.GPU(duration=find_gpu_seconds)
+def gpu_find_objects(request: FindRequest, out_dir: str) -> FindOutcome:
+    use_worker_threads()
+    return run_find_objects(request, out_dir)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -282,6 +314,7 @@ def build_demo(limits: AppLimits = LIMITS) -> SpaceBlocks:
     with SpaceBlocks(title="SAM 2++: track anything at any granularity", delete_cache=DELETE_CACHE,
                    analytics_enabled=False) as demo:
         _build_api(demo, limits, session_files, slots)  # first, so that it owns the name "track"
+        _wire_image_api(demo, limits, slots)
         ui = _build_ui(limits)
         _wire(ui, limits, session_files, slots)
 
@@ -629,6 +662,41 @@ def _build_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, 
     track = api_function(limits, session_files, slots, overlay.move_resource_to_block_cache)  # Gradio's copies
     run.click(track, [video, prompts, options], [overlay, results_zip, results_json], api_name="track",
               api_description=API_DESCRIPTION, **_checks_first())
+
+
+def _wire_image_api(demo: gr.Blocks, limits: AppLimits, slots: GpuSlots) -> None:
+    """/segment_image and /find_objects (sam2_plus/app/image_api.py): hidden components like /track's; their GPU
+    part is a short call of `slots`, as a preview's."""
+    with gr.Column(visible=False):
+        image = with_example(gr.File(label="image"), lambda: example_clip(EXAMPLES_DIR, demo.local_url, EXAMPLE_IMAGE))
+        prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_IMAGE_PROMPTS)
+        options = with_example(gr.Textbox(label="options", value=""), EXAMPLE_SEGMENT_OPTIONS)
+        source = with_example(gr.File(label="source"), lambda: example_clip(EXAMPLES_DIR, demo.local_url))
+        frame = gr.Number(label="frame", value=0, precision=0)
+        find_options = with_example(gr.Textbox(label="options", value=""), EXAMPLE_FIND_OPTIONS)
+        masks_zip, results_json, proposals_json = (gr.File(label=name) for name in
+                                                   ("masks_zip", "results_json", "proposals_json"))
+        segment_button, find_button = gr.Button("segment_image"), gr.Button("find_objects")
+    keep = masks_zip.move_resource_to_block_cache
+
+    def segment_image(image: Optional[str], prompts: str, options: str,
+                      progress=gr.Progress()) -> tuple[str, str]:
+        """Segment the objects of `prompts` on `image`; returns the masks ZIP and the results JSON."""
+        with job_errors():
+            archive, document = segment_image_call(image, prompts, options, limits, slots, gpu_segment_image, keep,
+                                                   lambda wait: progress(None, desc=wait.describe()))
+        return str(archive), str(document)
+
+    def find_objects(source: Optional[str], frame: Optional[float], options: str, progress=gr.Progress()) -> str:
+        """Find the objects on frame `frame` of `source` (an image or a video); returns the proposals JSON."""
+        with job_errors():
+            return str(find_objects_call(source, frame, options, limits, slots, gpu_find_objects, keep,
+                                         lambda wait: progress(None, desc=wait.describe())))
+
+    segment_button.click(segment_image, [image, prompts, options], [masks_zip, results_json],
+                         api_name="segment_image", api_description=SEGMENT_DESCRIPTION, **_checks_first())
+    find_button.click(find_objects, [source, frame, find_options], proposals_json, api_name="find_objects",
+                      api_description=FIND_DESCRIPTION, **_checks_first())
 
 
 # --------------------------------------------------------------------------- handlers
@@ -1098,20 +1166,20 @@ def _wire_find(ui: UI, slots: GpuSlots, preview_on: Callable[[Callable], None]) 
             yield {ui.status: f"⚠️ {problem}"}
             return
         try:
-            request = session.find_request(int(frame), model, density, weights_from_env())
+            request = session.find_request(int(frame), model, density)
             with slots.short_call() as turn:
                 for wait in turn:
                     yield {ui.status: wait.describe().replace("the preview runs", "Find objects runs")}
-                yield {ui.status: f"Finding objects on frame {request.frame} ({density})…"}
-                found = gpu_find_objects(request)
-        except (AppInputError, *INPUT_ERRORS, ValueError) as error:
+                yield {ui.status: f"Finding objects on frame {int(frame)} ({density})…"}
+                outcome = gpu_find_objects(request, str(session.find_dir()))
+        except (AppInputError, *INPUT_ERRORS) as error:
             yield {ui.status: f"⚠️ Find objects: {user_message(error)}"}
             return
         except Exception as error:  # out of memory, a failure of the model: said, and the page goes on
             logging.getLogger(__name__).exception("find objects failed")
             yield {ui.status: "⚠️ " + failure_message(error).replace("Tracking failed", "Find objects failed")}
             return
-        note = session.set_found(found)
+        note = session.set_found(found_objects(outcome.proposals, int(frame), density))
         yield _panel(ui, session, int(frame), show, note)
 
     inputs = ui.edit_inputs
@@ -1389,10 +1457,11 @@ def _segment_image(ui: UI, session: AppSession, previewer: Previewer, options: T
             for waiting in previewer.compute(session, obj_id, 0, options):
                 yield {ui.progress: progress_html(waiting)}
         found = session.segment_image(options)
-    summary = "\n".join(f"{session.objects[obj_id].name} (id {obj_id}): {int(found.record.masks[i].sum())} pixels"
-                        for i, obj_id in enumerate(found.record.obj_ids) if obj_id in session.objects)
+    summary = "\n".join(f"{session.objects[obj.obj_id].name} (id {obj.obj_id}): {obj.area} pixels"
+                        + ("" if obj.iou is None else f", predicted IoU {obj.iou:.2f}")
+                        for obj in found.segmentation.objects if obj.obj_id in session.objects)
     yield {ui.view: gr.Image(session.render_view(0, show), label=VIEW_LABEL), ui.progress: progress_html(
-        found.describe()), ui.downloads: found.files.downloads(), ui.summary: summary,
+        found.describe()), ui.downloads: found.downloads(), ui.summary: summary,
         ui.cutout_preview: _cutout_update(session, 0)}
 
 

@@ -1,6 +1,7 @@
-"""Write the app's example clips: short videos of moving shapes that the project draws itself.
+"""Write the app's example clips: short videos of moving shapes that the project draws itself, and a still
+image (the first frame of shapes.mp4, drawn, not decoded) for the still-image API's examples.
 
-    python examples/make_examples.py            # writes examples/*.mp4 (about 30 KB in all)
+    python examples/make_examples.py            # writes examples/*.mp4 (about 30 KB in all) and examples/*.png
 
 Each clip is a few seconds of simple shapes on a textured background, H.264 in MP4 through PyAV
 (`sam2_plus.media.encode.VideoWriter`), so the files are small and every browser plays them.
@@ -86,6 +87,8 @@ CLIPS = (
     Clip("crossing.mp4", 320, 180, 30, draw_crossing),
 )
 
+IMAGES = (("shapes.png", 0),)  # (name, the clip of CLIPS it is the first frame of)
+
 
 def write_clip(clip: Clip, folder: Path, seed: int) -> Path:
     path = folder / clip.name
@@ -99,6 +102,16 @@ def write_clip(clip: Clip, folder: Path, seed: int) -> Path:
     return path
 
 
+def write_image(name: str, clip_index: int, folder: Path) -> Path:
+    """The first frame of CLIPS[clip_index] as a PNG (the clip's seed is its index, as in main)."""
+    clip = CLIPS[clip_index]
+    frame = background(clip.width, clip.height, clip_index)
+    clip.draw(frame, 0.0)
+    path = folder / name
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the clips (default: examples/)")
@@ -107,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed, clip in enumerate(CLIPS):
         path = write_clip(clip, args.out, seed)
         print(f"{path}: {clip.frames} frames, {clip.width}x{clip.height}, {path.stat().st_size / 1024:.0f} KB")
+    for name, clip_index in IMAGES:
+        path = write_image(name, clip_index, args.out)
+        print(f"{path}: the first frame of {CLIPS[clip_index].name}, {path.stat().st_size / 1024:.0f} KB")
     return 0
 
 

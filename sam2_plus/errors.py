@@ -19,8 +19,13 @@ class TrackError(RuntimeError):
     PromptError, bad videos MediaError, weights CheckpointError.)"""
 
 
+class OptionsError(ValueError):
+    """Options (a JSON object or command-line flags) that cannot be used: an unknown key, a value out of range;
+    the message starts with "invalid options:" and names the option."""
+
+
 # The input (video, prompts, options, effects, weights, output paths) cannot be used: the message says what to change.
-INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, EffectError)
+INPUT_ERRORS = (MediaError, PromptError, CheckpointError, TrackError, EncodeError, EffectError, OptionsError)
 
 
 def first_line(error: BaseException) -> str:

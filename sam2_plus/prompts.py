@@ -259,6 +259,8 @@ def _parse_prompt(item: Any, where: str, task: str, context: _Context) -> FrameP
     video = context.video
     if video is not None and frame >= video.num_frames:
         count = video.num_frames
+        if video.kind == "image":
+            raise PromptError(f"{where}: frame {frame} is out of range; an image has one frame: use frame 0")
         raise PromptError(f"{where}: frame {frame} is out of range; the video has {count} frames (0..{count - 1})")
 
     has_points, has_box, has_mask = ("points" in item), ("box" in item), ("mask" in item)

@@ -3,13 +3,11 @@
 - `PromptsAsCalls`: a stand-in's `add_prompt` as its `add_new_mask` / `add_new_points_or_box` call.
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
-  result can be checked against the request that produced it, in milliseconds. Its image predictor is a
-  `QuickImagePredictor` and its automatic mask generator a `QuickMaskGenerator`.
+  result can be checked against the request that produced it, in milliseconds. Its image predictor (for the
+  previews) is a `QuickImagePredictor`.
 - `QuickImagePredictor`: the image predictor's API without a network: one click gives three candidates, discs of
   CLICK_RADIUS (predicted IoU 0.9, the highest: QuickPredictor's disc), twice and three times that radius; more
   clicks or a box one mask (the disc, or the box).
-- `QuickMaskGenerator`: the automatic mask generator's API without a network: the blocks of media_clips'
-  pattern frames (2 rows of 4), coarse 4 of them, normal 6, fine all 8, predicted IoU falling from 0.95.
 - `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
 - `GranularPredictor`: QuickPredictor whose point and box objects come back as SAM 2++'s point and box tasks may
   give them: a heatmap without a pixel above zero, a presence probability of 0.99995, and the point (the
@@ -97,28 +95,6 @@ class QuickImagePredictor:
                                ious=torch.tensor([self.IOUS[:len(masks)]]), object_scores=torch.tensor([[3.0]]))
 
 
-class QuickMaskGenerator:
-    """The automatic mask generator's API without a network (module doc)."""
-
-    COUNTS = {8: 4, 16: 6, 32: 8}
-
-    def __init__(self, points_per_side=32):
-        self.count = self.COUNTS.get(points_per_side, 8)
-
-    def generate(self, image):
-        height, width = np.asarray(image).shape[:2]
-        records = []
-        for block in range(self.count):
-            r, c = divmod(block, 4)
-            mask = np.zeros((height, width), bool)
-            y0, y1, x0, x1 = r * height // 2, (r + 1) * height // 2, c * width // 4, (c + 1) * width // 4
-            mask[y0:y1, x0:x1] = True
-            records.append(dict(segmentation=mask, area=int(mask.sum()), bbox=[x0, y0, x1 - x0, y1 - y0],
-                                predicted_iou=0.95 - 0.01 * block, point_coords=[[(x0 + x1) / 2, (y0 + y1) / 2]],
-                                stability_score=0.97, crop_box=[0, 0, width, height]))
-        return records
-
-
 class QuickPredictor(PromptsAsCalls):
     device = torch.device("cpu")
 
@@ -127,9 +103,6 @@ class QuickPredictor(PromptsAsCalls):
 
     def image_predictor(self):
         return QuickImagePredictor()
-
-    def mask_generator(self, points_per_side=32):
-        return QuickMaskGenerator(points_per_side)
 
     def init_state(self, frames):
         return {"size": (frames.info.height, frames.info.width), "num_frames": frames.info.num_frames, "objects": {}}

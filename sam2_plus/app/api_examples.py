@@ -25,18 +25,25 @@ from gradio.components import Component
 EXAMPLE_CLIP = "shapes.mp4"  # examples/make_examples.py: 320x240, 36 frames
 # its red disc on the first frame (centre (30, 84), radius 22), tracked as a box
 EXAMPLE_PROMPTS = {"objects": [{"id": 1, "task": "box", "prompts": [{"frame": 0, "box": [8, 62, 52, 106]}]}]}
+EXAMPLE_IMAGE = "shapes.png"  # the clip's first frame: /segment_image's example
+# a click on the red disc (three candidates) and a box around the blue square (centre (240, 108), side 40)
+EXAMPLE_IMAGE_PROMPTS = {"objects": [
+    {"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[30, 84]]}]},
+    {"id": 2, "task": "mask", "prompts": [{"frame": 0, "box": [216, 84, 264, 132]}]}]}
+EXAMPLE_SEGMENT_OPTIONS = {"model": "sam2++", "multimask": True}
+EXAMPLE_FIND_OPTIONS = {"model": "sam2++", "density": "normal", "max_proposals": 16, "sort": "area"}
 
 
 FILE_ROUTE = "/gradio_api/file="  # where a Gradio app serves its allowed files
 
 
-def example_clip(examples_dir: Path, root: Optional[str] = None) -> str:
-    """Where a client fetches the example clip: the Space's copy on a Hugging Face Space; else its URL on this app
-    (`root`: the app's URL once it is launched), else this machine's path."""
+def example_clip(examples_dir: Path, root: Optional[str] = None, name: str = EXAMPLE_CLIP) -> str:
+    """Where a client fetches the example clip (or the example file `name`): the Space's copy on a Hugging Face
+    Space; else its URL on this app (`root`: the app's URL once it is launched), else this machine's path."""
     space = os.environ.get("SPACE_ID")
     if space:
-        return f"https://huggingface.co/spaces/{space}/resolve/main/examples/{EXAMPLE_CLIP}"
-    clip = examples_dir / EXAMPLE_CLIP
+        return f"https://huggingface.co/spaces/{space}/resolve/main/examples/{name}"
+    clip = examples_dir / name
     return f"{root.rstrip('/')}{FILE_ROUTE}{clip}" if root else str(clip)
 
 

@@ -1,4 +1,4 @@
-"""The three candidate masks of a click prompt: what the preview returns with them (`MaskCandidates`) and their
+"""The candidate masks of a click prompt (three for one click, by SAM 2's rule; one otherwise): what the preview returns with them (`MaskCandidates`) and their
 thumbnails under the frame view, each with its predicted IoU (`thumbnails`)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class MaskCandidates:
 
     masks: np.ndarray  # [M, H, W] bool
     ious: np.ndarray  # [M] float32
+    points: np.ndarray  # [M, 2] (x, y) where each one's logits peak, as the tracker's point
     chosen: int
 
     def __len__(self) -> int:

@@ -33,6 +33,15 @@ class PromptDraft:
     def is_empty(self) -> bool:
         return not self.points and self.box is None and self.mask is None
 
+    @property
+    def kind(self) -> str:
+        """"clicks", "box", "clicks+box" or "mask" (a picked candidate counts as its clicks)."""
+        if self.mask is not None and self.candidate is None:
+            return "mask"
+        if self.box is not None:
+            return "clicks+box" if self.points else "box"
+        return "clicks"
+
     def to_json(self, frame: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"frame": frame}
         if self.mask is not None:

@@ -1,7 +1,7 @@
-"""Where the page's GPU calls get their models: the one function that asks for a tracking predictor (the
-process's one network of a model: `service.get_predictor`), and the image predictor and the automatic mask
-generator over that network. A stand-in of the predictor protocol brings its own (`image_predictor()`,
-`mask_generator(points_per_side=...)`)."""
+"""Where the previews get their models: the one function that asks for a tracking predictor (the process's one
+network of a model: `service.get_predictor`), and the image predictor over that network. A stand-in of the
+predictor protocol brings its own (`image_predictor()`). (Find objects and the /segment_image API get theirs
+from `sam2_plus.segment.models`.)"""
 
 from __future__ import annotations
 
@@ -26,12 +26,3 @@ def image_predictor_for(predictor: Any) -> Any:
 
     return ImagePredictor(predictor.model, resample="bicubic")
 
-
-def mask_generator_for(predictor: Any, points_per_side: int) -> Any:
-    """The automatic mask generator over a tracking predictor's network, with SAM 2's defaults otherwise."""
-    own = getattr(predictor, "mask_generator", None)
-    if own is not None:
-        return own(points_per_side=points_per_side)
-    from ..image.automatic import AutomaticMaskGenerator
-
-    return AutomaticMaskGenerator(predictor.model, points_per_side=points_per_side)

@@ -42,7 +42,7 @@ class PreviewOutput:
     features: Optional[CachedFeatures]  # the frame's image features (on the host), for the next preview there
     model_seconds: float = 0.0  # the model's time for this preview (the network was built before)
     encoded: bool = True  # whether that time includes the image encoder (False: it started from cached features)
-    candidates: Optional[MaskCandidates] = None  # a click prompt's candidates, when the model gives several
+    candidates: Optional[MaskCandidates] = None  # a click or box prompt's (three for one click)
 
 
 def preview_prompt(request: TrackRequest) -> export.FrameRecord:
@@ -104,9 +104,8 @@ def _image_preview(request: TrackRequest, predictor: Any, obj: ObjectPrompts, pr
                for i in range(len(ious))]
     seconds = time.perf_counter() - started
     chosen = int(np.argmax(ious))
-    candidates = None
-    if len(records) > 1:
-        candidates = MaskCandidates(np.stack([r.masks[0] for r in records]), ious, chosen)
+    candidates = MaskCandidates(np.stack([r.masks[0] for r in records]), ious,
+                                np.stack([r.points[0] for r in records]), chosen)
     kept = cached if adopted else CachedFeatures(key, to_device(images.backbone, "cpu"))
     return PreviewOutput(records[chosen], kept, seconds, not adopted, candidates)
 

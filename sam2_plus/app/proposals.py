@@ -1,54 +1,25 @@
-"""Find objects: the automatic mask generator on one frame (`find_on_frame`, the GPU part, pure), its masks as
-numbered proposals (`FoundObjects`) drawn as outlines on the frame view (`draw_proposals`); a click on one, or
-Add all, makes proposals objects (`AppSession.adopt_proposal`)."""
+"""Find objects on the page: the proposals of `sam2_plus.segment` (the automatic mask generator on a frame,
+`run_find_objects`) kept with their masks (`FoundObjects`), drawn as numbered outlines on the frame view
+(`draw_proposals`); a click on one, or Add all, makes proposals objects (`AppSession.adopt_proposal_at`)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional
 
 import cv2
 import numpy as np
 
-from ..media.decode import FrameSource
 from ..media.render import color_for_id
-from ..weights import WeightsSource
+from ..segment.proposals import Proposal as FoundProposal
 from .errors import AppInputError
-from .predictors import mask_generator_for, tracking_predictor
 
-# points per side of the generator's grid, by the page's density choice
-DENSITIES = {"coarse": 8, "normal": 16, "fine": 32}
 DEFAULT_DENSITY = "normal"
-FIND_GPU_SECONDS = 60  # one image encoder pass and up to 32x32 clicks decoded
-
-
-@dataclass(frozen=True)
-class FindRequest:
-    """One Find objects call, checked: a frame of a video file, the model and the density (picklable)."""
-
-    video: Path
-    frame: int
-    model: str
-    weights: WeightsSource
-    density: str = DEFAULT_DENSITY
-    device: Optional[str] = None
-
-    @property
-    def points_per_side(self) -> int:
-        return DENSITIES[self.density]
-
-
-def check_density(density: str) -> str:
-    if density not in DENSITIES:
-        raise AppInputError(f"unknown density {density!r}; choose one of {', '.join(DENSITIES)}")
-    return density
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """One mask the generator found: its number on the frame view (1 = the highest predicted IoU)."""
+    """One mask the generator found, with its number on the frame view."""
 
     number: int
     mask: np.ndarray  # HxW bool
@@ -66,9 +37,8 @@ class FoundObjects:
     frame: int
     density: str
     proposals: list[Proposal] = field(default_factory=list)
-    seconds: float = 0.0  # the model's time
 
-    def at(self, x: float, y: float) -> Optional[Proposal]:
+    def at(self, x: float, y: float) -> Proposal | None:
         """The smallest proposal holding pixel (x, y) (the most specific one under the click), if any."""
         row, col = int(y), int(x)
         holding = [p for p in self.proposals if 0 <= row < p.mask.shape[0] and 0 <= col < p.mask.shape[1]
@@ -83,22 +53,9 @@ class FoundObjects:
         return found
 
 
-def proposals_from(records: list[dict[str, Any]]) -> list[Proposal]:
-    """The generator's records (binary masks) as proposals numbered by predicted IoU, best first."""
-    ordered = sorted(records, key=lambda r: -float(r["predicted_iou"]))
-    return [Proposal(i + 1, np.asarray(r["segmentation"], bool), float(r["predicted_iou"]))
-            for i, r in enumerate(ordered) if np.asarray(r["segmentation"]).any()]
-
-
-def find_on_frame(request: FindRequest) -> FoundObjects:
-    """The generator on the request's frame (the GPU part of Find objects)."""
-    with FrameSource(request.video) as frames:
-        image = np.ascontiguousarray(frames[request.frame])
-    predictor = tracking_predictor(request.model, request.device, request.weights)
-    generator = mask_generator_for(predictor, request.points_per_side)
-    started = time.perf_counter()
-    records = generator.generate(image)
-    return FoundObjects(request.frame, request.density, proposals_from(records), time.perf_counter() - started)
+def found_objects(proposals: Sequence[FoundProposal], frame: int, density: str) -> FoundObjects:
+    """`sam2_plus.segment`'s proposals (numbered, largest first) with their masks decoded."""
+    return FoundObjects(frame, density, [Proposal(p.id, p.decode(), p.predicted_iou) for p in proposals])
 
 
 def draw_proposals(image: np.ndarray, proposals: list[Proposal], scale: int = 1) -> np.ndarray:

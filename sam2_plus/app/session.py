@@ -29,6 +29,7 @@ from ..media.render import TrackRenderer
 from ..outputs import RecordError, RecordFile
 from ..prompts import PromptError
 from ..review import ReviewReport
+from ..segment import FindRequest, StillImage, prepare_find
 from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
 from .drawing import draw_prompts
@@ -42,10 +43,10 @@ from .jobs import (
 )
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
-from .proposals import FindRequest, FoundObjects, check_density, draw_proposals
+from .proposals import FoundObjects, draw_proposals
 from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
 from .settings import MAX_OBJECTS, AppLimits
-from .still import ImageFiles, image_record, write_image_results
+from .still import ImageResults, ObjectResult, segmentation, write_image_results
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
@@ -69,20 +70,6 @@ class Preview:
     result: export.FrameRecord
 
 
-@dataclass(frozen=True)
-class ImageResults:
-    """An image's segmentation on the page: its files, and its masks with what they were written with."""
-
-    files: ImageFiles
-    record: export.FrameRecord
-    tasks: dict[int, str]
-    effects: Optional[EffectSettings]
-
-    def describe(self) -> str:
-        shown = int(self.record.visible.sum())
-        return f"Done: {shown} of {len(self.record.obj_ids)} object(s) segmented on the image."
-
-
 @dataclass(eq=False)
 class AppSession:
     """Everything one browser session knows; lives in a gr.State and is cleaned up by close()."""
@@ -98,7 +85,7 @@ class AppSession:
     # (object, frame) -> the candidates of its click prompt there, kept while its clicks stay (a pick keeps them)
     candidates: dict[tuple[int, int], MaskCandidates] = field(default_factory=dict)
     found: Optional[FoundObjects] = None  # the last Find objects' proposals not yet made objects
-    image_results: Optional["ImageResults"] = None  # an image's last segmentation (Track on an image)
+    image_results: Optional[ImageResults] = None  # an image's last segmentation (Track on an image)
     results: Optional[JobResult] = None
     jobs: int = 0
     effects: dict[int, Effect] = field(default_factory=dict)  # object -> its effect (OBJECT_EFFECTS)
@@ -427,7 +414,7 @@ class AppSession:
         obj = self.objects.get(self.selected) if self.selected is not None else None
         found = None if obj is None else self.candidates.get((obj.obj_id, frame))
         draft = None if obj is None else obj.prompts.get(frame)
-        if found is None or draft is None:
+        if found is None or len(found) < 2 or draft is None:
             return None
         in_use = found.chosen if draft.candidate is None else draft.candidate
         return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
@@ -439,7 +426,7 @@ class AppSession:
             raise AppInputError("tracking is running: wait for it to finish or press Stop")
         frame, obj = self.check_frame(frame), self.current
         found = self.candidates.get((obj.obj_id, frame))
-        if found is None or not 0 <= index < len(found):
+        if found is None or len(found) < 2 or not 0 <= index < len(found):
             raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
         mask = None if index == found.chosen else found.masks[index]
         note = pick_candidate(obj, frame, index, mask)
@@ -447,12 +434,23 @@ class AppSession:
         return note
 
     # ------------------------------------------------------------------ Find objects
-    def find_request(self, frame: int, model: str, density: str, weights, device: Optional[str] = None) -> FindRequest:
-        """The checked request of a Find objects call on `frame`."""
+    def find_request(self, frame: int, model: str, density: str) -> FindRequest:
+        """The checked request of Find objects on `frame` (`sam2_plus.segment.prepare_find`: the model, the
+        weights, the density)."""
         self.check_open()
         if self.tracking:
             raise AppInputError("tracking is running: find objects when it ends")
-        return FindRequest(self.video, self.check_frame(frame), model, weights, check_density(density), device)
+        frame = self.check_frame(frame)
+        image = StillImage.of(np.asarray(self.frame(frame)), self.video.name, frame)
+        return prepare_find(image, frame, {"model": model, "density": density})
+
+    def find_dir(self) -> Path:
+        """An empty folder for Find objects' files (the proposals' masks and JSON; the page keeps their masks)."""
+        self.check_open()
+        folder = self.workdir / "find"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder
 
     def set_found(self, found: FoundObjects) -> str:
         self.found = found
@@ -564,7 +562,7 @@ class AppSession:
         obj = self.objects.get(self.selected) if self.selected is not None else None
         found = None if obj is None else self.candidates.get((obj.obj_id, frame))
         draft = None if obj is None else obj.prompts.get(frame)
-        if found is None or draft is None:
+        if found is None or len(found) < 2 or draft is None:
             return None
         in_use = found.chosen if draft.candidate is None else draft.candidate
         return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
@@ -576,7 +574,7 @@ class AppSession:
             raise AppInputError("tracking is running: wait for it to finish or press Stop")
         frame, obj = self.check_frame(frame), self.current
         found = self.candidates.get((obj.obj_id, frame))
-        if found is None or not 0 <= index < len(found):
+        if found is None or len(found) < 2 or not 0 <= index < len(found):
             raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
         mask = None if index == found.chosen else found.masks[index]
         note = pick_candidate(obj, frame, index, mask)
@@ -584,12 +582,23 @@ class AppSession:
         return note
 
     # ------------------------------------------------------------------ Find objects
-    def find_request(self, frame: int, model: str, density: str, weights, device: Optional[str] = None) -> FindRequest:
-        """The checked request of a Find objects call on `frame`."""
+    def find_request(self, frame: int, model: str, density: str) -> FindRequest:
+        """The checked request of Find objects on `frame` (`sam2_plus.segment.prepare_find`: the model, the
+        weights, the density)."""
         self.check_open()
         if self.tracking:
             raise AppInputError("tracking is running: find objects when it ends")
-        return FindRequest(self.video, self.check_frame(frame), model, weights, check_density(density), device)
+        frame = self.check_frame(frame)
+        image = StillImage.of(np.asarray(self.frame(frame)), self.video.name, frame)
+        return prepare_find(image, frame, {"model": model, "density": density})
+
+    def find_dir(self) -> Path:
+        """An empty folder for Find objects' files (the proposals' masks and JSON; the page keeps their masks)."""
+        self.check_open()
+        folder = self.workdir / "find"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder
 
     def set_found(self, found: FoundObjects) -> str:
         self.found = found
@@ -650,18 +659,21 @@ class AppSession:
         self.prompts_document()
         return [obj_id for obj_id in self.objects if self.preview_target_of(obj_id, 0, options)]
 
-    def segment_image(self, options: TrackOptions) -> "ImageResults":
-        """The image's results from every object's preview (an image-predictor call, or its mask prompt) with
-        `options`, written with the objects' effects and the page's scene (`still.write_image_results`)."""
+    def segment_image(self, options: TrackOptions) -> ImageResults:
+        """The image's results from every object's preview with `options` (the masks the page showed; a picked
+        candidate exactly), written with the objects' effects and the page's scene (`still.py`)."""
         self.check_open()
         missing = self.unpreviewed(options)
         if missing:
             raise AppInputError(f"object {missing[0]} has no preview yet with {options.model}: segment again")
-        record = image_record({obj_id: self.previews[(obj_id, 0)].result for obj_id in self.objects})
-        tasks = {obj_id: obj.task for obj_id, obj in self.objects.items()}
-        effects = self.render_settings().effects
-        files = write_image_results(self.frame(0), record, tasks, self.info, effects, self.new_job_dir())
-        self.image_results = ImageResults(files, record, tasks, effects)
+        results = []
+        for obj_id, obj in self.objects.items():
+            draft = obj.prompts[0]
+            results.append(ObjectResult(obj_id, obj.task, draft.kind, self.previews[(obj_id, 0)].result,
+                                        self.candidates.get((obj_id, 0)), draft.candidate))
+        image = StillImage.of(np.asarray(self.frame(0)), self.video.name)
+        found = segmentation(image, options.model, results)
+        self.image_results = write_image_results(found, self.new_job_dir(), self.render_settings().effects)
         return self.image_results
 
     # ------------------------------------------------------------------ tracking
@@ -785,7 +797,8 @@ class AppSession:
         have one (what its cut-out PNG holds)."""
         if self.is_image and self.image_results is not None and not self.closed:
             found = self.image_results
-            return cutout_preview(self.frame(0), found.record, found.effects or EffectSettings(), found.tasks)
+            return cutout_preview(self.frame(0), found.segmentation.record(), found.effects or EffectSettings(),
+                                  found.segmentation.tasks)
         result = self.results
         effects = None if result is None else result.rendered.effects
         if effects is None or not effects.erases_background or result.first_frame is None or self.closed:

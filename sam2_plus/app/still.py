@@ -1,101 +1,75 @@
-"""The results of a still image on the page: every object's mask on the image (its preview: an image-predictor
-call, or its mask prompt) put together (`image_record`) and written as files (`write_image_results`): one mask PNG
-per object, COCO instances JSON, the RGBA cut-out (the objects opaque, with their effects), the overlay PNG and,
-with effects, the effect PNG; all of them in one ZIP too."""
+"""The results of a still image on the page: every object's preview (an image-predictor call, or its prompt as
+the tracker takes it on its frame) put together as `sam2_plus.segment`'s `ImageSegmentation` (`segmentation`),
+whose writers (`write_segmentation`) make the files: a mask PNG and an RGBA cut-out per object, COCO instances
+JSON, the results JSON, the effect PNG with effects, and their ZIP. The masks are the ones the page showed."""
 
 from __future__ import annotations
 
-import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
-from ..effects.render import EffectRenderer
 from ..effects.settings import EffectSettings
-from ..exports.coco import INSTANCES, CocoInstancesWriter
-from ..exports.common import ExportTarget
-from ..media.alpha import rgba_png
-from ..media.decode import VideoInfo
 from ..media.export import FrameRecord
-from ..media.render import TrackRenderer
-
-NAMES = {"export": "sam2plus_image_results.zip", "cutout": "sam2plus_cutout.png", "coco": "sam2plus_coco.json",
-         "overlay": "sam2plus_overlay.png", "effect": "sam2plus_effect.png"}
+from ..segment import StillImage
+from ..segment.still import Candidate, ImageSegmentation, ObjectSegmentation
+from ..segment.writers import WrittenFiles, write_segmentation
+from .candidates import MaskCandidates
 
 
 @dataclass(frozen=True)
-class ImageFiles:
-    export: Path  # the ZIP: masks/object_<id>.png, coco/instances.json, cutout.png, overlay.png (effect.png)
-    cutout: Path  # RGBA PNG: alpha 255 in the objects (soft with a feather), 0 elsewhere
-    coco: Path
-    overlay: Path
-    effect: Optional[Path] = None
+class ObjectResult:
+    """One object's result on the image, as the page has it."""
+
+    obj_id: int
+    task: str
+    prompt_kind: str  # "clicks", "box", "clicks+box" or "mask" (segment.still.prompt_kind's words)
+    record: FrameRecord  # its preview: this object alone
+    candidates: Optional[MaskCandidates] = None  # a click or box prompt's, from the image predictor
+    in_use: Optional[int] = None  # the candidate that is its prompt (a pick), else the clicks' own
+
+
+def segmentation(image: StillImage, model: str, results: list[ObjectResult]) -> ImageSegmentation:
+    return ImageSegmentation(image, model, tuple(_object(result) for result in results))
+
+
+def _object(result: ObjectResult) -> ObjectSegmentation:
+    record, found = result.record, result.candidates
+    if found is not None:
+        candidates = tuple(Candidate(found.masks[i], float(found.ious[i]), tuple(map(float, found.points[i])))
+                           for i in range(len(found)))
+        chosen = found.chosen if result.in_use is None else result.in_use
+        return ObjectSegmentation(result.obj_id, result.task, result.prompt_kind, candidates, chosen)
+    mask = record.masks[0] & bool(record.visible[0])
+    head = record.boxes[0] if result.task == "box" and record.boxes is not None else None
+    head = None if head is None or not np.isfinite(head).all() else tuple(float(v) for v in head)
+    point = (np.nan, np.nan) if record.points is None else tuple(float(v) for v in record.points[0])
+    candidate = Candidate(mask, None, point, head)
+    return ObjectSegmentation(result.obj_id, result.task, result.prompt_kind, (candidate,), 0)
+
+
+@dataclass(frozen=True)
+class ImageResults:
+    """An image's segmentation on the page: its files, and what they were written from."""
+
+    segmentation: ImageSegmentation
+    files: WrittenFiles
+    effects: Optional[EffectSettings]
 
     def downloads(self) -> list[str]:
-        return [str(p) for p in (self.cutout, self.export, self.coco, self.overlay, self.effect) if p is not None]
+        """The ZIP first, then the cut-outs, the effect image, the COCO JSON and the results JSON."""
+        order = {"cutouts": 0, "effect.png": 1, "coco": 2}
+        shown = sorted((p for p in self.files.files if p.relative_to(self.files.folder).parts[0] in order),
+                       key=lambda p: order[p.relative_to(self.files.folder).parts[0]])
+        return [str(p) for p in (self.files.archive, *shown, self.files.document)]
+
+    def describe(self) -> str:
+        objects = self.segmentation.objects
+        shown = sum(obj.visible for obj in objects)
+        return f"Done: {shown} of {len(objects)} object(s) segmented on the image."
 
 
-def image_record(records: Mapping[int, FrameRecord], frame: int = 0) -> FrameRecord:
-    """One record of every object from their one-object records (previews), in the mapping's order."""
-    parts = [records[obj_id] for obj_id in records]
-    if not parts:
-        raise ValueError("no object has a result on the image")
-
-    def joined(name: str) -> Optional[np.ndarray]:
-        values = [getattr(p, name) for p in parts]
-        return None if any(v is None for v in values) else np.concatenate(values)
-
-    return FrameRecord(frame, [i for p in parts for i in p.obj_ids], joined("masks"), joined("boxes"),
-                       joined("points"), joined("scores"), joined("visible"))
-
-
-def write_image_results(image: np.ndarray, record: FrameRecord, tasks: Mapping[int, str], info: VideoInfo,
-                        effects: Optional[EffectSettings], folder: Path) -> ImageFiles:
-    """The files of `record` on `image` in `folder` (module doc)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    composed = EffectRenderer(effects or EffectSettings(), tasks, with_alpha=True).compose(image, record)
-    cutout = folder / NAMES["cutout"]
-    cutout.write_bytes(rgba_png(composed.rgba()))
-    overlay = folder / NAMES["overlay"]
-    Image.fromarray(TrackRenderer(dict(tasks)).render(np.array(image, copy=True), record)).save(overlay)
-    effect = None
-    if effects is not None and _has_effect(effects, tasks):
-        effect = folder / NAMES["effect"]
-        Image.fromarray(composed.rgb).save(effect)
-    coco = _write_coco(record, tasks, info, folder)
-    export = folder / NAMES["export"]
-    with zipfile.ZipFile(export, "w", zipfile.ZIP_DEFLATED) as archive:
-        for i, obj_id in enumerate(record.obj_ids):
-            mask = np.where(record.masks[i] & record.visible[i], 255, 0).astype(np.uint8)
-            archive.writestr(f"masks/object_{obj_id}.png", _png(mask))
-        archive.write(coco, "coco/" + INSTANCES)
-        archive.write(cutout, "cutout.png")
-        archive.write(overlay, "overlay.png")
-        if effect is not None:
-            archive.write(effect, "effect.png")
-    return ImageFiles(export, cutout, coco, overlay, effect)
-
-
-def _has_effect(effects: EffectSettings, tasks: Mapping[int, str]) -> bool:
-    return not effects.background.is_none or any(not effects.effect_for(obj_id).is_none for obj_id in tasks)
-
-
-def _write_coco(record: FrameRecord, tasks: Mapping[int, str], info: VideoInfo, folder: Path) -> Path:
-    writer = CocoInstancesWriter(ExportTarget(folder / "coco", info, dict(tasks)))
-    try:
-        writer.write(record)
-    finally:
-        writer.close()
-    return writer.path.replace(folder / NAMES["coco"])
-
-
-def _png(grey: np.ndarray) -> bytes:
-    from io import BytesIO
-
-    buffer = BytesIO()
-    Image.fromarray(grey).save(buffer, format="PNG")
-    return buffer.getvalue()
+def write_image_results(found: ImageSegmentation, folder: Path, effects: Optional[EffectSettings]) -> ImageResults:
+    return ImageResults(found, write_segmentation(found, folder, effects), effects)
