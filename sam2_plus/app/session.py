@@ -347,8 +347,13 @@ class AppSession:
         if self.corner is not None and self.corner[:2] == (obj.obj_id, frame):
             self.corner = None
             return
+        draft = obj.prompts.get(frame)
+        picked = draft is not None and draft.candidate is not None
         undo(obj, frame)
-        self._edited(obj.obj_id, frame)
+        if picked:  # back to the clicks, whose candidates stay
+            self.previews.pop((obj.obj_id, frame), None)
+        else:
+            self._edited(obj.obj_id, frame)
 
     def clear_frame(self, frame: int) -> None:
         frame, obj = self.check_frame(frame), self.current
@@ -510,146 +515,6 @@ class AppSession:
         left = len(self.found.proposals) if self.found is not None else 0
         if left and self._room() < 1:
             note += f" {left} proposal(s) left out: the object limit is {MAX_OBJECTS}."
-        return note
-
-    # ------------------------------------------------------------------ JSON and previews
-    def prompts_document(self) -> dict:
-        """The prompts JSON (sam2_plus/prompts.py) of every object, as a dict; checked where a job is planned."""
-        if not self.objects:
-            raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
-        return {"objects": [obj.to_json() for obj in self.objects.values()]}
-
-    def prompts_json(self) -> str:
-        return json.dumps(self.prompts_document())
-
-    def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
-        """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
-        return None if self.selected is None else self.preview_target_of(self.selected, frame, options)
-
-    def preview_target_of(self, obj_id: int, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
-        """(object, frame) when object `obj_id` has a prompt on `frame` without an up-to-date preview."""
-        obj = self.objects.get(obj_id)
-        if obj is None or frame not in obj.frames():
-            return None
-        preview = self.previews.get((obj.obj_id, frame))
-        return None if preview is not None and preview.options == options else (obj.obj_id, frame)
-
-    def preview_json(self, obj_id: int, frame: int) -> str:
-        """The prompts JSON of one object's prompt on one frame (the preview's input)."""
-        obj = self.objects[obj_id]
-        prompt = obj.prompts[frame].to_json(frame)
-        return json.dumps({"objects": [{"id": obj_id, "task": obj.task, "prompts": [prompt]}]})
-
-    def preview_request(self, obj_id: int, frame: int, options: TrackOptions) -> TrackRequest:
-        """The checked request of a preview (with the video as it was checked when the session opened)."""
-        self.check_open()
-        with self.granularity_words():
-            return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
-                                   motion_aware=options.motion_aware, info=self.info)
-
-    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord,
-                      candidates: Optional[MaskCandidates] = None) -> None:
-        """A preview, and the candidates of the click prompt it came from (kept until the clicks change)."""
-        if obj_id in self.objects and frame in self.objects[obj_id].frames():
-            self.previews[(obj_id, frame)] = Preview(options, result)
-            if candidates is not None:
-                self.candidates[(obj_id, frame)] = candidates
-
-    # ------------------------------------------------------------------ the candidates of a click prompt
-    def candidate_view(self, frame: int) -> Optional[tuple[list[tuple[np.ndarray, str]], int]]:
-        """The selected object's candidates on `frame` as thumbnails with captions, and the one in use; None
-        when it has none there (no click prompt, or one the model decodes to a single mask)."""
-        obj = self.objects.get(self.selected) if self.selected is not None else None
-        found = None if obj is None else self.candidates.get((obj.obj_id, frame))
-        draft = None if obj is None else obj.prompts.get(frame)
-        if found is None or len(found) < 2 or draft is None:
-            return None
-        in_use = found.chosen if draft.candidate is None else draft.candidate
-        return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
-
-    def pick_candidate(self, frame: int, index: int) -> str:
-        """Candidate `index` of the selected object's clicks on `frame` as its prompt there (a mask prompt;
-        the clicks' own candidate means the clicks alone)."""
-        if self.tracking:
-            raise AppInputError("tracking is running: wait for it to finish or press Stop")
-        frame, obj = self.check_frame(frame), self.current
-        found = self.candidates.get((obj.obj_id, frame))
-        if found is None or len(found) < 2 or not 0 <= index < len(found):
-            raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
-        mask = None if index == found.chosen else found.masks[index]
-        note = pick_candidate(obj, frame, index, mask)
-        self.previews.pop((obj.obj_id, frame), None)  # the candidates stay: the clicks did not change
-        return note
-
-    # ------------------------------------------------------------------ Find objects
-    def find_request(self, frame: int, model: str, density: str) -> FindRequest:
-        """The checked request of Find objects on `frame` (`sam2_plus.segment.prepare_find`: the model, the
-        weights, the density)."""
-        self.check_open()
-        if self.tracking:
-            raise AppInputError("tracking is running: find objects when it ends")
-        frame = self.check_frame(frame)
-        image = StillImage.of(np.asarray(self.frame(frame)), self.video.name, frame)
-        return prepare_find(image, frame, {"model": model, "density": density})
-
-    def find_dir(self) -> Path:
-        """An empty folder for Find objects' files (the proposals' masks and JSON; the page keeps their masks)."""
-        self.check_open()
-        folder = self.workdir / "find"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
-        return folder
-
-    def set_found(self, found: FoundObjects) -> str:
-        self.found = found
-        count = len(found.proposals)
-        if not count:
-            return (f"No objects found on frame {found.frame} at the {found.density} density: try a finer one, or "
-                    "prompt the objects yourself.")
-        return (f"Found {count} object(s) on frame {found.frame} ({found.density}): click a numbered outline to "
-                "make it an object, or press Add all.")
-
-    def hide_found(self) -> None:
-        self.found = None
-
-    def adopt_proposal_at(self, frame: int, x: float, y: float) -> str:
-        """A click on the frame view while proposals show there: the proposal under it becomes an object."""
-        proposal = self.found.at(x, y) if self.found is not None else None
-        if proposal is None:
-            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide proposals to "
-                                "prompt with clicks")
-        return self._adopt([self.found.take(proposal.number)], frame)
-
-    def adopt_all(self, frame: int) -> str:
-        """Every proposal shown on `frame` becomes an object, up to the object limit."""
-        if self.found is None or self.found.frame != frame or not self.found.proposals:
-            raise AppInputError("there are no proposals on this frame: press Find objects first")
-        room = MAX_OBJECTS - len(self.objects)
-        taken = [self.found.take(p.number) for p in list(self.found.proposals)[:max(0, room)]]
-        if not taken:
-            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
-        return self._adopt(taken, frame)
-
-    def _adopt(self, proposals: list, frame: int) -> str:
-        if self.tracking:
-            raise AppInputError("tracking is running: wait for it to finish or press Stop")
-        frame = self.check_frame(frame)
-        if len(self.objects) + len(proposals) > MAX_OBJECTS:
-            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
-        empty = self.current if self.selected is not None and not self.current.frames() else None
-        names = []
-        for proposal in proposals:
-            obj = empty if empty is not None and empty.task == "mask" else self.add_object()
-            empty = None
-            self.selected = obj.obj_id
-            set_mask(obj, frame, proposal.mask)
-            self._edited(obj.obj_id, frame)
-            names.append(f"{obj.name} (proposal {proposal.number})")
-        left = len(self.found.proposals) if self.found is not None else 0
-        note = f"Added {', '.join(names)} on frame {frame}."
-        if left:
-            note += f" {left} proposal(s) left out" + (f": the object limit is {MAX_OBJECTS}."
-                                                       if len(self.objects) >= MAX_OBJECTS else ".")
         return note
 
     # ------------------------------------------------------------------ an image's results
