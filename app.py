@@ -213,6 +213,10 @@ TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its l
                  "when it ends (objects can be removed now).")
 
 
+VIDEO_DOWNLOADS = ("Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, LaSOT, points NPZ), results "
+                   "JSON, overlay MP4; with effects the effect MP4 and the cut-outs (WebM, MOV; PNGs in the ZIP)")
+IMAGE_DOWNLOADS = ("Downloads: the ZIP (mask PNGs, cut-outs, COCO JSON, results JSON), each object's cut-out (RGBA "
+                   "PNG), with effects the effect PNG, COCO instances JSON, results JSON")
 SEGMENTING_NOTE = "Segmenting the image: each object's mask from the image predictor (its preview)."
 
 
@@ -591,11 +595,11 @@ def _build_frame_column(ui: UI) -> None:
     with gr.Column(elem_id="frame-box"):
         with gr.Row(equal_height=True, elem_id="tool-row"):
             ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool", container=False,
-                               scale=3)
+                               scale=4)
             _build_find(ui)
         ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
         ui.candidates = gr.Gallery(label="Candidates of the click (predicted IoU): click one to use it", columns=3,
-                                   rows=1, height=130, allow_preview=False, object_fit="contain", visible=False,
+                                   rows=1, height="auto", allow_preview=False, object_fit="contain", visible=False,
                                    elem_id="candidates", buttons=[])
         ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
                                    type="numpy", visible=False, sources=(), transforms=(), layers=False,
@@ -616,20 +620,17 @@ def _build_frame_column(ui: UI) -> None:
     with gr.Column(elem_id="results-box"):
         ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
         _build_cutout_preview(ui)
-        ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
-                               "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
-                               "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
-                               interactive=False, elem_id="downloads")
+        ui.downloads = gr.File(label=VIDEO_DOWNLOADS, file_count="multiple", interactive=False, elem_id="downloads")
         ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
 
 
 def _build_find(ui: UI) -> None:
     """Find objects on the frame shown, with a density; its proposals' buttons show while they do."""
-    with gr.Column(scale=2, min_width=260, elem_id="find-box"):
+    with gr.Column(scale=1, min_width=190, elem_id="find-box"):
         with gr.Row(equal_height=True):
             ui.density = gr.Dropdown(list(DENSITIES), value=DEFAULT_DENSITY, show_label=False, container=False,
-                                     min_width=90, elem_id="density")
-            ui.find = gr.Button("Find objects", size="sm", min_width=90, elem_id="find")
+                                     min_width=80, elem_id="density")
+            ui.find = gr.Button("Find objects", size="sm", min_width=100, elem_id="find")
         with gr.Row(equal_height=True):
             ui.add_all = gr.Button("Add all", size="sm", visible=False, min_width=60, elem_id="add-all")
             ui.hide_found = gr.Button("Hide proposals", size="sm", visible=False, min_width=60, elem_id="hide-found")
@@ -1461,7 +1462,7 @@ def _segment_image(ui: UI, session: AppSession, previewer: Previewer, options: T
                         + ("" if obj.iou is None else f", predicted IoU {obj.iou:.2f}")
                         for obj in found.segmentation.objects if obj.obj_id in session.objects)
     yield {ui.view: gr.Image(session.render_view(0, show), label=VIEW_LABEL), ui.progress: progress_html(
-        found.describe()), ui.downloads: found.downloads(), ui.summary: summary,
+        found.describe()), ui.downloads: gr.File(found.downloads(), label=IMAGE_DOWNLOADS), ui.summary: summary,
         ui.cutout_preview: _cutout_update(session, 0)}
 
 
@@ -1506,7 +1507,8 @@ def _results_view(ui: UI, session: AppSession, frame: int) -> dict:
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     return {ui.progress: progress_html(result.describe()), ui.summary: summary,
             ui.result_video: str(result.files.video) if result.files.video else None,
-            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
+            ui.downloads: gr.File(result.files.downloads() or None, label=VIDEO_DOWNLOADS),
+            ui.review: gr.Column(visible=session.review is not None),
             ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
 
 

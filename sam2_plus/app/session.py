@@ -696,8 +696,9 @@ class AppSession:
                                 f"{error.supported[0]} granularity") from None
 
     def estimate(self, model: str) -> str:
-        """Track's time with `model` on this machine for this video and its objects ('' without objects)."""
-        if not self.objects:
+        """Track's time with `model` on this machine for this video and its objects ('' without objects, and on
+        an image, which is segmented by previews)."""
+        if not self.objects or self.is_image:
             return ""
         prompted = {frame for obj in self.objects.values() for frame in obj.frames()}
         return describe_estimate(model, self.info.num_frames, len(self.objects), max(1, len(prompted)))
