@@ -593,13 +593,10 @@ def _build_frame_column(ui: UI) -> None:
     """The prompt tools, the frame view (the brush paints in its place), the frame slider and Play, the review
     under them, then the result video, the downloads and the summary."""
     with gr.Column(elem_id="frame-box"):
-        with gr.Row(equal_height=True, elem_id="tool-row"):
-            ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool", container=False,
-                               scale=4)
-            _build_find(ui)
+        ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool", container=False)
         ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
         ui.candidates = gr.Gallery(label="Candidates of the click (predicted IoU): click one to use it", columns=3,
-                                   rows=1, height="auto", allow_preview=False, object_fit="contain", visible=False,
+                                   rows=1, height=190, allow_preview=False, object_fit="contain", visible=False,
                                    elem_id="candidates", buttons=[])
         ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
                                    type="numpy", visible=False, sources=(), transforms=(), layers=False,
@@ -615,6 +612,7 @@ def _build_frame_column(ui: UI) -> None:
                 ui.play = gr.Button("▶ Play", size="sm", elem_id="play")
                 ui.show_results = gr.Checkbox(label="Show the results", value=True, elem_id="show-results",
                                               info="scrub the frames, or Play")
+            _build_find(ui)
         ui.player = gr.Timer(PLAY_INTERVAL, active=False)
     _build_review(ui)
     with gr.Column(elem_id="results-box"):
@@ -626,14 +624,13 @@ def _build_frame_column(ui: UI) -> None:
 
 def _build_find(ui: UI) -> None:
     """Find objects on the frame shown, with a density; its proposals' buttons show while they do."""
-    with gr.Column(scale=1, min_width=190, elem_id="find-box"):
-        with gr.Row(equal_height=True):
-            ui.density = gr.Dropdown(list(DENSITIES), value=DEFAULT_DENSITY, show_label=False, container=False,
-                                     min_width=80, elem_id="density")
-            ui.find = gr.Button("Find objects", size="sm", min_width=100, elem_id="find")
+    with gr.Column(scale=1, min_width=150, elem_id="find-box"):
+        ui.find = gr.Button("Find objects", size="sm", elem_id="find")
+        ui.density = gr.Dropdown([(f"density: {name}", name) for name in DENSITIES], value=DEFAULT_DENSITY,
+                                 show_label=False, container=False, elem_id="density")
         with gr.Row(equal_height=True):
             ui.add_all = gr.Button("Add all", size="sm", visible=False, min_width=60, elem_id="add-all")
-            ui.hide_found = gr.Button("Hide proposals", size="sm", visible=False, min_width=60, elem_id="hide-found")
+            ui.hide_found = gr.Button("Hide", size="sm", visible=False, min_width=60, elem_id="hide-found")
 
 
 def _build_review(ui: UI) -> None:

@@ -71,6 +71,12 @@ def expected_candidates(image: Path):
     return preview_with_features(request).candidates
 
 
+def open_image(page, path: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator("#image-input").click()
+    chooser.value.set_files(str(path))
+
+
 def torch_size(width: int, height: int):
     import torch
 
@@ -82,10 +88,12 @@ def test_an_image_click_three_candidates_another_picked_and_its_cutout_downloade
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: Recording())
     image = tmp_path / "photo.png"
     Image.fromarray(pattern_frame(5, H, W)).save(image)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     with open_page(app_server) as page:
-        with page.expect_file_chooser() as chooser:
-            page.locator("#image-input").click()
-        chooser.value.set_files(str(image))
+        open_image(page, broken)  # a precise message, and the page goes on
+        wait_text(page, "#status", "The image cannot be used: broken.png")
+        open_image(page, image)
         wait_text(page, "#status", f"Image {W}x{H}")
         sync_api.expect(page.get_by_role("button", name="Segment", exact=True)).to_be_enabled()
         click_frame(page, 0.4, 0.5)
@@ -117,13 +125,18 @@ def test_an_image_click_three_candidates_another_picked_and_its_cutout_downloade
     np.testing.assert_array_equal(cutout[..., :3][picked.masks[1]], pattern_frame(5, H, W)[picked.masks[1]])
 
 
+class Failing:
+    def generate(self, image):
+        raise RuntimeError("out of luck")
+
+
 def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server, tmp_path, monkeypatch):
     from segment_fakes import SquareGenerator
     from sam2_plus.segment import runs
 
     squares = [(4, 4, 20, 0.9), (52, 36, 24, 0.85), (30, 40, 12, 0.8)]  # x, y, side, predicted IoU
     monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
-    monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: SquareGenerator(squares))
+    monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: Failing())
     frames = 4
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     with open_page(app_server) as page:
@@ -131,6 +144,9 @@ def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server
         wait_text(page, "#status", f"{frames} frames")
         page.locator("#frame-slider input[type=number]").fill("1")
         page.locator("#frame-slider input[type=number]").press("Enter")
+        page.get_by_role("button", name="Find objects", exact=True).click()  # the model fails: said, page usable
+        wait_text(page, "#status", "Find objects failed (RuntimeError: out of luck)")
+        monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: SquareGenerator(squares))
         page.get_by_role("button", name="Find objects", exact=True).click()
         wait_text(page, "#status", "Found 3 object(s) on frame 1 (normal)")
         sync_api.expect(page.get_by_role("button", name="Add all", exact=True)).to_be_visible()

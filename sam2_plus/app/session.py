@@ -474,7 +474,7 @@ class AppSession:
         object."""
         proposal = self.found.at(x, y) if self.found is not None and self.found.frame == frame else None
         if proposal is None:
-            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide proposals to "
+            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide (under Find objects) to "
                                 "prompt with clicks")
         if self._room() < 1:
             raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
