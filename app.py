@@ -973,7 +973,7 @@ def _wire_rejoin(ui: UI, limits: AppLimits, pages: PageTokens) -> None:
             yield _job_ended(ui, session)
 
     outputs = [ui.tokens, ui.state, ui.video, ui.frame, ui.track, ui.stop, ui.model, ui.motion, *ui.scene_inputs,
-               *_no_results(ui), *ui.panel]
+               *_no_results(ui), *ui.panel, ui.cutout_preview]
     gr.context.Context.root_block.load(rejoin, [ui.tokens], outputs, show_progress="minimal",
                                        show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY)
 
@@ -1001,6 +1001,8 @@ def _restored(ui: UI, session: AppSession) -> dict:
         restored[ui.progress] = progress_html("Rejoining the running job…")
     elif session.results is not None:
         restored.update(_results_view(ui, session, frame))
+    elif session.image_results is not None:
+        restored.update(_image_results_view(ui, session))
     return restored
 
 
@@ -1454,13 +1456,18 @@ def _segment_image(ui: UI, session: AppSession, previewer: Previewer, options: T
             yield {ui.progress: progress_html(doing)}
             for waiting in previewer.compute(session, obj_id, 0, options):
                 yield {ui.progress: progress_html(waiting)}
-        found = session.segment_image(options)
+        session.segment_image(options)
+    yield {ui.view: gr.Image(session.render_view(0, show), label=VIEW_LABEL), **_image_results_view(ui, session)}
+
+
+def _image_results_view(ui: UI, session: AppSession) -> dict:
+    """An image's last segmentation on the page: how it ended, the downloads, the summary and the cut-out."""
+    found = session.image_results
     summary = "\n".join(f"{session.objects[obj.obj_id].name} (id {obj.obj_id}): {obj.area} pixels"
                         + ("" if obj.iou is None else f", predicted IoU {obj.iou:.2f}")
                         for obj in found.segmentation.objects if obj.obj_id in session.objects)
-    yield {ui.view: gr.Image(session.render_view(0, show), label=VIEW_LABEL), ui.progress: progress_html(
-        found.describe()), ui.downloads: gr.File(found.downloads(), label=IMAGE_DOWNLOADS), ui.summary: summary,
-        ui.cutout_preview: _cutout_update(session, 0)}
+    return {ui.progress: progress_html(found.describe()), ui.summary: summary,
+            ui.downloads: gr.File(found.downloads(), label=IMAGE_DOWNLOADS), ui.cutout_preview: _cutout_update(session, 0)}
 
 
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np

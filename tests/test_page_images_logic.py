@@ -19,7 +19,7 @@ from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus import service
 from sam2_plus.app import preview as previews
-from sam2_plus.app import session as session_module
+from sam2_plus.app import session_images
 from sam2_plus.app.editing import NEGATIVE, POSITIVE
 from sam2_plus.app.errors import AppInputError, refused_upload, user_message
 from sam2_plus.app.options import TrackOptions
@@ -184,7 +184,7 @@ def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, m
     with pytest.raises(AppInputError, match="no proposal here"):
         session.click_view(POSITIVE, 2, (W // 2 + 5) * scale, 5 * scale)  # taken: no outline there now
 
-    monkeypatch.setattr(session_module, "MAX_OBJECTS", 3)
+    monkeypatch.setattr(session_images, "MAX_OBJECTS", 3)
     note = session.adopt_all(2)
     assert "Added object 2" in note and "object 3" in note and "2 proposal(s) left out: the object limit is 3" in note
     assert all(obj.prompts[2].mask is not None for obj in session.objects.values())
