@@ -881,13 +881,7 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
         if session.closed:  # its client was already gone for good: nobody to show it to
             return {**_no_video(ui), ui.status: ENDED}
         pages.attach(request.session_hash, session)
-        info = session.info
-        kept = "" if old is None else session.keep_objects_of(old)
-        if session.is_image:
-            note = f"Image {info.width}x{info.height}. " + (kept or "Click on an object, or press Find objects.")
-        else:
-            note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} "
-                    "s. " + (kept or "Click on the object to track."))
+        note = _loaded_note(session, "" if old is None else session.keep_objects_of(old))
         return {ui.state: session, ui.video: _video_value(session), **_media_controls(ui, session, 0),
                 **_panel(ui, session, 0, True, note), **_no_results(ui)}
 
@@ -921,6 +915,15 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
                 clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
             ui.image.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
                 load_image, [ui.state, ui.image, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
+
+
+def _loaded_note(session: AppSession, kept: str) -> str:
+    """What a new video or image is, and what to do (or what was kept of the page's objects)."""
+    info = session.info
+    if session.is_image:
+        return f"Image {info.width}x{info.height}. " + (kept or "Click on an object, or press Find objects.")
+    return (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
+            + (kept or "Click on the object to track."))
 
 
 def _declined(ui: UI, session: Optional[AppSession]) -> dict:
