@@ -75,10 +75,6 @@ class ImagePredictor:
 
     def __init__(self, model: SAM2Model, task: str = "mask", mask_threshold: float = 0.0, max_hole_area: int = 0,
                  max_sprinkle_area: int = 0, resample: str = "bilinear") -> None:
-        model.check_task(task)
-        if task not in IMAGE_TASKS:
-            raise ValueError(f"the image predictor decodes the tasks {list(IMAGE_TASKS)}, not {task!r}: the point "
-                             "task's output on a prompted frame is the click's Gaussian heatmap, not a decoded mask")
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {list(RESAMPLING)}, got {resample!r}")
         self.model = model
@@ -90,6 +86,19 @@ class ImagePredictor:
         self.reset_predictor()
 
     # ------------------------------------------------------------------ state
+    @property
+    def task(self) -> str:
+        """The task decoded with; it may change between predictions (the image stays encoded)."""
+        return self._task
+
+    @task.setter
+    def task(self, task: str) -> None:
+        self.model.check_task(task)
+        if task not in IMAGE_TASKS:
+            raise ValueError(f"the image predictor decodes the tasks {list(IMAGE_TASKS)}, not {task!r}: the point "
+                             "task's output on a prompted frame is the click's Gaussian heatmap, not a decoded mask")
+        self._task = task
+
     @property
     def device(self) -> torch.device:
         return self.model.device
