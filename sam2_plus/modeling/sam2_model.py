@@ -109,6 +109,18 @@ class HeadOutput:
 
 
 @dataclass
+class Decoded:
+    """Every candidate the decoder gives for a batch of prompts (M = 3 with multimask output, else 1), before
+    any presence gating or choice."""
+
+    low_res_masks: torch.Tensor  # [B, M, h, w] logits (h = w = 256 for a 1024 input)
+    ious: torch.Tensor  # [B, M] predicted IoUs
+    tokens: torch.Tensor  # [B, T, C] output tokens (the object pointer's source)
+    object_score_logits: torch.Tensor  # [B, 1]
+    boxes_norm: Optional[torch.Tensor] = None  # [B, M, 4] normalised xyxy (SAM 2++'s box task), else None
+
+
+@dataclass
 class Candidates:
     """The decoder's candidate masks for a batch of objects (M = 3 with multimask output), already gated by
     presence: what a `MaskChoice` chooses from."""
@@ -398,8 +410,14 @@ class SAM2Model(nn.Module):
     ) -> HeadOutput:
         """Prompt encoder + mask decoder on [B, C, 64, 64] features (SAM 2's `_forward_sam_heads`); `choice`
         says when an object is present (the mask and pointer gate) and which candidate mask it gets."""
-        masks, ious, tokens, obj_scores, boxes = self._run_decoder(task, pix_feat, high_res_features, points,
-                                                                   mask_inputs, multimask_output)
+        decoded = self.decode_candidates(task, pix_feat, high_res_features, points, mask_inputs, multimask_output)
+        return self.settle(decoded, multimask_output, choice)
+
+    def settle(self, decoded: "Decoded", multimask_output: bool, choice: MaskChoice = HIGHEST_IOU) -> HeadOutput:
+        """The tracker's part after decoding: gate the candidates by presence, choose one, and give it an
+        object pointer."""
+        masks, ious, tokens = decoded.low_res_masks, decoded.ious, decoded.tokens
+        obj_scores, boxes = decoded.object_score_logits, decoded.boxes_norm
         tc = self.tracker_cfg
         if tc.pred_obj_scores:
             appearing = obj_scores > choice.presence_threshold
@@ -410,7 +428,7 @@ class SAM2Model(nn.Module):
         masks = masks.float()
         high_res = F.interpolate(masks, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
 
-        batch, device = pix_feat.shape[0], pix_feat.device
+        batch, device = masks.shape[0], masks.device
         best = (choice.choose(Candidates(high_res, ious, boxes)) if multimask_output
                 else torch.zeros(batch, dtype=torch.long, device=device))
         rows = torch.arange(batch, device=device)
@@ -427,37 +445,53 @@ class SAM2Model(nn.Module):
             boxes_norm=boxes[rows, best].unsqueeze(1) if boxes is not None else None,
         )
 
-    def _run_decoder(self, task: str, pix_feat: torch.Tensor, high_res_features: Optional[list[torch.Tensor]],
-                     points: Optional[PointPrompt], mask_inputs: Optional[torch.Tensor], multimask_output: bool):
-        """The prompt encoder and the mask (or SAM 2++'s unified) decoder: every candidate's mask logits
-        [B, M, h, w], predicted IoUs [B, M], output tokens, object-score logits [B, 1], boxes [B, M, 4] or None."""
-        batch, device = pix_feat.shape[0], pix_feat.device
-        if points is None:  # a padding point keeps the sparse prompt non-empty
+    def decode_candidates(
+        self,
+        task: str,
+        pix_feat: torch.Tensor,
+        high_res_features: Optional[list[torch.Tensor]],
+        points: Optional[PointPrompt] = None,
+        mask_inputs: Optional[torch.Tensor] = None,
+        multimask_output: bool = False,
+        pad_without_points: bool = True,
+    ) -> "Decoded":
+        """The prompt encoder and the mask (or SAM 2++'s unified) decoder, every candidate kept, nothing gated.
+
+        pix_feat [B or 1, C, h, w] (one image for B prompts is broadcast); points in model pixels; mask_inputs
+        [B, 1, H, W] logits (resized to the prompt encoder's size when they differ). Without points, the
+        tracker's step gives the decoder one padding point (`pad_without_points`) where SAM 2's image
+        predictor gives it no sparse prompt at all."""
+        batch = max(_rows(points), _rows(mask_inputs), pix_feat.shape[0])
+        device = pix_feat.device
+        if points is None and pad_without_points:
             points = PointPrompt(
                 torch.zeros(batch, 1, 2, device=device), -torch.ones(batch, 1, dtype=torch.int32, device=device)
             )
-        dense_mask = None
         if mask_inputs is not None:
             size = self.sam_prompt_encoder.mask_input_size
             if mask_inputs.shape[-2:] != size:
                 mask_inputs = F.interpolate(mask_inputs.float(), size=size, mode="bilinear", align_corners=False,
                                             antialias=True)
-            dense_mask = mask_inputs
-        sparse, dense = self.sam_prompt_encoder(points=(points.coords, points.labels), boxes=None, masks=dense_mask)
+        sparse, dense = self.sam_prompt_encoder(points=None if points is None else (points.coords, points.labels),
+                                                boxes=None, masks=mask_inputs)
+        if sparse.shape[0] != batch:  # neither points nor a mask: one prompt-less row per image
+            sparse, dense = sparse.expand(batch, -1, -1), dense.expand(batch, -1, -1, -1)
+        # one image for several prompts: the decoder repeats it (its high-res maps broadcast)
+        repeat_image = pix_feat.shape[0] == 1 and batch > 1
         decoder_kwargs = dict(
             image_embeddings=pix_feat,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
-            repeat_image=False,
+            repeat_image=repeat_image,
             high_res_features=high_res_features,
         )
         if self.cfg.is_plus:
             masks, boxes, ious, tokens, obj_scores = self.sam_unified_decoder(**decoder_kwargs, task=task)
-            return masks, ious, tokens, obj_scores, boxes
+            return Decoded(masks, ious, tokens, obj_scores, boxes)
         masks, ious, tokens, obj_scores = self.sam_mask_decoder(**decoder_kwargs)
-        return masks, ious, tokens, obj_scores, None
+        return Decoded(masks, ious, tokens, obj_scores, None)
 
     def _gate_obj_ptr(self, obj_ptr: torch.Tensor, appearing: torch.Tensor) -> torch.Tensor:
         if self.tracker_cfg.fixed_no_obj_ptr:
@@ -605,6 +639,13 @@ class SAM2Model(nn.Module):
             features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None].expand(
                 *features.shape)
         return features, pos_enc
+
+
+def _rows(x) -> int:
+    """The batch size of an optional prompt part (0 when absent)."""
+    if x is None:
+        return 0
+    return x.labels.shape[0] if isinstance(x, PointPrompt) else x.shape[0]
 
 
 def apply_non_overlapping_constraints(masks: torch.Tensor) -> torch.Tensor:

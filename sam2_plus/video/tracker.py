@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..config import TrackerConfig
+from ..image.predictor import decode_image_prompt
 from ..modeling.sam2_model import (HIGHEST_IOU, FrameFeatures, HeadOutput, MaskChoice, MemoryContext, MemoryEntry,
                                   PointPrompt, SAM2Model)
 
@@ -220,8 +221,13 @@ def track_frame(
             mask = mask if tc.point_task_gaussian_mask else None
         if multimask_output is None:
             multimask_output = model.use_multimask(task, is_init_cond_frame, points)
-        head = model.decode(task, pix_feat, high_res, points=points, mask_inputs=mask,
-                            multimask_output=multimask_output, choice=choice)
+        # the image predictor's prompt step on the memory-conditioned frame, then the tracker's presence gate,
+        # choice and object pointer
+        decoded = decode_image_prompt(model, task, pix_feat, high_res,
+                                      None if points is None else points.coords,
+                                      None if points is None else points.labels,
+                                      mask_input=mask, multimask_output=multimask_output, pad_without_points=True)
+        head = model.settle(decoded, multimask_output, choice)
     result = StepResult(head)
     if run_mem_encoder and model.num_maskmem > 0:
         result.maskmem_features, result.maskmem_pos_enc = model.encode_memory(
