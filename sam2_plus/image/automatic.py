@@ -214,7 +214,7 @@ class AutomaticMaskGenerator:
 
     def _records(self, found: Candidates, image_hw: tuple[int, int]) -> list[dict[str, Any]]:
         masks = self.full_masks(found, image_hw)
-        areas = masks.reshape(len(found), -1).sum(1).tolist()
+        areas = masks.sum(axis=(1, 2)).tolist()
         segmentations = encode_masks(masks, self.settings.output_mode)
         boxes = found.boxes.float().tolist()
         crops = found.crops.float().tolist()
