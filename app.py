@@ -670,7 +670,7 @@ def _wire_image_api(demo: gr.Blocks, limits: AppLimits, slots: GpuSlots) -> None
         prompts = with_example(gr.Textbox(label="prompts"), EXAMPLE_IMAGE_PROMPTS)
         options = with_example(gr.Textbox(label="options", value=""), EXAMPLE_SEGMENT_OPTIONS)
         source = with_example(gr.File(label="source"), lambda: example_clip(EXAMPLES_DIR, demo.local_url))
-        frame = gr.Number(label="frame", value=0, precision=0)
+        frame = with_example(gr.Number(label="frame", value=0, precision=0), 12)
         find_options = with_example(gr.Textbox(label="options", value=""), EXAMPLE_FIND_OPTIONS)
         masks_zip, results_json, proposals_json = (gr.File(label=name) for name in
                                                    ("masks_zip", "results_json", "proposals_json"))

@@ -178,7 +178,7 @@ def test_every_prompt_kind_for_several_objects():
         {"id": 8, "task": "point", "prompts": [{"frame": 0, "points": [[33.5, 12]]}]},
     ]}
     predictor = DiscPredictor()
-    result = segment_image(still(), prompts, SegmentOptions(model="sam2++"), predictor)
+    result = segment_image(still(), prompts, SegmentOptions(), predictor)  # SAM 2++: every task
     assert [(o.obj_id, o.prompt_kind, len(o.candidates)) for o in result.objects] == [
         (4, "clicks", 1), (2, "box", 1), (7, "clicks+box", 1), (3, "mask", 1), (8, "clicks", 1)]
     assert not predictor.calls[0]["multimask"]  # two clicks are not ambiguous
@@ -287,10 +287,10 @@ def test_the_files_of_proposals(tmp_path):
 
     image = StillImage.of(picture(), "clip.mp4", frame=7)
     proposals = find_objects(image, FindOptions(), SquareGenerator([(2, 2, 5, 0.99), (10, 10, 20, 0.85)]))
-    files = write_proposals(proposals, image, FindOptions(), "sam2++", tmp_path)
+    files = write_proposals(proposals, image, FindOptions(), FindOptions().model, tmp_path)
     assert files.relative() == ["masks/obj_1.png", "masks/obj_2.png", "coco/instances.json", "proposals.json"]
     document = json.loads(files.document.read_text())
-    assert document["image"]["frame"] == 7 and document["sort"] == "area" and document["model"] == "sam2++"
+    assert document["image"]["frame"] == 7 and document["sort"] == "area" and document["model"] == FindOptions().model
     assert [p["id"] for p in document["proposals"]] == [1, 2] and document["settings"]["density"] == "normal"
     coco = COCO(str(tmp_path / "coco/instances.json"))
     assert coco.loadImgs(coco.getImgIds())[0]["frame_index"] == 7

@@ -60,7 +60,7 @@ def served_example(url: Any, examples: Iterable[Path]) -> Optional[Path]:
 
 def with_example(component: Component, example: Any) -> Component:
     """`component`, whose API example is `example`: a file's URL or path (for gr.File; a function giving it when
-    it is known only once the app runs) or a JSON document (for gr.Textbox).
+    it is known only once the app runs), a number (for gr.Number) or a JSON document (for gr.Textbox).
 
     The page writes a file as `handle_file(url)` only when its example has a "url", and puts a text example
     between double quotes as it is (Python, JavaScript and the curl JSON alike): so the JSON's quotes come
@@ -69,6 +69,9 @@ def with_example(component: Component, example: Any) -> Component:
         def payload() -> Any:
             where = example() if callable(example) else example
             return {"path": where, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(where).name, "url": where}
+    elif component.get_block_name() == "number":
+        def payload() -> Any:
+            return example
     else:
         text = json.dumps(json.dumps(example))[1:-1]
 
