@@ -11,6 +11,7 @@ predictor's prompt step on the same cached features, as the tracking run compute
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -95,11 +96,12 @@ def _image_preview(request: TrackRequest, predictor: Any, obj: ObjectPrompts, pr
     size = image.shape[:2]
     started = time.perf_counter()
     adopted = cached is not None and cached.key == key
-    if adopted:
-        images.set_features(to_device(cached.backbone, images.device), size)
-    else:
-        images.set_image(image)
-    low_res, ious, score = _decode(images, prompt, size, getattr(predictor, "fill_hole_area", 0))
+    with _tracking_precision(predictor):  # bfloat16 where the tracker runs in it (CUDA): the same numbers
+        if adopted:
+            images.set_features(to_device(cached.backbone, images.device), size)
+        else:
+            images.set_image(image)
+        low_res, ious, score = _decode(images, prompt, size, getattr(predictor, "fill_hole_area", 0))
     records = [_as_record(prompt.frame, obj.obj_id, low_res[i:i + 1], score, size, images.image_size)
                for i in range(len(ious))]
     seconds = time.perf_counter() - started
@@ -108,6 +110,13 @@ def _image_preview(request: TrackRequest, predictor: Any, obj: ObjectPrompts, pr
                                 np.stack([r.points[0] for r in records]), chosen)
     kept = cached if adopted else CachedFeatures(key, to_device(images.backbone, "cpu"))
     return PreviewOutput(records[chosen], kept, seconds, not adopted, candidates)
+
+
+def _tracking_precision(predictor: Any):
+    """The tracking predictor's autocast (its stepper's), so that the image predictor computes as its prompt step
+    does; nothing for a stand-in without one."""
+    stepper = getattr(predictor, "stepper", None)
+    return stepper.autocast() if stepper is not None else contextlib.nullcontext()
 
 
 def _decode(images: Any, prompt: FramePrompt, size: tuple[int, int],
