@@ -252,3 +252,19 @@ def test_bad_image_files_are_said_precisely(tmp_path):
     with pytest.raises(AppInputError, match="the image is 300x40; this app takes up to 200 px"):
         AppSession.open(large, AppLimits(max_side=200))
     assert "is an image, not a video: open it with *Or open an image*" in refused_upload("cat.png", "image/png")
+
+
+def test_find_objects_runs_the_real_generator_and_says_when_nothing_passes_its_filters(clip, monkeypatch):
+    """The page's request through sam2_plus.segment on the micro network (seed 1): untrained, no mask passes SAM 2's
+    default quality and stability filters at any density, and the page says so."""
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:1")
+    from sam2_plus.app.proposals import found_objects
+
+    session = AppSession.open(clip, AppLimits())
+    for density in ("coarse", "fine"):
+        request = session.find_request(1, MICRO, density)
+        assert request.options.grid == {"coarse": 8, "fine": 32}[density]
+        outcome = runs.run_find_objects(request, session.find_dir())
+        note = session.set_found(found_objects(outcome.proposals, 1, density))
+        assert note.startswith(f"No objects found on frame 1 at the {density} density"), note
+    session.close()
