@@ -46,6 +46,7 @@ from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
+from sam2_plus.app.proposals import DEFAULT_DENSITY, found_objects
 from sam2_plus.app.rerender import SceneChoices, parse_scene
 from sam2_plus.app.rejoin import PageTokens, earlier_session_ended
 from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
@@ -61,6 +62,7 @@ from sam2_plus.prompts import TASKS
 from sam2_plus.jobs import JobSpec, TrackRequest
 from sam2_plus.provider import ModelProvider, shared_models
 from sam2_plus.service import StepCallback
+from sam2_plus.segment.inputs import DENSITIES
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -198,6 +200,13 @@ VIEW_LABEL = "Click on the frame to prompt the selected object"
 COMPUTING_PREVIEW = "Computing the preview…"
 TRACKING_NOTE = ("Tracking runs from all the prompts: the frame view shows its live frames; prompts can be edited "
                  "when it ends (objects can be removed now).")
+
+
+VIDEO_DOWNLOADS = ("Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, LaSOT, points NPZ), results "
+                   "JSON, overlay MP4; with effects the effect MP4 and the cut-outs (WebM, MOV; PNGs in the ZIP)")
+IMAGE_DOWNLOADS = ("Downloads: the ZIP (mask PNGs, cut-outs, COCO JSON, results JSON), each object's cut-out (RGBA "
+                   "PNG), with effects the effect PNG, COCO instances JSON, results JSON")
+SEGMENTING_NOTE = "Segmenting the image: each object's mask from the image predictor (its preview)."
 
 
 def session_problem(session: Optional[AppSession]) -> Optional[str]:
@@ -371,11 +380,23 @@ class UI:
     summary: gr.Textbox
     estimate: gr.Markdown
     upload_check: gr.HTML
+    image: gr.File  # a still image: a one-frame session (the video input takes videos only)
+    candidates: gr.Gallery  # the selected object's click candidates on this frame, with their predicted IoU
+    density: gr.Dropdown
+    find: gr.Button
+    add_all: gr.Button
+    hide_found: gr.Button
 
     @property
     def panel(self) -> list[gr.components.Component]:
         """What an edit of the objects or prompts updates."""
-        return [self.view, self.objects, self.objects_html, self.name, self.task, *self.effect_panel, self.status]
+        return [self.view, self.objects, self.objects_html, self.name, self.task, *self.effect_panel, self.status,
+                *self.found_panel]
+
+    @property
+    def found_panel(self) -> list[gr.components.Component]:
+        """The candidates under the frame view and the buttons of Find objects' proposals (`_found_panel`)."""
+        return [self.candidates, self.add_all, self.hide_found]
 
     @property
     def effect_panel(self) -> list[gr.components.Component]:
@@ -421,6 +442,7 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     """The video; the objects, each with its granularity; Track with its progress; then the settings."""
     with gr.Column(elem_id="video-box"):
         ui.video = gr.Video(label="Video", sources=["upload"], height=100, elem_id="video-input")
+        _build_image_input(ui)
     with gr.Column(elem_id="objects-box"):
         _build_objects(ui)
     with gr.Column(elem_id="track-box"):
@@ -440,6 +462,17 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
             _build_export_formats(ui)
         with gr.Tab("Model", elem_id="model-tab"):
             _build_model_settings(ui, limits)
+
+
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _build_image_input(ui: UI) -> None:
+    """A still image (PNG, JPEG, WebP) opens like a one-frame video: a button beside the video input, which
+    takes video files only (its accept list; its player cannot show an image). Everything after the upload is
+    the same session; Track segments it (the objects' masks from the image predictor)."""
+    ui.image = gr.UploadButton("Or open an image (PNG, JPEG, WebP)", file_types=list(IMAGE_TYPES), size="sm",
+                               variant="secondary", elem_id="image-input")
 
 
 def _build_objects(ui: UI) -> None:
@@ -554,6 +587,9 @@ def _build_frame_column(ui: UI) -> None:
     with gr.Column(elem_id="frame-box"):
         ui.tool = gr.Radio(list(TOOLS), value=POSITIVE, label="Prompt tool", elem_id="tool", container=False)
         ui.view = gr.Image(label=VIEW_LABEL, interactive=False, type="numpy", elem_id="frame-view", buttons=[])
+        ui.candidates = gr.Gallery(label="Candidates of the click (predicted IoU): click one to use it", columns=3,
+                                   rows=1, height=190, allow_preview=False, object_fit="contain", visible=False,
+                                   elem_id="candidates", buttons=[])
         ui.editor = gr.ImageEditor(label="Paint the selected object's mask, then press Use the painted mask",
                                    type="numpy", visible=False, sources=(), transforms=(), layers=False,
                                    elem_id="mask-editor", brush=gr.Brush(colors=["#ff3030"], default_color="#ff3030",
@@ -568,16 +604,25 @@ def _build_frame_column(ui: UI) -> None:
                 ui.play = gr.Button("▶ Play", size="sm", elem_id="play")
                 ui.show_results = gr.Checkbox(label="Show the results", value=True, elem_id="show-results",
                                               info="scrub the frames, or Play")
+            _build_find(ui)
         ui.player = gr.Timer(PLAY_INTERVAL, active=False)
     _build_review(ui)
     with gr.Column(elem_id="results-box"):
         ui.result_video = gr.Video(label="Tracking result", interactive=False, height=400, elem_id="result-video")
         _build_cutout_preview(ui)
-        ui.downloads = gr.File(label="Downloads: results ZIP (masks, DAVIS PNGs, COCO RLE JSON, boxes CSV, "
-                               "LaSOT, points NPZ), results JSON, overlay MP4; with effects the effect MP4 and "
-                               "the cut-outs (WebM, MOV; PNGs in the ZIP)", file_count="multiple",
-                               interactive=False, elem_id="downloads")
+        ui.downloads = gr.File(label=VIDEO_DOWNLOADS, file_count="multiple", interactive=False, elem_id="downloads")
         ui.summary = gr.Textbox(label="Summary", lines=4, interactive=False)
+
+
+def _build_find(ui: UI) -> None:
+    """Find objects on the frame shown, with a density; its proposals' buttons show while they do."""
+    with gr.Column(scale=1, min_width=150, elem_id="find-box"):
+        ui.find = gr.Button("Find objects", size="sm", elem_id="find")
+        ui.density = gr.Dropdown([(f"density: {name}", name) for name in DENSITIES], value=DEFAULT_DENSITY,
+                                 show_label=False, container=False, elem_id="density")
+        with gr.Row(equal_height=True):
+            ui.add_all = gr.Button("Add all", size="sm", visible=False, min_width=60, elem_id="add-all")
+            ui.hide_found = gr.Button("Hide", size="sm", visible=False, min_width=60, elem_id="hide-found")
 
 
 def _build_review(ui: UI) -> None:
@@ -663,7 +708,21 @@ def _panel(ui: UI, session: AppSession, frame: int, show: bool, note: str = "") 
         ui.task: obj.task if obj else "mask",
         **_effect_panel(ui, session, obj),
         ui.status: note,
+        **_found_panel(ui, session, frame),
     }
+
+
+def _found_panel(ui: UI, session: Optional[AppSession], frame: int) -> dict:
+    """The selected object's candidates on `frame` (hidden without), and the proposals' buttons while Find
+    objects' proposals show on it."""
+    usable = session is not None and not session.closed and not session.cleared
+    shown = session.candidate_view(frame) if usable and not session.tracking else None
+    found = session.found if usable else None
+    proposals = found is not None and found.frame == frame and bool(found.proposals)
+    gallery = (gr.Gallery(value=None, visible=False) if shown is None
+               else gr.Gallery(value=shown[0], selected_index=shown[1], visible=True))
+    return {ui.candidates: gallery, ui.add_all: gr.Button(visible=proposals),
+            ui.hide_found: gr.Button(visible=proposals)}
 
 
 def _effect_panel(ui: UI, session: AppSession, obj: Optional[ObjectState]) -> dict:
@@ -698,7 +757,8 @@ def _edit(ui: UI, action: Callable[..., str]) -> Callable[..., dict]:
 
 def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots, models: ModelProvider) -> None:
     """Each panel's events, one function each; the sessions they open run on `models`."""
-    preview_on = _previews(ui, limits, slots)
+    previewer = Previewer(limits, slots)
+    preview_on = _previews(ui, previewer)
     pages = PageTokens(session_files)
     loaded = _wire_video(ui, limits, session_files, pages, models)
     _wire_rejoin(ui, limits, pages)
@@ -707,7 +767,9 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlot
     _wire_objects(ui, preview_on)
     _wire_prompts(ui, preview_on)
     _wire_tools(ui)
-    tracked = _wire_tracking(ui, limits, slots)
+    tracked = _wire_tracking(ui, limits, slots, previewer)
+    _wire_find(ui, slots, preview_on)
+    _wire_candidates(ui, preview_on)
     _wire_review(ui)
     _wire_rerender(ui)
     _wire_estimate(ui, [*loaded, tracked])
@@ -721,44 +783,57 @@ def _checks_first() -> dict:
     return {"concurrency_limit": None}
 
 
-def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable], None]:
+class Previewer:
+    """Computes and keeps previews (`gpu_preview` holding a GPU slot), from the frame's image features when an
+    earlier preview left them in the app's `FeatureStore`; used by the previews and by Track on an image."""
+
+    def __init__(self, limits: AppLimits, slots: GpuSlots) -> None:
+        self.features, self.slots = FeatureStore(limits.feature_cache_bytes), slots
+
+    def compute(self, session: AppSession, obj_id: int, frame: int, options: TrackOptions) -> Iterator[str]:
+        """Yields the status line while it waits for the GPU; the preview goes into the session. Input errors
+        are raised (AppInputError, INPUT_ERRORS)."""
+        request = session.preview_request(obj_id, frame, options)
+        key = features_key(request, frame)
+        with self.slots.short_call() as turn:
+            waited = False
+            for wait in turn:
+                waited = True
+                yield wait.describe()
+            if waited:  # the line no longer says that it waits
+                yield COMPUTING_PREVIEW
+            output = gpu_preview(request, self.features.get(key), session.models)
+        self.features.put(output.features)
+        if output.encoded:  # a whole preview: Track's estimate (sam2_plus/app/estimate.py)
+            SPEEDS.preview(request.model, output.model_seconds)
+        session.store_preview(obj_id, frame, options, output.record, output.candidates)
+
+
+def _previews(ui: UI, previewer: Previewer) -> Callable[[Callable], None]:
     """`preview_on(trigger)`: after `trigger`, show the selected object's result on this frame when it has a
-    prompt here without a fresh preview (computed by `gpu_preview`, from the frame's image features when an
-    earlier preview left them in the app's `FeatureStore`)."""
-    features = FeatureStore(limits.feature_cache_bytes)
+    prompt here without a fresh preview (`Previewer`), with its candidates when it has several."""
 
     def preview(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool):
         """While it waits for the GPU (a tracking job runs: the preview comes after the job's current frame),
         the status line says so (Gradio's progress shows only a timer on the frame view without a fraction)."""
         if session_problem(session) is not None or session.tracking:  # the event before it said so
-            yield gr.skip(), gr.skip(), gr.skip()
+            yield {ui.status: gr.skip()}
             return
         options = TrackOptions(model, bool(motion))
         target = session.preview_target(int(frame), options)
         if target is None:
-            yield gr.skip(), gr.skip(), gr.skip()
+            yield {ui.status: gr.skip()}
             return
         obj_id, frame = target
         try:
-            request = session.preview_request(obj_id, frame, options)
-            key = features_key(request, frame)
-            with slots.short_call() as turn:
-                waited = False
-                for wait in turn:
-                    waited = True
-                    yield gr.skip(), wait.describe(), gr.skip()
-                if waited:  # the line no longer says that it waits
-                    yield gr.skip(), COMPUTING_PREVIEW, gr.skip()
-                output = gpu_preview(request, features.get(key), session.models)
+            for waiting in previewer.compute(session, obj_id, frame, options):
+                yield {ui.status: waiting}
         except (AppInputError, *INPUT_ERRORS) as error:
-            yield gr.skip(), f"⚠️ Preview: {user_message(error)}", gr.skip()
+            yield {ui.status: f"⚠️ Preview: {user_message(error)}"}
             return
-        features.put(output.features)
-        if output.encoded:  # a whole preview: Track's estimate (sam2_plus/app/estimate.py)
-            SPEEDS.preview(request.model, output.model_seconds)
-        session.store_preview(obj_id, frame, options, output.record)
         note = f"Preview of {session.objects[obj_id].name} on frame {frame} ({model})."
-        yield session.render_view(frame, show), note, session.estimate(model)
+        yield {ui.view: session.render_view(frame, show), ui.status: note, ui.estimate: session.estimate(model),
+               **_found_panel(ui, session, frame)}
 
     def idle(session: Optional[AppSession]) -> None:
         """Ends the chain during this session's own job: its prompts cannot change and its live frames own the
@@ -768,8 +843,9 @@ def _previews(ui: UI, limits: AppLimits, slots: GpuSlots) -> Callable[[Callable]
 
     def preview_on(trigger: Callable) -> None:
         trigger(idle, [ui.state], None, queue=False, **UI_ONLY).success(
-            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results], [ui.view, ui.status, ui.estimate],
-            show_progress="full", show_progress_on=[ui.view], **_checks_first(), **UI_ONLY)  # busy on the frame
+            preview, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
+            [ui.view, ui.status, ui.estimate, *ui.found_panel], show_progress="full", show_progress_on=[ui.view],
+            **_checks_first(), **UI_ONLY)  # busy on the frame
 
     return preview_on
 
@@ -786,14 +862,16 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
     def ask_clearing(session: Optional[AppSession]) -> str:
         return "" if session is None else session.clearing_question()
 
-    def load_video(old: Optional[AppSession], video: Optional[str], answer: str, request: gr.Request):
+    def load_video(old: Optional[AppSession], video: Optional[str], answer: str, request: gr.Request,
+                   what: str = "video"):
         if answer == DECLINED or not video:
             return _declined(ui, old)
         try:
             session = AppSession.open(video, limits, models=models)
         except (AppInputError, *INPUT_ERRORS) as error:  # the page keeps what it had
-            gr.Warning(f"⚠️ {user_message(error)}")
-            return {**_declined(ui, old), ui.status: f"⚠️ {user_message(error)}"}
+            message = user_message(error).replace("The video cannot be used", f"The {what} cannot be used", 1)
+            gr.Warning(f"⚠️ {message}")
+            return {**_declined(ui, old), ui.status: f"⚠️ {message}"}
         if old is not None:
             session_files.discard(old.close)
             old.close()
@@ -801,12 +879,12 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
         if session.closed:  # its client was already gone for good: nobody to show it to
             return {**_no_video(ui), ui.status: ENDED}
         pages.attach(request.session_hash, session)
-        info = session.info
-        kept = "" if old is None else session.keep_objects_of(old)
-        note = (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
-                + (kept or "Click on the object to track."))
-        return {ui.state: session, ui.frame: gr.Slider(0, info.num_frames - 1, value=0, step=1, interactive=True),
-                ui.track: gr.Button(interactive=True), **_panel(ui, session, 0, True, note), **_no_results(ui)}
+        note = _loaded_note(session, "" if old is None else session.keep_objects_of(old))
+        return {ui.state: session, ui.video: _video_value(session), **_media_controls(ui, session, 0),
+                **_panel(ui, session, 0, True, note), **_no_results(ui)}
+
+    def load_image(old: Optional[AppSession], image: Optional[str], answer: str, request: gr.Request):
+        return load_video(old, image, answer, request, what="image")
 
     def load_example(old: Optional[AppSession], example: Optional[list], answer: str, request: gr.Request):
         if not example:
@@ -832,13 +910,37 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
             ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
                 load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
             ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-                clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
+                clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.image.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_image, [ui.state, ui.image, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
+
+
+def _loaded_note(session: AppSession, kept: str) -> str:
+    """What a new video or image is, and what to do (or what was kept of the page's objects)."""
+    info = session.info
+    if session.is_image:
+        return f"Image {info.width}x{info.height}. " + (kept or "Click on an object, or press Find objects.")
+    return (f"{info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps, {info.duration:.1f} s. "
+            + (kept or "Click on the object to track."))
 
 
 def _declined(ui: UI, session: Optional[AppSession]) -> dict:
     """The page as it was: its video back in the video component (the upload or x changed it), nothing else."""
-    video = None if session is None or session.closed else str(session.video)
-    return {ui.video: video, ui.status: "Kept the current video." if video else gr.skip()}
+    kept = session is not None and not session.closed
+    what = "image" if kept and session.is_image else "video"
+    return {ui.video: _video_value(session), ui.status: f"Kept the current {what}." if kept else gr.skip()}
+
+
+def _video_value(session: Optional[AppSession]) -> Optional[str]:
+    """What the video input shows for `session`: its video (nothing for an image, or without one)."""
+    return None if session is None or session.closed or session.is_image else str(session.video)
+
+
+def _media_controls(ui: UI, session: AppSession, frame: int, running: bool = False) -> dict:
+    """The frame slider (fixed on an image) and Track, which segments an image."""
+    frames = session.info.num_frames
+    return {ui.frame: gr.Slider(0, max(1, frames - 1), value=frame, step=1, interactive=frames > 1 and not running),
+            ui.track: gr.Button("Segment" if session.is_image else "Track", interactive=not running)}
 
 
 def _no_results(ui: UI) -> dict:
@@ -848,7 +950,7 @@ def _no_results(ui: UI) -> dict:
 
 def _no_video(ui: UI) -> dict:
     return {ui.state: None, ui.view: None, ui.frame: gr.Slider(0, 1, value=0, interactive=False),
-            ui.track: gr.Button(interactive=False), ui.objects: gr.Radio(choices=[], value=None),
+            ui.track: gr.Button("Track", interactive=False), ui.objects: gr.Radio(choices=[], value=None),
             ui.objects_html: "", ui.name: "", ui.task: "mask", ui.effect: "none", ui.status: "", **_no_results(ui)}
 
 
@@ -872,7 +974,7 @@ def _wire_rejoin(ui: UI, limits: AppLimits, pages: PageTokens) -> None:
             yield _job_ended(ui, session)
 
     outputs = [ui.tokens, ui.state, ui.video, ui.frame, ui.track, ui.stop, ui.model, ui.motion, *ui.scene_inputs,
-               *_no_results(ui), *ui.panel]
+               *_no_results(ui), *ui.panel, ui.cutout_preview]
     gr.context.Context.root_block.load(rejoin, [ui.tokens], outputs, show_progress="minimal",
                                        show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY)
 
@@ -889,9 +991,8 @@ def _restored(ui: UI, session: AppSession) -> dict:
     elif session.results is not None:
         parts.append("its tracking results")
     note = "Rejoined your earlier session: " + ", ".join(parts) + "." + (f" {TRACKING_NOTE}" if running else "")
-    restored = {ui.state: session, ui.video: str(session.video), ui.track: gr.Button(interactive=not running),
-                ui.stop: gr.Button(interactive=running), **_no_results(ui),
-                ui.frame: gr.Slider(0, session.info.num_frames - 1, value=frame, step=1, interactive=not running),
+    restored = {ui.state: session, ui.video: _video_value(session), ui.stop: gr.Button(interactive=running),
+                **_no_results(ui), **_media_controls(ui, session, frame, running),
                 **_panel(ui, session, frame, True, note)}
     options = session.last_options
     if options is not None:
@@ -901,6 +1002,8 @@ def _restored(ui: UI, session: AppSession) -> dict:
         restored[ui.progress] = progress_html("Rejoining the running job…")
     elif session.results is not None:
         restored.update(_results_view(ui, session, frame))
+    elif session.image_results is not None:
+        restored.update(_image_results_view(ui, session))
     return restored
 
 
@@ -920,7 +1023,7 @@ def _job_ended(ui: UI, session: Optional[AppSession]) -> dict:
     """Track and the frame slider usable again (with a session to use), Stop not."""
     usable = session_problem(session) is None
     return {ui.track: gr.Button(interactive=usable), ui.stop: gr.Button(interactive=False), ui.status: "",
-            ui.frame: gr.Slider(interactive=usable)}
+            ui.frame: gr.Slider(interactive=usable and session.info.num_frames > 1)}
 
 
 def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -928,19 +1031,22 @@ def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
 
     def show_frame(session: Optional[AppSession], frame: int, show: bool, tool: str):
         if session is None or session.cleared or session.tracking:  # a running job draws the live frames
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return {ui.view: gr.skip()}
         if session.closed:
             gr.Warning(ENDED)
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        editor = _editor_value(session, int(frame)) if tool == BRUSH else gr.skip()
-        if session.review is None:
-            return session.render_view(int(frame), show), editor, gr.skip(), gr.skip()
-        return (session.render_view(int(frame), show), editor, session.render_timeline(int(frame)),
-                session.describe_flags(int(frame)))
+            return {ui.view: gr.skip()}
+        shown = {ui.view: session.render_view(int(frame), show), **_found_panel(ui, session, int(frame))}
+        if tool == BRUSH:
+            shown[ui.editor] = _editor_value(session, int(frame))
+        if session.review is not None:
+            shown.update({ui.timeline: session.render_timeline(int(frame)),
+                          ui.flag_note: session.describe_flags(int(frame))})
+        return shown
 
     for trigger in (ui.frame.change, ui.show_results.change):
-        shown = trigger(show_frame, [*ui.edit_inputs, ui.tool], [ui.view, ui.editor, ui.timeline, ui.flag_note],
-                        show_progress="hidden", trigger_mode="always_last", **UI_ONLY)
+        shown = trigger(show_frame, [*ui.edit_inputs, ui.tool],
+                        [ui.view, ui.editor, ui.timeline, ui.flag_note, *ui.found_panel], show_progress="hidden",
+                        trigger_mode="always_last", **UI_ONLY)
         preview_on(shown.then)
         _reset_refused_frame(ui, shown)
     def check_model_choice(session: Optional[AppSession], model: str):
@@ -1041,6 +1147,50 @@ def _wire_prompts(ui: UI, preview_on: Callable[[Callable], None]) -> None:
     preview_on(ui.mask_file.upload(_edit(ui, mask_png), [*inputs, ui.mask_file], ui.panel, **UI_ONLY).then)
 
 
+def _wire_candidates(ui: UI, preview_on: Callable[[Callable], None]) -> None:
+    """A click on one of the candidates under the frame view makes it the selected object's prompt there."""
+
+    def pick(session: Optional[AppSession], frame: int, show: bool, evt: gr.SelectData) -> dict:
+        return _edit(ui, lambda s, f: s.pick_candidate(f, int(evt.index)))(session, frame, show)
+
+    preview_on(ui.candidates.select(pick, ui.edit_inputs, ui.panel, show_progress="hidden", **UI_ONLY).then)
+
+
+def _wire_find(ui: UI, slots: GpuSlots, preview_on: Callable[[Callable], None]) -> None:
+    """Find objects on the frame shown (a find_objects job on `gpu_job`, holding a GPU slot as a preview does); its proposals
+    are drawn on the frame view until they are made objects (a click on one, Add all) or hidden."""
+
+    def find(session: Optional[AppSession], frame: int, show: bool, model: str, density: str):
+        problem = session_problem(session)
+        if problem is not None:
+            gr.Warning(problem)
+            yield {ui.status: f"⚠️ {problem}"}
+            return
+        try:
+            request = session.find_request(int(frame), model, density)
+            with slots.short_call() as turn:
+                for wait in turn:
+                    yield {ui.status: wait.describe().replace("the preview runs", "Find objects runs")}
+                yield {ui.status: f"Finding objects on frame {int(frame)} ({density})…"}
+                outcome = job_result(gpu_job(JobSpec("find_objects", request).in_folder(session.find_dir()),
+                                             session.models))
+        except (AppInputError, *INPUT_ERRORS) as error:
+            yield {ui.status: f"⚠️ Find objects: {user_message(error)}"}
+            return
+        except Exception as error:  # out of memory, a failure of the model: said, and the page goes on
+            logging.getLogger(__name__).exception("find objects failed")
+            yield {ui.status: "⚠️ " + failure_message(error).replace("Tracking failed", "Find objects failed")}
+            return
+        note = session.set_found(found_objects(outcome.proposals, int(frame), density))
+        yield _panel(ui, session, int(frame), show, note)
+
+    inputs = ui.edit_inputs
+    ui.find.click(find, [*inputs, ui.model, ui.density], ui.panel, show_progress="full", show_progress_on=[ui.view],
+                  **_checks_first(), **UI_ONLY)
+    preview_on(ui.add_all.click(_edit(ui, lambda s, f: s.adopt_all(f)), inputs, ui.panel, **UI_ONLY).then)
+    ui.hide_found.click(_edit(ui, lambda s, f: s.hide_found() or ""), inputs, ui.panel, **UI_ONLY)
+
+
 def _wire_tools(ui: UI) -> None:
     """The prompt tool: the brush shows the mask editor, the mask PNG tool the file input."""
 
@@ -1056,8 +1206,9 @@ def _wire_tools(ui: UI) -> None:
                    [ui.editor, ui.apply_mask, ui.view, ui.mask_file, ui.status], **UI_ONLY)
 
 
-def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
-    """Track (a job from every prompt, streamed) and Stop; returns the tracking event."""
+def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots, previewer: Previewer) -> Any:
+    """Track (a job from every prompt, streamed; on an image, its segmentation: `_segment_image`) and Stop;
+    returns the tracking event."""
 
     def start(session: Optional[AppSession], *scene: Any):
         require(session)
@@ -1065,13 +1216,17 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
             session.scene = parse_scene(*scene)
         # the last run's results go: what shows from here on is this run's
         starting = describe_wait(slots.waiting) if slots.busy >= slots.slots else "Starting…"
-        return (gr.Button(interactive=False), gr.Button(interactive=True), progress_html(starting),
-                TRACKING_NOTE, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
+        note = SEGMENTING_NOTE if session.is_image else TRACKING_NOTE
+        return (gr.Button(interactive=False), gr.Button(interactive=not session.is_image), progress_html(starting),
+                note, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
 
     def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
                   progress=gr.Progress()):
         session = require(session)
         try:
+            if session.is_image:
+                yield from _segment_image(ui, session, previewer, TrackOptions(model, bool(motion)), show)
+                return
             with job_errors():
                 settings = session.render_settings()
                 options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects)
@@ -1095,7 +1250,7 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots) -> Any:
     tracking = (ui.track.click(start, [ui.state, *ui.scene_inputs], started, **UI_ONLY)
                 .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
                          [ui.view, ui.frame, ui.status, ui.progress, ui.result_video, ui.downloads, ui.summary,
-                          ui.review, ui.timeline, ui.flag_note], show_progress="minimal",
+                          ui.review, ui.timeline, ui.flag_note, ui.cutout_preview], show_progress="minimal",
                          show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY))
     # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
     ended = [ui.track, ui.stop, ui.status, ui.frame]
@@ -1292,6 +1447,31 @@ def _editor_value(session: AppSession, frame: int) -> dict:
     return {"background": session.brush_background(frame), "layers": [], "composite": None}
 
 
+def _segment_image(ui: UI, session: AppSession, previewer: Previewer, options: TrackOptions,
+                   show: bool) -> Iterator[dict]:
+    """Track on an image: every object's preview that is missing (image-predictor calls, one GPU slot each),
+    then the files from them (`AppSession.segment_image`): mask PNGs, COCO JSON, the RGBA cut-out, ..."""
+    with job_errors():
+        missing = session.unpreviewed(options)
+        for number, obj_id in enumerate(missing, 1):
+            doing = f"Segmenting: {session.objects[obj_id].name} ({number} of {len(missing)})…"
+            yield {ui.progress: progress_html(doing)}
+            for waiting in previewer.compute(session, obj_id, 0, options):
+                yield {ui.progress: progress_html(waiting)}
+        session.segment_image(options)
+    yield {ui.view: gr.Image(session.render_view(0, show), label=VIEW_LABEL), **_image_results_view(ui, session)}
+
+
+def _image_results_view(ui: UI, session: AppSession) -> dict:
+    """An image's last segmentation on the page: how it ended, the downloads, the summary and the cut-out."""
+    found = session.image_results
+    summary = "\n".join(f"{session.objects[obj.obj_id].name} (id {obj.obj_id}): {obj.area} pixels"
+                        + ("" if obj.iou is None else f", predicted IoU {obj.iou:.2f}")
+                        for obj in found.segmentation.objects if obj.obj_id in session.objects)
+    return {ui.progress: progress_html(found.describe()), ui.summary: summary,
+            ui.downloads: gr.File(found.downloads(), label=IMAGE_DOWNLOADS), ui.cutout_preview: _cutout_update(session, 0)}
+
+
 def _stream_job(ui: UI, session: AppSession, frame: int, options: TrackOptions, show: bool, limits: AppLimits,
                 run: JobRunner) -> Iterator[dict]:
     """A Track click's job (`run`: gpu_job holding a GPU slot), started in a thread of its own (it goes on
@@ -1333,7 +1513,8 @@ def _results_view(ui: UI, session: AppSession, frame: int) -> dict:
     summary = "\n".join(line for line in result.summary.splitlines() if not line.startswith("wrote "))
     return {ui.progress: progress_html(result.describe()), ui.summary: summary,
             ui.result_video: str(result.files.video) if result.files.video else None,
-            ui.downloads: result.files.downloads() or None, ui.review: gr.Column(visible=session.review is not None),
+            ui.downloads: gr.File(result.files.downloads() or None, label=VIDEO_DOWNLOADS),
+            ui.review: gr.Column(visible=session.review is not None),
             ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
 
 

@@ -4,12 +4,14 @@ boxes and points."""
 from .build import build_model, build_video_predictor, from_pretrained
 from .config import MODEL_CONFIG_FILES, load_config
 from .image import ImagePredictor, build_image_predictor
+from .image.automatic import AutomaticMaskGenerator
 from .video.predictor import FrameResult, PromptError, TrackingSession, UnknownObjectError, VideoPredictor
 from .weights import CheckpointError
 
 MODEL_NAMES = tuple(MODEL_CONFIG_FILES)
 
 __all__ = [
+    "AutomaticMaskGenerator",
     "MODEL_NAMES",
     "CheckpointError",
     "FrameResult",

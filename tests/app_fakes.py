@@ -5,7 +5,11 @@
 - `PromptsAsCalls`: a stand-in's `add_prompt` as its `add_new_mask` / `add_new_points_or_box` call.
 - `QuickPredictor`: no network at all; each object's mask is the region of its prompt (its box, a disc around
   its first positive click, or its mask), shifted one pixel right per frame away from the prompted frame. So a
-  result can be checked against the request that produced it, in milliseconds.
+  result can be checked against the request that produced it, in milliseconds. Its image predictor (for the
+  previews) is a `QuickImagePredictor`.
+- `QuickImagePredictor`: the image predictor's API without a network: one click gives three candidates, discs of
+  CLICK_RADIUS (predicted IoU 0.9, the highest: QuickPredictor's disc), twice and three times that radius; more
+  clicks or a box one mask (the disc, or the box).
 - `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
 - `GranularPredictor`: QuickPredictor whose point and box objects come back as SAM 2++'s point and box tasks may
   give them: a heatmap without a pixel above zero, a presence probability of 0.99995, and the point (the
@@ -22,8 +26,10 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Iterator, Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -69,11 +75,62 @@ class PromptsAsCalls:
                                           box=prompt.box, task=task)
 
 
+def disc(height: int, width: int, x: float, y: float, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    return (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+
+
+class QuickImagePredictor:
+    """The image predictor's API as previews use it (set_image, set_features, to_model_coords, decode) without a
+    network (module doc). Its `model` answers SAM 2's multimask rule: one click and no box."""
+
+    device = torch.device("cpu")
+    image_size = 1024
+    IOUS = (0.9, 0.8, 0.7)
+    model = SimpleNamespace(tracker_cfg=SimpleNamespace(pred_obj_scores=True),
+                            use_multimask=lambda task, init, points: points is not None and points.num_points == 1)
+
+    def __init__(self):
+        self.size, self.backbone = None, None
+
+    def set_image(self, image):
+        self.size = tuple(np.asarray(image).shape[:2])
+        self.backbone = {"backbone_fpn": [torch.zeros(4)]}  # cached by the app like real features
+
+    def set_features(self, backbone, size):
+        self.size, self.backbone = tuple(size), backbone
+
+    def to_model_coords(self, coords, size):
+        height, width = size
+        return coords.float() / torch.tensor([width, height], dtype=torch.float32) * self.image_size
+
+    def decode(self, coords, labels, boxes=None, mask_input=None, multimask_output=True):
+        height, width = self.size
+        scale = torch.tensor([width, height], dtype=torch.float32) / self.image_size
+        if boxes is not None:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in (boxes.reshape(2, 2) * scale).reshape(4))
+            masks = np.zeros((1, height, width), bool)
+            masks[0, y1:y2, x1:x2] = True
+        else:
+            points = (coords[0] * scale).tolist()
+            x, y = next(p for p, label in zip(points, labels[0].tolist()) if label)
+            radii = (1, 2, 3) if multimask_output else (1,)
+            masks = np.stack([disc(height, width, x, y, CLICK_RADIUS * k) for k in radii])
+        side = self.image_size // 4
+        low_res = np.stack([cv2.resize(np.where(m, 5.0, -5.0).astype(np.float32), (side, side),
+                                       interpolation=cv2.INTER_LINEAR) for m in masks])
+        return SimpleNamespace(unclamped_logits=torch.from_numpy(low_res)[None],
+                               ious=torch.tensor([self.IOUS[:len(masks)]]), object_scores=torch.tensor([[3.0]]))
+
+
 class QuickPredictor(PromptsAsCalls):
     device = torch.device("cpu")
 
     def __init__(self, on_frame=None):
         self.on_frame = on_frame  # called with each frame index before it is "tracked"
+
+    def image_predictor(self):
+        return QuickImagePredictor()
 
     def init_state(self, frames):
         return {"size": (frames.info.height, frames.info.width), "num_frames": frames.info.num_frames, "objects": {}}
@@ -87,8 +144,7 @@ class QuickPredictor(PromptsAsCalls):
         else:
             positives = [p for p, label in zip(points, labels if labels is not None else [1] * len(points)) if label]
             x, y = (float(v) for v in positives[0])
-            yy, xx = np.mgrid[:height, :width]
-            mask = (xx - x) ** 2 + (yy - y) ** 2 <= CLICK_RADIUS ** 2
+            mask = disc(height, width, x, y, CLICK_RADIUS)
         return self._prompt(state, frame_idx, obj_id, mask, task)
 
     def add_new_mask(self, state, frame_idx, obj_id, mask, task=None):

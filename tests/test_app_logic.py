@@ -969,17 +969,21 @@ def test_a_finished_run_measures_its_speed_for_the_next_estimate(session, speeds
 
 
 def test_a_preview_measures_its_model_time(clip, speeds):
-    """A stand-in that takes 0.2 s a prompt; the micro model says whether the time includes its image encoder (a
-    preview from cached features does not: no estimate comes from it)."""
+    """A stand-in whose image predictor takes 0.2 s a prompt; the micro model says whether the time includes its
+    image encoder (a preview from cached features does not: no estimate comes from it)."""
     import time as clock
 
+    from app_fakes import QuickImagePredictor
     from sam2_plus.app.preview import preview_with_features
 
-    class Slow(FakePredictor):
-        def add_new_points_or_box(self, *args, **kwargs):
+    class SlowImages(QuickImagePredictor):
+        def decode(self, *args, **kwargs):
             clock.sleep(0.2)
-            super().add_new_points_or_box(*args, **kwargs)
-            return _fake_result_tensors(0, [1])
+            return super().decode(*args, **kwargs)
+
+    class Slow(FakePredictor):
+        def image_predictor(self):
+            return SlowImages()
 
     session = AppSession.open(clip, AppLimits())
     session.click(POSITIVE, 0, 10, 10)

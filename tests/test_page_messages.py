@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from app_fakes import QuickPredictor, StandInModels, free_port, launch_app
+from app_fakes import QuickImagePredictor, QuickPredictor, StandInModels, free_port, launch_app
 import browser_pages
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
 from media_clips import pattern_frame, write_clip
@@ -46,12 +46,24 @@ pytestmark = [
 ]
 
 
+class SlowImages(QuickImagePredictor):
+    """QuickImagePredictor whose every prompt takes PROMPT_SECONDS (the previews of clicks)."""
+
+    def decode(self, *args, **kwargs):
+        time.sleep(PROMPT_SECONDS)
+        return super().decode(*args, **kwargs)
+
+
 class SlowPrompts(QuickPredictor):
-    """QuickPredictor whose every prompt takes PROMPT_SECONDS (a real model runs its image encoder there)."""
+    """QuickPredictor whose every prompt takes PROMPT_SECONDS (a real model runs its image encoder there), in
+    tracking and in previews."""
 
     def _prompt(self, state, frame_idx, obj_id, mask, task):
         time.sleep(PROMPT_SECONDS)
         return super()._prompt(state, frame_idx, obj_id, mask, task)
+
+    def image_predictor(self):
+        return SlowImages()
 
 
 MODELS = StandInModels()  # the app's: the real models unless a test gives it stand-ins (`models`)

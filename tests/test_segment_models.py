@@ -118,8 +118,6 @@ def test_the_command_line_with_seeded_sam21_tiny(tmp_path, monkeypatch, capsys):
     assert parse_weights_spec("seeded").kind == "seeded"
 
 
-@pytest.mark.xfail(strict=True, reason="i29-amg's AutomaticMaskGenerator.generate raises ValueError (reshape of an "
-                                       "empty array in _records) when no mask passes the filters; report filed")
 def test_no_mask_passing_the_filters_gives_no_proposals(micro):
     image = read_image(EXAMPLE_IMAGE)
     options = FindOptions(model=MICRO, density="coarse", pred_iou_thresh=1.0, stability_score_thresh=1.0)

@@ -44,6 +44,9 @@ def refused_upload(name: str, mime: str) -> str:
     """Why the video input refused a file (one that is not a video), for people."""
     shown = _markdown_text(name) or "the file"
     kind = f" ({_markdown_text(mime)})" if mime else ""
+    if mime.startswith("image/"):
+        return (f"{shown}{kind} is an image, not a video: open it with *Or open an image* under the video input "
+                "(PNG, JPEG, WebP).")
     return f"{shown}{kind} is not a video: upload a video file (MP4, MOV, WebM, MKV, AVI, ...)."
 
 

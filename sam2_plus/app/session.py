@@ -21,7 +21,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..effects.settings import OBJECT_EFFECTS, Effect
+from ..effects.settings import OBJECT_EFFECTS, Effect, EffectSettings
 from ..errors import TrackError
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
@@ -33,6 +33,7 @@ from ..review import ReviewReport
 from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
 from .drawing import draw_prompts
+from .candidates import MaskCandidates
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
 from .estimate import SPEEDS, describe_estimate
@@ -41,8 +42,11 @@ from .jobs import (
 )
 from .options import TrackOptions
 from .plan import JobPlan, plan_job
+from .proposals import FoundObjects, draw_proposals
+from .session_images import ImageTools
 from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
 from .settings import AppLimits
+from .still import ImageResults
 from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
@@ -67,7 +71,7 @@ class Preview:
 
 
 @dataclass(eq=False)
-class AppSession:
+class AppSession(ImageTools):
     """Everything one browser session knows; lives in a gr.State and is cleaned up by close()."""
 
     files: WorkDir
@@ -78,6 +82,10 @@ class AppSession:
     next_id: int = 1
     corner: Optional[tuple[int, int, float, float]] = None  # first box corner: object, frame, x, y
     previews: dict[tuple[int, int], Preview] = field(default_factory=dict)  # (object, frame) -> preview
+    # (object, frame) -> the candidates of its click prompt there, kept while its clicks stay (a pick keeps them)
+    candidates: dict[tuple[int, int], MaskCandidates] = field(default_factory=dict)
+    found: Optional[FoundObjects] = None  # the last Find objects' proposals not yet made objects
+    image_results: Optional[ImageResults] = None  # an image's last segmentation (Track on an image)
     results: Optional[JobResult] = None
     jobs: int = 0
     effects: dict[int, Effect] = field(default_factory=dict)  # object -> its effect (OBJECT_EFFECTS)
@@ -114,6 +122,11 @@ class AppSession:
         return self.files.path
 
     @property
+    def is_image(self) -> bool:
+        """A still image: a one-frame session whose results come from the image predictor (`segment_image`)."""
+        return self.info.kind == "image"
+
+    @property
     def stop(self) -> StopSignal:
         return self.files.stop
 
@@ -142,7 +155,8 @@ class AppSession:
         """The video's x: the files go (a running job stops), the objects with their prompts and effects stay for
         the next video (`keep_objects_of`)."""
         self.cleared = True
-        self.results, self.previews, self.corner = None, {}, None
+        self.results, self.previews, self.corner, self.candidates, self.found = None, {}, None, {}, None
+        self.image_results = None
         self.close()
 
     def rejoined(self) -> None:
@@ -189,7 +203,7 @@ class AppSession:
         obj = self.objects.pop(self.current.obj_id)
         if self.tracking:
             RemovedObjects.of(self.job_dir).add(obj.obj_id)
-        self.previews = {key: p for key, p in self.previews.items() if key[0] != obj.obj_id}
+        self._forget_previews(obj.obj_id)
         self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
         self.corner = None
@@ -290,8 +304,13 @@ class AppSession:
         return float(x), float(y)
 
     def click_view(self, tool: str, frame: int, x: float, y: float) -> str:
-        """A click at pixel (x, y) of the frame view (see view_scale)."""
-        return self.click(tool, frame, x / self.view_scale, y / self.view_scale)
+        """A click at pixel (x, y) of the frame view (see view_scale); with the click tools, on a frame where
+        Find objects' proposals show, it takes the proposal under it."""
+        x, y = x / self.view_scale, y / self.view_scale
+        if tool in (POSITIVE, NEGATIVE) and self.found is not None and self.found.frame == frame \
+                and self.found.proposals:
+            return self.adopt_proposal_at(frame, x, y)
+        return self.click(tool, frame, x, y)
 
     def click(self, tool: str, frame: int, x: float, y: float) -> str:
         """A click at video pixel (x, y) with a tool; returns a note for people."""
@@ -331,20 +350,27 @@ class AppSession:
         if self.corner is not None and self.corner[:2] == (obj.obj_id, frame):
             self.corner = None
             return
+        picked = frame in obj.picks
         undo(obj, frame)
-        self._edited(obj.obj_id, frame)
+        if picked:  # back to the clicks, whose candidates stay
+            self.previews.pop((obj.obj_id, frame), None)
+        else:
+            self._edited(obj.obj_id, frame)
 
     def clear_frame(self, frame: int) -> None:
         frame, obj = self.check_frame(frame), self.current
         obj.prompts.pop(frame, None)
+        obj.picks.pop(frame, None)
         self.corner = None
         self._edited(obj.obj_id, frame)
 
     def _edited(self, obj_id: int, frame: int) -> None:
         self.previews.pop((obj_id, frame), None)
+        self.candidates.pop((obj_id, frame), None)
 
     def _forget_previews(self, obj_id: int) -> None:
         self.previews = {key: p for key, p in self.previews.items() if key[0] != obj_id}
+        self.candidates = {key: c for key, c in self.candidates.items() if key[0] != obj_id}
 
     # ------------------------------------------------------------------ JSON and previews
     def prompts_document(self) -> dict:
@@ -358,7 +384,11 @@ class AppSession:
 
     def preview_target(self, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
         """(object, frame) when the selected object has a prompt on `frame` without an up-to-date preview."""
-        obj = self.objects.get(self.selected) if self.selected is not None else None
+        return None if self.selected is None else self.preview_target_of(self.selected, frame, options)
+
+    def preview_target_of(self, obj_id: int, frame: int, options: TrackOptions) -> Optional[tuple[int, int]]:
+        """(object, frame) when object `obj_id` has a prompt on `frame` without an up-to-date preview."""
+        obj = self.objects.get(obj_id)
         if obj is None or frame not in obj.frames():
             return None
         preview = self.previews.get((obj.obj_id, frame))
@@ -377,9 +407,13 @@ class AppSession:
             return prepare_request(self.video, self.preview_json(obj_id, frame), model=options.model,
                                    motion_aware=options.motion_aware, info=self.info)
 
-    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord) -> None:
+    def store_preview(self, obj_id: int, frame: int, options: TrackOptions, result: export.FrameRecord,
+                      candidates: Optional[MaskCandidates] = None) -> None:
+        """A preview, and the candidates of the click prompt it came from (kept until the clicks change)."""
         if obj_id in self.objects and frame in self.objects[obj_id].frames():
             self.previews[(obj_id, frame)] = Preview(options, result)
+            if candidates is not None:
+                self.candidates[(obj_id, frame)] = candidates
 
     # ------------------------------------------------------------------ tracking
     def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
@@ -498,7 +532,12 @@ class AppSession:
 
     def cutout_preview(self, frame: int) -> Optional[np.ndarray]:
         """The cut-out of the last results on `frame` (their first frame when it was not tracked) over a
-        checkerboard; None when they have no cut-out (the background is not erased)."""
+        checkerboard; None when they have no cut-out (the background is not erased). An image's results always
+        have one (what its cut-out PNG holds)."""
+        if self.is_image and self.image_results is not None and not self.closed:
+            found = self.image_results
+            return cutout_preview(self.frame(0), found.segmentation.record(), found.effects or EffectSettings(),
+                                  found.segmentation.tasks)
         result = self.results
         effects = None if result is None else result.rendered.effects
         if effects is None or not effects.erases_background or result.first_frame is None or self.closed:
@@ -531,8 +570,9 @@ class AppSession:
                                 f"{error.supported[0]} granularity") from None
 
     def estimate(self, model: str) -> str:
-        """Track's time with `model` on this machine for this video and its objects ('' without objects)."""
-        if not self.objects:
+        """Track's time with `model` on this machine for this video and its objects ('' without objects, and on
+        an image, which is segmented by previews)."""
+        if not self.objects or self.is_image:
             return ""
         prompted = {frame for obj in self.objects.values() for frame in obj.frames()}
         return describe_estimate(model, self.info.num_frames, len(self.objects), max(1, len(prompted)))
@@ -618,7 +658,10 @@ class AppSession:
         for (obj_id, frame), preview in self.previews.items():
             if frame == index and obj_id in self.objects:
                 image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
-        return draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+        image = draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
+        if self.found is not None and self.found.frame == index:
+            image = draw_proposals(image, self.found.proposals, self.view_scale)
+        return image
 
     def brush_background(self, index: int) -> np.ndarray:
         """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the

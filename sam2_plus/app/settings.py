@@ -95,7 +95,8 @@ class AppLimits:
         if info.num_frames > self.max_frames:
             raise self._too_long("frames", info.num_frames)
         if max(info.width, info.height) > self.max_side:
-            raise AppInputError(f"the video is {info.width}x{info.height}; this app takes up to {self.max_side} px "
+            what = "image" if info.kind == "image" else "video"
+            raise AppInputError(f"the {what} is {info.width}x{info.height}; this app takes up to {self.max_side} px "
                                 f"on the longer side ({env_name('max_side')}). Scale it down and upload it again")
         return info
 

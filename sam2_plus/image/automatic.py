@@ -160,10 +160,10 @@ class AutomaticMaskGenerator:
         s = self.settings
         crop_hw = (crop[3] - crop[1], crop[2] - crop[0])
         out = self._decode(points, crop_hw, mask_input=None, multimask=s.multimask_output)
-        logits, ious = out.low_res_logits.flatten(0, 1), out.ious.flatten(0, 1)
+        logits, ious = out.unclamped_logits.flatten(0, 1), out.ious.flatten(0, 1)
         points = points.repeat_interleave(out.ious.shape[1], dim=0)
         if s.use_m2m:
-            logits, ious = self._refine(points, logits, crop_hw)
+            logits, ious = self._refine(points, out.low_res_logits.flatten(0, 1), crop_hw)
         keep = ious > s.pred_iou_thresh if s.pred_iou_thresh > 0 else torch.ones_like(ious, dtype=torch.bool)
         logits, ious, points = logits[keep], ious[keep], points[keep]
         if s.min_mask_region_area > 0:
@@ -182,12 +182,12 @@ class AutomaticMaskGenerator:
         labels = torch.ones(coords.shape[0], 1, dtype=torch.int, device=coords.device)
         return self.predictor.decode(coords, labels, mask_input=mask_input, multimask_output=multimask)
 
-    def _refine(self, points: torch.Tensor, logits: torch.Tensor, crop_hw: tuple[int, int]):
-        """Each candidate decoded again from its click with its own logits as the mask prompt (one mask)."""
+    def _refine(self, points: torch.Tensor, clamped: torch.Tensor, crop_hw: tuple[int, int]):
+        """Each candidate decoded again (one mask) from its click with its own clamped logits as the mask prompt."""
         step = self.settings.points_per_batch
-        outs = [self._decode(points[i:i + step], crop_hw, logits[i:i + step, None], multimask=False)
+        outs = [self._decode(points[i:i + step], crop_hw, clamped[i:i + step, None], multimask=False)
                 for i in range(0, len(points), step)]
-        return torch.cat([o.low_res_logits[:, 0] for o in outs]), torch.cat([o.ious[:, 0] for o in outs])
+        return torch.cat([o.unclamped_logits[:, 0] for o in outs]), torch.cat([o.ious[:, 0] for o in outs])
 
     def _score_and_box(self, logits: torch.Tensor, crop_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stability scores and XYXY boxes (crop pixels) of the masks at the crop's full size, a chunk at a time."""
@@ -214,7 +214,7 @@ class AutomaticMaskGenerator:
 
     def _records(self, found: Candidates, image_hw: tuple[int, int]) -> list[dict[str, Any]]:
         masks = self.full_masks(found, image_hw)
-        areas = masks.reshape(len(found), -1).sum(1).tolist()
+        areas = masks.sum(axis=(1, 2)).tolist()
         segmentations = encode_masks(masks, self.settings.output_mode)
         boxes = found.boxes.float().tolist()
         crops = found.crops.float().tolist()

@@ -148,6 +148,17 @@ class ImagePredictor:
         self._backbone = self.model.encode_image(batch)
         self._orig_hw = [(int(image.shape[0]), int(image.shape[1])) for image in images]
 
+    def set_features(self, backbone: dict, orig_hw: tuple[int, int]) -> None:
+        """Take one image's encoder output computed before (`backbone`: the same network on the same image, resized
+        as `resample` says), so that predictions skip the image encoder (the app keeps a frame's between clicks)."""
+        self.reset_predictor()
+        self._backbone, self._orig_hw = backbone, [(int(orig_hw[0]), int(orig_hw[1]))]
+
+    @property
+    def backbone(self) -> Optional[dict]:
+        """The image encoder's output for the image(s) set (`set_features` takes it back)."""
+        return self._backbone
+
     def _model_input(self, image: np.ndarray) -> torch.Tensor:
         """[3, S, S] float32, ImageNet-normalised."""
         size = self.image_size

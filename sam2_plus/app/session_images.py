@@ -1,0 +1,154 @@
+"""The image half of a page's session (`AppSession` inherits it): the candidates of a click prompt and a pick
+among them, Find objects' proposals made objects, and an image's segmentation from its previews. It works on the
+session's objects, previews and frames (session.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..segment import FindRequest, StillImage, prepare_find
+from .candidates import thumbnails
+from .editing import ObjectState, pick_candidate, set_mask
+from .errors import AppInputError
+from .options import TrackOptions
+from .proposals import FoundObjects
+from .settings import MAX_OBJECTS
+from .still import ImageResults, ObjectResult, segmentation, write_image_results
+
+
+class ImageTools:
+    """`AppSession`'s methods for images, candidates and Find objects (its fields candidates, found and
+    image_results hold their state)."""
+
+    # ------------------------------------------------------------------ the candidates of a click prompt
+    def candidate_view(self, frame: int) -> Optional[tuple[list[tuple[np.ndarray, str]], int]]:
+        """The selected object's candidates on `frame` as thumbnails with captions, and the one in use; None
+        when it has none there (no click prompt, or one the model decodes to a single mask)."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        found = None if obj is None else self.candidates.get((obj.obj_id, frame))
+        if found is None or len(found) < 2 or frame not in obj.prompts:
+            return None
+        pick = obj.picks.get(frame)
+        in_use = found.chosen if pick is None else pick.index
+        return thumbnails(self.frame(frame), found, obj.color, in_use), in_use
+
+    def pick_candidate(self, frame: int, index: int) -> str:
+        """Candidate `index` of the selected object's clicks on `frame` as its prompt there (a mask prompt;
+        the clicks' own candidate means the clicks alone)."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame, obj = self.check_frame(frame), self.current
+        found = self.candidates.get((obj.obj_id, frame))
+        if found is None or len(found) < 2 or not 0 <= index < len(found):
+            raise AppInputError(f"{obj.name} has no candidate {index + 1} on frame {frame}: click on the object first")
+        mask = None if index == found.chosen else found.masks[index]
+        note = pick_candidate(obj, frame, index, mask)
+        self.previews.pop((obj.obj_id, frame), None)  # the candidates stay: the clicks did not change
+        return note
+
+    # ------------------------------------------------------------------ Find objects
+    def find_request(self, frame: int, model: str, density: str) -> FindRequest:
+        """The checked request of Find objects on `frame` (`sam2_plus.segment.prepare_find`: the model, the
+        weights, the density)."""
+        self.check_open()
+        if self.tracking:
+            raise AppInputError("tracking is running: find objects when it ends")
+        frame = self.check_frame(frame)
+        image = StillImage.of(np.asarray(self.frame(frame)), self.video.name, frame)
+        return prepare_find(image, frame, {"model": model, "density": density})
+
+    def find_dir(self) -> Path:
+        """An empty folder for Find objects' files (the proposals' masks and JSON; the page keeps their masks)."""
+        self.check_open()
+        folder = self.workdir / "find"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder
+
+    def set_found(self, found: FoundObjects) -> str:
+        self.found = found
+        count = len(found.proposals)
+        if not count:
+            return (f"No objects found on frame {found.frame} at the {found.density} density: try a finer one, or "
+                    "prompt the objects yourself.")
+        return (f"Found {count} object(s) on frame {found.frame} ({found.density}): click a numbered outline to "
+                "make it an object, or press Add all.")
+
+    def hide_found(self) -> None:
+        self.found = None
+
+    def adopt_proposal_at(self, frame: int, x: float, y: float) -> str:
+        """A click on the frame view (video pixels) while proposals show there: the proposal under it becomes an
+        object."""
+        proposal = self.found.at(x, y) if self.found is not None and self.found.frame == frame else None
+        if proposal is None:
+            raise AppInputError("no proposal here: click inside a numbered outline, or press Hide (under Find objects) to "
+                                "prompt with clicks")
+        if self._room() < 1:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        return self._adopt([self.found.take(proposal.number)], frame)
+
+    def adopt_all(self, frame: int) -> str:
+        """Every proposal shown on `frame` becomes an object, up to the object limit."""
+        if self.found is None or self.found.frame != frame or not self.found.proposals:
+            raise AppInputError("there are no proposals on this frame: press Find objects first")
+        room = self._room()
+        if room < 1:
+            raise AppInputError(f"there are {len(self.objects)} objects already, the most allowed ({MAX_OBJECTS})")
+        return self._adopt([self.found.take(p.number) for p in list(self.found.proposals)[:room]], frame)
+
+    def _reusable(self) -> Optional[ObjectState]:
+        """The selected object when it is an unprompted mask object (a new session's first): the first proposal
+        taken becomes it."""
+        obj = self.objects.get(self.selected) if self.selected is not None else None
+        return obj if obj is not None and obj.task == "mask" and not obj.frames() else None
+
+    def _room(self) -> int:
+        return MAX_OBJECTS - len(self.objects) + (self._reusable() is not None)
+
+    def _adopt(self, proposals: list, frame: int) -> str:
+        """`proposals` (taken from the shown ones) as objects with a mask prompt on `frame`; the last is selected."""
+        if self.tracking:
+            raise AppInputError("tracking is running: wait for it to finish or press Stop")
+        frame = self.check_frame(frame)
+        names = []
+        for proposal in proposals:
+            obj = self._reusable() if not names else None
+            obj = obj or self.add_object()
+            self.selected = obj.obj_id
+            set_mask(obj, frame, proposal.mask)
+            self._edited(obj.obj_id, frame)
+            names.append(f"{obj.name} (proposal {proposal.number})")
+        note = f"Added {', '.join(names)} on frame {frame}."
+        left = len(self.found.proposals) if self.found is not None else 0
+        if left and self._room() < 1:
+            note += f" {left} proposal(s) left out: the object limit is {MAX_OBJECTS}."
+        return note
+
+    # ------------------------------------------------------------------ an image's results
+    def unpreviewed(self, options: TrackOptions) -> list[int]:
+        """The objects whose prompt on the image has no preview with `options` (each needs one to segment it);
+        AppInputError when an object has no prompt."""
+        self.prompts_document()
+        return [obj_id for obj_id in self.objects if self.preview_target_of(obj_id, 0, options)]
+
+    def segment_image(self, options: TrackOptions) -> ImageResults:
+        """The image's results from every object's preview with `options` (the masks the page showed; a picked
+        candidate exactly), written with the objects' effects and the page's scene (`still.py`)."""
+        self.check_open()
+        missing = self.unpreviewed(options)
+        if missing:
+            raise AppInputError(f"object {missing[0]} has no preview yet with {options.model}: segment again")
+        results = []
+        for obj_id, obj in self.objects.items():
+            pick = obj.picks.get(0)
+            results.append(ObjectResult(obj_id, obj.task, obj.prompt_kind(0), self.previews[(obj_id, 0)].result,
+                                        self.candidates.get((obj_id, 0)), None if pick is None else pick.index))
+        image = StillImage.of(np.asarray(self.frame(0)), self.video.name)
+        found = segmentation(image, options.model, results)
+        self.image_results = write_image_results(found, self.new_job_dir(), self.render_settings().effects)
+        return self.image_results
