@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import browser_pages
-from app_fakes import QuickImagePredictor, QuickPredictor
+from app_fakes import QuickImagePredictor, QuickPredictor, StandInModels
 from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
@@ -66,7 +66,7 @@ def expected_candidates(image: Path):
     x, y = (coords[0, 0] / QuickImagePredictor.image_size * torch_size(width, height)).tolist()
     document = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[x, y]]}]}]}
     request = service.prepare_request(image, json.dumps(document), model="sam2++")
-    return preview_with_features(request).candidates
+    return preview_with_features(request, models=StandInModels(Recording())).candidates
 
 
 def open_image(page, path: Path) -> None:
@@ -81,9 +81,9 @@ def torch_size(width: int, height: int):
     return torch.tensor([width, height], dtype=torch.float32)
 
 
-def test_an_image_click_three_candidates_another_picked_and_its_cutout_downloaded(app_server, tmp_path,
-                                                                                  monkeypatch):
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: Recording())
+def test_an_image_click_three_candidates_another_picked_and_its_cutout_downloaded(app_server, server_models,
+                                                                                  tmp_path):
+    server_models.use(Recording())
     image = tmp_path / "photo.png"
     Image.fromarray(pattern_frame(5, H, W)).save(image)
     broken = tmp_path / "broken.png"
@@ -128,12 +128,13 @@ class Failing:
         raise RuntimeError("out of luck")
 
 
-def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server, tmp_path, monkeypatch):
+def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server, server_models, tmp_path,
+                                                                      monkeypatch):
     from segment_fakes import SquareGenerator
     from sam2_plus.segment import runs
 
     squares = [(4, 4, 20, 0.9), (52, 36, 24, 0.85), (30, 40, 12, 0.8)]  # x, y, side, predicted IoU
-    monkeypatch.setattr(service, "get_predictor", lambda *args, **kwargs: QuickPredictor())
+    server_models.use(QuickPredictor())
     monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: Failing())
     frames = 4
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
