@@ -893,6 +893,21 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
         taken = answer != DECLINED and shown.get(ui.state) is not None
         return {**shown, ui.video: example[0] if taken else shown.get(ui.video, gr.skip())}
 
+    clear_video = _video_clearing(ui, session_files)
+    loaded = [ui.state, ui.video, ui.frame, ui.track, *_no_results(ui), *ui.panel]
+    return [ui.video.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_video, [ui.state, ui.video, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
+            ui.image.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
+                load_image, [ui.state, ui.image, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
+
+
+def _video_clearing(ui: UI, session_files: SessionFiles) -> Callable[[Optional[AppSession], str], dict]:
+    """The video's x (once confirmed): the session's video and files go, its objects wait for the next video."""
+
     def clear_video(session: Optional[AppSession], answer: str):
         if session is None or session.closed:
             return _no_video(ui)
@@ -904,15 +919,7 @@ def _wire_video(ui: UI, limits: AppLimits, session_files: SessionFiles, pages: P
                 "video." if session.objects else "")
         return {**_no_video(ui), **_panel(ui, session, 0, True, kept), ui.state: session}
 
-    loaded = [ui.state, ui.video, ui.frame, ui.track, *_no_results(ui), *ui.panel]
-    return [ui.video.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-                load_video, [ui.state, ui.video, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
-            ui.examples.click(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-                load_example, [ui.state, ui.examples, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
-            ui.video.clear(ask_clearing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-                clear_video, [ui.state, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY),
-            ui.image.upload(ask_replacing, [ui.state], [ui.question], queue=False, **UI_ONLY).then(
-                load_image, [ui.state, ui.image, ui.question], loaded, js=CONFIRM_JS, **UI_ONLY)]
+    return clear_video
 
 
 def _loaded_note(session: AppSession, kept: str) -> str:

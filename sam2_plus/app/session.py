@@ -7,7 +7,6 @@ tracked frame becomes a conditioning frame of the next run and cannot be overwri
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import shutil
@@ -18,50 +17,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
-from ..effects.settings import OBJECT_EFFECTS, Effect, EffectSettings
+from ..effects.settings import OBJECT_EFFECTS, Effect
 from ..errors import TrackError
 from ..media import export
 from ..media.decode import FrameSource, VideoInfo
-from ..media.render import TrackRenderer
-from ..outputs import RecordError, RecordFile
+from ..outputs import RecordFile
 from ..prompts import PromptError
 from ..provider import ModelProvider, shared_models
-from ..review import ReviewReport
 from ..service import ModelTaskError, TrackRequest, check_model, prepare_request
 from .detached import DetachedJob
-from .drawing import draw_prompts
 from .candidates import MaskCandidates
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, convert_task, set_box, set_mask, undo
 from .errors import AppInputError
-from .estimate import SPEEDS, describe_estimate
-from .jobs import (
-    VIEW_CACHE_BYTES, JobResult, JobRunner, JobUpdate, RemovedObjects, RenderSettings, counted, run_job,
-)
+from .estimate import describe_estimate
+from .jobs import JobResult, RemovedObjects, RenderSettings, counted
 from .options import TrackOptions
-from .plan import JobPlan, plan_job
-from .proposals import FoundObjects, draw_proposals
+from .proposals import FoundObjects
 from .session_images import ImageTools
-from .rerender import RerenderError, RerenderUpdate, SceneChoices, cutout_preview, render_settings, rerender, tuned
+from .session_jobs import JobControl
+from .session_results import ResultsView
+from .session_view import FrameView
+from .rerender import SceneChoices, render_settings, tuned
 from .settings import AppLimits
 from .still import ImageResults
-from .timeline import describe_flags_on, frame_at_click, render_timeline
 from .workdirs import StopSignal, WorkDir
 
-MIN_VIEW_SIDE = 1280  # smaller videos are served enlarged by a whole factor: the page shrinks the view to fit
-# its column (it never enlarges an image, and a click's pixel must stay the served image's)
-BRUSH_SIDE = 640  # the brush's canvas: large enough to paint on, small enough to paint smoothly
-RENDER_STOP_SECONDS = 30.0  # how long a job waits for a re-render to stop (it does at its next frame)
 ENDED = ("This session ended while the page was disconnected, and its files were removed: load the video "
          "again.")  # said by every action on a closed session (its gr.State outlives its files)
 NO_VIDEO = "Upload a video or pick an example first."  # also after the video was cleared (its objects wait)
-
-
-def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
-    """`image` enlarged by a whole factor, each pixel a square (a click maps back by dividing by `scale`)."""
-    return image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
 
 @dataclass(frozen=True)
@@ -71,7 +56,7 @@ class Preview:
 
 
 @dataclass(eq=False)
-class AppSession(ImageTools):
+class AppSession(ImageTools, JobControl, ResultsView, FrameView):
     """Everything one browser session knows; lives in a gr.State and is cleaned up by close()."""
 
     files: WorkDir
@@ -415,137 +400,6 @@ class AppSession(ImageTools):
             if candidates is not None:
                 self.candidates[(obj_id, frame)] = candidates
 
-    # ------------------------------------------------------------------ tracking
-    def plan_job(self, options: TrackOptions, limits: AppLimits) -> JobPlan:
-        """A Track click's job from every prompt, checked (`plan.plan_job`)."""
-        self.check_open()
-        with self.granularity_words():
-            return plan_job(self.video, self.prompts_document(), options, limits)
-
-    def tracking_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
-        """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
-        it); the last update holds the result, which the session keeps. Stop: `self.stop.set()`."""
-        plan = self.plan_job(options, limits)
-        yield from self._job_updates(plan, self.begin_job(), run)
-
-    def start_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> DetachedJob:
-        """tracking_job checked and begun here (input errors are raised here), then run in a thread of its own
-        (`DetachedJob`): it runs to its end whether or not a page follows it, and the session keeps its result."""
-        plan = self.plan_job(options, limits)
-        updates = self._job_updates(plan, self.begin_job(), run)
-        self.job, self.last_options = DetachedJob(updates), options
-        return self.job
-
-    def _job_updates(self, plan: JobPlan, job_dir: Path, run: JobRunner) -> Iterator[JobUpdate]:
-        result = None
-        try:
-            for update in run(plan.job_spec(job_dir, self.stop.path), self.models):
-                result = update.result or result
-                yield update
-        finally:
-            self.end_job(result)
-        if result is not None and not result.failed and result.frames_done:  # Track's next estimate
-            SPEEDS.run(plan.request.model, plan.objects, result.tracking_seconds / result.frames_done)
-
-    def begin_job(self) -> Path:
-        """Mark the session busy (prompt edits are refused) and return the folder for the job's outputs. A
-        re-render sees the job at its next frame and stops; the job's folder comes after it."""
-        self.files.begin_job()
-        if self._rendering.acquire(timeout=RENDER_STOP_SECONDS):  # else a stalled one: it stops when resumed
-            self._rendering.release()
-        return self.new_job_dir()
-
-    def end_job(self, result: Optional[JobResult]) -> None:
-        if result is not None and not self.cleared:
-            self.set_results(result)
-        self.files.end_job()
-
-    @property
-    def job_dir(self) -> Path:
-        """The folder of the last (or running) job's outputs."""
-        return self.workdir / f"job-{self.jobs}"
-
-    def new_job_dir(self) -> Path:
-        """A folder for the next job's outputs; earlier jobs' files go (the app has its own copies)."""
-        self.jobs += 1
-        for old in self.workdir.glob("job-*"):
-            if self.results is None or not self.results.files.all_within(old):
-                shutil.rmtree(old, ignore_errors=True)
-        self.job_dir.mkdir()
-        return self.job_dir
-
-    def set_results(self, result: JobResult) -> None:
-        if self._overlay is not None:
-            self._overlay.close()
-            self._overlay = None
-        self._records = None
-        self.results = result
-
-    # ------------------------------------------------------------------ re-rendering the results
-    @property
-    def records(self) -> RecordFile:
-        """The last results' records; RerenderError when there are none to re-render."""
-        if self.results is None:
-            raise RerenderError("there are no results to re-render yet: track first")
-        if self._records is None:
-            if self.results.first_frame is None:
-                raise RerenderError("the last run tracked no frame: track again")
-            if self.results.files.records is None:
-                raise RerenderError("the last run's masks were not kept: track again")
-            self.check_open()
-            try:
-                self._records = RecordFile(self.results.files.records)
-            except RecordError as error:
-                raise RerenderError(f"the last run's results cannot be re-rendered ({error}): track again") from None
-        return self._records
-
-    def rerender_target(self) -> Optional[RenderSettings]:
-        """The settings the last results' files should have now, when they differ from what they show (None
-        when they already show them, or there are none)."""
-        if self.results is None or self.results.first_frame is None:
-            return None
-        tracked = [obj_id for obj_id in self.objects if obj_id in self.records.tasks]
-        target = self.render_settings(obj_ids=tracked)
-        return None if target == self.results.rendered else target
-
-    def rerender(self) -> Iterator[RerenderUpdate]:
-        """Re-render the last results' files with the current choices (the objects' effects and `scene`) from
-        their records, without the model, into a new folder; nothing when they already show them. One at a time;
-        one that sees a job start, the session close or the choices change again stops (its folder goes, and it
-        yields no result: the change's own re-render follows). The last update holds the new result."""
-        with self._rendering:
-            target = self.rerender_target()
-            if target is None or self.tracking:
-                return
-            records, result = self.records, self.results
-            folder = self.new_job_dir()
-            try:
-                for update in rerender(result, records, self.video, folder, target,
-                                       should_stop=lambda: self.tracking or self.closed
-                                       or self.rerender_target() != target):
-                    if update.result is not None and not self.closed:
-                        self.set_results(update.result)
-                    yield update
-            finally:
-                if self.results is result or self.closed:
-                    shutil.rmtree(folder, ignore_errors=True)
-
-    def cutout_preview(self, frame: int) -> Optional[np.ndarray]:
-        """The cut-out of the last results on `frame` (their first frame when it was not tracked) over a
-        checkerboard; None when they have no cut-out (the background is not erased). An image's results always
-        have one (what its cut-out PNG holds)."""
-        if self.is_image and self.image_results is not None and not self.closed:
-            found = self.image_results
-            return cutout_preview(self.frame(0), found.segmentation.record(), found.effects or EffectSettings(),
-                                  found.segmentation.tasks)
-        result = self.results
-        effects = None if result is None else result.rendered.effects
-        if effects is None or not effects.erases_background or result.first_frame is None or self.closed:
-            return None
-        records = self.records
-        record = records.get(frame) or records.get(result.first_frame)
-        return cutout_preview(self.frame(record.frame_idx), record, effects, records.tasks)
-
     def model_note(self, model: str) -> str:
         """'' when `model` can track every object at its granularity; else what stops it, for people."""
         try:
@@ -576,114 +430,3 @@ class AppSession(ImageTools):
             return ""
         prompted = {frame for obj in self.objects.values() for frame in obj.frames()}
         return describe_estimate(model, self.info.num_frames, len(self.objects), max(1, len(prompted)))
-
-    # ------------------------------------------------------------------ review of the results
-    @property
-    def review(self) -> Optional[ReviewReport]:
-        """The last results' per-object timelines and flagged frames."""
-        return None if self.results is None else self.results.review
-
-    def object_names(self) -> dict[int, str]:
-        return {obj_id: obj.name for obj_id, obj in self.objects.items()}
-
-    def render_timeline(self, frame: int, review: Optional[ReviewReport] = None) -> Optional[np.ndarray]:
-        """The timeline of `review` (default: the last results', with their removed objects) with `frame`
-        marked; None without one."""
-        removed = self.results.removed if review is None and self.results is not None else None
-        review = review or self.review
-        if review is None or not review.objects:
-            return None
-        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame, removed=removed)
-
-    def describe_flags(self, frame: int) -> str:
-        return "" if self.review is None else describe_flags_on(self.review, frame, self.object_names())
-
-    def frame_at_timeline(self, x: float) -> int:
-        """The frame a click at `x` on the timeline image selects."""
-        if self.review is None:
-            raise AppInputError("there is no timeline yet: track first")
-        return frame_at_click(self.review, self.info.num_frames, x)
-
-    def flagged_frame(self, frame: int, forward: bool) -> int:
-        """The next (or previous) flagged frame from `frame`."""
-        if self.review is None:
-            raise AppInputError("there are no results to review yet: track first")
-        found = self.review.next_flagged(frame) if forward else self.review.previous_flagged(frame)
-        if found is None:
-            raise AppInputError(f"no flagged frame {'after' if forward else 'before'} frame {frame}")
-        return found
-
-    # ------------------------------------------------------------------ the frame view
-    def frame(self, index: int) -> np.ndarray:
-        self.check_open()
-        if self._frames is None:
-            self._frames = FrameSource(self.video, cache_bytes=VIEW_CACHE_BYTES)
-        return self._frames[self.check_frame(index)]
-
-    def tracked_frame(self, index: int) -> Optional[np.ndarray]:
-        """The frame of the last results' overlay video, when that run reached it."""
-        result = self.results
-        if result is None or result.files.overlay is None or result.first_frame is None:
-            return None
-        if not result.first_frame <= index <= result.last_frame:
-            return None
-        self.check_open()
-        if self._overlay is None:
-            self._overlay = FrameSource(result.files.overlay, cache_bytes=VIEW_CACHE_BYTES)
-        position = index - result.first_frame
-        return self._overlay[position] if position < len(self._overlay) else None
-
-    def play_step(self, frame: int) -> Optional[int]:
-        """The frame Play shows after `frame`: the next tracked frame (the first when `frame` is outside the
-        tracked ones); None after the last, or without results."""
-        result = self.results
-        if result is None or result.first_frame is None:
-            return None
-        if not result.first_frame <= frame < result.last_frame:
-            return None if frame == result.last_frame else result.first_frame
-        return frame + 1
-
-    @property
-    def view_scale(self) -> int:
-        """How much the frame view enlarges the video (clicks on the view are divided by it)."""
-        return max(1, -(-MIN_VIEW_SIDE // max(self.info.width, self.info.height)))  # rounded up
-
-    def render_view(self, index: int, show_results: bool = True) -> np.ndarray:
-        """The frame to prompt on, `view_scale` times the video's size: the last results (optional), each
-        object's preview on this frame, and every prompt of this frame."""
-        index = self.check_frame(index)
-        self.view_frame = index
-        base = self.tracked_frame(index) if show_results else None
-        image = np.array(self.frame(index) if base is None else base, dtype=np.uint8, copy=True)
-        for (obj_id, frame), preview in self.previews.items():
-            if frame == index and obj_id in self.objects:
-                image = TrackRenderer({obj_id: self.objects[obj_id].task}).render(image, preview.result)
-        image = draw_prompts(self.enlarge(image), list(self.objects.values()), index, self.corner, self.view_scale)
-        if self.found is not None and self.found.frame == index:
-            image = draw_proposals(image, self.found.proposals, self.view_scale)
-        return image
-
-    def brush_background(self, index: int) -> np.ndarray:
-        """The frame the brush paints on, enlarged by a whole factor up to BRUSH_SIDE (the page fits it to the
-        editor; a larger canvas paints slowly); the painted layer is scaled back to the video's size."""
-        return enlarged(np.array(self.frame(index)), max(1, BRUSH_SIDE // max(self.info.width, self.info.height)))
-
-    def enlarge(self, image: np.ndarray) -> np.ndarray:
-        return enlarged(image, self.view_scale)
-
-    def objects_html(self) -> str:
-        """The object list with colour swatches, for people."""
-        if not self.objects:
-            return "<p>No objects: press <b>Add object</b>.</p>"
-        rows = []
-        for obj in self.objects.values():
-            r, g, b = obj.color
-            marker = " &#9664; selected" if obj.obj_id == self.selected else ""
-            swatch = (f'<span style="display:inline-block;width:0.9em;height:0.9em;border-radius:3px;'
-                      f'background:rgb({r},{g},{b});vertical-align:middle"></span>')
-            rows.append(f"<li>{swatch} <b>{html.escape(obj.name)}</b> (id {obj.obj_id}) &middot; {obj.task} "
-                        f"&middot; {obj.where()}{marker}</li>")
-        return '<ul style="list-style:none;padding-left:0;margin:0">' + "".join(rows) + "</ul>"
-
-    def object_choices(self) -> list[tuple[str, int]]:
-        return [(f"{obj.name} (id {obj.obj_id})", obj.obj_id) for obj in self.objects.values()]
