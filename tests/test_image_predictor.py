@@ -170,6 +170,7 @@ def test_torch_level_is_what_predict_uses(micro):
 def test_embedding_reset_and_batch(micro):
     embed = micro.get_image_embedding()
     assert embed.shape == (1, micro.model.hidden_dim, *micro.model.sam_prompt_encoder.image_embedding_size)
+    assert micro.features["image_embed"] is embed and len(micro.features["high_res_feats"]) == 2
     images = [synthetic_image(), synthetic_image(60, 50, seed=1)]
     batch = build_image_predictor(MICRO, checkpoint="seeded")
     batch.set_image_batch(images)

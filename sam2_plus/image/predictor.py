@@ -183,7 +183,8 @@ class ImagePredictor:
     @property
     def features(self) -> dict:
         """{"image_embed": [N, C, 64, 64], "high_res_feats": [[N, C, 256, 256], [N, C, 128, 128]]}, as SAM 2's."""
-        embed, high_res = self._features(self.task)
+        with torch.inference_mode():
+            embed, high_res = self._features(self.task)
         return {"image_embed": embed, "high_res_feats": high_res or []}
 
     @torch.inference_mode()
