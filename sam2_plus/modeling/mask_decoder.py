@@ -229,7 +229,7 @@ class DecoderBase(nn.Module):
         if repeat_image and _same_for_every_prompt(dense_prompt_embeddings):
             # One image and no mask prompt: the image side is the same for every prompt until the first
             # image-to-token attention mixes the prompts in, so it is computed once and broadcast there.
-            src, pos_src = image_embeddings + dense_prompt_embeddings[:1], image_pe
+            src, pos_src = (image_embeddings + dense_prompt_embeddings[:1]).contiguous(), image_pe
         else:
             if repeat_image:
                 image_embeddings = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0)
