@@ -36,7 +36,8 @@ from _timing import ComponentTimer  # noqa: E402
 from sam2_plus import AutomaticMaskGenerator, build_model  # noqa: E402
 from sam2_plus.image import ImagePredictor  # noqa: E402
 
-META_CONFIGS = {"sam2.1-tiny": "configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1-small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+META_CONFIGS = {"sam2.1-tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+                "sam2.1-small": "configs/sam2.1/sam2.1_hiera_s.yaml",
                 "sam2.1-base-plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
                 "sam2.1-large": "configs/sam2.1/sam2.1_hiera_l.yaml"}
 SETTINGS = {"default": {}, "lowered": dict(pred_iou_thresh=0.5, stability_score_thresh=0.3)}

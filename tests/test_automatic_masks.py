@@ -172,5 +172,7 @@ def test_refuses_bad_settings_and_images():
         AutomaticMaskGenerator(net, output_mode="polygons")
     with pytest.raises(ValueError, match="one for each crop layer"):
         AutomaticMaskGenerator(net, points_per_side=None, point_grids=[np.full((4, 2), 0.5)], crop_n_layers=1)
+    with pytest.raises(ValueError, match="leaves no points in crop layer 2"):
+        AutomaticMaskGenerator(net, points_per_side=3, crop_n_layers=2, crop_n_points_downscale_factor=2)
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         AutomaticMaskGenerator(net).generate(np.zeros((10, 10), dtype=np.uint8))
