@@ -116,7 +116,7 @@ def run(label: str, generator, image: np.ndarray, timers: list) -> dict:
     return line
 
 
-def encoder_seconds(net, image: np.ndarray, repeats: int = 2) -> float:
+def encoder_seconds(net, image: np.ndarray, repeats: int = 3) -> float:
     predictor = ImagePredictor(net)
     times = []
     for _ in range(repeats):

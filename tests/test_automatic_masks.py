@@ -176,3 +176,30 @@ def test_refuses_bad_settings_and_images():
         AutomaticMaskGenerator(net, points_per_side=3, crop_n_layers=2, crop_n_points_downscale_factor=2)
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         AutomaticMaskGenerator(net).generate(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_records_agree_across_output_modes_and_inputs():
+    """On the micro network: an ImagePredictor is accepted as well as a network; the three output modes encode
+    the same masks; each record's area and box are its mask's."""
+    from sam2_plus import build_image_predictor
+    from sam2_plus.media.rle import decode_rle
+
+    net = build_model("test-micro", checkpoint="seeded", device="cpu")
+    image = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
+    settings = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    binary = AutomaticMaskGenerator(net, **settings).generate(image)
+    assert len(binary) >= 5
+    for mode in ("coco_rle", "uncompressed_rle"):
+        encoded = AutomaticMaskGenerator(build_image_predictor(net), output_mode=mode, **settings).generate(image)
+        assert len(encoded) == len(binary)
+        for a, b in zip(binary, encoded):
+            np.testing.assert_array_equal(decode_rle(b["segmentation"]), a["segmentation"])
+            assert {k: v for k, v in a.items() if k != "segmentation"} == {
+                k: v for k, v in b.items() if k != "segmentation"}
+    for record in binary:
+        mask = record["segmentation"]
+        assert record["area"] == int(mask.sum())
+        if record["area"]:
+            ys, xs = np.nonzero(mask)
+            assert record["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()]
+        assert record["crop_box"] == [0.0, 0.0, 90.0, 60.0]
