@@ -62,6 +62,10 @@ class GeneratorSettings:
             raise ValueError(f"points_per_batch must be at least 1, got {self.points_per_batch}")
         if self.crop_n_layers < 0 or self.crop_n_points_downscale_factor < 1:
             raise ValueError("crop_n_layers must be >= 0 and crop_n_points_downscale_factor >= 1")
+        deepest = self.crop_n_points_downscale_factor ** self.crop_n_layers
+        if self.points_per_side is not None and self.points_per_side < deepest:
+            raise ValueError(f"points_per_side={self.points_per_side} leaves no points in crop layer "
+                             f"{self.crop_n_layers} (divided by {self.crop_n_points_downscale_factor} a layer)")
         if self.min_mask_region_area < 0:
             raise ValueError(f"min_mask_region_area must be >= 0, got {self.min_mask_region_area}")
         if self.output_mode not in OUTPUT_MODES:
@@ -95,6 +99,12 @@ class Candidates:
     @staticmethod
     def join(parts: Sequence["Candidates"]) -> "Candidates":
         return Candidates(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Candidates)})
+
+    @staticmethod
+    def empty(device: torch.device, low_res: int = 256) -> "Candidates":
+        none = torch.zeros(0, device=device)
+        return Candidates(none.reshape(0, low_res, low_res), none, none, none.reshape(0, 2),
+                          none.reshape(0, 4).long(), none.reshape(0, 4).long())
 
 
 def _non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -148,7 +158,7 @@ class AutomaticMaskGenerator:
         points = torch.as_tensor(grid, dtype=torch.float32, device=self.model.device)
         step = self.settings.points_per_batch
         parts = [self._decode_batch(points[i:i + step], crop, image.shape[:2]) for i in range(0, len(points), step)]
-        found = Candidates.join(parts)
+        found = Candidates.join(parts) if parts else Candidates.empty(points.device)
         found = found.select(_non_max_suppression(found.boxes, found.ious, self.settings.box_nms_thresh))
         found.boxes = shift_boxes(found.boxes, crop)
         found.points = shift_points(found.points, crop)

@@ -75,6 +75,8 @@ class Attention(nn.Module):
         return torch.matmul(x, weight.transpose(1, 2)) + bias
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        batch = max(q.shape[0], k.shape[0])  # one side may be a single row shared by a batch of the other
+        q, k, v = (x.expand(batch, *x.shape[1:]) for x in (q, k, v))
         out = attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
         if out.shape[-1] != q.shape[-1]:  # the raw values were attended (see _values_late)
             out = self._project_values(out)

@@ -32,6 +32,12 @@ def _single_or_best(
     return torch.where(cond.expand_as(single), single, best_out)
 
 
+def _same_for_every_prompt(dense: torch.Tensor) -> bool:
+    """Whether the dense prompt embeddings [B, C, h, w] are one tensor broadcast over the prompts (the prompt
+    encoder's no-mask embedding), so that one row stands for all."""
+    return dense.shape[0] == 1 or dense.stride(0) == 0
+
+
 class DecoderBase(nn.Module):
     """Shared parts of the SAM 2.1 mask decoder and the SAM 2++ unified decoder.
 
@@ -218,22 +224,25 @@ class DecoderBase(nn.Module):
         output_tokens = torch.cat(learned, dim=0).unsqueeze(0).expand(num_prompts, -1, -1)
         tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
 
-        if repeat_image:
-            src = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0)
-        else:
-            if image_embeddings.shape[0] != tokens.shape[0]:
-                raise ValueError("image and prompt batch sizes differ; use repeat_image=True")
-            src = image_embeddings
-        src = src + dense_prompt_embeddings
         if image_pe.size(0) != 1:
             raise ValueError("image_pe must have batch size 1 (see PromptEncoder.get_dense_pe)")
-        pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
-        b, c, h, w = src.shape
+        if repeat_image and _same_for_every_prompt(dense_prompt_embeddings):
+            # One image and no mask prompt: the image side is the same for every prompt until the first
+            # image-to-token attention mixes the prompts in, so it is computed once and broadcast there.
+            src, pos_src = (image_embeddings + dense_prompt_embeddings[:1]).contiguous(), image_pe
+        else:
+            if repeat_image:
+                image_embeddings = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0)
+            elif image_embeddings.shape[0] != tokens.shape[0]:
+                raise ValueError("image and prompt batch sizes differ; use repeat_image=True")
+            src = image_embeddings + dense_prompt_embeddings
+            pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
+        _, c, h, w = src.shape
 
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, first, :]
         mask_tokens_out = hs[:, first + 1 : first + 1 + self.num_mask_tokens, :]
-        return hs, src.transpose(1, 2).view(b, c, h, w), iou_token_out, mask_tokens_out
+        return hs, src.transpose(1, 2).reshape(hs.shape[0], c, h, w), iou_token_out, mask_tokens_out
 
     def _mask_head(
         self,
