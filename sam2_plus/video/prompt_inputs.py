@@ -69,7 +69,7 @@ def check_clicks(frame: int, points, labels, box, task: str, width: int, height:
     pts, lbl = _checked_points(points, labels, width if normalize_coords else None, height)
     checked_box = None if box is None else _checked_box(box, width if normalize_coords else None, height)
     prompt = FramePrompt(frame, pts if len(pts) else None, lbl if len(pts) else None, checked_box)
-    _check_fit(misfit(task, prompt.kinds, lbl))
+    _check_fit(misfit(task, prompt.kinds, lbl), prompt.kinds)
     return prompt
 
 
@@ -80,12 +80,14 @@ def check_mask_task(task: str) -> None:
         _check_fit(misfit(task, {"mask"}))
 
 
-def _check_fit(problem: Optional[Misfit]) -> None:
-    """A prompt that does not fit its task, said in the API's words."""
+def _check_fit(problem: Optional[Misfit], kinds: frozenset[str] = frozenset()) -> None:
+    """A prompt (holding `kinds`) that does not fit its task, said in the API's words: a box task's prompt without
+    a box is told that it needs one, whatever else it holds."""
     if problem is None:
         return
     if problem.task == "box":
-        what = "needs a box (x1, y1, x2, y2)" if problem.what == "missing" else "takes exactly a box, no points"
+        missing = problem.what == "missing" or "box" not in kinds
+        what = "needs a box (x1, y1, x2, y2)" if missing else "takes exactly a box, no points"
         raise PromptError(f"the box task {what}")
     if problem.what == "extra":
         raise PromptError(f"the point task takes one point per object, not a {problem.kind}")
