@@ -41,7 +41,7 @@ def check_image(path: Optional[str | os.PathLike], limits: AppLimits) -> StillIm
     if not path:
         raise AppInputError(NO_IMAGE)
     path = Path(path)
-    _check_file(path, limits, "image")
+    limits.check_file(path, "image")
     try:
         image = read_image(path)
     except MediaError as e:
@@ -73,15 +73,6 @@ def frame_index(frame: Any) -> int:
     if isinstance(frame, bool) or not isinstance(frame, (int, float)) or not float(frame).is_integer() or frame < 0:
         raise AppInputError(f"the frame must be a whole number from 0, got {frame!r}")
     return int(frame)
-
-
-def _check_file(path: Path, limits: AppLimits, what: str) -> None:
-    if not path.is_file():
-        raise AppInputError(f"the {what} file {path.name} was not found; upload it again")
-    size = path.stat().st_size
-    if size > limits.max_upload_bytes:
-        raise AppInputError(f"the {what} is {size / 2**20:.1f} MB; this app takes files up to "
-                            f"{limits.max_upload_mb:g} MB ({env_name('max_upload_mb')})")
 
 
 def plan_segment_image(image: Optional[str | os.PathLike], prompts: str | Mapping[str, Any],

@@ -75,15 +75,20 @@ class AppLimits:
                 f"side; uploads up to {self.max_upload_mb:g} MB; up to {MAX_OBJECTS} objects. Longer or larger "
                 "videos are refused, never cut.")
 
+    def check_file(self, path: Path, what: str) -> None:
+        """An uploaded file (a `what`: video, image) that exists and is within the upload size, else
+        AppInputError saying which."""
+        if not path.is_file():
+            raise AppInputError(f"the {what} file {path.name} was not found; upload it again")
+        size = path.stat().st_size
+        if size > self.max_upload_bytes:
+            raise AppInputError(f"the {what} is {size / 2**20:.1f} MB; this app takes files up to "
+                                f"{self.max_upload_mb:g} MB ({env_name('max_upload_mb')})")
+
     def check_video(self, path: str | os.PathLike) -> VideoInfo:
         """The video's description, or AppInputError / MediaError saying why it cannot be used."""
         path = Path(path)
-        if not path.is_file():
-            raise AppInputError(f"the video file {path.name} was not found; upload it again")
-        size = path.stat().st_size
-        if size > self.max_upload_bytes:
-            raise AppInputError(f"the video is {size / 2**20:.1f} MB; this app takes files up to "
-                                f"{self.max_upload_mb:g} MB ({env_name('max_upload_mb')})")
+        self.check_file(path, "video")
         scan = MediaLimits(max_seconds=SCAN_FACTOR * self.max_seconds, max_frames=SCAN_FACTOR * self.max_frames)
         try:
             info = probe(path, limits=scan)
