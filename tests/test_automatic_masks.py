@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from conftest import SHARED
+from sam2_kernel import labelled_like_sam2_kernel
 from sam2_plus import AutomaticMaskGenerator, build_model
 from sam2_plus.image import automatic
 from sam2_plus.media.decode import FrameSource
@@ -120,21 +121,12 @@ def test_one_crop_layer(nets, nms_counts):
     assert crops_kept < crops_in
 
 
-def _labelled_like_sam2_kernel(calls: list):
-    """A CPU stand-in for SAM 2's CUDA connected-components kernel (a CPU install of `sam2` has none and skips
-    small-region removal with a warning): 8-connected labels and each foreground pixel's component area."""
-    from scipy import ndimage
+def _counted_kernel(calls: list):
+    """sam2_kernel's stand-in for SAM 2's kernel, counting its calls (the batch size of each) in `calls`."""
 
     def labelled(mask: torch.Tensor):
         calls.append(mask.shape[0])
-        labels = np.zeros(mask.shape, dtype=np.int32)
-        areas = np.zeros(mask.shape, dtype=np.int32)
-        for i, image in enumerate(mask[:, 0].numpy().astype(bool)):
-            lab, _ = ndimage.label(image, structure=np.ones((3, 3)))
-            sizes = np.bincount(lab.ravel())
-            sizes[0] = 0
-            labels[i, 0], areas[i, 0] = lab, sizes[lab]
-        return torch.from_numpy(labels), torch.from_numpy(areas)
+        return labelled_like_sam2_kernel(mask)
 
     return labelled
 
@@ -144,7 +136,7 @@ def test_min_mask_region_area(nets, monkeypatch):
     max_hole_area and max_sprinkle_area) before upscaling; its kernel is replaced by scipy's labelling."""
     misc = pytest.importorskip("sam2.utils.misc")
     calls = []
-    monkeypatch.setattr(misc, "get_connected_components", _labelled_like_sam2_kernel(calls))
+    monkeypatch.setattr(misc, "get_connected_components", _counted_kernel(calls))
     theirs, ours = both(nets, frame(320, 180), points_per_side=6, box_nms_thresh=1.0, min_mask_region_area=100,
                         **LOWERED)
     assert calls, "SAM 2's small-region removal did not run"

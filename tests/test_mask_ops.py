@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from sam2_kernel import labelled_like_sam2_kernel
 from sam2_plus.image import mask_ops
 from sam2_plus.postprocess import remove_small_regions
 
@@ -98,26 +99,13 @@ def test_output_encodings_equal_sam2(seed):
     assert [int(m.sum()) for m in binary] == [amg.area_from_rle(r) for r in rles]
 
 
-def _labelled_like_sam2_kernel(mask: torch.Tensor):
-    """A CPU stand-in for SAM 2's CUDA connected-components kernel (absent from a CPU install): 8-connected
-    labels of [N, 1, H, W] and each foreground pixel's component area, through scipy."""
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    areas = np.zeros(mask.shape, dtype=np.int32)
-    for i, image in enumerate(mask[:, 0].numpy().astype(bool)):
-        lab, _ = ndimage.label(image, structure=np.ones((3, 3)))
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        labels[i, 0], areas[i, 0] = lab, sizes[lab]
-    return torch.from_numpy(labels), torch.from_numpy(areas)
-
-
 def test_small_region_removal_equals_sam2_image_transforms(monkeypatch):
     """SAM 2's image predictor (built with max_hole_area = max_sprinkle_area = the generator's
     min_mask_region_area) fills holes and removes islands on the 256x256 logits before upscaling; its CUDA
     kernel is replaced by scipy's labelling here, since a CPU install skips the step with a warning."""
     misc = pytest.importorskip("sam2.utils.misc")
     transforms = pytest.importorskip("sam2.utils.transforms")
-    monkeypatch.setattr(misc, "get_connected_components", _labelled_like_sam2_kernel)
+    monkeypatch.setattr(misc, "get_connected_components", labelled_like_sam2_kernel)
     noise = torch.randn(6, 1, 64, 64, generator=torch.Generator().manual_seed(1))
     logits = ndimage.uniform_filter(noise.numpy(), size=(1, 1, 3, 3)) * 20
     logits = torch.from_numpy(logits)
