@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Protocol, get_args
 
+from .discovery.settings import DiscoverySettings
 from .effects.settings import EffectSettings
 from .media.decode import VideoInfo
 from .prompts import ObjectPrompts
@@ -51,6 +52,7 @@ class TrackRequest:
     device: Optional[str] = None  # None: CUDA when available, else the CPU
     motion_aware: bool = False
     max_frames: Optional[int] = None  # track only the first max_frames frames of the video
+    discovery: Optional[DiscoverySettings] = None  # objects the job finds by itself (it may then have no objects)
 
     @property
     def tasks(self) -> dict[int, str]:
@@ -72,8 +74,9 @@ class JobSpec:
     def __post_init__(self) -> None:
         if self.mode not in JOB_MODES:
             raise ValueError(f"unknown job mode {self.mode!r}; one of {', '.join(JOB_MODES)}")
-        if self.mode not in MODES_WITHOUT_OBJECTS and not getattr(self.request, "objects", ()):
-            raise ValueError(f"a {self.mode} job needs at least one object")
+        finds = getattr(self.request, "discovery", None) is not None
+        if self.mode not in MODES_WITHOUT_OBJECTS and not finds and not getattr(self.request, "objects", ()):
+            raise ValueError(f"a {self.mode} job needs at least one object, or objects to find")
 
     def in_folder(self, job_dir: str | Path, stop_file: Optional[str | Path] = None) -> "JobSpec":
         """This job writing into `job_dir`, stopped by `stop_file`."""

@@ -97,7 +97,8 @@ class ExportZipWriter:
     the other files are written to a temporary folder and added when the writer is closed."""
 
     def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str],
-                 formats: Sequence[str] = (), review: ResultAnnotator | None = None) -> None:
+                 formats: Sequence[str] = (), review: ResultAnnotator | None = None,
+                 object_fields: Optional[Mapping[int, Mapping[str, Any]]] = None) -> None:
         self.path = Path(path)
         obj_ids = list(tasks)
         self._tmp = tempfile.TemporaryDirectory(prefix="sam2plus-export-")
@@ -106,7 +107,7 @@ class ExportZipWriter:
         self._writers: list[ResultWriter] = []
         try:
             self._masks = MaskZipWriter(self.path, obj_ids)
-            self._writers.append(ResultJsonWriter(folder / "results.json", video, tasks, review))
+            self._writers.append(ResultJsonWriter(folder / "results.json", video, tasks, review, object_fields))
             self._writers.append(BoxCsvWriter(folder / "boxes.csv"))
             self._writers.append(LasotWriter(folder / "lasot", video.num_frames))
             self._writers.append(PointTrackWriter(folder / "points.npz", video.num_frames, obj_ids))
@@ -140,13 +141,15 @@ class ExportZipWriter:
 
 
 def open_export(path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str], formats: Sequence[str] = (),
-                review: ResultAnnotator | None = None) -> ResultWriter:
+                review: ResultAnnotator | None = None,
+                object_fields: Optional[Mapping[int, Mapping[str, Any]]] = None) -> ResultWriter:
     """A ``.zip`` path gives one ZIP with every export; any other path is a folder (``ResultExporter`` and a
-    folder per export format). `review` adds the flags to results.json."""
+    folder per export format). `review` adds the flags to results.json; `object_fields` adds fields to its
+    objects (a found object's label and score)."""
     path = Path(path)
     if path.suffix.lower() == ".zip":
-        return ExportZipWriter(path, video, tasks, formats, review)
-    folder = OutputSet([ResultExporter(path, video, tasks, review)])
+        return ExportZipWriter(path, video, tasks, formats, review, object_fields)
+    folder = OutputSet([ResultExporter(path, video, tasks, review, object_fields)])
     try:
         for writer in open_format_writers(formats, path, video, tasks):
             folder.add(writer)
@@ -190,6 +193,11 @@ class ResultSpool:
     def replay(self) -> Iterator[FrameRecord]:
         for frame_idx in sorted(self._frames):
             yield self._load(frame_idx)
+
+    def join(self, result: FrameRecord) -> None:
+        """Add `result`'s objects to the frame parked for its frame (or park it when none is)."""
+        parked = self._load(result.frame_idx) if result.frame_idx in self._frames else None
+        self.put(result if parked is None else parked.joined(result))
 
     def _load(self, frame_idx: int) -> FrameRecord:
         with np.load(self._path(frame_idx), allow_pickle=False) as data:

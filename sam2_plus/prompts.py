@@ -83,8 +83,10 @@ def parse_prompts(
     data: str | bytes | Mapping[str, Any],
     video: VideoInfo | None = None,
     limits: PromptLimits = PromptLimits(),
+    allow_empty: bool = False,
 ) -> list[ObjectPrompts]:
     """Parse prompts (JSON text or an already-decoded dict) and validate them against ``video``.
+    ``allow_empty``: no objects is fine (a job that finds its objects).
 
     Without ``video``, only the structure is checked (frame ranges, coordinate
     bounds and mask size need the video).
@@ -96,7 +98,7 @@ def parse_prompts(
     objects = document["objects"]
     if not isinstance(objects, list):
         raise PromptError(f"'objects' must be a list, got {_type_name(objects)}")
-    if not objects:
+    if not objects and not allow_empty:
         raise PromptError("'objects' is empty: give at least one object to track")
     if len(objects) > limits.max_objects:
         raise PromptError(f"{len(objects)} objects given; at most {limits.max_objects} are allowed")

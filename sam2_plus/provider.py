@@ -20,6 +20,8 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name
+from .discovery.finder import Finder, build_finder
+from .discovery.settings import DiscoverySettings
 from .errors import TrackError
 from .image.predictor import ImagePredictor
 from .modeling.sam2_model import SAM2Model
@@ -57,6 +59,9 @@ class ModelProvider(Protocol):
 
     def image_predictor(self, model: str, device: Optional[str] = None,
                         weights: Optional[WeightsSource] = None) -> ImagePredictor: ...
+
+    def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
+               weights: Optional[WeightsSource] = None) -> Finder: ...
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -102,6 +107,14 @@ class ModelCache:
                         motion_aware: bool = False) -> VideoPredictor:
         """The predictor for (model, device, weights, motion_aware), one per key, over the key's one network."""
         return self.predictor(ModelKey.of(model, device, weights), bool(motion_aware))
+
+    def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
+               weights: Optional[WeightsSource] = None) -> Finder:
+        """What finds a job's objects on its keyframes (sam2_plus/discovery): over a new image predictor of the
+        key's network, with the settings' detector for the text mode (loaded now: an unavailable one fails
+        before any tracking)."""
+        detector = self.detector(settings.detector, device) if settings.mode == "text" else None
+        return build_finder(settings, self.image_predictor(model, device, weights), detector)
 
     def image_predictor(self, model: str, device: Optional[str] = None,
                         weights: Optional[WeightsSource] = None) -> ImagePredictor:

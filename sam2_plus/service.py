@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 from .config import canonical_model_name, load_config
+from .discovery.finder import Finder
+from .discovery.settings import DiscoverySettings
+from .discovery.tracking import DiscoveringPass, DiscoveryReport
 from .effects.outputs import EffectOutputs, EffectWriter
 from .effects.settings import EffectError
 from .errors import TrackError, describe_error, is_out_of_memory
@@ -139,6 +142,7 @@ class TrackSummary:
     review: Optional[ReviewReport] = None  # flagged frames and per-object timelines of the written frames
     removed: Mapping[int, int] = field(default_factory=dict)  # removed during the run: id -> first frame without it
     tracking_seconds: float = 0.0  # inside the predictor for the tracked frames (not the prompts)
+    discovery: Optional[DiscoveryReport] = None  # what a job that finds objects found (its objects are in tasks)
 
     @property
     def objects(self) -> tuple[int, ...]:
@@ -169,6 +173,8 @@ class TrackSummary:
         lines.append(f"time: {self.seconds:.1f} s total ({rate:.2f} frames/s), {self.model_seconds:.1f} s in "
                      f"the model (prompts and tracking), {self.load_seconds:.1f} s loading it, "
                      f"{max(self.seconds - self.model_seconds - self.load_seconds, 0.0):.1f} s decoding and writing")
+        if self.discovery is not None:
+            lines.extend(self.discovery.describe())
         if self.review is not None:
             lines.append(f"review: {self.review.flag_count} flag{'s' if self.review.flag_count != 1 else ''}")
             lines.extend(f"  {line}" for line in self.review.describe())
@@ -193,19 +199,35 @@ StepCallback = Callable[[], None]  # between two steps of the model
 
 def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[str] = None,
                     weights: Optional[WeightsSource] = None, motion_aware: bool = False,
-                    max_frames: Optional[int] = None, info: Optional[VideoInfo] = None) -> TrackRequest:
+                    max_frames: Optional[int] = None, info: Optional[VideoInfo] = None,
+                    discovery: Optional[DiscoverySettings] = None) -> TrackRequest:
     """The checked request: `video` probed (`info`: what a caller that probed it already found, max_frames
     applied), `prompts` (JSON text or dict, the prompts.py format) parsed against it, the model and its
-    tasks, the device and the weights (default: SAM2PLUS_WEIGHTS; a checkpoint file must exist). Raises
+    tasks, the device and the weights (default: SAM2PLUS_WEIGHTS; a checkpoint file must exist). With
+    `discovery` (objects the job finds by itself) the prompts may be None or hold no objects. Raises
     MediaError, PromptError, TrackError or CheckpointError."""
     if info is None:
         info = probe(video, max_frames=max_frames)
-    objects = tuple(parse_prompts(prompts, info))
+    finds = discovery is not None
+    objects = () if finds and prompts is None else tuple(parse_prompts(prompts, info, allow_empty=finds))
     model = check_model(model, {obj.obj_id: obj.task for obj in objects})
+    if finds:
+        check_discovery(discovery, model, len(objects))
     resolve_device(device)
     weights = weights or weights_from_env()
     check_weights(weights)
-    return TrackRequest(Path(video), info, objects, model, weights, device, motion_aware, max_frames)
+    return TrackRequest(Path(video), info, objects, model, weights, device, motion_aware, max_frames, discovery)
+
+
+def check_discovery(discovery: DiscoverySettings, model: str, objects: int) -> None:
+    """The found objects' task must be the model's; TrackError otherwise."""
+    supported = load_config(model).tasks
+    if discovery.task not in supported:
+        raise TrackError(f"find: model {model} has no {discovery.task!r} task for the found objects (it supports "
+                         f"{', '.join(supported)})")
+    if objects >= discovery.max_objects:
+        raise TrackError(f"find: the job already has {objects} objects, the most it may hold "
+                         f"(max_objects {discovery.max_objects}); no object could be found")
 
 
 class ModelTaskError(PromptError):
@@ -490,23 +512,30 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         job = _Job(info.num_frames, progress, should_stop, on_result, removed, between_steps)
         job.report("loading")
         predictor = predictor or _load_predictor(job, request, models)
+        finder = None if request.discovery is None else _load_finder(job, request, models)
         session = job.timed(predictor.init_state, frames)
         start = _add_prompts(job, predictor, session, request.objects)
-        review = ReviewTracker(request.tasks)
-        sink = open_outputs(outputs, frames, request.tasks, review)
-        with sink:
-            job.report("tracking")  # the prompts are in; the first frame can take as long as one of them
-            _track_both_ways(job, predictor, session, start, sink)
+        tasks, report = request.tasks, None
+        if finder is None:
+            review = ReviewTracker(tasks)
+            sink = open_outputs(outputs, frames, tasks, review)
+            with sink:
+                job.report("tracking")  # the prompts are in; the first frame can take as long as one of them
+                _track_both_ways(job, predictor, session, start, sink)
+        else:
+            discovering = DiscoveringPass(predictor, session, frames, request.discovery, finder, tasks)
+            sink, review = _track_discovering(job, predictor, session, start, discovering, outputs, frames)
+            tasks, report = discovering.tasks, discovering.report
     failure = job.failure
     summary = TrackSummary(
-        video=info, model=request.model, device=str(predictor.device), weights=request.weights, tasks=request.tasks,
+        video=info, model=request.model, device=str(predictor.device), weights=request.weights, tasks=tasks,
         frames_total=info.num_frames, frames_done=sink.frames_written, first_frame=sink.first_frame,
         last_frame=sink.last_frame, stopped=job.stopped, stopped_at=job.stopped_at, seconds=job.elapsed(),
         model_seconds=job.model_seconds, load_seconds=job.load_seconds, written=_written(outputs),
         failure=None if failure is None else describe_error(failure),
         out_of_memory=failure is not None and is_out_of_memory(failure), review=review.report(),
         removed=dict(sorted(job.removals.first_frame.items())),
-        tracking_seconds=job.tracking_seconds,
+        tracking_seconds=job.tracking_seconds, discovery=report,
     )
     return summary, failure
 
@@ -518,10 +547,20 @@ def _load_predictor(job: _Job, request: TrackRequest, models: ModelProvider) -> 
     return predictor
 
 
+def _load_finder(job: _Job, request: TrackRequest, models: ModelProvider) -> Finder:
+    """What finds the job's objects (its detector loaded now: an unavailable one fails before any tracking)."""
+    start = time.perf_counter()
+    finder = models.finder(request.discovery, request.model, request.device, request.weights)
+    job.load_seconds += time.perf_counter() - start
+    return finder
+
+
 def _add_prompts(job: _Job, predictor: TrackingPredictor, session: TrackingSession,
                  objects: Sequence[ObjectPrompts]) -> int:
     """Every object's prompts, in frame order (objects in their given order on a frame), each reported before
-    it is added. Returns the earliest prompted frame."""
+    it is added. Returns the earliest prompted frame (0 without objects)."""
+    if not objects:
+        return 0
     order = sorted(((p.frame, n, obj, p) for n, obj in enumerate(objects) for p in obj.prompts),
                    key=lambda item: item[:2])
     for number, (frame, position, obj, prompt) in enumerate(order, start=1):
@@ -532,9 +571,10 @@ def _add_prompts(job: _Job, predictor: TrackingPredictor, session: TrackingSessi
 
 
 def open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int, str],
-                 review: ReviewTracker) -> OutputSet:
+                 review: ReviewTracker, object_fields: Optional[Mapping[int, Mapping[str, Any]]] = None) -> OutputSet:
     """The writers of a job (and of the app's re-render, which feeds them a job's records); the review comes
-    first, so it flags each frame before the JSON writers ask."""
+    first, so it flags each frame before the JSON writers ask. `object_fields`: more fields of the objects in
+    the results JSON (a found object's label, score and first frame)."""
     sink = OutputSet([review], background=True)
     try:
         if outputs.records is not None:
@@ -542,9 +582,9 @@ def open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int,
         if outputs.overlay is not None:
             sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))
         if outputs.export is not None:
-            sink.add(open_export(outputs.export, frames.info, tasks, outputs.export_formats, review))
+            sink.add(open_export(outputs.export, frames.info, tasks, outputs.export_formats, review, object_fields))
         if outputs.results_json is not None:
-            sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks, review))
+            sink.add(export.ResultJsonWriter(outputs.results_json, frames.info, tasks, review, object_fields))
         if outputs.effects is not None:  # after the export: it may add files to the export's ZIP when closed
             sink.add(EffectWriter(outputs.effects, frames, tasks, keep_audio=outputs.keep_audio))
     except Exception:
@@ -565,6 +605,31 @@ def _track_both_ways(job: _Job, predictor: TrackingPredictor, session: TrackingS
                 sink.write(job.removals.apply(result))
     if not job.ended_early:
         job.run_pass(predictor.propagate_in_video(session, start_frame_idx=start), sink.write)
+
+
+def _track_discovering(job: _Job, predictor: TrackingPredictor, session: TrackingSession, start: int,
+                       discovering: DiscoveringPass, outputs: TrackOutputs,
+                       frames: FrameSource) -> tuple[OutputSet, ReviewTracker]:
+    """A job that finds objects: its objects are known only at its end, so every frame waits on disk (found
+    objects tracked backward join the frames there) and the outputs are written once tracking ends, for all
+    objects. Hand-prompted objects are tracked backward from their earliest prompted frame first (no discovery
+    there), then the discovering pass runs forward from that frame."""
+    with ResultSpool() as spool:
+        discovering.on_backfill = lambda result: spool.join(to_frame_record(result))
+        job.report("tracking")
+        if start > 0:
+            backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
+            job.run_pass(backward, spool.put, skip_frame=start)
+        if not job.ended_early:
+            job.run_pass(discovering.forward(start), spool.put)
+        tasks = discovering.tasks
+        fields = {obj_id: found.fields() for obj_id, found in discovering.report.found.items()}
+        review = ReviewTracker(tasks)
+        sink = open_outputs(outputs, frames, tasks, review, fields)
+        with sink:
+            for result in spool.replay():
+                sink.write(job.removals.apply(result))
+    return sink, review
 
 
 def _written(outputs: TrackOutputs) -> dict[str, Path]:

@@ -63,6 +63,16 @@ class StandInModels:
         self.calls += 1
         return shared_models().image_predictor(model, device, weights)
 
+    def use_finder(self, finder=None) -> None:
+        """What `finder` gives from now on (None: the real shared cache's; discovery_fakes.py has stand-ins)."""
+        self._finder = finder
+
+    def finder(self, settings, model, device=None, weights=None):
+        found = getattr(self, "_finder", None)
+        if found is None:
+            return shared_models().finder(settings, model, device, weights)
+        return found(settings) if callable(found) and not hasattr(found, "find") else found
+
 
 class PromptsAsCalls:
     """The predictor's `add_prompt` (a checked prompt of the prompts JSON) for stand-ins that implement the

@@ -140,20 +140,27 @@ class AutomaticMaskGenerator:
         found = self.find(image)
         return self._records(found, image.shape[:2])
 
-    def find(self, image: np.ndarray) -> Candidates:
-        """The kept masks as 256x256 logits with their scores, boxes and crops (image pixels)."""
+    def find(self, image: np.ndarray, backbone: Optional[dict] = None) -> Candidates:
+        """The kept masks as 256x256 logits with their scores, boxes and crops (image pixels). `backbone`: the
+        image encoder's output for the whole image, computed before by the same network (a video tracker's for
+        the frame); the whole-image layer then skips the encoder (crops are encoded as usual)."""
         s = self.settings
         boxes, layers = crop_boxes(image.shape[:2], s.crop_n_layers, s.crop_overlap_ratio)
-        found = Candidates.join([self._find_in_crop(image, box, layer) for box, layer in zip(boxes, layers)])
+        found = Candidates.join([self._find_in_crop(image, box, layer, backbone if layer == 0 else None)
+                                 for box, layer in zip(boxes, layers)])
         if len(boxes) > 1:
             keep = _non_max_suppression(found.boxes, 1 / box_area(found.crops), s.crop_nms_thresh)
             found = found.select(keep)
         return found
 
-    def _find_in_crop(self, image: np.ndarray, crop: CropBox, layer: int) -> Candidates:
+    def _find_in_crop(self, image: np.ndarray, crop: CropBox, layer: int,
+                      backbone: Optional[dict] = None) -> Candidates:
         x0, y0, x1, y1 = crop
         crop_hw = (y1 - y0, x1 - x0)
-        self.predictor.set_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        if backbone is not None:
+            self.predictor.set_features(backbone, crop_hw)
+        else:
+            self.predictor.set_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
         grid = self._grids[layer] * np.array(crop_hw)[None, ::-1]
         points = torch.as_tensor(grid, dtype=torch.float32, device=self.model.device)
         step = self.settings.points_per_batch

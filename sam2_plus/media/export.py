@@ -115,6 +115,29 @@ class FrameRecord:
         return FrameRecord(self.frame_idx, [self.obj_ids[i] for i in kept], self.masks[kept], rows(self.boxes),
                            rows(self.points), self.scores[kept], self.visible[kept], rows(self.motion_scores))
 
+    def joined(self, other: "FrameRecord") -> "FrameRecord":
+        """This frame's results with `other`'s objects of the same frame added after them (objects tracked apart,
+        e.g. a found object tracked backward); an object in both keeps this record's entry."""
+        if other.frame_idx != self.frame_idx:
+            raise ValueError(f"cannot join frame {other.frame_idx}'s results to frame {self.frame_idx}'s")
+        other = other.without(self.obj_ids)
+        if not other.obj_ids:
+            return self
+
+        def rows(a: np.ndarray | None, b: np.ndarray | None, width: int | None) -> np.ndarray | None:
+            if a is None and b is None:
+                return None
+            blank = (lambda n: np.full((n, width), np.nan, np.float32)) if width else (
+                lambda n: np.full(n, np.nan, np.float32))
+            return np.concatenate([blank(len(self.obj_ids)) if a is None else a,
+                                   blank(len(other.obj_ids)) if b is None else b])
+
+        return FrameRecord(self.frame_idx, [*self.obj_ids, *other.obj_ids],
+                           np.concatenate([self.masks, other.masks]), rows(self.boxes, other.boxes, 4),
+                           rows(self.points, other.points, 2), np.concatenate([self.scores, other.scores]),
+                           np.concatenate([self.visible, other.visible]),
+                           rows(self.motion_scores, other.motion_scores, None))
+
 
 def _optional_float_array(value: Any, shape: tuple[int, int], name: str) -> np.ndarray | None:
     if value is None:
@@ -299,7 +322,7 @@ class ResultJsonWriter(_Writer):
 
     def __init__(
         self, path: str | os.PathLike, video: VideoInfo | None = None, tasks: Mapping[int, str] | None = None,
-        review: ResultAnnotator | None = None,
+        review: ResultAnnotator | None = None, object_fields: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
         self.path = Path(path)
         self._review = review
@@ -314,7 +337,9 @@ class ResultJsonWriter(_Writer):
                 "num_frames": video.num_frames,
             }
         if tasks:
-            header["objects"] = [{"id": int(obj_id), "task": task} for obj_id, task in tasks.items()]
+            fields = object_fields or {}
+            header["objects"] = [{"id": int(obj_id), "task": task, **fields.get(obj_id, {})}
+                                 for obj_id, task in tasks.items()]
         if review is not None:
             header["review"] = review.header()
         opening = json.dumps(header)[:-1]  # drop the closing brace; frames follow
@@ -578,6 +603,7 @@ class ResultExporter(_Writer):
         video: VideoInfo | None = None,
         tasks: Mapping[int, str] | None = None,
         review: ResultAnnotator | None = None,
+        object_fields: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -592,7 +618,7 @@ class ResultExporter(_Writer):
         }
         self._writers: list[_Writer] = []
         try:
-            self._writers.append(ResultJsonWriter(self.paths["json"], video, tasks, review))
+            self._writers.append(ResultJsonWriter(self.paths["json"], video, tasks, review, object_fields))
             self._writers.append(BoxCsvWriter(self.paths["csv"]))
             self._writers.append(LasotWriter(self.paths["lasot"], num_frames))
             self._writers.append(PointTrackWriter(self.paths["points"], num_frames, obj_ids))

@@ -22,13 +22,30 @@ class FeatureCache:
     frame_idx: Optional[int] = None
     backbone: Optional[dict] = None  # the image encoder's output, shared by all tasks
     by_task: dict[str, FrameFeatures] = field(default_factory=dict)
+    # the frame visited before it, (index, backbone): on a GPU a frame's result is handed out once the next frame
+    # is tracked, and prompts or discovery on it then still find its features
+    previous: Optional[tuple[int, dict]] = None
     # frame index -> Future of its model input, prepared on a helper thread while the model works
     prefetched: dict[int, Future] = field(default_factory=dict)
 
     def adopt(self, frame_idx: int, backbone: dict) -> None:
         """Take a frame's image-encoder output computed elsewhere (the same model on the same frame), so that
         prompts on that frame skip the image encoder."""
-        self.frame_idx, self.backbone, self.by_task = int(frame_idx), backbone, {}
+        self.visit(int(frame_idx), backbone)
+
+    def visit(self, frame_idx: int, backbone: dict) -> None:
+        """Make `frame_idx` the current frame (with its encoder output); the current one becomes the previous."""
+        if self.frame_idx is not None and self.frame_idx != frame_idx:
+            self.previous = (self.frame_idx, self.backbone)
+        self.frame_idx, self.backbone, self.by_task = frame_idx, backbone, {}
+
+    def known_backbone(self, frame_idx: int) -> Optional[dict]:
+        """The encoder output of the current or the previous frame, else None."""
+        if self.frame_idx == frame_idx:
+            return self.backbone
+        if self.previous is not None and self.previous[0] == frame_idx:
+            return self.previous[1]
+        return None
 
 
 class FrameEncoder:
@@ -45,14 +62,17 @@ class FrameEncoder:
     def features(self, cache: FeatureCache, frame_idx: int, task: str) -> FrameFeatures:
         """A frame's decoder-ready features for one task."""
         if cache.frame_idx != frame_idx:
-            cache.backbone = self.model.encode_image(self.model_input(cache, frame_idx))
-            cache.frame_idx = frame_idx
-            cache.by_task = {}
+            cache.visit(frame_idx, self.backbone(cache, frame_idx))
         feats = cache.by_task.get(task)
         if feats is None:
             feats = self.model.frame_features(cache.backbone, task)
             cache.by_task[task] = feats
         return feats
+
+    def backbone(self, cache: FeatureCache, frame_idx: int) -> dict:
+        """A frame's image-encoder output: the cache's when it holds the frame, else computed."""
+        known = cache.known_backbone(frame_idx)
+        return known if known is not None else self.model.encode_image(self.model_input(cache, frame_idx))
 
     def model_input(self, cache: FeatureCache, frame_idx: int) -> torch.Tensor:
         """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std) on the model's device."""

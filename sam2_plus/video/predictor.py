@@ -133,6 +133,12 @@ class VideoPredictor:
         session.objects.clear()
         session.rules = self.tracking_rules()
 
+    @torch.inference_mode()
+    def frame_backbone(self, session: TrackingSession, frame_idx: int) -> dict:
+        """A frame's image-encoder output (the image predictor's `set_features` takes it): the one tracking
+        computed when the frame was visited last or the one before, else computed now."""
+        return self.stepper.encoder.backbone(session.features, frame_index(frame_idx, session.num_frames))
+
     # ------------------------------------------------------------------ prompts
     @torch.inference_mode()
     def add_new_points_or_box(
