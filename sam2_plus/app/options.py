@@ -1,6 +1,7 @@
 """The options JSON of a tracking job (`{"model": "sam2++", "motion_aware": false}`, optionally
 `"export_formats": ["cvat", "coco"]`: formats of sam2_plus.exports added to the results ZIP, and `"effects"`:
-the object of sam2_plus/effects/settings.py)."""
+the object of sam2_plus/effects/settings.py, and `"find"`: objects the job finds by itself, "everything", phrases
+such as "person. car." or the object of sam2_plus/discovery/settings.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..discovery.settings import DiscoveryError, DiscoverySettings, settings_from_json
 from ..effects.settings import EffectError, EffectSettings, parse_effects
 from ..exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from ..prompts import TOO_MANY_DIGITS
@@ -25,9 +27,12 @@ class TrackOptions:
     motion_aware: bool = False
     export_formats: tuple[str, ...] = ()
     effects: Optional[EffectSettings] = None  # None: no effect video, no cut-outs
+    find: Optional[DiscoverySettings] = None  # None: only the objects prompted
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"model": self.model, "motion_aware": self.motion_aware}
+        if self.find is not None:
+            document["find"] = self.find.to_json()
         if self.export_formats:
             document["export_formats"] = list(self.export_formats)
         if self.effects is not None:
@@ -63,7 +68,7 @@ def parse_options(options: str | Mapping[str, Any] | TrackOptions | None) -> Tra
     if not isinstance(motion_aware, bool):
         raise AppInputError(f"invalid options: 'motion_aware' must be true or false, got {motion_aware!r}")
     return TrackOptions(model, motion_aware, _export_formats(options.get("export_formats", [])),
-                        _effects(options.get("effects")))
+                        _effects(options.get("effects")), _find(options.get("find")))
 
 
 def _read_json(text: str) -> Any:
@@ -99,4 +104,11 @@ def _effects(value: Any) -> Optional[EffectSettings]:
     try:
         return parse_effects(value)
     except EffectError as e:
+        raise AppInputError(f"invalid options: {e}") from None
+
+
+def _find(value: Any) -> Optional[DiscoverySettings]:
+    try:
+        return settings_from_json(value)
+    except DiscoveryError as e:
         raise AppInputError(f"invalid options: {e}") from None

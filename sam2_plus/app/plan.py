@@ -61,7 +61,8 @@ def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any
     if isinstance(prompts, str) and not prompts.strip():
         raise AppInputError('no prompts: give the prompts JSON, e.g. {"objects": [{"id": 1, "task": "mask", '
                             '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
-    request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware, info=info)
+    request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware, info=info,
+                              discovery=parsed.find)
     try:
         check_export_formats(parsed.export_formats, request.tasks)
         if parsed.effects is not None:

@@ -15,9 +15,11 @@ from .settings import DiscoverySettings
 
 
 class Finder(Protocol):
-    """Finds objects on an HxWx3 uint8 RGB frame; `backbone`: the frame's image-encoder output, when known."""
+    """Finds objects on an HxWx3 uint8 RGB frame; `backbone`: the frame's image-encoder output, when known;
+    `frame_idx`: which frame of the video it is (stand-ins in tests go by it)."""
 
-    def find(self, image: np.ndarray, backbone: Optional[dict] = None) -> list[Found]: ...
+    def find(self, image: np.ndarray, backbone: Optional[dict] = None, frame_idx: Optional[int] = None) -> list[Found]:
+        ...
 
 
 class TextDetector(Protocol):
@@ -32,7 +34,7 @@ class EverythingFinder:
             predictor, points_per_side=settings.points_per_side, pred_iou_thresh=settings.pred_iou_thresh,
             stability_score_thresh=settings.stability_score_thresh)
 
-    def find(self, image: np.ndarray, backbone: Optional[dict] = None) -> list[Found]:
+    def find(self, image: np.ndarray, backbone: Optional[dict] = None, frame_idx: Optional[int] = None) -> list[Found]:
         candidates = self.generator.find(image, backbone)
         masks = self.generator.full_masks(candidates, image.shape[:2])
         scores = candidates.ious.float().cpu().tolist()
@@ -45,7 +47,7 @@ class TextFinder:
     def __init__(self, detector: TextDetector, predictor: ImagePredictor, settings: DiscoverySettings) -> None:
         self.detector, self.predictor, self.settings = detector, predictor, settings
 
-    def find(self, image: np.ndarray, backbone: Optional[dict] = None) -> list[Found]:
+    def find(self, image: np.ndarray, backbone: Optional[dict] = None, frame_idx: Optional[int] = None) -> list[Found]:
         detections = self.detector.detect(image, self.settings.phrases, self.settings.score_threshold)
         if not detections:
             return []

@@ -125,7 +125,7 @@ class DiscoveringPass:
         present = self._present_masks(result)
         lost = [LostObject(obj_id, self.labels.get(obj_id, ""), look) for obj_id, look in self.looks.items()
                 if obj_id not in present and obj_id in self.tasks]
-        found = within_area(self.finder.find(image, self._backbone(frame_idx)), self.settings,
+        found = within_area(self.finder.find(image, self._backbone(frame_idx), frame_idx), self.settings,
                             image.shape[0] * image.shape[1])
         decisions = decide(found, present, lost, image, self.settings,
                            room=self.settings.max_objects - len(self.tasks))
