@@ -52,7 +52,7 @@ class DiscoveryReport:
     found: dict[int, FoundObject] = field(default_factory=dict)
     keyframes: list[int] = field(default_factory=list)
     reentries: list[tuple[int, int]] = field(default_factory=list)  # (object id, keyframe) taken back
-    left_out: int = 0  # found objects not added: the object limit was reached
+    left_out: int = 0  # found masks not added because the object limit was reached, summed over keyframes
     seconds: float = 0.0  # finding and deciding, not tracking
     backfill_seconds: float = 0.0  # tracking the new objects backward
 
@@ -63,8 +63,8 @@ class DiscoveryReport:
                      f"found on frame {o.found_on}, score {o.score:.2f}" for o in self.found.values())
         lines.extend(f"  object {obj_id} came back on frame {frame}" for obj_id, frame in self.reentries)
         if self.left_out:
-            lines.append(f"  {self.left_out} found objects left out: the job holds {self.settings.max_objects} "
-                         "objects at most")
+            lines.append(f"  {self.left_out} masks found on keyframes were not added: the job holds "
+                         f"{self.settings.max_objects} objects at most")
         return lines
 
 
@@ -207,12 +207,14 @@ class DiscoveringPass:
 
 
 def prompt_for(task: str, frame_idx: int, mask: np.ndarray) -> FramePrompt:
-    """A found mask as a prompt of `task`: the mask itself, its bounding box, or one click at its most interior
-    pixel (the point task takes exactly one positive click)."""
+    """A found mask as a prompt of `task`: the mask itself, its bounding box, or one click on its most interior
+    pixel nearest its centroid (the point task takes exactly one positive click)."""
     if task == "mask":
         return FramePrompt.of(frame_idx, mask=mask)
     if task == "box":
         return FramePrompt.of(frame_idx, box=mask_bbox(mask))
     distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
-    return FramePrompt.of(frame_idx, points=[[x + 0.5, y + 0.5]])
+    ys, xs = np.nonzero(distance >= distance.max() - 0.5)  # the most interior pixels; of those, the most central
+    cy, cx = np.argwhere(mask).mean(axis=0)
+    best = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return FramePrompt.of(frame_idx, points=[[xs[best] + 0.5, ys[best] + 0.5]])

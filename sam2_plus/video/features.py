@@ -62,7 +62,9 @@ class FrameEncoder:
     def features(self, cache: FeatureCache, frame_idx: int, task: str) -> FrameFeatures:
         """A frame's decoder-ready features for one task."""
         if cache.frame_idx != frame_idx:
-            cache.visit(frame_idx, self.backbone(cache, frame_idx))
+            backbone = self.backbone(cache, frame_idx)
+            if cache.frame_idx != frame_idx:  # it was the previous frame's
+                cache.visit(frame_idx, backbone)
         feats = cache.by_task.get(task)
         if feats is None:
             feats = self.model.frame_features(cache.backbone, task)
@@ -70,9 +72,13 @@ class FrameEncoder:
         return feats
 
     def backbone(self, cache: FeatureCache, frame_idx: int) -> dict:
-        """A frame's image-encoder output: the cache's when it holds the frame, else computed."""
+        """A frame's image-encoder output: the cache's when it holds the frame, else computed (and then held as the
+        current frame's)."""
         known = cache.known_backbone(frame_idx)
-        return known if known is not None else self.model.encode_image(self.model_input(cache, frame_idx))
+        if known is None:
+            known = self.model.encode_image(self.model_input(cache, frame_idx))
+            cache.visit(frame_idx, known)
+        return known
 
     def model_input(self, cache: FeatureCache, frame_idx: int) -> torch.Tensor:
         """[1, 3, S, S] normalised image (bicubic resize like PIL, ImageNet mean/std) on the model's device."""
