@@ -43,11 +43,13 @@ class StandInModels:
     """A model provider for tests: every call of `video_predictor` gives `predictor`, or what `make(model, device,
     weights, motion_aware)` gives (or raises, as an unavailable checkpoint does); with neither, the real shared
     ModelCache's predictor. `use` swaps what it gives (a server shared by several tests); `calls` counts the
-    calls."""
+    calls. `detector` gives the text detector set with `use_detector` (a stand-in, or what `make(checkpoint,
+    device)` gives or raises); with neither, the real shared cache's; `detector_calls` counts its calls."""
 
-    def __init__(self, predictor=None, make=None):
-        self.calls = 0
+    def __init__(self, predictor=None, make=None, detector=None):
+        self.calls = self.detector_calls = 0
         self.use(predictor, make)
+        self.use_detector(detector)
 
     def use(self, predictor=None, make=None) -> None:
         self.make = make if make is not None else (None if predictor is None else (lambda *key: predictor))
@@ -62,6 +64,15 @@ class StandInModels:
         """The real shared cache's image predictor (the still-image stand-ins are in segment_fakes.py)."""
         self.calls += 1
         return shared_models().image_predictor(model, device, weights)
+
+    def use_detector(self, detector=None, make=None) -> None:
+        self.make_detector = make if make is not None else (None if detector is None else (lambda *key: detector))
+
+    def detector(self, checkpoint, device=None):
+        self.detector_calls += 1
+        if self.make_detector is None:
+            return shared_models().detector(checkpoint, device)
+        return self.make_detector(checkpoint, device)
 
 
 class PromptsAsCalls:
