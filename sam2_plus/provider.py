@@ -6,6 +6,7 @@ Tests pass stand-ins that satisfy the two small protocols here instead of patchi
     models = shared_models()
     predictor = models.video_predictor("sam2++", device="cuda", weights=None, motion_aware=False)
     image = models.image_predictor("sam2.1-tiny")  # over the same network (sam2_plus/image/predictor.py)
+    detector = models.detector("IDEA-Research/grounding-dino-tiny", device="cuda")  # discovery's text mode
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name
+<<<<<<< HEAD
 from .discovery.finder import Finder, build_finder
 from .discovery.settings import DiscoverySettings
+=======
+from .discovery.detector import TextDetector, load_detector
+>>>>>>> i30-detector
 from .errors import TrackError
 from .image.predictor import ImagePredictor
 from .modeling.sam2_model import SAM2Model
@@ -51,8 +56,8 @@ class TrackingPredictor(Protocol):
 
 @runtime_checkable
 class ModelProvider(Protocol):
-    """Hands out the predictor of (model, device, weights); raises CheckpointError when the weights are
-    unavailable."""
+    """Hands out the predictor of (model, device, weights) and discovery's text detector of (checkpoint, device);
+    raises CheckpointError when the weights are unavailable."""
 
     def video_predictor(self, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
                         motion_aware: bool = False) -> TrackingPredictor: ...
@@ -60,8 +65,12 @@ class ModelProvider(Protocol):
     def image_predictor(self, model: str, device: Optional[str] = None,
                         weights: Optional[WeightsSource] = None) -> ImagePredictor: ...
 
+<<<<<<< HEAD
     def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
                weights: Optional[WeightsSource] = None) -> Finder: ...
+=======
+    def detector(self, checkpoint: str, device: Optional[str] = None) -> TextDetector: ...
+>>>>>>> i30-detector
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -102,6 +111,7 @@ class ModelCache:
         self._models: "OrderedDict[ModelKey, SAM2Model]" = OrderedDict()
         self._pinned: set[ModelKey] = set()
         self._predictors: dict[tuple[ModelKey, bool], VideoPredictor] = {}
+        self._detectors: dict[tuple[str, str], TextDetector] = {}
 
     def video_predictor(self, model: str, device: Optional[str] = None, weights: Optional[WeightsSource] = None,
                         motion_aware: bool = False) -> VideoPredictor:
@@ -122,6 +132,18 @@ class ModelCache:
         it was given, so each caller gets its own."""
         with self._lock:
             return ImagePredictor(self._model(ModelKey.of(model, device, weights)))
+
+    def detector(self, checkpoint: str, device: Optional[str] = None) -> TextDetector:
+        """The open-vocabulary detector of `checkpoint` (a Hub repository id or a model folder) on `device`, loaded
+        once per (checkpoint, device) and kept until `clear`; DetectorUnavailable (a CheckpointError) without its
+        weights."""
+        key = (checkpoint, str(resolve_device(device)))
+        with self._lock:
+            detector = self._detectors.get(key)
+            if detector is None:
+                detector = load_detector(*key)
+                self._detectors[key] = detector
+            return detector
 
     def predictor(self, key: ModelKey, motion_aware: bool = False) -> VideoPredictor:
         with self._lock:
@@ -147,6 +169,7 @@ class ModelCache:
             self._models.clear()
             self._pinned.clear()
             self._predictors.clear()
+            self._detectors.clear()
 
     def __reduce__(self):
         if self is not _SHARED:

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from sam2_plus.discovery.finder import build_finder
 from sam2_plus.provider import shared_models
 from sam2_plus.video.predictor import FrameResult
 
@@ -43,11 +44,13 @@ class StandInModels:
     """A model provider for tests: every call of `video_predictor` gives `predictor`, or what `make(model, device,
     weights, motion_aware)` gives (or raises, as an unavailable checkpoint does); with neither, the real shared
     ModelCache's predictor. `use` swaps what it gives (a server shared by several tests); `calls` counts the
-    calls."""
+    calls. `detector` gives the text detector set with `use_detector` (a stand-in, or what `make(checkpoint,
+    device)` gives or raises); with neither, the real shared cache's; `detector_calls` counts its calls."""
 
-    def __init__(self, predictor=None, make=None):
-        self.calls = 0
+    def __init__(self, predictor=None, make=None, detector=None):
+        self.calls = self.detector_calls = 0
         self.use(predictor, make)
+        self.use_detector(detector)
 
     def use(self, predictor=None, make=None) -> None:
         self.make = make if make is not None else (None if predictor is None else (lambda *key: predictor))
@@ -63,15 +66,27 @@ class StandInModels:
         self.calls += 1
         return shared_models().image_predictor(model, device, weights)
 
+    def use_detector(self, detector=None, make=None) -> None:
+        self.make_detector = make if make is not None else (None if detector is None else (lambda *key: detector))
+
+    def detector(self, checkpoint, device=None):
+        self.detector_calls += 1
+        if self.make_detector is None:
+            return shared_models().detector(checkpoint, device)
+        return self.make_detector(checkpoint, device)
+
     def use_finder(self, finder=None) -> None:
-        """What `finder` gives from now on (None: the real shared cache's; discovery_fakes.py has stand-ins)."""
+        """What `finder` gives from now on: a finder, or a function of the settings making one (None: the real
+        finder over the shared cache's image predictor, with this provider's detector; discovery_fakes.py has
+        stand-ins)."""
         self._finder = finder
 
     def finder(self, settings, model, device=None, weights=None):
         found = getattr(self, "_finder", None)
         if found is None:
-            return shared_models().finder(settings, model, device, weights)
-        return found(settings) if callable(found) and not hasattr(found, "find") else found
+            detector = self.detector(settings.detector, device) if settings.mode == "text" else None
+            return build_finder(settings, shared_models().image_predictor(model, device, weights), detector)
+        return found if hasattr(found, "find") else found(settings)
 
 
 class PromptsAsCalls:
