@@ -21,12 +21,9 @@ import torch
 
 from .build import build_model, default_device, predictor_over
 from .config import canonical_model_name
-<<<<<<< HEAD
+from .discovery.detector import TextDetector, load_detector
 from .discovery.finder import Finder, build_finder
 from .discovery.settings import DiscoverySettings
-=======
-from .discovery.detector import TextDetector, load_detector
->>>>>>> i30-detector
 from .errors import TrackError
 from .image.predictor import ImagePredictor
 from .modeling.sam2_model import SAM2Model
@@ -65,12 +62,10 @@ class ModelProvider(Protocol):
     def image_predictor(self, model: str, device: Optional[str] = None,
                         weights: Optional[WeightsSource] = None) -> ImagePredictor: ...
 
-<<<<<<< HEAD
     def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
                weights: Optional[WeightsSource] = None) -> Finder: ...
-=======
+
     def detector(self, checkpoint: str, device: Optional[str] = None) -> TextDetector: ...
->>>>>>> i30-detector
 
 
 def resolve_device(device: Optional[str]) -> torch.device:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..image.automatic import AutomaticMaskGenerator
 from ..image.predictor import ImagePredictor
-from .found import Detection, Found
+from .detector import TextDetector
+from .found import Found
 from .settings import DiscoverySettings
 
 
@@ -20,10 +21,6 @@ class Finder(Protocol):
 
     def find(self, image: np.ndarray, backbone: Optional[dict] = None, frame_idx: Optional[int] = None) -> list[Found]:
         ...
-
-
-class TextDetector(Protocol):
-    def detect(self, image: np.ndarray, phrases: Sequence[str], threshold: float) -> list[Detection]: ...
 
 
 class EverythingFinder:
