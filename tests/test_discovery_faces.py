@@ -144,6 +144,21 @@ def test_a_batch_manifest_with_find_gives_the_objects_the_service_finds(case, cl
     assert objects_of(store.root / "no-objects" / "results.json") == expected
 
 
+def test_cli_prompts_and_find_combine_as_in_the_service(clip, tmp_path, capsys):
+    """A box on the red square is object 1; discovery adds blue and green after it, not red again."""
+    prompts = {"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "box": [5, 5, 21, 21]}]}]}
+    request = prepare_request(clip, prompts, model=MODEL, discovery=settings_from_json(FINDS["everything"][1]))
+    run_tracking(request, TrackOutputs(results_json=tmp_path / "service.json"), models=stand_in_models())
+    expected = objects_of(tmp_path / "service.json")
+
+    status = track_main([str(clip), "--box", "5,5,21,21", "--find", "everything", "--keyframe-interval", "5",
+                         "--model", MODEL, "--json", str(tmp_path / "cli.json"), "--quiet"], models=stand_in_models())
+
+    assert status == 0
+    assert objects_of(tmp_path / "cli.json") == expected
+    assert [(o["id"], o.get("first_frame")) for o in expected["objects"]] == [(1, None), (2, 0), (3, 10)]
+
+
 # --------------------------------------------------------------------------- bad values
 
 
