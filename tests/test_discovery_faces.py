@@ -19,9 +19,9 @@ from gradio_client.exceptions import AppError
 import media_clips
 from app_fakes import StandInModels
 from discovery_fakes import BoxImagePredictor, ColourDetector, ColourFinder, ColourTracker, Square, draw
-from sam2_plus.app.plan import plan_job
+from micro_model import MICRO
 from sam2_plus.app.errors import AppInputError
-from sam2_plus.prompts import PromptError
+from sam2_plus.app.plan import plan_job
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.batch.driver import run_batch
 from sam2_plus.batch.manifest import ManifestError, read_manifest
@@ -30,11 +30,12 @@ from sam2_plus.batch.store import DONE, OutputStore
 from sam2_plus.batch.worker import WorkerSetup
 from sam2_plus.discovery.finder import TextFinder
 from sam2_plus.discovery.settings import DiscoverySettings, settings_from_json
+from sam2_plus.prompts import PromptError
 from sam2_plus.service import TrackOutputs, prepare_request, run_tracking
 from sam2_plus.track import main as track_main
 from sam2_plus.weights import WeightsSource
 
-MODEL = "sam2.1-tiny"  # never built: the stand-in tracker replaces it
+MODEL = MICRO  # never built: the stand-in tracker replaces it
 FRAMES, SIZE = 24, (96, 128)
 SCRIPT = [Square("red", range(0, FRAMES), 5, 5), Square("blue", range(0, 8), 5, 60, dx=0),
           Square("blue", range(16, FRAMES), 5, 60, dx=0), Square("green", range(10, FRAMES), 60, 40, dx=0)]
