@@ -7,6 +7,8 @@
     python -m sam2_plus.track VIDEO --prompts prompts.json --out-dir results/   # overlay.mp4, results.zip, .json
     python -m sam2_plus.track VIDEO --prompts prompts.json --export results.zip --export-format cvat,yolo-seg
     python -m sam2_plus.track VIDEO --prompts prompts.json --effect 1=blur --background erase --out-dir results/
+    python -m sam2_plus.track VIDEO --find everything --out-dir results/          # objects found by themselves
+    python -m sam2_plus.track VIDEO --find "person. car." --keyframe-interval 10 --json results.json
 
 Exit status: 0 done, 2 unusable input (video, prompts, weights, options), 130 stopped with Ctrl-C (the
 outputs then hold the frames tracked so far). Weights come from SAM2PLUS_WEIGHTS (hub, a checkpoint
@@ -28,11 +30,14 @@ from typing import Any, Iterator, Optional, Sequence, TextIO
 import numpy as np
 
 from .config import CONFIG_FILES
+from .discovery.settings import DEFAULT_DETECTOR, DEFAULT_KEYFRAME_INTERVAL, DiscoveryError, DiscoverySettings, \
+    parse_find
 from .effects.cli import add_effect_arguments, effect_outputs
 from .errors import INPUT_ERRORS, one_line
 from .exports import EXPORT_FORMATS, ExportFormatError, parse_export_formats
 from .media.rle import encode_rle
 from .prompts import TASKS
+from .provider import ModelProvider
 from .service import (
     TrackFailed,
     TrackOutputs,
@@ -60,8 +65,9 @@ class UsageError(ValueError):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sam2_plus.track",
-        description="Track objects given as a mask, a box or points through a video with SAM 2++ or SAM 2.1; "
-                    "write an overlay video and the results (masks, boxes, points).",
+        description="Track objects given as a mask, a box or points, or found by themselves (--find everything "
+                    "or by phrases), through a video with SAM 2++ or SAM 2.1; write an overlay video and the "
+                    "results (masks, boxes, points; found objects with their label and score).",
         epilog=f"Weights: ${WEIGHTS_ENV} = hub (default), a checkpoint path, or seeded[:SEED] (untrained, for "
                "tests); --checkpoint overrides it. Coordinates are pixels of the video.",
     )
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--obj-id", type=int, help="object id (default 1)")
     parser.add_argument("--prompts", metavar="JSON", help="prompts JSON file (or JSON text) for any number of "
                                                           "objects and tasks; see sam2_plus/prompts.py")
+    add_find_arguments(parser)
     out = parser.add_argument_group("outputs (at least one)")
     out.add_argument("--out", type=Path, metavar="MP4", help="overlay video (H.264 MP4, source size, fps, audio)")
     out.add_argument("--export", type=Path, metavar="ZIP|DIR",
@@ -102,6 +109,65 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def add_find_arguments(parser: argparse.ArgumentParser) -> None:
+    find = parser.add_argument_group("objects found by themselves (with or without prompts)")
+    find.add_argument("--find", metavar="WHAT",
+                      help="'everything' (automatic masks) or phrases ending with '.', e.g. \"person. red car.\" "
+                           "(an open-vocabulary detector); runs on the first frame and every --keyframe-interval "
+                           "frames, so objects that enter later are tracked from where they appear. With --find "
+                           "the prompts are optional")
+    find.add_argument("--keyframe-interval", type=whole_number, metavar="N",
+                      help=f"frames between two searches for new objects (default {DEFAULT_KEYFRAME_INTERVAL})")
+    find.add_argument("--find-threshold", type=fraction, metavar="SCORE",
+                      help="phrases: the detector's lowest box score kept, 0..1 (default "
+                           f"{DiscoverySettings.score_threshold:g})")
+    find.add_argument("--detector", metavar="NAME",
+                      help="phrases: a zero-shot-object-detection checkpoint of the Hub (default "
+                           f"{DEFAULT_DETECTOR})")
+
+
+def whole_number(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
+
+
+def discovery_option(args: argparse.Namespace) -> Optional[DiscoverySettings]:
+    """--find and its options as the job's discovery settings (None without --find)."""
+    given = {"--keyframe-interval": ("keyframe_interval", args.keyframe_interval),
+             "--find-threshold": ("score_threshold", args.find_threshold), "--detector": ("detector", args.detector)}
+    fields = {name: value for name, value in given.values() if value is not None}
+    if args.find is None:
+        if fields:
+            flags = ", ".join(flag for flag, (_, value) in given.items() if value is not None)
+            raise UsageError(f"{flags} set how objects are found: give --find everything or --find \"person. car.\"")
+        return None
+    try:
+        settings = parse_find(args.find, **fields)
+    except DiscoveryError as e:
+        raise UsageError("--" + str(e)) from None  # the settings' messages start with "find: "
+    if settings.mode == "everything" and (args.find_threshold is not None or args.detector is not None):
+        raise UsageError("--find-threshold and --detector are for phrases (the detector); --find everything uses "
+                         "automatic masks")
+    return settings
 
 
 # --------------------------------------------------------------------------- prompts from arguments
@@ -176,8 +242,9 @@ def read_prompts_text(text: str, label: str = "--prompts") -> str:
         raise UsageError(f"{label} {text}: cannot be read ({e})") from None
 
 
-def load_prompts(args: argparse.Namespace):
-    """JSON text, or a dict built from the single-object flags."""
+def load_prompts(args: argparse.Namespace, finds: bool = False):
+    """JSON text, or a dict built from the single-object flags; None when the job only finds its objects
+    (`finds`) and no prompt is given."""
     single = [flag for flag, value in (("--box", args.box), ("--points", args.points), ("--mask", args.mask),
                                        ("--labels", args.labels), ("--task", args.task),
                                        ("--frame", args.frame is not None), ("--obj-id", args.obj_id is not None))
@@ -187,7 +254,10 @@ def load_prompts(args: argparse.Namespace):
             raise UsageError(f"--prompts describes every object; drop {', '.join(single)}")
         return read_prompts_text(args.prompts)
     if not (args.box or args.points or args.mask):
-        raise UsageError("give a prompt: --box, --points or --mask (one object), or --prompts")
+        if finds and not single:
+            return None
+        raise UsageError("give a prompt: --box, --points or --mask (one object), or --prompts"
+                         + ("" if finds else "; or --find to find the objects"))
     return single_object_prompts(args)
 
 
@@ -343,13 +413,16 @@ def weights_option(spec: Optional[str]) -> WeightsSource:
         raise UsageError(str(e)) from None
 
 
-def run(args: argparse.Namespace) -> TrackSummary:
+def run(args: argparse.Namespace, models: Optional[ModelProvider] = None) -> TrackSummary:
+    """The job the arguments describe, on `models` (default: the process's shared ModelCache)."""
     outputs = command_outputs(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
     weights = weights_option(args.checkpoint)
-    request = prepare_request(args.video, load_prompts(args), model=args.model, device=args.device,
-                              weights=weights, motion_aware=args.motion_aware, max_frames=args.max_frames)
+    discovery = discovery_option(args)
+    request = prepare_request(args.video, load_prompts(args, finds=discovery is not None), model=args.model,
+                              device=args.device, weights=weights, motion_aware=args.motion_aware,
+                              max_frames=args.max_frames, discovery=discovery)
     check_outputs(outputs, request.video)  # before the weights notice: unusable input is one line
     if not weights.is_trained:
         print(untrained_notice(weights), file=sys.stderr, flush=True)
@@ -357,20 +430,21 @@ def run(args: argparse.Namespace) -> TrackSummary:
     stop = StopFlag()
     try:
         with stop.on_interrupt():
-            return run_tracking(request, outputs, progress=display, should_stop=stop)
+            return run_tracking(request, outputs, progress=display, should_stop=stop, models=models)
     finally:
         if display is not None:
             display.close()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, models: Optional[ModelProvider] = None) -> int:
+    """The command; `models`: the model provider (default: the process's shared ModelCache)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse already printed
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
     try:
-        summary = run(args)
+        summary = run(args, models)
     except (UsageError, OSError, *INPUT_ERRORS) as e:  # unusable input: one line, status 2
         print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -161,12 +161,12 @@ def test_ctrl_c_finishes_the_frame_keeps_finished_videos_and_exits_130(inputs, t
     """Ctrl-C on two.mp4's first tracked frame: one.mp4 (finished before) is kept, two.mp4 is not."""
     real = worker.run_tracking
 
-    def interrupted(request, outputs, progress=None, should_stop=None):
+    def interrupted(request, outputs, progress=None, should_stop=None, models=None):
         def report(p):
             progress(p)
             if request.video.name == "two.mp4" and p.phase == "tracking" and p.frames_done:  # a tracked frame
                 os.kill(os.getpid(), signal.SIGINT)
-        return real(request, outputs, progress=report, should_stop=should_stop)
+        return real(request, outputs, progress=report, should_stop=should_stop, models=models)
 
     monkeypatch.setattr(worker, "run_tracking", interrupted)
     manifest = write_manifest(tmp_path / "m.jsonl", [{"video": str(inputs / "one.mp4"), "prompts": prompts(0)},
@@ -229,8 +229,8 @@ def test_manifest_errors_name_every_bad_line(tmp_path):
         "line 2: not valid JSON (Expecting ',' delimiter at column 39)",
         'line 3: must be a JSON object like {"video": ..., "prompts": ...}',
         "line 4: unknown key 'fps'; the keys are video, prompts, name, model, motion_aware, outputs, max_frames, "
-        "export_formats",
-        "line 5: 'prompts' is missing",
+        "export_formats, find",
+        "line 5: 'prompts' is missing (or give 'find' to find the objects)",
         "line 6: the folder name 'a' is already used by line 1; give this line a different 'name'",
         "line 7: unknown output 'csv'; choose from overlay, export, json",
         "line 8: 'name' is '../up', which cannot name the video's folder: it holds '/' or '\\'",
@@ -247,7 +247,7 @@ def test_a_manifest_error_exits_2_before_anything_runs(tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [{"video": "a.mp4"}])
     status, stdout, stderr = run_batch(manifest, "--out", tmp_path / "out", *MODEL)
     assert status == 2 and stdout == ""
-    assert stderr.splitlines() == [f"error: manifest {manifest}:", "line 1: 'prompts' is missing"]
+    assert stderr.splitlines() == [f"error: manifest {manifest}:", "line 1: 'prompts' is missing (or give 'find' to find the objects)"]
     assert not (tmp_path / "out").exists()
 
 

@@ -53,14 +53,17 @@ class JobPlan:
 
 def plan_job(video: Optional[str | os.PathLike], prompts: str | Mapping[str, Any],
              options: str | Mapping | TrackOptions | None, limits: AppLimits) -> JobPlan:
-    """The checked job, or AppInputError / sam2_plus.errors.INPUT_ERRORS saying what to change."""
+    """The checked job, or AppInputError / sam2_plus.errors.INPUT_ERRORS saying what to change. With the options'
+    "find" the prompts may be empty (text) or hold no objects: the job finds them."""
     if not video:
         raise AppInputError("no video: give a video file")
     info = limits.check_video(video)
     parsed = parse_options(options)
     if isinstance(prompts, str) and not prompts.strip():
-        raise AppInputError('no prompts: give the prompts JSON, e.g. {"objects": [{"id": 1, "task": "mask", '
-                            '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
+        if parsed.find is None:
+            raise AppInputError('no prompts: give the prompts JSON, e.g. {"objects": [{"id": 1, "task": "mask", '
+                                '"prompts": [{"frame": 0, "points": [[100, 80]]}]}]}')
+        prompts = None  # a job that only finds its objects
     request = prepare_request(video, prompts, model=parsed.model, motion_aware=parsed.motion_aware, info=info,
                               discovery=parsed.find)
     try:

@@ -3,13 +3,18 @@
     {"video": "clips/a.mp4", "prompts": {"objects": [...]}}
     {"video": "clips/b.mp4", "prompts": "prompts/b.json", "name": "b-box", "model": "sam2.1-tiny",
      "motion_aware": true, "outputs": ["json", "export"], "max_frames": 300, "export_formats": ["cvat", "mot"]}
+    {"video": "clips/c.mp4", "find": "person. car."}
+    {"video": "clips/d.mp4", "find": {"mode": "everything", "keyframe_interval": 10}, "prompts": {...}}
 
 `video` and a prompts file are relative to the manifest's folder. `prompts` is the prompts JSON of
 `sam2_plus/prompts.py`, inline (an object or JSON text) or a file; it is read and checked against the video
 when the video's turn comes, so a bad prompt fails that line only. `name` (default: the video's file name
 without its suffix) is the video's folder in the output folder. `outputs` picks from "overlay", "export" and
 "json" (the files of `python -m sam2_plus.track --out-dir`); `export_formats` adds formats of
-`sam2_plus.exports` to the export (`--export-format`).
+`sam2_plus.exports` to the export (`--export-format`). `find` makes the job find objects by itself, as the
+options JSON of /track does (`sam2_plus/discovery/settings.py`): "everything", phrases ("person. car."), or an
+object of the settings (`keyframe_interval`, `score_threshold`, `detector`, ...); with it, `prompts` may be left
+out. It is checked with the manifest.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import canonical_model_name
+from ..discovery.settings import DiscoveryError, DiscoverySettings, settings_from_json
 from ..exports import ExportFormatError, parse_export_formats
 from ..track import OUTPUT_FILES
 
-KEYS = ("video", "prompts", "name", "model", "motion_aware", "outputs", "max_frames", "export_formats")
+KEYS = ("video", "prompts", "name", "model", "motion_aware", "outputs", "max_frames", "export_formats", "find")
 MAX_ERRORS_SHOWN = 20
 MAX_NAME_LENGTH = 200
 RESERVED_NAMES = ("summary.jsonl",)
@@ -40,12 +46,13 @@ class VideoJob:
     line: int
     name: str
     video: Path
-    prompts: str  # JSON text, or the path of a file holding it (see sam2_plus.track.read_prompts_text)
+    prompts: Optional[str]  # JSON text, or a file holding it (sam2_plus.track.read_prompts_text); None: only `find`
     model: str
     outputs: tuple[str, ...]
     motion_aware: bool = False
     max_frames: Optional[int] = None
     export_formats: tuple[str, ...] = ()
+    find: Optional[DiscoverySettings] = None  # objects the job finds by itself
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,8 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
         raise ManifestError(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
     video = base / _text(entry, "video", where)
     name = _name(entry.get("name"), video, where)  # checked in this order: a line's first error is reported
-    prompts = _prompts(entry, base, where)
+    find = _find(entry.get("find"), where)
+    prompts = _prompts(entry, base, where, find is not None)
     model = _model(entry.get("model", defaults.model), where)
     outputs = _outputs(entry.get("outputs", defaults.outputs), where)
     return VideoJob(
@@ -116,6 +124,7 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
         motion_aware=_flag(entry.get("motion_aware", False), where),
         max_frames=_max_frames(entry.get("max_frames"), where),
         export_formats=_export_formats(entry.get("export_formats", []), outputs, where),
+        find=find,
     )
 
 
@@ -128,15 +137,24 @@ def _text(entry: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _prompts(entry: dict[str, Any], base: Path, where: str) -> str:
+def _prompts(entry: dict[str, Any], base: Path, where: str, finds: bool) -> Optional[str]:
     if "prompts" not in entry:
-        raise ManifestError(f"{where}: 'prompts' is missing")
+        if finds:
+            return None
+        raise ManifestError(f"{where}: 'prompts' is missing (or give 'find' to find the objects)")
     value = entry["prompts"]
     if isinstance(value, dict):
         return json.dumps(value)
     if not isinstance(value, str) or not value.strip():
         raise ManifestError(f"{where}: 'prompts' must be the prompts JSON object or the path of a file holding it")
     return value if value.lstrip().startswith("{") else str(base / value)
+
+
+def _find(value: Any, where: str) -> Optional[DiscoverySettings]:
+    try:
+        return settings_from_json(value)
+    except DiscoveryError as e:
+        raise ManifestError(f"{where}: {e}") from None  # the message names 'find'
 
 
 def _name(value: Any, video: Path, where: str) -> str:

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 from ..errors import INPUT_ERRORS, one_line
 from ..prompts import PromptError
+from ..provider import ModelProvider
 from ..service import TrackFailed, TrackSummary, prepare_request, run_tracking
 from ..track import UsageError, folder_outputs, read_prompts_text
 from ..weights import WeightsSource
@@ -35,10 +36,13 @@ ProgressSink = Callable[[VideoProgress], None]
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What every worker of a run shares: the output folder and the weights (resolved by the driver)."""
+    """What every worker of a run shares: the output folder and the weights (resolved by the driver), and the
+    model provider (None: each worker process's shared ModelCache; a provider of the caller's serves the
+    in-process runner)."""
 
     store: OutputStore
     weights: WeightsSource
+    models: Optional[ModelProvider] = None
 
 
 def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progress: ProgressSink,
@@ -68,9 +72,9 @@ def track_video(job: VideoJob, setup: WorkerSetup, device: Optional[str], progre
 
 def _track_into(staged: Path, job: VideoJob, setup: WorkerSetup, device: Optional[str], progress: ProgressSink,
                 should_stop: Callable[[], bool]) -> TrackSummary:
-    prompts = read_prompts_text(job.prompts, label="prompts")
+    prompts = None if job.prompts is None else read_prompts_text(job.prompts, label="prompts")
     request = prepare_request(job.video, prompts, model=job.model, device=device, weights=setup.weights,
-                              motion_aware=job.motion_aware, max_frames=job.max_frames)
+                              motion_aware=job.motion_aware, max_frames=job.max_frames, discovery=job.find)
     report = lambda p: progress(VideoProgress(job.name, p.frames_done, p.frames_total))  # noqa: E731
     outputs = folder_outputs(staged, job.outputs, export_formats=job.export_formats)
-    return run_tracking(request, outputs, progress=report, should_stop=should_stop)
+    return run_tracking(request, outputs, progress=report, should_stop=should_stop, models=setup.models)
