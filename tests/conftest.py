@@ -197,6 +197,8 @@ def server_models(app_server):
     models = SERVER_MODELS[0]
     yield models
     models.use()
+    models.use_finder()
+    models.use_detector()
 
 
 @pytest.fixture(scope="session")
