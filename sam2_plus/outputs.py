@@ -111,7 +111,7 @@ class ExportZipWriter:
             self._writers.append(BoxCsvWriter(folder / "boxes.csv"))
             self._writers.append(LasotWriter(folder / "lasot", video.num_frames))
             self._writers.append(PointTrackWriter(folder / "points.npz", video.num_frames, obj_ids))
-            self._writers.extend(open_format_writers(formats, folder, video, tasks))
+            self._writers.extend(open_format_writers(formats, folder, video, tasks, labels_of(object_fields)))
         except Exception:
             self.close()
             raise
@@ -151,12 +151,17 @@ def open_export(path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, s
         return ExportZipWriter(path, video, tasks, formats, review, object_fields)
     folder = OutputSet([ResultExporter(path, video, tasks, review, object_fields)])
     try:
-        for writer in open_format_writers(formats, path, video, tasks):
+        for writer in open_format_writers(formats, path, video, tasks, labels_of(object_fields)):
             folder.add(writer)
     except Exception:
         folder.close()
         raise
     return folder
+
+
+def labels_of(object_fields: Optional[Mapping[int, Mapping[str, Any]]]) -> dict[int, str]:
+    """The objects' labels among their fields (found objects' phrases)."""
+    return {obj_id: str(fields["label"]) for obj_id, fields in (object_fields or {}).items() if fields.get("label")}
 
 
 class ResultSpool:
@@ -229,12 +234,15 @@ class RecordWriter:
     installed, `media.rle`) and every float as it was (float32 values are exact in JSON's doubles; NaN kept).
     The results JSON rounds its scores and coordinates and has no motion scores, so it cannot stand in."""
 
-    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str]) -> None:
+    def __init__(self, path: str | os.PathLike, video: VideoInfo, tasks: Mapping[int, str],
+                 object_fields: Optional[Mapping[int, Mapping[str, Any]]] = None) -> None:
         self.path = Path(path)
         self._file = open(self.path, "w", encoding="utf-8")
+        fields = object_fields or {}
         header = {"format": RECORDS_FORMAT, "version": RECORDS_VERSION,
                   "video": {"width": video.width, "height": video.height, "num_frames": video.num_frames},
-                  "objects": [{"id": int(obj_id), "task": task} for obj_id, task in tasks.items()]}
+                  "objects": [{"id": int(obj_id), "task": task, **fields.get(obj_id, {})}
+                              for obj_id, task in tasks.items()]}
         self._file.write(json.dumps(header) + "\n")
 
     def write(self, result: FrameRecord) -> None:
@@ -276,6 +284,9 @@ class RecordFile:
         self.size = (int(video["height"]), int(video["width"]))
         self.num_frames = int(video["num_frames"])
         self.tasks = {int(entry["id"]): str(entry["task"]) for entry in header["objects"]}
+        # what else the job knew of its objects (a found object's label, score, first frame)
+        self.object_fields = {int(entry["id"]): {k: v for k, v in entry.items() if k not in ("id", "task")}
+                              for entry in header["objects"] if len(entry) > 2}
 
     def _header(self, line: bytes) -> dict[str, Any]:
         try:

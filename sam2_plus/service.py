@@ -578,7 +578,7 @@ def open_outputs(outputs: TrackOutputs, frames: FrameSource, tasks: Mapping[int,
     sink = OutputSet([review], background=True)
     try:
         if outputs.records is not None:
-            sink.add(RecordWriter(outputs.records, frames.info, tasks))
+            sink.add(RecordWriter(outputs.records, frames.info, tasks, object_fields))
         if outputs.overlay is not None:
             sink.add(OverlayVideoWriter(outputs.overlay, frames, tasks, keep_audio=outputs.keep_audio))
         if outputs.export is not None:

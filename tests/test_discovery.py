@@ -214,3 +214,26 @@ def test_everything_on_the_micro_model_finds_on_the_trackers_features(tmp_path, 
     tracked_frames = 12 if summary.tasks else 0
     # one encoder pass per frame: the keyframes' automatic masks ran on the tracker's own features
     assert len(calls) == max(tracked_frames, len(summary.discovery.keyframes))
+
+
+def test_labels_reach_the_tools_formats_and_the_stored_records(tmp_path):
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    from sam2_plus.outputs import RecordFile
+
+    settings = DiscoverySettings("text", ("green", "blue"), keyframe_interval=10, min_area=0.001)
+    summary, _ = run_job(tmp_path, TextFinder(ColourDetector(), BoxImagePredictor(), settings), settings,
+                         export=tmp_path / "results.zip", export_formats=("coco", "cvat"),
+                         records=tmp_path / "records.jsonl")
+    with zipfile.ZipFile(tmp_path / "results.zip") as archive:
+        names = archive.namelist()
+        coco = json.loads(archive.read(next(n for n in names if n.startswith("coco/") and n.endswith(".json"))))
+        cvat = ET.fromstring(archive.read(next(n for n in names if n.startswith("cvat/") and n.endswith(".xml"))))
+        results = json.loads(archive.read("results.json"))
+    assert [c["name"] for c in coco["categories"]] == ["blue_1", "green_2"]
+    assert sorted({t.get("label") for t in cvat.iter("track")}) == ["blue_1", "green_2"]
+    assert [o["label"] for o in results["objects"]] == ["blue", "green"]
+    records = RecordFile(tmp_path / "records.jsonl")
+    assert records.object_fields[2] == {"label": "green", "score": 0.8, "first_frame": 10, "found_on": 10,
+                                        "found_by": "text"}

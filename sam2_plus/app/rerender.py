@@ -157,7 +157,7 @@ def rerender(result: JobResult, records: RecordFile, video: str | os.PathLike, j
         files = result.files
         kept = {name: _linked(path, folder / OUTPUT_NAMES[name]) for name, path in
                 (("overlay", files.overlay), ("json", files.results_json), ("records", files.records))}
-        with open_outputs(outputs, frames, records.tasks, ReviewTracker(records.tasks)) as sink:
+        with open_outputs(outputs, frames, records.tasks, ReviewTracker(records.tasks), records.object_fields) as sink:
             for record in records:
                 if should_stop():
                     return

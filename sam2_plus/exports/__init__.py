@@ -93,15 +93,16 @@ def check_export_formats(formats: Iterable[str], obj_ids: Iterable[int]) -> tupl
     return names
 
 
-def open_format_writers(formats: Iterable[str], folder: Path, video: VideoInfo,
-                        tasks: Mapping[int, str]) -> list[FormatWriter]:
-    """A writer per format, each into ``folder/<name>/``; the ones opened are closed again on a failure."""
+def open_format_writers(formats: Iterable[str], folder: Path, video: VideoInfo, tasks: Mapping[int, str],
+                        labels: Optional[Mapping[int, str]] = None) -> list[FormatWriter]:
+    """A writer per format, each into ``folder/<name>/``; the ones opened are closed again on a failure.
+    `labels`: found objects' phrases, part of their names in the formats."""
     writers: list[FormatWriter] = []
     try:
         for name in formats:
             export = EXPORT_FORMATS[name]
             if export.open is not None:
-                writers.append(export.open(ExportTarget(Path(folder) / name, video, tasks)))
+                writers.append(export.open(ExportTarget(Path(folder) / name, video, tasks, dict(labels or {}))))
     except Exception:
         for writer in writers:
             writer.close()

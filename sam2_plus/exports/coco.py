@@ -24,7 +24,7 @@ import numpy as np
 
 from ..media.export import FrameRecord
 from ..media.rle import encode_rle
-from .common import IMAGE_EXT, ExportTarget, frame_name, label_name, present_objects, xywh
+from .common import IMAGE_EXT, ExportTarget, frame_name, present_objects, xywh
 
 INSTANCES = "instances.json"
 
@@ -74,7 +74,7 @@ class CocoInstancesWriter:
             "licenses": [],
             "videos": [{"id": 1, "name": self.target.sequence_name, "width": video.width, "height": video.height,
                         "length": video.num_frames}],
-            "categories": [{"id": obj_id, "name": label_name(obj_id), "supercategory": "object"}
+            "categories": [{"id": obj_id, "name": self.target.name(obj_id), "supercategory": "object"}
                            for obj_id in self.target.obj_ids],
             "images": self._images,
         }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,10 @@ def frame_name(frame: int) -> str:
     return f"frame_{frame:06d}"
 
 
-def label_name(obj_id: int) -> str:
-    return f"obj_{obj_id}"
+def label_name(obj_id: int, label: str = "") -> str:
+    """An object's name in the tools' formats: obj_3, or with a label (a found object's phrase) person_3."""
+    word = re.sub(r"[^0-9A-Za-z]+", "_", label).strip("_")
+    return f"{word or 'obj'}_{obj_id}"
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,15 @@ class ExportTarget:
     folder: Path
     video: VideoInfo
     tasks: Mapping[int, str]
+    labels: Mapping[int, str] = field(default_factory=dict)  # a found object's phrase
 
     @property
     def obj_ids(self) -> list[int]:
         return [int(obj_id) for obj_id in self.tasks]
+
+    def name(self, obj_id: int) -> str:
+        """The object's name in the format (`label_name`)."""
+        return label_name(obj_id, self.labels.get(obj_id, ""))
 
     @property
     def sequence_name(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..media.export import FrameRecord
 from ..media.render import color_for_id, hex_color
-from .common import ExportTarget, label_name, present_objects
+from .common import ExportTarget, present_objects
 from .polygons import format_points, mask_polygons, single_polygon
 
 ANNOTATIONS = "annotations.xml"
@@ -31,8 +31,8 @@ ANNOTATIONS = "annotations.xml"
 class _Track:
     """One track's shapes so far, in a temporary file, and the last shape, for its ``outside`` frame."""
 
-    def __init__(self, track_id: int, obj_id: int, kind: str) -> None:
-        self.track_id, self.obj_id, self.kind = track_id, obj_id, kind
+    def __init__(self, track_id: int, obj_id: int, kind: str, label: str) -> None:
+        self.track_id, self.obj_id, self.kind, self.label = track_id, obj_id, kind, label
         self._file: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.last: Optional[dict[str, str]] = None  # the last shape's attributes, while the object is shown
 
@@ -53,7 +53,7 @@ class _Track:
     def write_to(self, out: TextIO) -> None:
         if self._file.tell() == 0:
             return  # never shown: CVAT has no empty tracks
-        attributes = {"id": str(self.track_id), "label": label_name(self.obj_id), "source": "auto",
+        attributes = {"id": str(self.track_id), "label": self.label, "source": "auto",
                       "group_id": str(self.track_id // 2 + 1)}
         out.write("  " + ET.tostring(ET.Element("track", attributes), encoding="unicode").replace(" />", ">\n"))
         self._file.seek(0)
@@ -72,8 +72,10 @@ class CvatVideoWriter:
         self.target = target
         self.path = target.folder / ANNOTATIONS
         target.folder.mkdir(parents=True, exist_ok=True)
-        self._boxes = {obj_id: _Track(2 * k, obj_id, "box") for k, obj_id in enumerate(target.obj_ids)}
-        self._polygons = {obj_id: _Track(2 * k + 1, obj_id, "polygon") for k, obj_id in enumerate(target.obj_ids)}
+        self._boxes = {obj_id: _Track(2 * k, obj_id, "box", target.name(obj_id))
+                       for k, obj_id in enumerate(target.obj_ids)}
+        self._polygons = {obj_id: _Track(2 * k + 1, obj_id, "polygon", target.name(obj_id))
+                          for k, obj_id in enumerate(target.obj_ids)}
         self._next_frame: Optional[int] = None
         self._closed = False
 
@@ -135,7 +137,7 @@ def _meta(target: ExportTarget) -> str:
     labels = ET.SubElement(task, "labels")
     for obj_id in target.obj_ids:
         label = ET.SubElement(labels, "label")
-        ET.SubElement(label, "name").text = label_name(obj_id)
+        ET.SubElement(label, "name").text = target.name(obj_id)
         ET.SubElement(label, "color").text = hex_color(color_for_id(obj_id))
         ET.SubElement(label, "type").text = "any"
         ET.SubElement(label, "attributes")

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from ..media.export import FrameRecord
-from .common import ExportTarget, frame_name, label_name, present_objects
+from .common import ExportTarget, frame_name, present_objects
 from .polygons import format_points, mask_polygons
 
 SUBSET = "train"
@@ -64,7 +64,7 @@ class YoloWriter:
         if self._closed:
             return
         self._closed = True
-        names = {k: label_name(obj_id) for obj_id, k in self._classes.items()}
+        names = {k: self.target.name(obj_id) for obj_id, k in self._classes.items()}
         config = {"train": f"images/{SUBSET}", "val": f"images/{SUBSET}", "names": names}
         note = (f"# {'Segmentation' if self.segment else 'Detection'} labels of {self.target.sequence_name}, "
                 f"one class per tracked object.\n# Put the video's frames in images/{SUBSET}/ as "
