@@ -1,6 +1,6 @@
 """Issue 29, the page's image half in Chromium (Playwright, Debian's /usr/bin/chromium) on the shared app, with
 the stand-ins of tests/app_fakes.py (QuickPredictor and its QuickImagePredictor: three candidates for a click)
-and of tests/segment_fakes.py (SquareGenerator: Find objects' masks):
+and a SquareFinder here (Find objects' masks, the Find panel's finder):
 
 (a) an image upload -> a click -> its three candidates under the frame view -> another one picked -> Segment ->
     the cut-out PNG downloaded: RGBA, its alpha the picked candidate's mask;

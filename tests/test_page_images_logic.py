@@ -27,7 +27,6 @@ from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import MediaError
 from sam2_plus.provider import shared_models
-from sam2_plus.segment import runs
 
 H, W = 64, 96
 PROMPTS = {
@@ -178,7 +177,7 @@ def _find_on(session: AppSession, frame: int, density: str, model: str = "sam2++
     return session.set_found(found_on_frame(outcome.found, frame, density))
 
 
-def _found(session: AppSession, frame: int, count: int, monkeypatch) -> str:
+def _found(session: AppSession, frame: int, count: int) -> str:
     session.models.use_finder(Squares(count))
     return _find_on(session, frame, "coarse")
 
@@ -186,7 +185,7 @@ def _found(session: AppSession, frame: int, count: int, monkeypatch) -> str:
 def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, monkeypatch):
     session = AppSession.open(clip, AppLimits(), models=StandInModels(QuickPredictor()))
     plain = session.render_view(2).copy()
-    assert "Found 5 object(s) on frame 2 (coarse)" in _found(session, 2, 5, monkeypatch)
+    assert "Found 5 object(s) on frame 2 (coarse)" in _found(session, 2, 5)
     assert (session.render_view(2) != plain).any()  # the numbered outlines
     scale = session.view_scale
     # a click with the click tool inside the third square takes it (proposal 3: the same areas, ordered by
@@ -210,9 +209,9 @@ def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, m
     session.close()
 
 
-def test_no_proposals_says_so(clip, monkeypatch):
+def test_no_proposals_says_so(clip):
     session = AppSession.open(clip, AppLimits(), models=StandInModels(QuickPredictor()))
-    assert "No objects found on frame 0 (coarse): try a finer density" in _found(session, 0, 0, monkeypatch)
+    assert "No objects found on frame 0 (coarse): try a finer density" in _found(session, 0, 0)
     with pytest.raises(AppInputError, match="there are no proposals on this frame"):
         session.adopt_all(0)
     session.close()
