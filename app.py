@@ -46,7 +46,8 @@ from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
-from sam2_plus.app.proposals import DEFAULT_DENSITY, found_objects
+from sam2_plus.app.find_panel import FIND_MODES, FindChoices, parse_find_choices
+from sam2_plus.app.proposals import DEFAULT_DENSITY, found_on_frame
 from sam2_plus.app.rerender import SceneChoices, parse_scene
 from sam2_plus.app.rejoin import PageTokens, earlier_session_ended
 from sam2_plus.app.session import ENDED, NO_VIDEO, AppSession
@@ -386,6 +387,13 @@ class UI:
     find: gr.Button
     add_all: gr.Button
     hide_found: gr.Button
+    find_mode: gr.Radio  # the Find tab: what Find objects and Track (with keep finding) look for
+    find_phrases: gr.Textbox
+    find_interval: gr.Number
+    find_score: gr.Slider
+    find_iou: gr.Slider
+    find_stability: gr.Slider
+    find_keep: gr.Checkbox
 
     @property
     def panel(self) -> list[gr.components.Component]:
@@ -397,6 +405,12 @@ class UI:
     def found_panel(self) -> list[gr.components.Component]:
         """The candidates under the frame view and the buttons of Find objects' proposals (`_found_panel`)."""
         return [self.candidates, self.add_all, self.hide_found]
+
+    @property
+    def find_inputs(self) -> list[gr.components.Component]:
+        """The Find tab's controls, in `find_panel.parse_find_choices`' order."""
+        return [self.find_mode, self.find_phrases, self.find_interval, self.find_score, self.find_iou,
+                self.find_stability, self.find_keep]
 
     @property
     def effect_panel(self) -> list[gr.components.Component]:
@@ -458,6 +472,8 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
             _build_examples(ui)
         with gr.Tab("Object and effects", elem_id="object-tab"):
             _build_object_settings(ui)
+        with gr.Tab("Find", elem_id="find-tab"):
+            _build_find_settings(ui)
         with gr.Tab("Exports", elem_id="exports-tab"):
             _build_export_formats(ui)
         with gr.Tab("Model", elem_id="model-tab"):
@@ -623,6 +639,28 @@ def _build_find(ui: UI) -> None:
         with gr.Row(equal_height=True):
             ui.add_all = gr.Button("Add all", size="sm", visible=False, min_width=60, elem_id="add-all")
             ui.hide_found = gr.Button("Hide", size="sm", visible=False, min_width=60, elem_id="hide-found")
+
+
+def _build_find_settings(ui: UI) -> None:
+    """What Find objects looks for on the frame shown (Everything: automatic masks at the density beside it; By
+    text: the phrases through the detector), and whether Track goes on finding new objects every keyframe
+    interval (sam2_plus/app/find_panel.py). The thresholds of the mode chosen show."""
+    default = FindChoices()
+    with gr.Row(equal_height=True):
+        ui.find_mode = gr.Radio(list(FIND_MODES), value="Everything", label="Find", elem_id="find-mode", scale=2)
+        ui.find_interval = gr.Number(default.keyframe_interval, label="Keyframe interval (frames)", precision=0,
+                                     minimum=1, maximum=10_000, elem_id="find-interval", scale=1, min_width=120)
+    ui.find_phrases = gr.Textbox(label="Phrases (each ends with a period)", placeholder="person. red car.",
+                                 max_lines=1, visible=False, elem_id="find-phrases")
+    with gr.Row():
+        ui.find_score = gr.Slider(0, 1, value=default.score_threshold, step=0.05, label="Detector score at least",
+                                  visible=False, elem_id="find-score")
+        ui.find_iou = gr.Slider(0, 1, value=default.pred_iou_thresh, step=0.05, label="Predicted IoU at least",
+                                elem_id="find-iou")
+        ui.find_stability = gr.Slider(0, 1, value=default.stability_score_thresh, step=0.05,
+                                      label="Stability at least", elem_id="find-stability")
+    ui.find_keep = gr.Checkbox(label="Keep finding new objects while tracking (every keyframe interval)",
+                               value=default.keep_finding, elem_id="find-keep")
 
 
 def _build_review(ui: UI) -> None:
@@ -1029,8 +1067,13 @@ def _scene_view(ui: UI, scene: SceneChoices) -> dict:
 def _job_ended(ui: UI, session: Optional[AppSession]) -> dict:
     """Track and the frame slider usable again (with a session to use), Stop not."""
     usable = session_problem(session) is None
-    return {ui.track: gr.Button(interactive=usable), ui.stop: gr.Button(interactive=False), ui.status: "",
-            ui.frame: gr.Slider(interactive=usable and session.info.num_frames > 1)}
+    ended = {ui.track: gr.Button(interactive=usable), ui.stop: gr.Button(interactive=False),
+             ui.status: session.found_note() if usable else "",
+             ui.frame: gr.Slider(interactive=usable and session.info.num_frames > 1)}
+    if usable:  # the objects the job found by itself join the list
+        ended.update({ui.objects: gr.Radio(choices=session.object_choices(), value=session.selected),
+                      ui.objects_html: session.objects_html()})
+    return ended
 
 
 def _wire_frame_browser(ui: UI, preview_on: Callable[[Callable], None]) -> None:
@@ -1167,19 +1210,21 @@ def _wire_find(ui: UI, slots: GpuSlots, preview_on: Callable[[Callable], None]) 
     """Find objects on the frame shown (a find_objects job on `gpu_job`, holding a GPU slot as a preview does); its proposals
     are drawn on the frame view until they are made objects (a click on one, Add all) or hidden."""
 
-    def find(session: Optional[AppSession], frame: int, show: bool, model: str, density: str):
+    def find(session: Optional[AppSession], frame: int, show: bool, model: str, density: str, *controls: Any):
         problem = session_problem(session)
         if problem is not None:
             gr.Warning(problem)
             yield {ui.status: f"⚠️ {problem}"}
             return
         try:
-            request = session.find_request(int(frame), model, density)
+            choices = parse_find_choices(*controls)
+            request = session.find_request(int(frame), model, choices, density)
+            what = choices.looked_for(density)
             with slots.short_call() as turn:
                 for wait in turn:
                     yield {ui.status: wait.describe().replace("the preview runs", "Find objects runs")}
-                yield {ui.status: f"Finding objects on frame {int(frame)} ({density})…"}
-                outcome = job_result(gpu_job(JobSpec("find_objects", request).in_folder(session.find_dir()),
+                yield {ui.status: f"Finding objects on frame {int(frame)} ({what})…"}
+                outcome = job_result(gpu_job(JobSpec("find_frame", request).in_folder(session.find_dir()),
                                              session.models))
         except (AppInputError, *INPUT_ERRORS) as error:
             yield {ui.status: f"⚠️ Find objects: {user_message(error)}"}
@@ -1188,11 +1233,18 @@ def _wire_find(ui: UI, slots: GpuSlots, preview_on: Callable[[Callable], None]) 
             logging.getLogger(__name__).exception("find objects failed")
             yield {ui.status: "⚠️ " + failure_message(error).replace("Tracking failed", "Find objects failed")}
             return
-        note = session.set_found(found_objects(outcome.proposals, int(frame), density))
+        note = session.set_found(found_on_frame(outcome.found, int(frame), what))
         yield _panel(ui, session, int(frame), show, note)
 
+    def show_thresholds(mode: str) -> tuple:
+        text = FIND_MODES.get(mode) == "text"
+        return (gr.Textbox(visible=text), gr.Slider(visible=text), gr.Slider(visible=not text),
+                gr.Slider(visible=not text))
+
     inputs = ui.edit_inputs
-    ui.find.click(find, [*inputs, ui.model, ui.density], ui.panel, show_progress="full", show_progress_on=[ui.view],
+    ui.find_mode.change(show_thresholds, [ui.find_mode], [ui.find_phrases, ui.find_score, ui.find_iou,
+                                                          ui.find_stability], queue=False, **UI_ONLY)
+    ui.find.click(find, [*inputs, ui.model, ui.density, *ui.find_inputs], ui.panel, show_progress="full", show_progress_on=[ui.view],
                   **_checks_first(), **UI_ONLY)
     preview_on(ui.add_all.click(_edit(ui, lambda s, f: s.adopt_all(f)), inputs, ui.panel, **UI_ONLY).then)
     ui.hide_found.click(_edit(ui, lambda s, f: s.hide_found() or ""), inputs, ui.panel, **UI_ONLY)
@@ -1227,8 +1279,8 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots, previewer: Previe
         return (gr.Button(interactive=False), gr.Button(interactive=not session.is_image), progress_html(starting),
                 note, None, None, "", gr.Column(visible=False), gr.Slider(interactive=False))
 
-    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool,
-                  progress=gr.Progress()):
+    def run_track(session: Optional[AppSession], frame: int, model: str, motion: bool, show: bool, density: str,
+                  *find_controls: Any, progress=gr.Progress()):
         session = require(session)
         try:
             if session.is_image:
@@ -1236,7 +1288,8 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots, previewer: Previe
                 return
             with job_errors():
                 settings = session.render_settings()
-                options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects)
+                find = session.tracking_find(parse_find_choices(*find_controls), density)
+                options = TrackOptions(model, bool(motion), settings.export_formats, settings.effects, find)
             yield from _stream_job(ui, session, int(frame), options, show, limits,
                                    slots.runner(gpu_job, wait_reporter(progress)))
         except gr.Error as error:  # refused or failed: said where the progress shows; the chain goes on to finish
@@ -1255,12 +1308,13 @@ def _wire_tracking(ui: UI, limits: AppLimits, slots: GpuSlots, previewer: Previe
     started = [ui.track, ui.stop, ui.progress, ui.status, ui.result_video, ui.downloads, ui.summary, ui.review,
                ui.frame]
     tracking = (ui.track.click(start, [ui.state, *ui.scene_inputs], started, **UI_ONLY)
-                .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results],
+                .success(run_track, [ui.state, ui.frame, ui.model, ui.motion, ui.show_results, ui.density,
+                                     *ui.find_inputs],
                          [ui.view, ui.frame, ui.status, ui.progress, ui.result_video, ui.downloads, ui.summary,
                           ui.review, ui.timeline, ui.flag_note, ui.cutout_preview], show_progress="minimal",
                          show_progress_on=[ui.progress], **_checks_first(), **UI_ONLY))
     # Gradio runs `.then` listeners after a success only (not after an error), so finish is on both
-    ended = [ui.track, ui.stop, ui.status, ui.frame]
+    ended = [ui.track, ui.stop, ui.status, ui.frame, ui.objects, ui.objects_html]
     tracking.then(finish, [ui.state], ended, **UI_ONLY)
     tracking.failure(finish, [ui.state], ended, **UI_ONLY)
     ui.stop.click(stop, [ui.state], [ui.progress], queue=False, **UI_ONLY)

@@ -5,7 +5,8 @@ its GPU function (on ZeroGPU pickled to another process), and what that function
 
 Its `mode` says what the job does and which checked request it holds: "track" (a `TrackRequest`: its objects
 through its video), "segment_image" (a `sam2_plus.segment.SegmentRequest`: its objects' prompts on a still image)
-or "find_objects" (a `sam2_plus.segment.FindRequest`: automatic masks on one frame, no objects). The app's runners
+"find_objects" (a `sam2_plus.segment.FindRequest`: automatic masks on one frame, no objects) or "find_frame" (the
+page's Find: a `sam2_plus.app.find_panel.FrameFindRequest`, a tracking job's finder on one frame). The app's runners
 are one table keyed by mode (`sam2_plus/app/jobs.py`).
 """
 
@@ -21,9 +22,9 @@ from .media.decode import VideoInfo
 from .prompts import ObjectPrompts
 from .weights import WeightsSource
 
-JobMode = Literal["track", "segment_image", "find_objects"]
+JobMode = Literal["track", "segment_image", "find_objects", "find_frame"]
 JOB_MODES: tuple[str, ...] = get_args(JobMode)
-MODES_WITHOUT_OBJECTS = ("find_objects",)  # the others take the objects' prompts
+MODES_WITHOUT_OBJECTS = ("find_objects", "find_frame")  # the others take the objects' prompts
 
 
 class JobRequest(Protocol):

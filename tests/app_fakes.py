@@ -11,6 +11,8 @@
   CLICK_RADIUS (predicted IoU 0.9, the highest: QuickPredictor's disc), twice and three times that radius; more
   clicks or a box one mask (the disc, or the box).
 - `VanishingPredictor`: QuickPredictor with the objects absent on given frames (lost, then reappeared).
+- `EnteringPredictor`: QuickPredictor whose objects prompted after frame 0 enter a few frames before their prompt
+  (absent earlier), and whose backward pass stops after `max_frame_num_to_track` frames (discovery's backfill).
 - `GranularPredictor`: QuickPredictor whose point and box objects come back as SAM 2++'s point and box tasks may
   give them: a heatmap without a pixel above zero, a presence probability of 0.99995, and the point (the
   heatmap's peak) or the box (the box head's).
@@ -209,6 +211,31 @@ class VanishingPredictor(QuickPredictor):
             return FrameResult(frame_idx, result.obj_ids, -result.mask_logits.abs(), -result.object_scores,
                                result.boxes, result.points, result.tasks)
         return result
+
+
+class EnteringPredictor(QuickPredictor):
+    """QuickPredictor whose objects first prompted on a frame f > 0 are absent before frame f - `entry` (they
+    enter the scene there); a backward pass tracks at most `max_frame_num_to_track` frames past its start."""
+
+    def __init__(self, entry: int = 3, on_frame=None):
+        super().__init__(on_frame)
+        self.entry = entry
+
+    def propagate_in_video(self, state, start_frame_idx=None, reverse=False, max_frame_num_to_track=None):
+        for count, result in enumerate(super().propagate_in_video(state, start_frame_idx, reverse)):
+            if max_frame_num_to_track is not None and count > max_frame_num_to_track:
+                return
+            yield result
+
+    def _result(self, state, frame_idx):
+        result = super()._result(state, frame_idx)
+        entered = torch.tensor([prompted == 0 or frame_idx >= prompted - self.entry
+                                for _, prompted, _ in state["objects"].values()], dtype=torch.bool)
+        if entered.all():
+            return result
+        sign = torch.where(entered, 1.0, -1.0)
+        return FrameResult(frame_idx, result.obj_ids, result.mask_logits.abs() * sign[:, None, None],
+                           result.object_scores.abs() * sign, result.boxes, result.points, result.tasks)
 
 
 class GranularPredictor(QuickPredictor):

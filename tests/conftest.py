@@ -193,7 +193,7 @@ def app_server(tmp_path_factory) -> Iterable[str]:
 @pytest.fixture
 def server_models(app_server):
     """The shared app's model provider (app_fakes.StandInModels): a test gives it stand-ins with `use(...)`; the
-    real models come back after the test."""
+    real models come back after the test (and the real finder, after `use_finder(...)`)."""
     models = SERVER_MODELS[0]
     yield models
     models.use()

@@ -46,7 +46,8 @@ def test_find_objects_needs_no_objects_and_the_others_do(request_):
             JobSpec(mode, without)
     with pytest.raises(ValueError, match="unknown job mode 'dance'"):
         JobSpec("dance", request_)
-    assert JOB_MODES == ("track", "segment_image", "find_objects")
+    assert JobSpec("find_frame", without).request.objects == ()
+    assert JOB_MODES == ("track", "segment_image", "find_objects", "find_frame")
 
 
 def test_a_spec_runs_only_in_a_folder(request_):

@@ -1,6 +1,6 @@
 """Issue 29, the page's image half in Chromium (Playwright, Debian's /usr/bin/chromium) on the shared app, with
 the stand-ins of tests/app_fakes.py (QuickPredictor and its QuickImagePredictor: three candidates for a click)
-and of tests/segment_fakes.py (SquareGenerator: Find objects' masks):
+and a SquareFinder here (Find objects' masks, the Find panel's finder):
 
 (a) an image upload -> a click -> its three candidates under the frame view -> another one picked -> Segment ->
     the cut-out PNG downloaded: RGBA, its alpha the picked candidate's mask;
@@ -124,18 +124,31 @@ def test_an_image_click_three_candidates_another_picked_and_its_cutout_downloade
 
 
 class Failing:
-    def generate(self, image):
+    def find(self, image, backbone=None, frame_idx=None):
         raise RuntimeError("out of luck")
 
 
-def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server, server_models, tmp_path,
-                                                                      monkeypatch):
-    from segment_fakes import SquareGenerator
-    from sam2_plus.segment import runs
+class SquareFinder:
+    """The Find panel's finder: the given squares (x, y, side, score) on any frame."""
 
+    def __init__(self, squares):
+        self.squares = squares
+
+    def find(self, image, backbone=None, frame_idx=None):
+        from sam2_plus.discovery.found import Found
+
+        found = []
+        for x, y, side, score in self.squares:
+            mask = np.zeros(image.shape[:2], bool)
+            mask[y:y + side, x:x + side] = True
+            found.append(Found(mask, score))
+        return found
+
+
+def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server, server_models, tmp_path):
     squares = [(4, 4, 20, 0.9), (52, 36, 24, 0.85), (30, 40, 12, 0.8)]  # x, y, side, predicted IoU
     server_models.use(QuickPredictor())
-    monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: Failing())
+    server_models.use_finder(Failing())
     frames = 4
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     with open_page(app_server) as page:
@@ -145,7 +158,7 @@ def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server
         page.locator("#frame-slider input[type=number]").press("Enter")
         page.get_by_role("button", name="Find objects", exact=True).click()  # the model fails: said, page usable
         wait_text(page, "#status", "Find objects failed (RuntimeError: out of luck)")
-        monkeypatch.setattr(runs, "mask_generator", lambda *args, **kwargs: SquareGenerator(squares))
+        server_models.use_finder(SquareFinder(squares))
         page.get_by_role("button", name="Find objects", exact=True).click()
         wait_text(page, "#status", "Found 3 object(s) on frame 1 (normal)")
         sync_api.expect(page.get_by_role("button", name="Add all", exact=True)).to_be_visible()

@@ -27,7 +27,6 @@ from sam2_plus.app.session import AppSession
 from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.decode import MediaError
 from sam2_plus.provider import shared_models
-from sam2_plus.segment import runs
 
 H, W = 64, 96
 PROMPTS = {
@@ -149,32 +148,44 @@ SIDE = 20
 
 
 class Squares:
-    """sam2_plus.segment.runs' mask generator: `count` squares of SIDE pixels, one in each block of the pattern
-    frames (2 rows of 4, row by row), predicted IoU falling from 0.9."""
+    """The Find panel's finder (`models.finder`): `count` squares of SIDE pixels, one in each block of the pattern
+    frames (2 rows of 4, row by row), scores falling from 0.9."""
 
     def __init__(self, count: int):
-        from segment_fakes import SquareGenerator
+        self.squares = [(c * W // 4, r * H // 2, 0.9 - 0.01 * (4 * r + c)) for r in range(2) for c in range(4)][:count]
 
-        self.generator = SquareGenerator([(c * W // 4, r * H // 2, SIDE, 0.9 - 0.01 * (4 * r + c))
-                                          for r in range(2) for c in range(4)][:count])
+    def find(self, image, backbone=None, frame_idx=None):
+        from sam2_plus.discovery.found import Found
 
-    def __call__(self, models, options, device=None, weights=None):
-        return self.generator
+        found = []
+        for x, y, score in self.squares:
+            mask = np.zeros(image.shape[:2], bool)
+            mask[y:y + SIDE, x:x + SIDE] = True
+            found.append(Found(mask, score))
+        return found
 
 
-def _found(session: AppSession, frame: int, count: int, monkeypatch) -> str:
-    monkeypatch.setattr(runs, "mask_generator", Squares(count))
-    request = session.find_request(frame, "sam2++", "coarse")
-    outcome = runs.run_find_objects(request, session.find_dir(), session.models)
-    from sam2_plus.app.proposals import found_objects
+def _find_on(session: AppSession, frame: int, density: str, model: str = "sam2++") -> str:
+    from sam2_plus.app.find_panel import FindChoices
+    from sam2_plus.app.jobs import job_result, run_job
+    from sam2_plus.app.proposals import found_on_frame
+    from sam2_plus.jobs import JobSpec
 
-    return session.set_found(found_objects(outcome.proposals, frame, "coarse"))
+    request = session.find_request(frame, model, FindChoices(), density)
+    assert request.settings.points_per_side == {"coarse": 8, "normal": 16, "fine": 32}[density]
+    outcome = job_result(run_job(JobSpec("find_frame", request).in_folder(session.find_dir()), session.models))
+    return session.set_found(found_on_frame(outcome.found, frame, density))
+
+
+def _found(session: AppSession, frame: int, count: int) -> str:
+    session.models.use_finder(Squares(count))
+    return _find_on(session, frame, "coarse")
 
 
 def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, monkeypatch):
-    session = AppSession.open(clip, AppLimits())
+    session = AppSession.open(clip, AppLimits(), models=StandInModels(QuickPredictor()))
     plain = session.render_view(2).copy()
-    assert "Found 5 object(s) on frame 2 (coarse)" in _found(session, 2, 5, monkeypatch)
+    assert "Found 5 object(s) on frame 2 (coarse)" in _found(session, 2, 5)
     assert (session.render_view(2) != plain).any()  # the numbered outlines
     scale = session.view_scale
     # a click with the click tool inside the third square takes it (proposal 3: the same areas, ordered by
@@ -198,9 +209,9 @@ def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, m
     session.close()
 
 
-def test_no_proposals_says_so(clip, monkeypatch):
-    session = AppSession.open(clip, AppLimits())
-    assert "No objects found on frame 0 at the coarse density" in _found(session, 0, 0, monkeypatch)
+def test_no_proposals_says_so(clip):
+    session = AppSession.open(clip, AppLimits(), models=StandInModels(QuickPredictor()))
+    assert "No objects found on frame 0 (coarse): try a finer density" in _found(session, 0, 0)
     with pytest.raises(AppInputError, match="there are no proposals on this frame"):
         session.adopt_all(0)
     session.close()
@@ -257,16 +268,12 @@ def test_bad_image_files_are_said_precisely(tmp_path):
 
 
 def test_find_objects_runs_the_real_generator_and_says_when_nothing_passes_its_filters(clip, monkeypatch):
-    """The page's request through sam2_plus.segment on the micro network (seed 1): untrained, no mask passes SAM 2's
-    default quality and stability filters at any density, and the page says so."""
+    """The page's Find through the discovery finder of the shared models on the micro network (seed 1):
+    untrained, no mask passes the automatic masks' quality and stability filters at any density, and the page
+    says so."""
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:1")
-    from sam2_plus.app.proposals import found_objects
-
     session = AppSession.open(clip, AppLimits())
     for density in ("coarse", "fine"):
-        request = session.find_request(1, MICRO, density)
-        assert request.options.grid == {"coarse": 8, "fine": 32}[density]
-        outcome = runs.run_find_objects(request, session.find_dir(), session.models)
-        note = session.set_found(found_objects(outcome.proposals, 1, density))
-        assert note.startswith(f"No objects found on frame 1 at the {density} density"), note
+        note = _find_on(session, 1, density, MICRO)
+        assert note.startswith(f"No objects found on frame 1 ({density})"), note
     session.close()

@@ -37,6 +37,8 @@ class ObjectState:
     task: str = "mask"
     prompts: dict[int, FramePrompt] = field(default_factory=dict)  # frame -> its prompt (none empty)
     picks: dict[int, Pick] = field(default_factory=dict)  # frame -> the candidate its mask prompt was picked as
+    label: str = ""  # found by Find or a tracking job: the phrase it was found by ("" for everything)
+    score: Optional[float] = None  # ... and its score (the detector's, or the predicted IoU); None: not found
 
     @property
     def color(self) -> Color:
@@ -66,6 +68,12 @@ class ObjectState:
         if pick is not None:
             self.prompts[frame] = pick.clicks
         return self.prompts.get(frame)
+
+    def found_note(self) -> str:
+        """'found: person, score 0.91' for an object found by Find or a tracking job; '' otherwise."""
+        if self.score is None:
+            return ""
+        return f"found: {self.label + ', ' if self.label else ''}score {self.score:.2f}"
 
     def where(self) -> str:
         frames = self.frames()

@@ -36,6 +36,7 @@ import math
 from typing import Optional
 
 from ..config import canonical_model_name
+from ..discovery.settings import DiscoverySettings
 from ..effects.settings import EffectSettings
 from ..jobs import JobSpec
 from ..segment.inputs import FindOptions
@@ -74,9 +75,40 @@ def media_frame_seconds(effects: Optional[EffectSettings] = None) -> float:
 
 
 def tracking_gpu_seconds(spec: JobSpec) -> int:
-    """The GPU seconds of a checked tracking job: its frames and objects, its model and its effects."""
+    """The GPU seconds of a checked tracking job: its frames and objects, its model and its effects, and its
+    discovery's keyframes when it finds objects by itself."""
     request = spec.request
-    return estimate_gpu_seconds(request.info.num_frames, len(request.objects), request.model, spec.effects)
+    frames, objects = request.info.num_frames, len(request.objects)
+    if request.discovery is None:
+        return estimate_gpu_seconds(frames, objects, request.model, spec.effects)
+    found = min(ASSUMED_FOUND_OBJECTS, request.discovery.max_objects - objects)
+    return (estimate_gpu_seconds(frames, objects + found, request.model, spec.effects)
+            + discovery_gpu_seconds(request.discovery, frames, found, request.model))
+
+
+# Discovery (sam2_plus/discovery) on a job's keyframes: the first frame, then every keyframe_interval frames. Each
+# keyframe runs the finder on the features the tracker computed (no second encoder pass): Everything the
+# automatic masks' decoder batches (FIND_BATCH_SECONDS per POINTS_PER_BATCH grid points), By text the detector
+# once (DETECTOR_SECONDS) and one decoder batch. A new object is tracked backward at most one interval, in a
+# session of its own (its frames encoded again). How many objects a job finds is not known before it runs:
+# ASSUMED_FOUND_OBJECTS are counted as tracked on every frame and tracked backward once each. DETECTOR_SECONDS
+# and ASSUMED_FOUND_OBJECTS are guesses, not measured on a GPU (Grounding DINO tiny is ~170 M parameters, a few
+# times SAM 2.1 tiny's image encoder); like the constants above they are multiplied by SAFETY.
+DETECTOR_SECONDS = 1.0
+ASSUMED_FOUND_OBJECTS = 8
+
+
+def discovery_gpu_seconds(settings: DiscoverySettings, frames: int, found: int, model: str) -> int:
+    """The GPU seconds discovery adds to a job of `frames` frames that finds `found` objects."""
+    keyframes = math.ceil(frames / settings.keyframe_interval)
+    if settings.mode == "everything":
+        per_keyframe = math.ceil(settings.points_per_side ** 2 / POINTS_PER_BATCH) * FIND_BATCH_SECONDS
+    else:
+        per_keyframe = DETECTOR_SECONDS + FIND_BATCH_SECONDS
+    model_seconds = MODEL_FRAME_SECONDS.get(canonical_model_name(model), max(MODEL_FRAME_SECONDS.values()))
+    backward = min(frames, max(found, 0) * settings.keyframe_interval) * model_seconds * (ENCODER_SHARE
+                                                                                           + OBJECT_SHARE)
+    return int(math.ceil((keyframes * per_keyframe + backward) * SAFETY))
 
 
 # The still-image jobs. Segment: one image encoder pass and a decoder call per object, a preview's request. Find
@@ -93,6 +125,14 @@ POINTS_PER_BATCH = 64
 def segment_gpu_seconds(spec: JobSpec) -> int:
     """The GPU seconds of a segment_image job."""
     return SEGMENT_GPU_SECONDS
+
+
+def find_frame_gpu_seconds(spec: JobSpec) -> int:
+    """The GPU seconds of the page's Find on one frame (a find_frame job): one keyframe's discovery, the image
+    encoder included (a Find has no tracker's features)."""
+    settings = spec.request.settings
+    return int(math.ceil(FIND_SETUP_SECONDS + FIND_ENCODER_SECONDS * SAFETY
+                         + discovery_gpu_seconds(settings, 1, 0, spec.request.model)))
 
 
 def find_gpu_seconds(spec: JobSpec) -> int:

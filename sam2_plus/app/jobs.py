@@ -29,8 +29,10 @@ from ..review import ObservationLog, ReviewReport
 from ..jobs import JobMode, JobSpec
 from ..provider import ModelProvider, shared_models
 from ..service import StepCallback, TrackFailed, TrackOutputs, TrackProgress, TrackSummary, run_tracking
+from ..discovery.tracking import DiscoveryReport
 from ..segment import FindOutcome, SegmentOutcome, run_find_objects, run_segment_image
-from .gpu_time import find_gpu_seconds, segment_gpu_seconds, tracking_gpu_seconds
+from .find_panel import FrameFindOutcome, run_frame_find
+from .gpu_time import find_frame_gpu_seconds, find_gpu_seconds, segment_gpu_seconds, tracking_gpu_seconds
 from .workdirs import StopSignal
 
 VIEW_CACHE_BYTES = 48 * 1024 * 1024  # decoded frames kept for the live frames of a job
@@ -90,6 +92,7 @@ class JobResult:
     removed: Mapping[int, int] = field(default_factory=dict)  # objects removed mid-run -> first frame without them
     rendered: RenderSettings = RenderSettings()  # what the files show
     tracking_seconds: float = 0.0  # the model's time for the tracked frames (TrackSummary.tracking_seconds)
+    discovery: Optional[DiscoveryReport] = None  # what the job found by itself (TrackSummary.discovery)
 
     @property
     def failed(self) -> bool:
@@ -117,7 +120,7 @@ class JobUpdate:
     frame: Optional[np.ndarray] = None  # the latest tracked frame with its results drawn
     frame_idx: Optional[int] = None
     review: Optional[ReviewReport] = None  # the timelines so far (with the live frame)
-    result: Optional[JobResult | SegmentOutcome | FindOutcome] = None
+    result: Optional[JobResult | SegmentOutcome | FindOutcome | FrameFindOutcome] = None
 
 
 JobRunner = Callable[..., Iterator[JobUpdate]]  # run_job's: (spec, models, between_steps=None)
@@ -203,10 +206,17 @@ def find_job(spec: JobSpec, models: ModelProvider,
     yield JobUpdate(result=run_find_objects(spec.request, spec.folder(), models))
 
 
+def find_frame_job(spec: JobSpec, models: ModelProvider,
+                   between_steps: Optional[StepCallback] = None) -> Iterator[JobUpdate]:
+    """The page's Find on one frame: the objects its discovery settings' finder finds there (no files)."""
+    yield JobUpdate(result=run_frame_find(spec.request, models))
+
+
 RUNNERS: dict[JobMode, ModeRunner] = {
     "track": ModeRunner(track_job, tracking_gpu_seconds),
     "segment_image": ModeRunner(segment_job, segment_gpu_seconds),
     "find_objects": ModeRunner(find_job, find_gpu_seconds),
+    "find_frame": ModeRunner(find_frame_job, find_frame_gpu_seconds),
 }
 
 
@@ -305,7 +315,7 @@ def _job_result(summary: TrackSummary, rendered: RenderSettings) -> JobResult:
     return JobResult(files, summary.describe(), summary.stopped, summary.frames_done, summary.frames_total,
                      summary.first_frame, summary.last_frame, summary.failure, summary.out_of_memory,
                      summary.after_last_frame(), summary.review, dict(summary.removed), rendered,
-                     summary.tracking_seconds)
+                     summary.tracking_seconds, summary.discovery)
 
 
 def describe_progress(progress: TrackProgress) -> str:

@@ -1,5 +1,5 @@
-"""Find objects on the page: the proposals of `sam2_plus.segment` (the automatic mask generator on a frame,
-`run_find_objects`) kept with their masks (`FoundObjects`), drawn as numbered outlines on the frame view
+"""Find objects on the page: the objects the Find panel's finder found on a frame (find_panel.py, `found_on_frame`)
+kept with their masks, scores and phrases (`FoundObjects`), drawn as numbered outlines on the frame view
 (`draw_proposals`); a click on one, or Add all, makes proposals objects (`AppSession.adopt_proposal_at`)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..discovery.found import Found
 from ..media.render import color_for_id
-from ..segment.proposals import Proposal as FoundProposal
 from .errors import AppInputError
 
 DEFAULT_DENSITY = "normal"
@@ -23,7 +23,8 @@ class Proposal:
 
     number: int
     mask: np.ndarray  # HxW bool
-    score: float  # the model's predicted IoU
+    score: float  # the model's predicted IoU (Everything) or the detector's score (By text)
+    label: str = ""  # By text: the phrase it was found by
 
     @property
     def area(self) -> int:
@@ -35,7 +36,7 @@ class FoundObjects:
     """A Find objects result on one frame: the proposals not yet made objects."""
 
     frame: int
-    density: str
+    what: str  # what was looked for: the density of Everything, or the phrases
     proposals: list[Proposal] = field(default_factory=list)
 
     def at(self, x: float, y: float) -> Proposal | None:
@@ -53,9 +54,10 @@ class FoundObjects:
         return found
 
 
-def found_objects(proposals: Sequence[FoundProposal], frame: int, density: str) -> FoundObjects:
-    """`sam2_plus.segment`'s proposals (numbered, largest first) with their masks decoded."""
-    return FoundObjects(frame, density, [Proposal(p.id, p.decode(), p.predicted_iou) for p in proposals])
+def found_on_frame(found: Sequence[Found], frame: int, what: str) -> FoundObjects:
+    """The finder's masks on `frame` as proposals numbered from 1 in their order (largest first)."""
+    return FoundObjects(frame, what, [Proposal(number, f.mask, float(f.score), f.label)
+                                      for number, f in enumerate(found, start=1)])
 
 
 def draw_proposals(image: np.ndarray, proposals: list[Proposal], scale: int = 1) -> np.ndarray:

@@ -70,6 +70,7 @@ class AppSession(ImageTools, JobControl, ResultsView, FrameView):
     # (object, frame) -> the candidates of its click prompt there, kept while its clicks stay (a pick keeps them)
     candidates: dict[tuple[int, int], MaskCandidates] = field(default_factory=dict)
     found: Optional[FoundObjects] = None  # the last Find objects' proposals not yet made objects
+    searched: set[int] = field(default_factory=set)  # frames whose found objects were taken (find_panel.py)
     image_results: Optional[ImageResults] = None  # an image's last segmentation (Track on an image)
     results: Optional[JobResult] = None
     jobs: int = 0
@@ -358,8 +359,12 @@ class AppSession(ImageTools, JobControl, ResultsView, FrameView):
         self.candidates = {key: c for key, c in self.candidates.items() if key[0] != obj_id}
 
     # ------------------------------------------------------------------ JSON and previews
-    def prompts_document(self) -> dict:
-        """The prompts JSON (sam2_plus/prompts.py) of every object, as a dict; checked where a job is planned."""
+    def prompts_document(self, finding: bool = False) -> dict:
+        """The prompts JSON (sam2_plus/prompts.py) of every object, as a dict; checked where a job is planned.
+        `finding`: the job finds objects by itself, so it may have none, and objects without a prompt (the
+        placeholder a session starts with) are left out."""
+        if finding:
+            return {"objects": [obj.to_json() for obj in self.objects.values() if obj.frames()]}
         if not self.objects:
             raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
         return {"objects": [obj.to_json() for obj in self.objects.values()]}

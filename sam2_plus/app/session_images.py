@@ -1,5 +1,6 @@
 """The image half of a page's session (`AppSession` inherits it): the candidates of a click prompt and a pick
-among them, Find objects' proposals made objects, and an image's segmentation from its previews. It works on the
+among them, Find objects' proposals made objects (and the objects a tracking job found, `take_found`), and an
+image's segmentation from its previews. It works on the
 session's objects, previews and frames (session.py)."""
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..segment import FindRequest, StillImage, prepare_find
+from ..discovery.settings import DiscoverySettings
+from ..segment import StillImage
 from .candidates import thumbnails
 from .editing import ObjectState, pick_candidate, set_mask
 from .errors import AppInputError
+from .find_panel import FindChoices, FrameFindRequest, prepare_frame_find
+from .jobs import JobResult
 from .options import TrackOptions
 from .proposals import FoundObjects
 from .settings import MAX_OBJECTS
@@ -21,7 +25,7 @@ from .still import ImageResults, ObjectResult, segmentation, write_image_results
 
 
 class ImageTools:
-    """`AppSession`'s methods for images, candidates and Find objects (its fields candidates, found and
+    """`AppSession`'s methods for images, candidates and Find objects (its fields candidates, found, searched and
     image_results hold their state)."""
 
     # ------------------------------------------------------------------ the candidates of a click prompt
@@ -51,18 +55,18 @@ class ImageTools:
         return note
 
     # ------------------------------------------------------------------ Find objects
-    def find_request(self, frame: int, model: str, density: str) -> FindRequest:
-        """The checked request of Find objects on `frame` (`sam2_plus.segment.prepare_find`: the model, the
-        weights, the density)."""
+    def find_request(self, frame: int, model: str, choices: FindChoices, density: str) -> FrameFindRequest:
+        """The checked request of Find objects on `frame` with the Find panel's choices (Everything's grid: the
+        density): the tracking job's finder, on that frame."""
         self.check_open()
         if self.tracking:
             raise AppInputError("tracking is running: find objects when it ends")
         frame = self.check_frame(frame)
         image = StillImage.of(np.asarray(self.frame(frame)), self.video.name, frame)
-        return prepare_find(image, frame, {"model": model, "density": density})
+        return prepare_frame_find(image, choices.settings(density), model)
 
     def find_dir(self) -> Path:
-        """An empty folder for Find objects' files (the proposals' masks and JSON; the page keeps their masks)."""
+        """An empty folder for a Find job (it writes no file; a job has a folder)."""
         self.check_open()
         folder = self.workdir / "find"
         shutil.rmtree(folder, ignore_errors=True)
@@ -73,10 +77,15 @@ class ImageTools:
         self.found = found
         count = len(found.proposals)
         if not count:
-            return (f"No objects found on frame {found.frame} at the {found.density} density: try a finer one, or "
-                    "prompt the objects yourself.")
-        return (f"Found {count} object(s) on frame {found.frame} ({found.density}): click a numbered outline to "
+            return (f"No objects found on frame {found.frame} ({found.what}): try a finer density or lower "
+                    "thresholds (Find tab), or prompt the objects yourself.")
+        return (f"Found {count} object(s) on frame {found.frame} ({found.what}): click a numbered outline to "
                 "make it an object, or press Add all.")
+
+    def tracking_find(self, choices: FindChoices, density: str) -> Optional[DiscoverySettings]:
+        """What a Track job finds by itself ("keep finding while tracking"), with no keyframe on the frames
+        whose found objects were taken here (find_panel.py: the removed ones stay out)."""
+        return choices.for_tracking(density, tuple(sorted(self.searched)))
 
     def hide_found(self) -> None:
         self.found = None
@@ -121,13 +130,49 @@ class ImageTools:
             obj = obj or self.add_object()
             self.selected = obj.obj_id
             set_mask(obj, frame, proposal.mask)
+            obj.label, obj.score = proposal.label, proposal.score
+            if proposal.label and obj.name == f"object {obj.obj_id}":
+                obj.name = f"{proposal.label} {obj.obj_id}"
             self._edited(obj.obj_id, frame)
             names.append(f"{obj.name} (proposal {proposal.number})")
+        self.searched.add(frame)
         note = f"Added {', '.join(names)} on frame {frame}."
         left = len(self.found.proposals) if self.found is not None else 0
         if left and self._room() < 1:
             note += f" {left} proposal(s) left out: the object limit is {MAX_OBJECTS}."
         return note
+
+    def take_found(self, result: JobResult) -> None:
+        """The objects the tracking job of `result` found by itself become the page's objects: mask objects
+        prompted with their tracked mask on the frame they were found on, with their label and score (an
+        unprompted object of the same id, a placeholder, gives way)."""
+        report = result.discovery
+        if report is None or not report.found or result.first_frame is None or result.files.records is None:
+            return
+        records = self.records
+        for obj_id, found in sorted(report.found.items()):
+            record = records.get(found.found_on)
+            held = self.objects.get(obj_id)
+            if obj_id in result.removed or record is None or obj_id not in record.obj_ids or \
+                    (held is not None and held.frames()):
+                continue
+            mask = record.masks[list(record.obj_ids).index(obj_id)]
+            if not mask.any():
+                continue
+            name = f"{found.label} {obj_id}" if found.label else f"object {obj_id}"
+            obj = ObjectState(obj_id, name, found.task, label=found.label, score=found.score)
+            set_mask(obj, found.found_on, mask)
+            self.objects[obj_id] = obj
+        self.next_id = max(self.next_id, max(report.found) + 1)
+
+    def found_note(self) -> str:
+        """The objects the last tracking job found by itself, for people ('' when none)."""
+        report = None if self.results is None else self.results.discovery
+        if report is None or not report.found:
+            return ""
+        names = [f"{self.objects[obj_id].name if obj_id in self.objects else f'object {obj_id}'} from frame "
+                 f"{found.first_frame}" for obj_id, found in sorted(report.found.items())]
+        return f"New objects found while tracking: {', '.join(names)}."
 
     # ------------------------------------------------------------------ an image's results
     def unpreviewed(self, options: TrackOptions) -> list[int]:

@@ -27,7 +27,7 @@ class JobControl:
         """A Track click's job from every prompt, checked (`plan.plan_job`)."""
         self.check_open()
         with self.granularity_words():
-            return plan_job(self.video, self.prompts_document(), options, limits)
+            return plan_job(self.video, self.prompts_document(finding=options.find is not None), options, limits)
 
     def tracking_job(self, options: TrackOptions, limits: AppLimits, run: JobRunner = run_job) -> Iterator[JobUpdate]:
         """Check and run a tracking job from every prompt (`run`: run_job, or the app's spaces.GPU wrapper of
@@ -65,6 +65,7 @@ class JobControl:
     def end_job(self, result: Optional[JobResult]) -> None:
         if result is not None and not self.cleared:
             self.set_results(result)
+            self.take_found(result)
         self.files.end_job()
 
     @property

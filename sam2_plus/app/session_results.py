@@ -100,14 +100,27 @@ class ResultsView:
     def render_timeline(self, frame: int, review: Optional[ReviewReport] = None) -> Optional[np.ndarray]:
         """The timeline of `review` (default: the last results', with their removed objects) with `frame`
         marked; None without one."""
-        removed = self.results.removed if review is None and self.results is not None else None
+        last = review is None and self.results is not None
+        removed = self.results.removed if last else None
         review = review or self.review
         if review is None or not review.objects:
             return None
-        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame, removed=removed)
+        return render_timeline(review, self.info.num_frames, self.object_names(), current=frame, removed=removed,
+                               new=self.new_objects() if last else None)
+
+    def new_objects(self) -> dict[int, int]:
+        """The objects the last job found by itself -> their first frame."""
+        report = None if self.results is None else self.results.discovery
+        return {} if report is None else {obj_id: found.first_frame for obj_id, found in report.found.items()}
 
     def describe_flags(self, frame: int) -> str:
-        return "" if self.review is None else describe_flags_on(self.review, frame, self.object_names())
+        """What is flagged on `frame`, and which found objects are new on it."""
+        if self.review is None:
+            return ""
+        names = self.object_names()
+        new = [names.get(obj_id, f"object {obj_id}") for obj_id, first in self.new_objects().items() if first == frame]
+        note = f" New on this frame: {', '.join(new)}." if new else ""
+        return describe_flags_on(self.review, frame, names) + note
 
     def frame_at_timeline(self, x: float) -> int:
         """The frame a click at `x` on the timeline image selects."""

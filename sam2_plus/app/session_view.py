@@ -72,8 +72,9 @@ class FrameView:
             marker = " &#9664; selected" if obj.obj_id == self.selected else ""
             swatch = (f'<span style="display:inline-block;width:0.9em;height:0.9em;border-radius:3px;'
                       f'background:rgb({r},{g},{b});vertical-align:middle"></span>')
+            found = f" &middot; <i>{html.escape(obj.found_note())}</i>" if obj.found_note() else ""
             rows.append(f"<li>{swatch} <b>{html.escape(obj.name)}</b> (id {obj.obj_id}) &middot; {obj.task} "
-                        f"&middot; {obj.where()}{marker}</li>")
+                        f"&middot; {obj.where()}{found}{marker}</li>")
         return '<ul style="list-style:none;padding-left:0;margin:0">' + "".join(rows) + "</ul>"
 
     def object_choices(self) -> list[tuple[str, int]]:

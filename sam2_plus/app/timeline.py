@@ -1,8 +1,9 @@
 """The review timeline of the app: one row per object over the video's frames (its presence score as a line
 in the object's colour, the frames where it is visible as a band under it, its flagged frames as marks in
 the colour of the reason), the frame on show as a cursor, and a legend. An object removed during the run
-has its row greyed out from the frame it left, labelled "removed". `TimelineLayout` maps frames to
-pixels and back, so a click on the image selects a frame (a flagged one when the click lands on its mark).
+has its row greyed out from the frame it left, labelled "removed"; an object the job found by itself has a
+"new" mark on its row at its first frame. `TimelineLayout` maps frames to pixels and back, so a click on the
+image selects a frame (a flagged one when the click lands on its mark).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ REASON_COLOURS = {  # RGB; one per reason, distinct from each other at a glance
 BACKGROUND = (255, 255, 255)
 ROW_BACKGROUND = (244, 244, 246)
 REMOVED = (210, 210, 214)  # a row's part after its object was removed
+NEW = (0, 110, 190)  # the mark of a found object's first frame
 INK = (60, 60, 60)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.5  # font scale of the axis and the legend
@@ -91,9 +93,11 @@ def frame_at_click(report: ReviewReport, num_frames: int, x: float) -> int:
 
 
 def render_timeline(report: ReviewReport, num_frames: int, names: Mapping[int, str],
-                    current: Optional[int] = None, removed: Optional[Mapping[int, int]] = None) -> np.ndarray:
+                    current: Optional[int] = None, removed: Optional[Mapping[int, int]] = None,
+                    new: Optional[Mapping[int, int]] = None) -> np.ndarray:
     """The timeline image (RGB uint8) of `report` over `num_frames` frames; `names` label the rows; `removed`:
-    objects removed during the run -> the first frame without them."""
+    objects removed during the run -> the first frame without them; `new`: objects the job found by itself ->
+    their first frame."""
     layout = timeline_layout(report, num_frames)
     image = np.full((layout.height, layout.width, 3), BACKGROUND, np.uint8)
     for row, timeline in enumerate(report.objects):
@@ -107,6 +111,8 @@ def render_timeline(report: ReviewReport, num_frames: int, names: Mapping[int, s
         cv2.line(image, (x, layout.margin - 4), (x, bottom + 4), INK, 2)
     for row, timeline in enumerate(report.objects):  # over the cursor
         _draw_flags(image, layout, row, timeline)
+        if new and timeline.obj_id in new:
+            _draw_new(image, layout, row, new[timeline.obj_id])
     _draw_legend(image, layout)
     return image
 
@@ -143,6 +149,17 @@ def _draw_removed(image: np.ndarray, layout: TimelineLayout, row: int, frame: in
     cv2.line(image, (left, top), (left, bottom), INK, 1)
     if layout.plot_right - left > 60:
         cv2.putText(image, "removed", (left + 6, top + layout.row_height // 2 + 2), FONT, SMALL, INK, 1, cv2.LINE_AA)
+
+
+def _draw_new(image: np.ndarray, layout: TimelineLayout, row: int, frame: int) -> None:
+    """A found object's first frame: a line across its row and "new" beside it (left of it near the end)."""
+    top = layout.row_top(row)
+    bottom = top + layout.row_height - 6
+    x = layout.x_of(int(np.clip(frame, 0, layout.num_frames - 1)))
+    cv2.line(image, (x, top), (x, bottom), NEW, 2)
+    width = cv2.getTextSize("new", FONT, SMALL, 1)[0][0]
+    left = x + 4 if x + 4 + width <= layout.plot_right else x - 4 - width
+    cv2.putText(image, "new", (left, top + 14), FONT, SMALL, NEW, 1, cv2.LINE_AA)
 
 
 def _draw_flags(image: np.ndarray, layout: TimelineLayout, row: int, timeline: ObjectTimeline) -> None:
