@@ -212,21 +212,25 @@ def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[s
     objects = () if finds and prompts is None else tuple(parse_prompts(prompts, info, allow_empty=finds))
     model = check_model(model, {obj.obj_id: obj.task for obj in objects})
     if finds:
-        check_discovery(discovery, model, len(objects))
+        check_discovery(discovery, model, [obj.obj_id for obj in objects])
     resolve_device(device)
     weights = weights or weights_from_env()
     check_weights(weights)
     return TrackRequest(Path(video), info, objects, model, weights, device, motion_aware, max_frames, discovery)
 
 
-def check_discovery(discovery: DiscoverySettings, model: str, objects: int) -> None:
-    """The found objects' task must be the model's; TrackError otherwise."""
+def check_discovery(discovery: DiscoverySettings, model: str, obj_ids: Collection[int]) -> None:
+    """The found objects' task must be the model's, the hidden objects the request's, and there must be room for
+    one more object; TrackError otherwise."""
     supported = load_config(model).tasks
     if discovery.task not in supported:
         raise TrackError(f"find: model {model} has no {discovery.task!r} task for the found objects (it supports "
                          f"{', '.join(supported)})")
-    if objects >= discovery.max_objects:
-        raise TrackError(f"find: the job already has {objects} objects, the most it may hold "
+    unknown = sorted(set(discovery.hidden) - set(obj_ids))
+    if unknown:
+        raise TrackError(f"find: 'hidden' names object {unknown[0]}, which the prompts do not have")
+    if len(obj_ids) >= discovery.max_objects:
+        raise TrackError(f"find: the job already has {len(obj_ids)} objects, the most it may hold "
                          f"(max_objects {discovery.max_objects}); no object could be found")
 
 
@@ -350,11 +354,13 @@ class _Removals:
     """Objects removed during a run (`removed()`, asked once per frame): left out of every frame's record
     from then on, and the first frame of the outputs without each."""
 
-    def __init__(self, removed: Optional[RemovedCallback]) -> None:
+    def __init__(self, removed: Optional[RemovedCallback], hidden: Collection[int] = ()) -> None:
         self.removed = removed
+        self.hidden = frozenset(hidden)  # objects tracked unseen (discovery's), left out of every frame
         self.first_frame: dict[int, int] = {}  # object id -> the first written frame without it
 
     def apply(self, record: export.FrameRecord) -> export.FrameRecord:
+        record = record.without(self.hidden)
         if self.removed is None:
             return record
         gone = {int(obj_id) for obj_id in self.removed()} & set(record.obj_ids)
@@ -370,13 +376,14 @@ class _Job:
 
     def __init__(self, frames_total: int, progress: Optional[ProgressCallback],
                  should_stop: Optional[StopCallback], on_result: Optional[ResultCallback] = None,
-                 removed: Optional[RemovedCallback] = None, between_steps: Optional[StepCallback] = None) -> None:
+                 removed: Optional[RemovedCallback] = None, between_steps: Optional[StepCallback] = None,
+                 hidden: Collection[int] = ()) -> None:
         self.started = time.perf_counter()
         self.frames_total = frames_total
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self.on_result = on_result
-        self.removals = _Removals(removed)
+        self.removals = _Removals(removed, hidden)
         self.between_steps = between_steps or (lambda: None)
         self.model_seconds = 0.0
         self.load_seconds = 0.0
@@ -509,7 +516,8 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         if info.num_frames != request.info.num_frames:
             raise MediaError(f"{request.video.name} changed after it was checked: it has {info.num_frames} "
                              f"frames, not {request.info.num_frames}")
-        job = _Job(info.num_frames, progress, should_stop, on_result, removed, between_steps)
+        job = _Job(info.num_frames, progress, should_stop, on_result, removed, between_steps,
+                   request.discovery.hidden if request.discovery is not None else ())
         job.report("loading")
         predictor = predictor or _load_predictor(job, request, models)
         finder = None if request.discovery is None else _load_finder(job, request, models)
@@ -525,7 +533,7 @@ def _run(request: TrackRequest, outputs: TrackOutputs, progress: Optional[Progre
         else:
             discovering = DiscoveringPass(predictor, session, frames, request.discovery, finder, tasks)
             sink, review = _track_discovering(job, predictor, session, start, discovering, outputs, frames)
-            tasks, report = discovering.tasks, discovering.report
+            tasks, report = _shown(discovering.tasks, job.removals.hidden), discovering.report
     failure = job.failure
     summary = TrackSummary(
         video=info, model=request.model, device=str(predictor.device), weights=request.weights, tasks=tasks,
@@ -622,7 +630,7 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
             job.run_pass(backward, spool.put, skip_frame=start)
         if not job.ended_early:
             job.run_pass(discovering.forward(start), spool.put)
-        tasks = discovering.tasks
+        tasks = _shown(discovering.tasks, job.removals.hidden)
         fields = {obj_id: found.fields() for obj_id, found in discovering.report.found.items()}
         review = ReviewTracker(tasks)
         sink = open_outputs(outputs, frames, tasks, review, fields)
@@ -630,6 +638,10 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
             for result in spool.replay():
                 sink.write(job.removals.apply(result))
     return sink, review
+
+
+def _shown(tasks: Mapping[int, str], hidden: Collection[int]) -> dict[int, str]:
+    return {obj_id: task for obj_id, task in tasks.items() if obj_id not in hidden}
 
 
 def _written(outputs: TrackOutputs) -> dict[str, Path]:

@@ -237,3 +237,18 @@ def test_labels_reach_the_tools_formats_and_the_stored_records(tmp_path):
     records = RecordFile(tmp_path / "records.jsonl")
     assert records.object_fields[2] == {"label": "green", "score": 0.8, "first_frame": 10, "found_on": 10,
                                         "found_by": "text"}
+
+
+def test_a_hidden_object_is_tracked_unseen_and_never_found_again(tmp_path):
+    """A found object turned down (the page's removed one) goes with the prompts and `hidden`: covered on every
+    keyframe, written nowhere."""
+    yellow = {"objects": [{"id": 9, "task": "mask", "prompts": [{"frame": 0, "box": [21, 5, 37, 21]}]}]}
+    settings = DiscoverySettings("everything", min_area=0.001, hidden=(9,), skip_frames=(15,))
+    finder = ColourFinder()
+    summary, document = run_job(tmp_path, finder, settings, prompts=yellow)
+    assert finder.calls == [0, 30]  # 15 is skipped
+    assert 9 not in summary.tasks and all(o["id"] != 9 for f in document["frames"] for o in f["objects"])
+    assert [o["id"] for o in document["objects"]] == [10, 11, 12, 13]  # red, blue, magenta; green (first on 30)
+    assert summary.discovery.found[13].found_on == 30 and summary.discovery.found[13].first_frame == 16
+    with pytest.raises(TrackError, match="'hidden' names object 4"):
+        run_job(tmp_path, ColourFinder(), DiscoverySettings("everything", hidden=(4,)), prompts=yellow)

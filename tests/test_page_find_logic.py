@@ -1,6 +1,6 @@
 """Issue 30, the page's Find panel without Gradio: Find on a frame runs the discovery finder a tracking job runs
 (`models.finder`), its found objects become mask objects with their label and score, one is removed, and Track
-with "keep finding" adds the object that enters later; the removed one does not come back at the first keyframe;
+with "keep finding" adds the object that enters later; the removed one does not come back (tracked unseen);
 the timeline marks the new object's first frame; the panel's bad values are said precisely; the GPU time counts
 the keyframes. Stand-ins: tests/discovery_fakes.py's ScriptedFinder, tests/app_fakes.py's EnteringPredictor."""
 
@@ -37,12 +37,12 @@ def square(x: int, y: int, side: int) -> np.ndarray:
     return mask
 
 
-# frame 0: three objects (the largest is proposal 1); keyframe 5: a fourth enters; the removed one is found on
-# frames 0 and 5 too (it stays in view), and on frame 5 the kept ones are found again (covered: not new). On later
-# keyframes nothing is found (QuickPredictor's masks drift a pixel a frame: a static found mask would not cover)
+# frame 0: three objects (the largest is proposal 1); keyframe 5: a fourth enters; the others are found there
+# too, moved as QuickPredictor's masks move (a pixel right a frame), so the tracked ones cover them: the kept
+# objects and the removed one, which the job tracks unseen. On later keyframes nothing is found
 A, B, C, D = square(2, 2, 12), square(30, 4, 10), square(4, 30, 8), square(44, 28, 10)
 SCRIPT = {0: [(A, 0.95, ""), (B, 0.9, ""), (C, 0.85, "")],
-          5: [(A, 0.95, ""), (B, 0.9, ""), (D, 0.9, "")]}
+          5: [(np.roll(A, 5, axis=1), 0.95, ""), (np.roll(B, 5, axis=1), 0.9, ""), (D, 0.9, "")]}
 
 
 @pytest.fixture(scope="module")
@@ -83,24 +83,26 @@ def test_found_objects_listed_one_removed_and_tracking_adds_the_one_entering_lat
         assert obj.score == pytest.approx(score) and obj.task == "mask"
     assert "found: score 0.90" in session.objects_html()
     session.select(2)
-    session.remove_selected()  # B: must not come back on frame 0 (its keyframe is skipped)
+    session.remove_selected()  # B: must not come back (tracked unseen by the job)
+    assert session.tracking_find(choices, "normal").hidden == (2,)
+    assert [o["id"] for o in session.prompts_document(finding=True)["objects"]] == [1, 3, 2]
 
     result = _track(session, choices)
     assert result.frames_done == FRAMES and not result.failed
     assert finder.calls[1:] == [5, 10, 15]  # frame 0 was searched on the page: no keyframe there
     found = result.discovery.found
-    # B is found again on keyframe 5 (still in view; only the first keyframe is skipped) and D enters there
-    assert sorted((f.found_on, f.first_frame) for f in found.values()) == [(5, 2), (5, 2)]
-    by_mask = {obj_id: session.objects[obj_id].prompts[5].mask for obj_id in found}
-    assert any(np.array_equal(mask, D) for mask in by_mask.values())
-    assert sorted(found) == [4, 5] and set(session.objects) == {1, 3, 4, 5} and session.next_id == 6
-    assert session.new_objects() == {4: 2, 5: 2}
-    assert session.found_note() == "New objects found while tracking: object 4 from frame 2, object 5 from frame 2."
-    assert "New on this frame: object 4, object 5." in session.describe_flags(2)
+    # D enters on keyframe 5; B, still in view there, is covered by its unseen track
+    assert [(obj_id, f.found_on, f.first_frame) for obj_id, f in found.items()] == [(4, 5, 2)]
+    np.testing.assert_array_equal(session.objects[4].prompts[5].mask, D)
+    assert set(session.objects) == {1, 3, 4} and session.next_id == 5
+    assert session.new_objects() == {4: 2}
+    assert session.found_note() == "New objects found while tracking: object 4 from frame 2."
+    assert "New on this frame: object 4." in session.describe_flags(2)
     document = json.loads(result.files.results_json.read_text())
     entries = {o["id"]: o for o in document["objects"]}
     assert entries[4]["first_frame"] == 2 and entries[4]["found_on"] == 5 and entries[4]["found_by"] == "everything"
-    assert "first_frame" not in entries[1]
+    assert "first_frame" not in entries[1] and 2 not in entries
+    assert all(o["id"] != 2 for f in document["frames"] for o in f["objects"])
     session.close()
 
 
@@ -119,12 +121,12 @@ def test_a_removed_object_stays_out_where_the_page_found(clip):
     np.testing.assert_array_equal(session.objects[4].prompts[5].mask, D)
     assert [obj.name for obj in session.objects.values()] == ["object 1", "object 3", "object 4"]
 
-    # without the skip, the job's own first keyframe finds B again: what the skip prevents
+    # without the skip, the job's own first keyframe finds B again: its unseen track covers it there too
     session.searched.clear()
     session.objects = {k: v for k, v in session.objects.items() if k != 4}
-    finder.script = script
     result = _track(session, choices)
-    assert [f.found_on for f in result.discovery.found.values()] == [0, 5]
+    assert finder.calls[-4:] == [0, 5, 10, 15]
+    assert [f.found_on for f in result.discovery.found.values()] == [5]
     session.close()
 
 
@@ -164,7 +166,8 @@ def test_the_density_is_everythings_grid_and_the_job_skips_the_searched_frames(c
     settings = choices.for_tracking("fine", (0,))
     assert settings.points_per_side == 32 and settings.skip_frames == (0,)
     assert [f for f in range(10) if settings.is_keyframe(f, 0)] == [4, 8]
-    assert "skip_frames" not in TrackOptions(find=settings).to_json()["find"]
+    # the options JSON carries them, so /track can ask the same
+    assert TrackOptions(find=settings).to_json()["find"]["skip_frames"] == [0]
 
 
 @pytest.mark.parametrize("controls, message", [

@@ -7,9 +7,10 @@ Find on a frame is a job of its own (`FrameFindRequest`, mode "find_frame" of sa
 GPU like a preview. Its found masks are numbered largest first and kept with their score and phrase
 (proposals.FoundObjects); taken, they are mask objects with that label and score (session_images.py).
 
-A found object the user removed must not come back as a new object at the job's first keyframe: the frames whose
-found objects the page took are no keyframes of the job (`PageDiscovery.skip_frames`); on them the objects are
-the ones the user kept. Later keyframes look again, so a removed object still in view there is found again.
+What the user turned down stays out of a job that keeps finding: the frames whose found objects the page took are
+no keyframes of the job (`DiscoverySettings.skip_frames`: on them the objects are the ones the user kept), and a
+found object the user removed goes with the job as a hidden object (`DiscoverySettings.hidden`): tracked unseen, so
+later keyframes see it covered, and written nowhere (session_images.py).
 """
 
 from __future__ import annotations
@@ -34,22 +35,6 @@ DEFAULTS = DiscoverySettings("everything")
 
 
 @dataclass(frozen=True)
-class PageDiscovery(DiscoverySettings):
-    """The job's discovery as the page asks it: no keyframe on `skip_frames`, the frames whose found objects the
-    page took already (the objects kept there are the job's; the removed ones stay out)."""
-
-    skip_frames: tuple[int, ...] = ()
-
-    def is_keyframe(self, frame_idx: int, start: int) -> bool:
-        return frame_idx not in self.skip_frames and super().is_keyframe(frame_idx, start)
-
-    def to_json(self) -> dict[str, Any]:
-        document = super().to_json()
-        document.pop("skip_frames")  # the page's own: the options JSON of /track has no such key
-        return document
-
-
-@dataclass(frozen=True)
 class FindChoices:
     """The Find panel's values, checked."""
 
@@ -61,22 +46,25 @@ class FindChoices:
     stability_score_thresh: float = DEFAULTS.stability_score_thresh  # Everything: the lowest stability
     keep_finding: bool = False  # the tracking job finds objects on its keyframes too
 
-    def settings(self, density: str = DEFAULT_DENSITY, skip_frames: tuple[int, ...] = ()) -> PageDiscovery:
-        """The discovery settings of these choices with Find's density (Everything's grid)."""
+    def settings(self, density: str = DEFAULT_DENSITY, skip_frames: tuple[int, ...] = (),
+                 hidden: tuple[int, ...] = ()) -> DiscoverySettings:
+        """The discovery settings of these choices with Find's density (Everything's grid), the frames that are no
+        keyframes and the objects tracked unseen."""
         if density not in DENSITIES:
             raise AppInputError(f"unknown density {density!r}; choose one of {', '.join(DENSITIES)}")
         try:
-            return PageDiscovery(self.mode, self.phrases, keyframe_interval=self.keyframe_interval,
-                                 score_threshold=self.score_threshold, points_per_side=DENSITIES[density],
-                                 pred_iou_thresh=self.pred_iou_thresh,
-                                 stability_score_thresh=self.stability_score_thresh,
-                                 skip_frames=tuple(sorted(skip_frames)))
+            return DiscoverySettings(self.mode, self.phrases, keyframe_interval=self.keyframe_interval,
+                                     score_threshold=self.score_threshold, points_per_side=DENSITIES[density],
+                                     pred_iou_thresh=self.pred_iou_thresh,
+                                     stability_score_thresh=self.stability_score_thresh,
+                                     skip_frames=tuple(sorted(skip_frames)), hidden=tuple(sorted(hidden)))
         except DiscoveryError as error:
             raise AppInputError(str(error).replace("find: ", "Find: ", 1)) from None
 
-    def for_tracking(self, density: str, skip_frames: tuple[int, ...]) -> Optional[PageDiscovery]:
+    def for_tracking(self, density: str, skip_frames: tuple[int, ...],
+                     hidden: tuple[int, ...] = ()) -> Optional[DiscoverySettings]:
         """What a tracking job finds by itself: these settings when "keep finding" is on, else None."""
-        return self.settings(density, skip_frames) if self.keep_finding else None
+        return self.settings(density, skip_frames, hidden) if self.keep_finding else None
 
     def looked_for(self, density: str) -> str:
         """What Find looked for, for the page's notes: Everything's density, or the phrases."""
@@ -148,7 +136,7 @@ def prepare_frame_find(image: StillImage, settings: DiscoverySettings, model: st
                        weights: Optional[WeightsSource] = None) -> FrameFindRequest:
     """The checked request: the model takes the found objects' task, the weights are there."""
     model = check_model(model, {})
-    check_discovery(settings, model, 0)
+    check_discovery(settings, model, ())
     weights = weights or weights_from_env()
     check_weights(weights)
     return FrameFindRequest(image, settings, model, weights)

@@ -71,6 +71,8 @@ class AppSession(ImageTools, JobControl, ResultsView, FrameView):
     candidates: dict[tuple[int, int], MaskCandidates] = field(default_factory=dict)
     found: Optional[FoundObjects] = None  # the last Find objects' proposals not yet made objects
     searched: set[int] = field(default_factory=set)  # frames whose found objects were taken (find_panel.py)
+    # found objects the user removed: a job that keeps finding tracks them unseen, so they are not found again
+    dismissed: dict[int, ObjectState] = field(default_factory=dict)
     image_results: Optional[ImageResults] = None  # an image's last segmentation (Track on an image)
     results: Optional[JobResult] = None
     jobs: int = 0
@@ -189,6 +191,8 @@ class AppSession(ImageTools, JobControl, ResultsView, FrameView):
         obj = self.objects.pop(self.current.obj_id)
         if self.tracking:
             RemovedObjects.of(self.job_dir).add(obj.obj_id)
+        elif obj.score is not None and obj.frames():
+            self.dismissed[obj.obj_id] = obj
         self._forget_previews(obj.obj_id)
         self.effects.pop(obj.obj_id, None)
         self.selected = next(reversed(self.objects), None) if self.objects else None
@@ -364,7 +368,8 @@ class AppSession(ImageTools, JobControl, ResultsView, FrameView):
         `finding`: the job finds objects by itself, so it may have none, and objects without a prompt (the
         placeholder a session starts with) are left out."""
         if finding:
-            return {"objects": [obj.to_json() for obj in self.objects.values() if obj.frames()]}
+            kept = [obj for obj in self.objects.values() if obj.frames()]
+            return {"objects": [obj.to_json() for obj in kept + self.hidden_objects()]}
         if not self.objects:
             raise AppInputError("there is nothing to track: add an object and give it a click, a box or a mask")
         return {"objects": [obj.to_json() for obj in self.objects.values()]}

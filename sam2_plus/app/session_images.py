@@ -84,8 +84,15 @@ class ImageTools:
 
     def tracking_find(self, choices: FindChoices, density: str) -> Optional[DiscoverySettings]:
         """What a Track job finds by itself ("keep finding while tracking"), with no keyframe on the frames
-        whose found objects were taken here (find_panel.py: the removed ones stay out)."""
-        return choices.for_tracking(density, tuple(sorted(self.searched)))
+        whose found objects were taken here, and the removed found objects tracked unseen (find_panel.py)."""
+        hidden = tuple(obj.obj_id for obj in self.hidden_objects())
+        return choices.for_tracking(density, tuple(sorted(self.searched)), hidden)
+
+    def hidden_objects(self) -> list[ObjectState]:
+        """The removed found objects a job that keeps finding tracks unseen: the latest removed first, as many as
+        leave the job room for one object more."""
+        room = max(MAX_OBJECTS - 1 - sum(1 for obj in self.objects.values() if obj.frames()), 0)
+        return list(reversed(self.dismissed.values()))[:room]
 
     def hide_found(self) -> None:
         self.found = None

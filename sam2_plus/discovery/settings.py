@@ -44,6 +44,10 @@ class DiscoverySettings:
     reentry_similarity: float = 0.75  # a lost object whose look matches this well takes the found mask back
     backfill: bool = True  # track a new object backward to where it entered (at most one interval)
     max_objects: int = 32  # objects of the job in all; discovery adds none past it
+    # objects of the prompts tracked unseen (found objects turned down), so that discovery does not find them
+    # again; they are written nowhere
+    hidden: tuple[int, ...] = ()
+    skip_frames: tuple[int, ...] = ()  # frames that are no keyframes (what was found there was chosen by hand)
 
     def __post_init__(self) -> None:
         if self.mode not in DISCOVERY_MODES:
@@ -62,10 +66,16 @@ class DiscoverySettings:
             raise DiscoveryError(f"find: min_area ({self.min_area:g}) must be below max_area ({self.max_area:g})")
         if not isinstance(self.detector, str) or not self.detector.strip():
             raise DiscoveryError("find: 'detector' must name a checkpoint, e.g. " + DEFAULT_DETECTOR)
+        for name in ("hidden", "skip_frames"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                        for v in values):
+                raise DiscoveryError(f"find: '{name}' must be a list of whole numbers, got {list(values)!r}")
 
     def is_keyframe(self, frame_idx: int, start: int) -> bool:
         """Whether the forward pass from `start` looks for objects on this frame."""
-        return frame_idx >= start and (frame_idx - start) % self.keyframe_interval == 0
+        return (frame_idx >= start and (frame_idx - start) % self.keyframe_interval == 0
+                and frame_idx not in self.skip_frames)
 
     def describe(self) -> str:
         what = "everything" if self.mode == "everything" else "; ".join(self.phrases)
@@ -73,7 +83,8 @@ class DiscoverySettings:
 
     def to_json(self) -> dict[str, Any]:
         document = {f.name: getattr(self, f.name) for f in fields(self)}
-        document["phrases"] = list(self.phrases)
+        for name in ("phrases", "hidden", "skip_frames"):
+            document[name] = list(document[name])
         return document
 
 
@@ -136,7 +147,10 @@ def settings_from_json(value: Any) -> Optional[DiscoverySettings]:
 def _check_types(entries: dict[str, Any]) -> None:
     defaults = DiscoverySettings("everything")
     for name, value in entries.items():
-        if name in ("phrases",):
+        if name == "phrases":
+            continue
+        if name in ("hidden", "skip_frames") and isinstance(value, list):
+            entries[name] = value = tuple(value)  # checked by the settings
             continue
         expected = type(getattr(defaults, name))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
