@@ -116,10 +116,13 @@ class ModelCache:
     def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
                weights: Optional[WeightsSource] = None) -> Finder:
         """What finds a job's objects on its keyframes (sam2_plus/discovery): over a new image predictor of the
-        key's network, with the settings' detector for the text mode (loaded now: an unavailable one fails
-        before any tracking)."""
+        key's network that resizes frames as the video loader does (bicubic: a frame found on without the tracker's
+        features gives what it gives with them), with the settings' detector for the text mode (loaded now: an
+        unavailable one fails before any tracking)."""
         detector = self.detector(settings.detector, device) if settings.mode == "text" else None
-        return build_finder(settings, self.image_predictor(model, device, weights), detector)
+        with self._lock:
+            images = ImagePredictor(self._model(ModelKey.of(model, device, weights)), resample="bicubic")
+        return build_finder(settings, images, detector)
 
     def image_predictor(self, model: str, device: Optional[str] = None,
                         weights: Optional[WeightsSource] = None) -> ImagePredictor:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from sam2_plus.discovery.finder import build_finder
+from sam2_plus.image.predictor import ImagePredictor
 from sam2_plus.provider import shared_models
 from sam2_plus.video.predictor import FrameResult
 
@@ -86,8 +87,10 @@ class StandInModels:
     def finder(self, settings, model, device=None, weights=None):
         found = getattr(self, "_finder", None)
         if found is None:
-            detector = self.detector(settings.detector, device) if settings.mode == "text" else None
-            return build_finder(settings, shared_models().image_predictor(model, device, weights), detector)
+            if self.make_detector is None or settings.mode != "text":
+                return shared_models().finder(settings, model, device, weights)
+            images = ImagePredictor(shared_models().image_predictor(model, device, weights).model, resample="bicubic")
+            return build_finder(settings, images, self.detector(settings.detector, device))
         return found if hasattr(found, "find") else found(settings)
 
 

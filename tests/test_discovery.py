@@ -252,3 +252,28 @@ def test_a_hidden_object_is_tracked_unseen_and_never_found_again(tmp_path):
     assert summary.discovery.found[13].found_on == 30 and summary.discovery.found[13].first_frame == 16
     with pytest.raises(TrackError, match="'hidden' names object 4"):
         run_job(tmp_path, ColourFinder(), DiscoverySettings("everything", hidden=(4,)), prompts=yellow)
+
+
+def test_the_real_finders_give_the_same_with_the_trackers_features_as_without(tmp_path):
+    """Everything and text on the micro model: a keyframe's features from the tracker (no encoder pass) give the
+    masks the finder computes from the frame itself (the page's Find on a frame)."""
+    from sam2_plus.provider import ModelCache
+
+    models = ModelCache()
+    frames = [draw(SCRIPT, 12, (96, 128))]
+    predictor = models.video_predictor(MICRO, weights=SEEDED)
+    session = predictor.init_state(frames)
+    backbone = predictor.frame_backbone(session, 0)
+    everything = DiscoverySettings("everything", points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    finder = models.finder(everything, MICRO, weights=SEEDED)
+    with_features, alone = finder.find(frames[0], backbone, 0), finder.find(frames[0])
+    assert len(with_features) == len(alone) > 0
+    for a, b in zip(with_features, alone):
+        assert a.score == pytest.approx(b.score, abs=1e-5) and np.array_equal(a.mask, b.mask)
+    text = DiscoverySettings("text", ("green", "red"))
+    finder = TextFinder(ColourDetector(), models.finder(everything, MICRO, weights=SEEDED).generator.predictor, text)
+    with_features, alone = finder.find(frames[0], backbone, 0), finder.find(frames[0])
+    assert [(f.label, f.score) for f in with_features] == [(f.label, f.score) for f in alone] == [
+        ("red", 0.8), ("green", 0.8)]
+    for a, b in zip(with_features, alone):
+        assert np.array_equal(a.mask, b.mask)
