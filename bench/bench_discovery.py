@@ -2,6 +2,7 @@
 15 frames) against the whole job, with the tracker's stand-in weights on this machine.
 
     python bench/bench_discovery.py [--model sam2.1-tiny] [--frames 30] [--mode text|everything] [--threads 2]
+                                    [--lowered] [--max-objects N]
 
 The clip is the first `--frames` frames of ../shared/data/videos/01_dog.mp4 (a generated clip where the videos are
 absent). `text` uses a stand-in detector (no download: two fixed boxes a keyframe, as a detector would give for two
@@ -69,10 +70,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--mode", choices=("text", "everything"), default="text")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lowered", action="store_true",
+                        help="everything: thresholds the stand-in network passes (predicted IoU 0.5, stability 0.3)")
+    parser.add_argument("--max-objects", type=int, default=32, help="the job's object limit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = (DiscoverySettings("text", ("dog", "person")) if args.mode == "text"
-                else DiscoverySettings("everything"))
+    lowered = dict(pred_iou_thresh=0.5, stability_score_thresh=0.3) if args.lowered else {}
+    settings = (DiscoverySettings("text", ("dog", "person"), max_objects=args.max_objects) if args.mode == "text"
+                else DiscoverySettings("everything", max_objects=args.max_objects, **lowered))
     with tempfile.TemporaryDirectory() as tmp:
         video = clip(Path(tmp), args.frames)
         request = prepare_request(video, None, model=args.model, weights=WeightsSource("seeded"),
