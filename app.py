@@ -1244,8 +1244,8 @@ def _wire_find(ui: UI, slots: GpuSlots, preview_on: Callable[[Callable], None]) 
     inputs = ui.edit_inputs
     ui.find_mode.change(show_thresholds, [ui.find_mode], [ui.find_phrases, ui.find_score, ui.find_iou,
                                                           ui.find_stability], queue=False, **UI_ONLY)
-    ui.find.click(find, [*inputs, ui.model, ui.density, *ui.find_inputs], ui.panel, show_progress="full", show_progress_on=[ui.view],
-                  **_checks_first(), **UI_ONLY)
+    ui.find.click(find, [*inputs, ui.model, ui.density, *ui.find_inputs], ui.panel, show_progress="full",
+                  show_progress_on=[ui.view], **_checks_first(), **UI_ONLY)
     preview_on(ui.add_all.click(_edit(ui, lambda s, f: s.adopt_all(f)), inputs, ui.panel, **UI_ONLY).then)
     ui.hide_found.click(_edit(ui, lambda s, f: s.hide_found() or ""), inputs, ui.panel, **UI_ONLY)
 

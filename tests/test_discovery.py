@@ -277,3 +277,20 @@ def test_the_real_finders_give_the_same_with_the_trackers_features_as_without(tm
         ("red", 0.8), ("green", 0.8)]
     for a, b in zip(with_features, alone):
         assert np.array_equal(a.mask, b.mask)
+
+
+def test_the_text_mode_without_the_hub_fails_before_tracking_naming_the_checkpoint(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from sam2_plus.discovery.detector import DetectorUnavailable
+    from sam2_plus.provider import ModelCache
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    clip = write_clip(tmp_path / "clip", SCRIPT, 3)
+    request = prepare_request(clip, None, model=MICRO, weights=SEEDED, discovery=parse_find("person. car."))
+    progress = []
+    with pytest.raises(DetectorUnavailable, match="IDEA-Research/grounding-dino-tiny"):
+        run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), models=ModelCache(),
+                     progress=progress.append)
+    assert [p.phase for p in progress] == ["loading"] and not (tmp_path / "r.json").exists()
