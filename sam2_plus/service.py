@@ -106,7 +106,8 @@ class PromptStep:
 
 @dataclass(frozen=True)
 class TrackProgress:
-    phase: str  # "loading" (the model), "prompting", "tracking"
+    phase: str  # "loading" (the model), "prompting", "tracking"; a job that finds objects: "finding" (on the
+    #             keyframe frame_idx) and, once tracking ends, "writing" (its outputs)
     frames_done: int
     frames_total: int
     elapsed: float  # seconds since the job started
@@ -624,6 +625,7 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
     there), then the discovering pass runs forward from that frame."""
     with ResultSpool() as spool:
         discovering.on_backfill = lambda result: spool.join(to_frame_record(result))
+        discovering.on_keyframe = lambda frame_idx: job.report("finding", frame_idx)
         job.report("tracking")
         if start > 0:
             backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
@@ -633,6 +635,7 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
         tasks = _shown(discovering.tasks, job.removals.hidden)
         fields = {obj_id: found.fields() for obj_id, found in discovering.report.found.items()}
         review = ReviewTracker(tasks)
+        job.report("writing")
         sink = open_outputs(outputs, frames, tasks, review, fields)
         with sink:
             for result in spool.replay():

@@ -284,10 +284,22 @@ class ProgressDisplay:
             if p.prompt is not None:
                 print(f"adding the prompts: {p.prompt.describe()}", file=self.stream, flush=True)
             return
+        if p.phase in ("finding", "writing"):  # a job that finds objects: a keyframe, the outputs at the end
+            self._note("writing the outputs" if p.phase == "writing" else f"finding objects on frame {p.frame_idx}")
+            return
         if self._tqdm is not None:
             self._update_bar(p)
         else:
             self._update_line(p)
+
+    def _note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text)
+            return
+        if self._shown:  # end the progress line first
+            self.stream.write("\n")
+            self._shown = False
+        print(text + "...", file=self.stream, flush=True)
 
     def _update_bar(self, p: TrackProgress) -> None:
         if self._bar is None:

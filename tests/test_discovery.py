@@ -294,3 +294,19 @@ def test_the_text_mode_without_the_hub_fails_before_tracking_naming_the_checkpoi
         run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), models=ModelCache(),
                      progress=progress.append)
     assert [p.phase for p in progress] == ["loading"] and not (tmp_path / "r.json").exists()
+
+
+def test_progress_says_which_keyframe_is_searched_and_when_the_outputs_are_written(tmp_path):
+    from sam2_plus.app.jobs import describe_progress
+
+    clip = write_clip(tmp_path / "clip", SCRIPT, 20)
+    models = StandInModels(ColourTracker())
+    models.use_finder(ColourFinder())
+    request = prepare_request(clip, None, model="sam2.1-tiny", weights=SEEDED,
+                              discovery=DiscoverySettings("everything", keyframe_interval=10, min_area=0.001))
+    progress = []
+    run_tracking(request, TrackOutputs(results_json=tmp_path / "r.json"), models=models, progress=progress.append)
+    steps = [(p.phase, p.frame_idx, p.frames_done) for p in progress if p.phase != "tracking"]
+    assert steps == [("loading", None, 0), ("finding", 0, 0), ("finding", 10, 10), ("writing", None, 20)]
+    finding = next(p for p in progress if p.phase == "finding" and p.frame_idx == 10)
+    assert describe_progress(finding) == "Finding new objects on frame 10 (tracked 10 / 20 frames)…"

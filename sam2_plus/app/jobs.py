@@ -324,6 +324,11 @@ def describe_progress(progress: TrackProgress) -> str:
     if progress.phase == "prompting":
         step = progress.prompt
         return "Adding the prompts…" if step is None else f"Adding the prompts: {step.describe()}…"
+    if progress.phase == "finding":
+        return (f"Finding new objects on frame {progress.frame_idx} (tracked {progress.frames_done} / "
+                f"{progress.frames_total} frames)…")
+    if progress.phase == "writing":
+        return f"Writing the results of {progress.frames_done} frames…"
     text = f"Tracking: {progress.frames_done} / {progress.frames_total} frames ({100 * progress.fraction:.0f} %)"
     if progress.frames_done >= progress.frames_total:
         return text
@@ -343,7 +348,7 @@ def progress_html(text: str, progress: Optional[TrackProgress] = None) -> str:
     """The progress line for people: a bar of the frames done (while tracking) or of the prompts added (while
     adding them) above the text."""
     line = f'<div class="progress-text">{html.escape(text)}</div>'
-    if progress is not None and progress.phase == "tracking":
+    if progress is not None and progress.phase in ("tracking", "finding", "writing"):
         done, total = progress.frames_done, progress.frames_total
     elif progress is not None and progress.phase == "prompting" and progress.prompt is not None:
         done, total = progress.prompt.number - 1, progress.prompt.total

@@ -75,8 +75,10 @@ class DiscoveringPass:
     """Tracks forward from `start`, adding the objects found on keyframes (see the module docstring)."""
 
     def __init__(self, predictor: Any, session: Any, frames: Any, settings: DiscoverySettings, finder: Finder,
-                 tasks: Mapping[int, str], on_backfill: Optional[ResultSink] = None) -> None:
+                 tasks: Mapping[int, str], on_backfill: Optional[ResultSink] = None,
+                 on_keyframe: Optional[Callable[[int], Any]] = None) -> None:
         self.predictor, self.session, self.frames = predictor, session, frames
+        self.on_keyframe = on_keyframe  # told each keyframe before it is searched (progress)
         self.settings, self.finder = settings, finder
         self.tasks = dict(tasks)  # every object of the session: the request's, then the found ones
         self.labels: dict[int, str] = {obj_id: "" for obj_id in tasks}
@@ -119,8 +121,10 @@ class DiscoveringPass:
     def _discover(self, result: FrameResult, start: int) -> Optional[FrameResult]:
         """Find objects on the result's frame and add the new and returning ones; their frame's result with them,
         or None when nothing was added."""
-        began = time.perf_counter()
         frame_idx = result.frame_idx
+        if self.on_keyframe is not None:
+            self.on_keyframe(frame_idx)
+        began = time.perf_counter()
         image = np.asarray(self.frames[frame_idx])
         present = self._present_masks(result)
         lost = [LostObject(obj_id, self.labels.get(obj_id, ""), look) for obj_id, look in self.looks.items()
