@@ -88,6 +88,7 @@ class ColourTracker:
     def __init__(self, sticky_loss: bool = False):
         self.sticky_loss = sticky_loss
         self.encoded = 0  # frames "encoded" (as a real tracker runs its image encoder per tracked frame)
+        self.backward_frames: list[int] = []  # the frames tracked in reverse, in order
 
     def init_state(self, frames):
         return {"frames": frames, "objects": {}, "lost": set()}
@@ -116,6 +117,8 @@ class ColourTracker:
             order = range(start_frame_idx, min(start_frame_idx + count, len(state["frames"]) - 1) + 1)
         for frame_idx in order:
             self.encoded += 1
+            if reverse and frame_idx != start_frame_idx:
+                self.backward_frames.append(frame_idx)
             yield self._result(state, frame_idx, track=True)
 
     def _result(self, state, frame_idx, track=False):

@@ -310,3 +310,13 @@ def test_progress_says_which_keyframe_is_searched_and_when_the_outputs_are_writt
     assert steps == [("loading", None, 0), ("finding", 0, 0), ("finding", 10, 10), ("writing", None, 20)]
     finding = next(p for p in progress if p.phase == "finding" and p.frame_idx == 10)
     assert describe_progress(finding) == "Finding new objects on frame 10 (tracked 10 / 20 frames)…"
+
+
+def test_the_backward_pass_of_a_new_object_ends_soon_after_it_entered(tmp_path):
+    tracker = ColourTracker(sticky_loss=True)
+    summary, document = run_job(tmp_path, ColourFinder(), DiscoverySettings("everything", min_area=0.001),
+                                tracker=tracker)
+    assert summary.discovery.found[5].first_frame == 10
+    # green enters on 10 and is found on 15: back over 14..10, then 9 and 8 without it, and the pass ends
+    assert tracker.backward_frames == [14, 13, 12, 11, 10, 9, 8]
+    assert visible_frames(document, 5) == list(range(10, 40))

@@ -4,8 +4,9 @@
 tracking session as ordinary mask prompts on that frame. Tracking then goes on from the next frame with them.
 
 A new object is also tracked backward (a session of its own, so the objects already written are not touched) at
-most one interval back, to the frame it entered; those frames reach the caller through `on_backfill`, to be merged
-into the frames already tracked. Its first frame is the first on which it is visible.
+most one interval back, to the frame it entered: the backward pass ends once the keyframe's new objects are all
+absent on `ENTERED_AFTER` frames in a row. Those frames reach the caller through `on_backfill`, to be merged into
+the frames already tracked. Its first frame is the first on which it is visible.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class DiscoveryReport:
 
 
 ResultSink = Callable[[FrameResult], Any]
+ENTERED_AFTER = 2  # frames in a row without any of the new objects that end their backward pass
 
 
 class DiscoveringPass:
@@ -194,6 +196,7 @@ class DiscoveringPass:
         steps = min(frame_idx, self.settings.keyframe_interval - 1)
         results = self.predictor.propagate_in_video(session, start_frame_idx=frame_idx, reverse=True,
                                                     max_frame_num_to_track=steps)
+        absent = 0
         try:
             for result in results:
                 if result.frame_idx == frame_idx:
@@ -205,6 +208,9 @@ class DiscoveringPass:
                     found = self.report.found[int(obj_id)]
                     if visible[i] and result.frame_idx < found.first_frame:
                         self.report.found[int(obj_id)] = replace(found, first_frame=result.frame_idx)
+                absent = 0 if visible.any() else absent + 1
+                if absent >= ENTERED_AFTER:
+                    break
         finally:
             results.close()
         self.report.backfill_seconds += time.perf_counter() - began
