@@ -203,3 +203,18 @@ def test_gpu_time_counts_the_keyframes(clip):
     text = replace(sparse.spec.request, discovery=FindChoices("text", ("person",), 15).settings())
     assert tracking_gpu_seconds(replace(sparse.spec, request=text)) > plain.gpu_seconds
     session.close()
+
+
+def test_a_second_find_on_a_frame_offers_only_what_the_objects_there_do_not_hold(clip):
+    models, finder = _models({0: SCRIPT[0]})
+    session = AppSession.open(clip, AppLimits(), models=models)
+    choices = FindChoices(keyframe_interval=5)
+    _find(session, 0, choices)
+    session.adopt_proposal_at(0, 8, 8)  # A becomes object 1
+    session.found = None
+    note = _find(session, 0, choices)
+    assert note == ("Found 2 object(s) on frame 0 (normal; 1 more the objects there hold already): click a "
+                    "numbered outline to make it an object, or press Add all.")
+    assert [p.number for p in session.found.proposals] == [1, 2]
+    np.testing.assert_array_equal(session.found.proposals[0].mask, B)
+    session.close()

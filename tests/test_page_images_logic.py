@@ -211,7 +211,7 @@ def test_find_objects_proposals_become_objects_by_a_click_and_by_add_all(clip, m
 
 def test_no_proposals_says_so(clip):
     session = AppSession.open(clip, AppLimits(), models=StandInModels(QuickPredictor()))
-    assert "No objects found on frame 0 (coarse): try a finer density" in _found(session, 0, 0)
+    assert "No new objects found on frame 0 (coarse): try a finer density" in _found(session, 0, 0)
     with pytest.raises(AppInputError, match="there are no proposals on this frame"):
         session.adopt_all(0)
     session.close()
@@ -275,5 +275,5 @@ def test_find_objects_runs_the_real_generator_and_says_when_nothing_passes_its_f
     session = AppSession.open(clip, AppLimits())
     for density in ("coarse", "fine"):
         note = _find_on(session, 1, density, MICRO)
-        assert note.startswith(f"No objects found on frame 1 ({density})"), note
+        assert note.startswith(f"No new objects found on frame 1 ({density})"), note
     session.close()

@@ -11,6 +11,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..discovery.coverage import decide
+from ..discovery.found import Found
 from ..discovery.settings import DiscoverySettings
 from ..segment import StillImage
 from .candidates import thumbnails
@@ -19,7 +21,7 @@ from .errors import AppInputError
 from .find_panel import FindChoices, FrameFindRequest, prepare_frame_find
 from .jobs import JobResult
 from .options import TrackOptions
-from .proposals import FoundObjects
+from .proposals import FoundObjects, found_on_frame
 from .settings import MAX_OBJECTS
 from .still import ImageResults, ObjectResult, segmentation, write_image_results
 
@@ -74,13 +76,42 @@ class ImageTools:
         return folder
 
     def set_found(self, found: FoundObjects) -> str:
+        """Find's result on a frame, without what the objects there already hold (discovery's coverage rule, on
+        their previews and mask prompts): a second Find on a frame offers only what is new."""
+        found, covered = self._uncovered(found)
         self.found = found
         count = len(found.proposals)
+        held = f"; {covered} more the objects there hold already" if covered else ""
         if not count:
-            return (f"No objects found on frame {found.frame} ({found.what}): try a finer density or lower "
-                    "thresholds (Find tab), or prompt the objects yourself.")
-        return (f"Found {count} object(s) on frame {found.frame} ({found.what}): click a numbered outline to "
-                "make it an object, or press Add all.")
+            return (f"No new objects found on frame {found.frame} ({found.what}{held}): try a finer density or "
+                    "lower thresholds (Find tab), or prompt the objects yourself.")
+        return (f"Found {count} object(s) on frame {found.frame} ({found.what}{held}): click a numbered outline "
+                "to make it an object, or press Add all.")
+
+    def _uncovered(self, found: FoundObjects) -> tuple[FoundObjects, int]:
+        present = self._object_masks(found.frame)
+        if not present or not found.proposals:
+            return found, 0
+        items = [Found(p.mask, p.score, p.label) for p in found.proposals]
+        decisions = decide(items, present, [], np.asarray(self.frame(found.frame)), DiscoverySettings("everything"),
+                           room=len(items))
+        kept = [d.found for d in decisions if d.kind == "new"]
+        kept.sort(key=lambda f: -f.area)
+        return found_on_frame(kept, found.frame, found.what), len(items) - len(kept)
+
+    def _object_masks(self, frame: int) -> dict[int, np.ndarray]:
+        """The objects' masks on `frame`: their previews' (visible), else their mask prompts."""
+        masks = {}
+        for obj_id, obj in self.objects.items():
+            preview = self.previews.get((obj_id, frame))
+            if preview is not None and obj_id in preview.result.obj_ids:
+                mask = preview.result.visible_mask(list(preview.result.obj_ids).index(obj_id))
+            else:
+                prompt = obj.prompts.get(frame)
+                mask = None if prompt is None else prompt.mask
+            if mask is not None and mask.any():
+                masks[obj_id] = mask
+        return masks
 
     def tracking_find(self, choices: FindChoices, density: str) -> Optional[DiscoverySettings]:
         """What a Track job finds by itself ("keep finding while tracking"), with no keyframe on the frames
