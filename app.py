@@ -470,7 +470,7 @@ def _build_setup_column(ui: UI, limits: AppLimits) -> None:
     with gr.Tabs(elem_id="settings"):
         with gr.Tab("Examples", elem_id="examples-tab"):
             _build_examples(ui)
-        with gr.Tab("Object and effects", elem_id="object-tab"):
+        with gr.Tab("Object", elem_id="object-tab"):
             _build_object_settings(ui)
         with gr.Tab("Find", elem_id="find-tab"):
             _build_find_settings(ui)

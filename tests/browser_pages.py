@@ -51,7 +51,7 @@ def click_frame(page, fx: float, fy: float) -> None:
 
 
 def open_tab(page, name: str) -> None:
-    """Show one of the settings tabs (Examples, Object and effects, Model) by its name."""
+    """Show one of the settings tabs (Examples, Object, Find, Exports, Model) by its name."""
     page.get_by_role("tab", name=name, exact=True).click()
 
 

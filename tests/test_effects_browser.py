@@ -86,7 +86,7 @@ def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
         click_frame(page, 0.6, 0.85)
         wait_text(page, "#status", "Preview of object 1 on frame 0")
 
-        open_tab(page, "Object and effects")
+        open_tab(page, "Object")
         choose(page, "Effect of the selected object", "pixelate")
         wait_text(page, "#status", "object 1: effect pixelate")
         choose(page, "Background effect", "erase")

@@ -51,6 +51,8 @@ def test_find_everything_remove_one_track_and_the_timeline_marks_the_new_object(
         # examples sorted by name: bounce, crossing, shapes; clicked without a mouseover (test_page_kept.py)
         page.locator("#examples button.gallery-item").nth(2).dispatch_event("click")
         wait_text(page, "#status", f"{FRAMES} frames")
+        for name in ("Examples", "Object", "Find", "Exports", "Model"):  # every tab fits beside the others
+            assert page.get_by_role("tab", name=name, exact=True).is_visible(), name
         open_tab(page, "Find")
         page.locator("#find-mode").get_by_text("Everything", exact=True).click()
         page.locator("#find-interval input").fill("15")

@@ -155,7 +155,7 @@ def test_effects_and_formats_after_tracking_rerender_without_the_model(predictor
 
         watch_progress(page)
         started = time.monotonic()
-        open_tab(page, "Object and effects")
+        open_tab(page, "Object")
         choose(page, "Effect of the selected object", "blur")
         wait_text(page, "#status", "object 1: effect blur")
         blurred = rerendered(page, tracked)
@@ -191,7 +191,7 @@ def test_effects_and_formats_after_tracking_rerender_without_the_model(predictor
         assert np.abs(effect[:, : x0 - 8].astype(int) - overlay[:, : x0 - 8]).mean() < 3
 
         assert page.locator("#cutout-preview").is_hidden()
-        open_tab(page, "Object and effects")
+        open_tab(page, "Object")
         choose(page, "Background effect", "erase")
         rerendered(page, final)
         page.wait_for_function("() => { const i = document.querySelector('#cutout-preview img'); "
@@ -221,7 +221,7 @@ def test_an_effect_changed_during_a_run_is_applied_to_its_results(predictors, ap
         page.get_by_role("button", name="Track", exact=True).click()
         wait_text(page, "#track-progress", "Tracking:")
         used = predictors.calls
-        open_tab(page, "Object and effects")
+        open_tab(page, "Object")
         choose(page, "Effect of the selected object", "pixelate")
         wait_text(page, "#rerender-progress", "Tracking is running: its results get these effects")
         shot(page, "during-run")
