@@ -41,6 +41,9 @@ PROMPTS = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame"
 # Track's other inputs as the page sends them by default (the background, its parameters, the feather, the
 # cut-outs and the export formats: rerender.parse_scene)
 PAGE_SCENE = ("none", 12.0, "#000000", 0.3, 0.0, ["webm", "png"], [])
+# run_track's inputs after the frame, the model, motion-aware and show-results: Find's density and the Find tab
+# as the page sends them by default (find_panel.parse_find_choices; keep finding off)
+FIND_OFF = ("normal", "Everything", "", 15, 0.3, 0.8, 0.9, False)
 
 
 class Frames:
@@ -246,7 +249,7 @@ def test_a_browser_tab_gone_mid_track_stops_its_job_and_its_files_go(app_url, ap
     assert clicked.success and not clicked.logs, clicked.raw
     frames.seconds = 0.15
     http = httpx.Client(base_url=app_url, timeout=120)
-    session.join(http, "run_track", None, 0, MICRO, False, True, "none")
+    session.join(http, "run_track", None, 0, MICRO, False, True, *FIND_OFF)
 
     def read_until_killed() -> None:
         try:
@@ -272,7 +275,8 @@ def test_a_browser_tab_whose_heartbeat_blips_mid_track_keeps_its_job(app_url, ap
     folder = load_video(session, clip, app_tmp)
     assert session.call("on_click", None, 0, True, POSITIVE, event_data={"index": [20, 20], "value": None}).success
     frames.seconds = 0.05
-    done = run_through_a_heartbeat_blip(app_url, session, frames, "run_track", None, 0, MICRO, False, True, "none")
+    done = run_through_a_heartbeat_blip(app_url, session, frames, "run_track", None, 0, MICRO, False, True,
+                                        *FIND_OFF)
     assert done.success, done.raw
     assert frames.seen == list(range(T)) and list(folder.glob("job-*/sam2plus_overlay.mp4"))  # its results
     session.close()
