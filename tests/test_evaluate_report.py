@@ -16,7 +16,7 @@ from rich.console import Console
 
 from sam2_plus.config import HubConfig
 from sam2_plus.evaluate import report
-from sam2_plus.evaluate.report import RunInfo, checkpoint_of, precision_of, scores_table, write_report
+from sam2_plus.evaluate.report import RunInfo, checkpoint_of, precision_of, show_report, write_report
 from sam2_plus.evaluate.scores import Curves, ObjectScore, SequenceScore, overall_values, score_dataset
 from sam2_plus.weights import WeightsSource
 
@@ -135,9 +135,9 @@ def test_no_plot_without_a_scored_sequence(tmp_path):
     assert json.loads((tmp_path / "scores.json").read_text())["overall"] == {}
 
 
-def test_the_table_prints_percentages_and_what_was_not_scored():
+def test_the_table_prints_percentages_and_what_was_not_scored(tmp_path):
     console = Console(record=True, width=220)
-    console.print(scores_table(box_scores(), INFO))
+    show_report(box_scores(), INFO, [tmp_path / "scores.json"], console)
     text = console.export_text()
     assert "lasot: test-micro" in text
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
@@ -145,7 +145,9 @@ def test_the_table_prints_percentages_and_what_was_not_scored():
     assert rows["bird-1"] == ["1", "80.0", "100.0", "90.0", ""]
     assert rows["cat-3"][:2] == ["", ""] and rows["cat-3"][-1] == "the video cannot be read"
     assert rows["overall (2 sequences)"] == ["2", "60.0", "50.0", "55.0", "1 of 3 sequences not scored"]
-    assert "precision: float32" in text and "device: cpu" in text and "date: 2025-01-02" in text
+    assert text.splitlines()[:6] == ["dataset: /data/tiny (lasot)", "model: test-micro", "checkpoint: seeded stand-in",
+                                     "precision: float32", "device: cpu", "date: 2025-01-02T03:04:05+00:00"]
+    assert "per attribute" in text and text.splitlines()[-1] == f"wrote {tmp_path / 'scores.json'}"
 
 
 def test_checkpoint_files_are_hashed(tmp_path, monkeypatch):

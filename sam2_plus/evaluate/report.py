@@ -249,7 +249,7 @@ def scores_table(scores: DatasetScores, info: RunInfo) -> Table:
     dataset's overall row."""
     metrics = list(scores.metrics)
     mot = list(MOT_METRICS) if scores.mot is not None else []
-    table = Table(title=f"{info.layout}: {info.model}", caption="\n".join(info.lines()), caption_justify="left")
+    table = Table(title=f"{info.layout}: {info.model}")
     table.add_column("sequence", overflow="fold")
     table.add_column("objects", justify="right")
     for name in [LABELS[m] for m in metrics] + mot:
@@ -283,6 +283,8 @@ def attributes_table(scores: DatasetScores) -> Table:
 
 def show_report(scores: DatasetScores, info: RunInfo, paths: Sequence[Path], console: Optional[Console] = None) -> None:
     console = console or Console()
+    for line in info.lines():
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(scores_table(scores, info))
     if scores.attributes:
         console.print(attributes_table(scores))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
+
 from ..errors import one_line
 from . import metrics
 from .datasets import EvalSequence, Prediction, read_predictions
@@ -59,8 +61,14 @@ def _score_boxes(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
     tracks = [metrics.sot_scores(seq.truth.boxes[frames, i], prediction.boxes[frames, i])
               for i in range(len(seq.truth.obj_ids))]
     objects = tuple(ObjectScore(obj_id, _sot_values(s)) for obj_id, s in zip(seq.truth.obj_ids, tracks))
-    curves = mean_curves([Curves(s.success_curve, s.precision_curve) for s in tracks])
+    curves = mean_curves([_curves(s) for s in tracks])
     return SequenceScore(seq.name, mean_values([o.values for o in objects]), objects, curves=curves)
+
+
+def _curves(scores: "metrics.SotScores") -> Curves:
+    """The curves over the toolkits' thresholds: overlaps 0, 0.05, ..., 1 and distances 0, 1, ..., 50 px."""
+    success, precision = (np.asarray(c, dtype=float) for c in (scores.success_curve, scores.precision_curve))
+    return Curves(np.linspace(0, 1, len(success)), success, np.arange(len(precision), dtype=float), precision)
 
 
 def _sot_values(scores: "metrics.SotScores") -> dict[str, float]:
