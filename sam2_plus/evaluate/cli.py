@@ -34,6 +34,7 @@ from .tracking import PREDICTIONS_DIR, TrackingOptions, claim_tracking_folder, c
     write_manifest
 
 DEFAULT_MODEL = "sam2++"
+FRAMES_DIR = "frames"  # TAP-Vid's frames, written from its pickle or npz files for the tracker to read
 BAD_INPUT = (UsageError, ManifestError, BatchError, TrackError, CheckpointError, ModelTaskError)
 
 
@@ -119,7 +120,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 def read_sequences(args: argparse.Namespace) -> list[EvalSequence]:
     videos = video_names(args.videos)
     try:
-        sequences = read_dataset(args.dataset, args.layout, videos)
+        sequences = read_dataset(args.dataset, args.layout, videos, cache=args.out / FRAMES_DIR)
     except (OSError, ValueError, KeyError) as e:
         raise UsageError(f"{args.dataset} ({args.layout}): {one_line(e)}") from None
     if not sequences:
@@ -152,7 +153,9 @@ def track_and_score(evaluation: Evaluation, args: argparse.Namespace) -> int:
     weights = weights_option(args.checkpoint)
     out = evaluation.out
     claim_tracking_folder(out, model, weights)
-    manifest = write_manifest(evaluation.sequences, model, out)
+    manifest, unprompted = write_manifest(evaluation.sequences, model, out)
+    if len(unprompted) == len(evaluation.sequences):
+        raise UsageError(f"no sequence of {evaluation.dataset} has an annotation to prompt with")
     options = TrackingOptions(model, args.checkpoint, args.device, args.workers, args.ray, args.cpus_per_worker)
     plan = plan_tracking(manifest, out, options, args.quiet)
     if not weights.is_trained:
@@ -166,7 +169,7 @@ def track_and_score(evaluation: Evaluation, args: argparse.Namespace) -> int:
     if tracked.stopped:
         print(f"stopped; tracked sequences are kept in {out}: run the same command to go on", file=sys.stderr)
         return EXIT_INTERRUPTED
-    missing = convert(evaluation.sequences, plan, tracked, out / PREDICTIONS_DIR)
+    missing = unprompted | convert(evaluation.sequences, plan, tracked, out / PREDICTIONS_DIR)
     return score_and_report(evaluation, out / PREDICTIONS_DIR, missing, tracking_info(evaluation, model, weights, args))
 
 
@@ -194,7 +197,7 @@ def score_and_report(evaluation: Evaluation, pred_dir: Path, missing: dict[str, 
     scores = score_dataset(evaluation.layout, granularity, sequences)
     paths = write_report(scores, info, evaluation.out)
     show_report(scores, info, paths, Console())
-    return EXIT_OK if scores.complete else EXIT_MODEL_FAILED
+    return EXIT_MODEL_FAILED if scores.errors else EXIT_OK
 
 
 class ScoringProgress:

@@ -26,12 +26,11 @@ from rich.table import Table
 
 from ..config import load_config
 from ..weights import WeightsSource
-from .scores import LABELS, DatasetScores, SequenceScore
+from .scores import LABELS, MOT_METRICS, DatasetScores, SequenceScore
 
 SCORES_JSON = "scores.json"
 SCORES_CSV = "scores.csv"
 PLOTS_DIR = "plots"
-MOT_METRICS = ("HOTA", "IDF1", "MOTA")
 DPI = 100
 
 

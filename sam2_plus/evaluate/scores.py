@@ -25,8 +25,14 @@ METRICS = {
     "box": ("auc", "precision", "normalized_precision"),
     "point": ("average_jaccard", "delta_avg", "occlusion_accuracy"),
 }
+MOT_METRICS = ("HOTA", "IDF1", "MOTA")  # of metrics.mot_scores' fields, the ones reported
 LABELS = {"j_and_f": "J&F", "j": "J", "f": "F", "auc": "AUC", "precision": "P@20", "normalized_precision": "P norm",
           "average_jaccard": "AJ", "delta_avg": "<δ avg", "occlusion_accuracy": "OA"}
+
+
+# A sequence whose ground truth is its prompt alone (GOT-10k's test split) is tracked, and its predictions
+# written, but it cannot be scored here; that is no failure of the run.
+NO_TRUTH = "no ground truth after the prompt: submit its predictions to the benchmark's server"
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,11 @@ class DatasetScores:
     @property
     def complete(self) -> bool:
         return not self.failed
+
+    @property
+    def errors(self) -> list[SequenceScore]:
+        """The sequences not scored for a fault: not tracked, no or unusable predictions."""
+        return [s for s in self.failed if s.error != NO_TRUTH]
 
 
 # --------------------------------------------------------------------------- the dataset

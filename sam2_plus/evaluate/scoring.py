@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import one_line
 from . import metrics
 from .datasets import EvalSequence, Prediction, read_predictions
-from .scores import Curves, ObjectScore, SequenceScore, jf_values, mean_curves, mean_values
+from .scores import MOT_METRICS, NO_TRUTH, Curves, ObjectScore, SequenceScore, jf_values, mean_curves, mean_values
 
 
 def score_all(sequences: Sequence[EvalSequence], pred_dir: Path, missing: Mapping[str, str] = {},
@@ -21,6 +21,8 @@ def score_all(sequences: Sequence[EvalSequence], pred_dir: Path, missing: Mappin
     for seq in sequences:
         if seq.name in missing:
             score = failed_sequence(seq, missing[seq.name])
+        elif len(annotated_frames(seq)) < 2:
+            score = failed_sequence(seq, NO_TRUTH)
         else:
             try:
                 score = score_sequence(seq, read_predictions(seq, pred_dir))
@@ -49,16 +51,19 @@ def annotated_frames(seq: EvalSequence) -> list[int]:
 
 
 def _score_masks(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
-    frames = annotated_frames(seq)
-    vos = metrics.vos_scores((seq.truth.masks(t) for t in frames), (prediction.masks(t) for t in frames),
-                             seq.truth.obj_ids)
+    annotated = set(annotated_frames(seq))
+    frames = range(seq.num_frames)  # the metric drops the first (prompt) and last annotated frames itself
+    vos = metrics.vos_scores((seq.truth.masks(t) if t in annotated else None for t in frames),
+                             (prediction.masks(t) if t in annotated else None for t in frames), seq.truth.obj_ids)
     objects = tuple(ObjectScore(obj_id, jf_values(j, f)) for obj_id, (j, f) in sorted(vos.per_object.items()))
     return SequenceScore(seq.name, {"j_and_f": vos.j_and_f, "j": vos.j, "f": vos.f}, objects)
 
 
 def _score_boxes(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
     frames = annotated_frames(seq)
-    tracks = [metrics.sot_scores(seq.truth.boxes[frames, i], prediction.boxes[frames, i])
+    # GOT-10k leaves the frames without its target out; LaSOT and TAG count them as failures
+    absent_counts = getattr(seq, "layout", "") != "got10k"
+    tracks = [metrics.sot_scores(seq.truth.boxes[frames, i], prediction.boxes[frames, i], absent_counts=absent_counts)
               for i in range(len(seq.truth.obj_ids))]
     objects = tuple(ObjectScore(obj_id, _sot_values(s)) for obj_id, s in zip(seq.truth.obj_ids, tracks))
     curves = mean_curves([_curves(s) for s in tracks])
@@ -66,9 +71,8 @@ def _score_boxes(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
 
 
 def _curves(scores: "metrics.SotScores") -> Curves:
-    """The curves over the toolkits' thresholds: overlaps 0, 0.05, ..., 1 and distances 0, 1, ..., 50 px."""
-    success, precision = (np.asarray(c, dtype=float) for c in (scores.success_curve, scores.precision_curve))
-    return Curves(np.linspace(0, 1, len(success)), success, np.arange(len(precision), dtype=float), precision)
+    return Curves(metrics.IOU_THRESHOLDS, np.asarray(scores.success_curve, dtype=float), metrics.CENTER_THRESHOLDS,
+                  np.asarray(scores.precision_curve, dtype=float))
 
 
 def _sot_values(scores: "metrics.SotScores") -> dict[str, float]:
@@ -90,10 +94,12 @@ def _score_points(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
 
 
 def _mot(seq: EvalSequence, prediction: Prediction) -> dict[str, float]:
+    """HOTA, IDF1 and MOTA of the sequence's objects together (trackeval, through metrics)."""
     frames = annotated_frames(seq)
     if seq.granularity == "mask":
-        return metrics.mot_scores([seq.truth.masks(t) for t in frames], [prediction.masks(t) for t in frames],
-                                  seq.truth.obj_ids)
-    return metrics.mot_scores(seq.truth.boxes[frames], prediction.boxes[frames], seq.truth.obj_ids)
-
-
+        scores = metrics.mots_scores((seq.truth.masks(t) for t in frames), (prediction.masks(t) for t in frames),
+                                     seq.truth.obj_ids)
+    else:
+        scores = metrics.mot_scores(seq.truth.boxes[frames], prediction.boxes[frames], seq.truth.obj_ids,
+                                    seq.truth.obj_ids)
+    return {name: scores[name] for name in MOT_METRICS}

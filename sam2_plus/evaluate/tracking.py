@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -59,25 +59,31 @@ def job_name(seq: EvalSequence) -> str:
     return f"_{name}" if name.startswith(".") else name
 
 
-def write_manifest(sequences: Sequence[EvalSequence], model: str, out: Path) -> Path:
-    """DIR/manifest.jsonl and DIR/prompts/: a batch line per sequence, asking for the results JSON only."""
+def write_manifest(sequences: Sequence[EvalSequence], model: str, out: Path) -> tuple[Path, dict[str, str]]:
+    """DIR/manifest.jsonl and DIR/prompts/: a batch line per sequence, asking for the results JSON only; the
+    sequences that have no annotation to prompt with are left out (returned with why)."""
     prompts_dir = out / PROMPTS_DIR
     prompts_dir.mkdir(parents=True, exist_ok=True)
-    lines = []
+    lines, unprompted = [], {}
     for seq in sequences:
         name = job_name(seq)
-        (prompts_dir / f"{name}.json").write_text(json.dumps(prompts_for(seq)), encoding="utf-8")
+        try:
+            prompts = prompts_for(seq)
+        except ValueError as e:
+            unprompted[seq.name] = one_line(e)
+            continue
+        (prompts_dir / f"{name}.json").write_text(json.dumps(prompts), encoding="utf-8")
         lines.append(json.dumps({"video": str(Path(seq.video).resolve()), "prompts": f"{PROMPTS_DIR}/{name}.json",
                                  "name": name, "model": model, "outputs": ["json"]}))
     manifest = out / MANIFEST_FILE
     manifest.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return manifest
+    return manifest, unprompted
 
 
 def claim_tracking_folder(out: Path, model: str, weights: WeightsSource) -> None:
     """DIR/tracking/run.json names the model and weights; a run with others is refused (UsageError)."""
     folder = out / TRACKING_DIR
-    identity = {"model": model, "weights": asdict(weights)}
+    identity = {"model": model, "weights": weights_label(weights)}
     path = folder / RUN_FILE
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
@@ -89,7 +95,14 @@ def claim_tracking_folder(out: Path, model: str, weights: WeightsSource) -> None
         raise UsageError(f"{path} cannot be read ({one_line(e)}); remove it or use another --out") from None
     if earlier != identity:
         raise UsageError(f"{folder} holds tracking by {earlier.get('model')} with weights {earlier.get('weights')}, "
-                         f"not {model} with {asdict(weights)}; use another --out to evaluate another model")
+                         f"not {model} with {identity['weights']}; use another --out for another model or weights")
+
+
+def weights_label(weights: WeightsSource) -> str:
+    """The weights as --checkpoint names them: hub, seeded:SEED or the checkpoint file's absolute path."""
+    if weights.kind == "file":
+        return str(Path(weights.path).resolve())
+    return f"seeded:{weights.seed}" if weights.kind == "seeded" else weights.kind
 
 
 def plan_tracking(manifest: Path, out: Path, options: TrackingOptions, quiet: bool) -> BatchPlan:
@@ -121,7 +134,9 @@ def convert(sequences: Sequence[EvalSequence], plan: BatchPlan, tracked: Tracked
     records = {record.name: record for record in tracked.records}
     missing = {}
     for seq in sequences:
-        job = jobs[job_name(seq)]
+        job = jobs.get(job_name(seq))
+        if job is None:
+            continue  # not in the manifest (write_manifest said why)
         if not plan.store.is_complete(job):
             record = records.get(job.name)
             missing[seq.name] = (record.error if record is not None and record.error else
