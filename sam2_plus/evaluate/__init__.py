@@ -1,1 +1,1 @@
-"""Evaluate a tracker on a benchmark: dataset layouts, tracking through sam2_plus.batch, scores and report."""
+"""Evaluate a tracker on a benchmark: read a dataset's layout, track it through ``sam2_plus.batch``, score it."""
