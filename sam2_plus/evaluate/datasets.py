@@ -864,7 +864,9 @@ def _write_boxes(seq: EvalSequence, boxes: np.ndarray, out_dir: Path) -> Path:
     lines = []
     for box in boxes[:, 0]:
         x1, y1, x2, y2 = box
-        values = [0.0, 0.0, 0.0, 0.0] if not np.isfinite(box).all() else [x1, y1, x2 - x1, y2 - y1]
+        # a box without area (an untrained box head gives x2 < x1) is no box: the toolkits' 0,0,0,0
+        has_area = np.isfinite(box).all() and x2 > x1 and y2 > y1
+        values = [x1, y1, x2 - x1, y2 - y1] if has_area else [0.0, 0.0, 0.0, 0.0]
         if seq.layout == "tag":
             lines.append(" ".join(str(int(np.rint(v))) for v in values))
         else:
