@@ -7,6 +7,7 @@ the predictions scores 1 (J&F, AUC, AJ). Unusable input ends with status 2 befor
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from micro_model import MICRO
 from sam2_plus.batch import worker
 from sam2_plus.evaluate import cli
 from sam2_plus.evaluate.datasets import read_dataset
+from sam2_plus.network import build_model
 
 MODEL = ["--model", MICRO, "--checkpoint", "seeded", "--quiet"]
 LOCAL = ["--device", "cpu", *MODEL]
@@ -32,6 +34,11 @@ LOCAL = ["--device", "cpu", *MODEL]
 ONE_SEQUENCE = {"davis": "seq1", "lasot": "shape-1", "got10k": "GOT-10k_Val_000003", "tag": "00000",
                 "tapvid": "seq2"}
 MAIN_METRIC = {"davis": "j_and_f", "lasot": "auc", "got10k": "auc", "tag": "auc", "tapvid": "average_jaccard"}
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table's rows on one line each
 
 
 def evaluate(*argv) -> tuple[int, str, str]:
@@ -95,6 +102,7 @@ def test_each_layout_tracks_writes_its_format_and_scores(layout, roots, tmp_path
            ({"attributes.png"} if scores["attributes"] else set())
     assert (scores["curves"] is not None) == (layout in ("lasot", "got10k", "tag"))
     assert "overall (1 sequences)" in stdout and f"model: {MICRO}" in stdout
+    assert f"wrote {out / 'scores.json'}" in stdout
     assert "UNTRAINED stand-in weights" in stderr
 
     # the same predictions scored on their own
@@ -113,19 +121,14 @@ def test_the_header_names_model_weights_precision_and_device(lasot_run):
     assert header["checkpoint_sha256"] is None and header["layout"] == "lasot"
 
 
-def test_a_checkpoint_file_is_hashed_in_the_header(roots, lasot_run, tmp_path):
-    from sam2_plus.weights import seeded_state_dict  # noqa: F401  (the file holds the seeded weights)
-    from sam2_plus.network import build_model
-
-    checkpoint = tmp_path / "micro.pt"
+def test_a_checkpoint_file_is_hashed_in_the_header(roots, tmp_path):
+    checkpoint = tmp_path / "micro.pt"  # the seeded weights saved as a checkpoint file
     torch.save({"model": build_model(MICRO, "seeded", "cpu").state_dict()}, checkpoint)
     out = tmp_path / "out"
     status, _, stderr = evaluate(roots["lasot"], "--layout", "lasot", "--out", out, "--videos", "shape-1",
                                  "--model", MICRO, "--checkpoint", checkpoint, "--device", "cpu", "--quiet")
     assert status == 0, stderr
     header = json.loads((out / "scores.json").read_text())["header"]
-    import hashlib
-
     assert header["checkpoint"] == str(checkpoint)
     assert header["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
 

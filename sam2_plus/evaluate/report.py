@@ -288,7 +288,7 @@ def show_report(scores: DatasetScores, info: RunInfo, paths: Sequence[Path], con
     if scores.attributes:
         console.print(attributes_table(scores))
     for path in paths:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 def _percent(value: Optional[float]) -> str:
