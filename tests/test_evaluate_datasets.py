@@ -20,7 +20,6 @@ from sam2_plus.evaluate.datasets import (GRANULARITY, LAYOUTS, DatasetError, Eva
                                          read_dataset, read_predictions, write_predictions)
 from sam2_plus.media.decode import probe
 from sam2_plus.media.export import FrameRecord, ResultJsonWriter, davis_palette
-from sam2_plus.media.rle import decode_rle
 from sam2_plus.prompts import parse_prompts
 
 VARIANTS = {
@@ -153,14 +152,10 @@ def test_a_box_reaching_outside_the_frame_is_clipped_in_its_prompt(made, tmp_pat
 
 
 def _results_json(seq: EvalSequence, path: Path, records: list[FrameRecord]) -> Path:
-    writer = ResultJsonWriter(path, probe(seq.video), {obj: GRANULARITY_TASK[seq.granularity] for obj in
-                                                       seq.truth.obj_ids})
+    writer = ResultJsonWriter(path, probe(seq.video), {obj: seq.granularity for obj in seq.truth.obj_ids})
     with writer:
         writer.write_all(records)
     return path
-
-
-GRANULARITY_TASK = {"mask": "mask", "box": "box", "point": "point"}
 
 
 def _mask_records(seq: EvalSequence) -> tuple[list[FrameRecord], dict[int, np.ndarray]]:
@@ -172,7 +167,8 @@ def _mask_records(seq: EvalSequence) -> tuple[list[FrameRecord], dict[int, np.nd
         masks = np.stack([np.roll(truth == obj, 1, axis=1) for obj in seq.truth.obj_ids])
         if frame == 2:
             masks[0] |= masks[1]
-        visible = np.array([masks[i].any() and not (obj == 2 and frame == 4) for i, obj in enumerate(seq.truth.obj_ids)])
+        visible = np.array([mask.any() and not (obj == 2 and frame == 4)
+                            for mask, obj in zip(masks, seq.truth.obj_ids)])
         records.append(FrameRecord(frame, seq.truth.obj_ids, masks, None, None, np.ones(len(masks)), visible))
         labels = np.zeros(SIZE, np.int32)
         for i in reversed(range(len(masks))):
