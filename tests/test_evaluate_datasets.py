@@ -351,6 +351,16 @@ def test_malformed_tapvid_videos_are_refused(made, tmp_path):
         pickle.dump(broken, file)
     with pytest.raises(DatasetError, match=r"'points' must be \[N, 10, 2\] .* got shape \[3, 5, 2\]"):
         read_dataset(tmp_path / "a", "tapvid", cache=tmp_path / "cache")
+    broken["seq0"] = dict(videos["seq0"], video=[b"not a jpeg"] * FRAMES)
+    with open(tmp_path / "a" / "v.pkl", "wb") as file:
+        pickle.dump(broken, file)
+    with pytest.raises(DatasetError, match=r"video 'seq0': frame 0 is neither an RGB array nor JPEG/PNG bytes"):
+        read_dataset(tmp_path / "a", "tapvid", cache=tmp_path / "cache")
+    broken["seq0"] = dict(videos["seq0"], video=list(videos["seq0"]["video"]))  # a list of frames reads too
+    with open(tmp_path / "a" / "v.pkl", "wb") as file:
+        pickle.dump(broken, file)
+    seq0 = read_dataset(tmp_path / "a", "tapvid", videos=["seq0"], cache=tmp_path / "cache")[0]
+    np.testing.assert_array_equal(seq0.truth.points, made["tapvid-pkl"].sequence("seq0").points)
     (tmp_path / "a" / "v.pkl").write_bytes(b"not a pickle")
     with pytest.raises(DatasetError, match=r"v.pkl: not a readable pickle"):
         read_dataset(tmp_path / "a", "tapvid", cache=tmp_path / "cache")
