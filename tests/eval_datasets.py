@@ -124,10 +124,15 @@ def target_boxes(name: str) -> np.ndarray:
     return boxes
 
 
-def _xywh_lines(boxes: np.ndarray, absent_line: str = "0,0,0,0") -> list[str]:
-    lines = []
+def _xywh_lines(boxes: np.ndarray, keep_last: bool = False) -> list[str]:
+    """x,y,w,h lines; where the target is absent 0,0,0,0, or with `keep_last` the last box seen (so that only the
+    absence flags say it is absent)."""
+    lines: list[str] = []
     for x1, y1, x2, y2 in boxes[:, 0]:
-        lines.append(absent_line if np.isnan(x1) else f"{x1:g},{y1:g},{x2 - x1:g},{y2 - y1:g}")
+        if np.isnan(x1):
+            lines.append(lines[-1] if keep_last and lines else "0,0,0,0")
+        else:
+            lines.append(f"{x1:g},{y1:g},{x2 - x1:g},{y2 - y1:g}")
     return lines
 
 
@@ -224,7 +229,8 @@ def make_lasot(base: Path) -> Made:
 
 def make_got10k(base: Path, split: str = "val") -> Made:
     """GOT-10k: <split>/list.txt, <split>/<seq>/00000001.jpg, groundtruth.txt (first line only for "test"),
-    absence.label and cover.label (val only). The root returned is GOT-10k's root (the reader finds the split)."""
+    absence.label and cover.label (val only); an absent target's line repeats its last box (only the labels say
+    it is absent). The root returned is GOT-10k's root (the reader finds the split)."""
     root = base / f"got10k_{split}"
     folder_root = root / split
     made = []
@@ -234,7 +240,7 @@ def make_got10k(base: Path, split: str = "val") -> Made:
         frames = painted_frames(name)
         _write_jpegs(folder, frames, first=1, digits=8)
         boxes = target_boxes(name)
-        lines = _xywh_lines(boxes)
+        lines = _xywh_lines(boxes, keep_last=True)
         absent = np.isnan(boxes[:, 0, 0])
         if split == "test":
             (folder / "groundtruth.txt").write_text(lines[0] + "\n")
@@ -255,7 +261,8 @@ def make_got10k(base: Path, split: str = "val") -> Made:
 
 def make_tag(base: Path) -> Made:
     """TAG box layout: valid/JPEGImages/<seq>/00000.jpg, valid/Boxes/<seq>.txt, valid/Visibles/<seq>.txt,
-    valid/Attributes/<seq>.txt (this project's assumption) and ImageSets/valid.txt beside valid/."""
+    valid/Attributes/<seq>.txt (this project's assumption) and ImageSets/valid.txt beside valid/; an invisible
+    target's line repeats its last box (only Visibles says it is absent)."""
     root = base / "tag_dataset" / "valid"
     made = []
     for number, name in enumerate(NAMES):
@@ -265,7 +272,7 @@ def make_tag(base: Path) -> Made:
         boxes = target_boxes(name)
         absent = np.isnan(boxes[:, 0, 0])
         (root / "Boxes").mkdir(parents=True, exist_ok=True)
-        (root / "Boxes" / f"{seq_name}.txt").write_text("\n".join(_xywh_lines(boxes)) + "\n")
+        (root / "Boxes" / f"{seq_name}.txt").write_text("\n".join(_xywh_lines(boxes, keep_last=True)) + "\n")
         (root / "Visibles").mkdir(parents=True, exist_ok=True)
         (root / "Visibles" / f"{seq_name}.txt").write_text("\n".join(str(int(not a)) for a in absent) + "\n")
         if TAG_ATTRIBUTES[name]:

@@ -150,7 +150,8 @@ def read_dataset(root: Path, layout: str, videos: Optional[Sequence[str]] = None
 def _selected(names: Sequence[str], videos: Optional[Sequence[str]], root: Path) -> list[str]:
     if videos is None:
         return list(names)
-    unknown = [name for name in videos if name not in set(names)]
+    known = set(names)
+    unknown = [name for name in videos if name not in known]
     if unknown:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise DatasetError(f"{root}: no sequence named {', '.join(map(repr, unknown))} (it has {len(names)}: {shown})")
@@ -612,10 +613,13 @@ def _tapvid_frames(video: Any, where: str) -> np.ndarray:
     if isinstance(video, (list, tuple)) or (isinstance(video, np.ndarray) and video.dtype == object):
         decoded = []
         for index, item in enumerate(video):
+            if isinstance(item, np.ndarray):  # a list of decoded frames
+                decoded.append(item)
+                continue
             image = cv2.imdecode(np.frombuffer(bytes(item), np.uint8), cv2.IMREAD_COLOR) if isinstance(
                 item, (bytes, bytearray, np.bytes_)) else None
             if image is None:
-                raise DatasetError(f"{where}: frame {index} is not a JPEG/PNG byte string")
+                raise DatasetError(f"{where}: frame {index} is neither an RGB array nor JPEG/PNG bytes")
             decoded.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         if len({frame.shape for frame in decoded}) > 1:
             raise DatasetError(f"{where}: the frames differ in size")
