@@ -150,7 +150,7 @@ def test_vos_scores_of_the_truth_against_itself():
 
 def test_vos_scores_hand_computed():
     shape = (40, 40)
-    sq, far, empty = _square(), _square(top=25, left=25, side=8), np.zeros(shape, bool)
+    sq, far = _square(), _square(top=25, left=25, side=8)
     small = _square(top=2, left=25, side=5)
     # Annotated frames a0..a4 (a0 the prompt, a4 the last: neither scored), with a frame without truth between
     # a1 and a2. Objects:
