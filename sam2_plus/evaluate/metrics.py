@@ -471,13 +471,18 @@ def mots_scores(
 
 def combine_mot(sequences: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Box tracks of several sequences scored together as TrackEval combines sequences (counts summed)."""
+    raws = [_mot_raw(_box_tracks(truth, None), _box_tracks(pred, None), _box_ious) for truth, pred in sequences]
+    combined = {}
+    for metric in _trackeval_metrics():
+        name = metric.get_name()
+        combined[name] = metric.combine_sequences({str(n): raw[name] for n, raw in enumerate(raws)})
+    return _mot_summary(combined)
+
+
+def _trackeval_metrics() -> tuple:
     from trackeval.metrics import CLEAR, HOTA, Identity
 
-    raws = {str(n): _mot_raw(_box_tracks(t, None), _box_tracks(p, None), _box_ious) for n, (t, p) in enumerate(sequences)}
-    combined = {}
-    for metric in (HOTA(), CLEAR({"PRINT_CONFIG": False}), Identity({"PRINT_CONFIG": False})):
-        combined[metric.get_name()] = metric.combine_sequences({n: raw[metric.get_name()] for n, raw in raws.items()})
-    return _mot_summary(combined)
+    return HOTA(), CLEAR({"PRINT_CONFIG": False}), Identity({"PRINT_CONFIG": False})
 
 
 # One frame's tracks: (ids, detections) with detections a [K, 4] box array or a [K, H, W] bool array.
@@ -520,8 +525,6 @@ def _mask_ious(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 def _mot_raw(truth: list[_Frame], pred: list[_Frame], similarity: Callable) -> dict[str, dict]:
     """TrackEval's per-sequence results of HOTA, CLEAR and Identity: ids renumbered 0..K-1 as its readers do."""
-    from trackeval.metrics import CLEAR, HOTA, Identity
-
     if len(truth) != len(pred):
         raise ValueError(f"{len(truth)} ground truth frames and {len(pred)} predicted")
     truth_index = {i: k for k, i in enumerate(sorted({i for ids, _ in truth for i in ids}))}
@@ -536,8 +539,7 @@ def _mot_raw(truth: list[_Frame], pred: list[_Frame], similarity: Callable) -> d
         "tracker_ids": [np.array([pred_index[i] for i in ids], dtype=int) for ids, _ in pred],
         "similarity_scores": [similarity(t, p) for (_, t), (_, p) in zip(truth, pred)],
     }
-    metrics = (HOTA(), CLEAR({"PRINT_CONFIG": False}), Identity({"PRINT_CONFIG": False}))
-    return {metric.get_name(): metric.eval_sequence(data) for metric in metrics}
+    return {metric.get_name(): metric.eval_sequence(data) for metric in _trackeval_metrics()}
 
 
 def _mot_summary(raw: dict[str, dict]) -> dict[str, float]:
