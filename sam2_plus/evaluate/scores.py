@@ -9,7 +9,12 @@
 - points (TAP-Vid): the metrics over all points of a video; the dataset's are the means over videos (TAP-Vid's
   averaging); an object's row is its point alone.
 
-Where a frame holds several objects (masks or boxes), MOT/MOTS scores (HOTA, IDF1, MOTA) come from trackeval.
+These are the means `metrics.summarize_vos`, `summarize_sot` and `summarize_points` take; they are taken here
+from the stored per-object values, so that a subset (an attribute's sequences) aggregates the same way and a
+report can be re-aggregated without the arrays.
+
+Where a frame holds several objects (masks or boxes), MOT/MOTS scores (HOTA, IDF1, MOTA) come from trackeval;
+the dataset's are their means over sequences.
 A sequence without predictions (tracking failed, or none in --score-only's folder) keeps its error and is left
 out of the overall figures, which then say they are incomplete."""
 

@@ -62,7 +62,7 @@ def _score_masks(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
 def _score_boxes(seq: EvalSequence, prediction: Prediction) -> SequenceScore:
     frames = annotated_frames(seq)
     # GOT-10k leaves the frames without its target out; LaSOT and TAG count them as failures
-    absent_counts = getattr(seq, "layout", "") != "got10k"
+    absent_counts = seq.layout != "got10k"
     tracks = [metrics.sot_scores(seq.truth.boxes[frames, i], prediction.boxes[frames, i], absent_counts=absent_counts)
               for i in range(len(seq.truth.obj_ids))]
     objects = tuple(ObjectScore(obj_id, _sot_values(s)) for obj_id, s in zip(seq.truth.obj_ids, tracks))
