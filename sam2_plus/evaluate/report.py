@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
@@ -185,6 +186,13 @@ def write_plots(scores: DatasetScores, info: RunInfo, folder: Path) -> list[Path
     return paths
 
 
+def _figure(size: tuple[float, float]) -> Figure:
+    """A figure drawn by Agg, apart from pyplot's global state (no display, safe beside other threads)."""
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def _title(info: RunInfo, what: str) -> str:
     return f"{what}: {info.model} on {Path(info.dataset).name or info.dataset} ({info.layout})"
 
@@ -192,7 +200,7 @@ def _title(info: RunInfo, what: str) -> str:
 def _per_sequence_plot(scores: DatasetScores, scored: Sequence[SequenceScore], info: RunInfo, path: Path) -> Path:
     main = scores.metrics[0]
     values = [100 * s.values[main] for s in scored]
-    figure = Figure(figsize=(min(40.0, max(6.0, 0.3 * len(scored) + 2)), 4.5), layout="constrained")
+    figure = _figure((min(40.0, max(6.0, 0.3 * len(scored) + 2)), 4.5))
     axes = figure.add_subplot()
     axes.bar(range(len(scored)), values, color="tab:blue")
     axes.axhline(100 * scores.overall[main], color="tab:red", linestyle="--",
@@ -213,7 +221,7 @@ def _curve_plots(scores: DatasetScores, info: RunInfo, folder: Path) -> list[Pat
               f"P@20 {100 * overall['precision']:.1f}", "Precision plot of OPE"))
     paths = []
     for name, x, y, x_label, y_label, legend, title in plots:
-        figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+        figure = _figure((5.5, 4.5))
         axes = figure.add_subplot()
         axes.plot(x, y, color="tab:red", linewidth=2, label=f"{info.model} [{legend}]")
         axes.set(xlabel=x_label, ylabel=y_label, xlim=(float(np.min(x)), float(np.max(x))), ylim=(0, 1.02),
@@ -228,7 +236,7 @@ def _curve_plots(scores: DatasetScores, info: RunInfo, folder: Path) -> list[Pat
 def _attribute_plot(scores: DatasetScores, info: RunInfo, path: Path) -> Path:
     main = scores.metrics[0]
     names = sorted(scores.attributes, key=lambda a: scores.attributes[a][main])
-    figure = Figure(figsize=(6.5, max(3.0, 0.3 * len(names) + 1.5)), layout="constrained")
+    figure = _figure((6.5, max(3.0, 0.3 * len(names) + 1.5)))
     axes = figure.add_subplot()
     values = [100 * scores.attributes[a][main] for a in names]
     axes.barh(range(len(names)), values, color="tab:green")
