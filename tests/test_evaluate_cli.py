@@ -158,7 +158,11 @@ def test_an_interrupted_run_resumes_without_tracking_finished_sequences(roots, l
     assert summary(out) == [("shape-1", "done"), ("shape-2", "stopped")] and tracked == ["shape-1", "shape-2"]
     assert not (out / "scores.json").exists()
 
-    monkeypatch.setattr(worker, "run_tracking", lambda *a, **k: (tracked.append(a[0].video.parent.name), real(*a, **k))[1])
+    def recorded(request, *args, **kwargs):
+        tracked.append(request.video.parent.name)
+        return real(request, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "run_tracking", recorded)
     tracked.clear()
     status, _, stderr = evaluate(*args)
     assert status == 0, stderr
@@ -279,7 +283,8 @@ def test_missing_predictions_are_named_and_exit_1(roots, tmp_path):
     (["--videos", " , "], "--videos ' , ' names no sequence"),
     (["--videos", "@/no/such/list.txt"], "--videos @/no/such/list.txt: cannot read the file"),
     (["--score-only", "/no/such/folder"], "--score-only /no/such/folder: no such folder"),
-    (["--score-only", ".", "--device", "cpu", "--workers", "2"], "--score-only tracks nothing; drop --device, --workers"),
+    (["--score-only", ".", "--device", "cpu", "--workers", "2"],
+     "--score-only tracks nothing; drop --device, --workers"),
 ])
 def test_unusable_options_exit_2(roots, tmp_path, args, message):
     status, stdout, stderr = evaluate(roots["lasot"], "--layout", "lasot", "--out", tmp_path / "out", "--quiet", *args)

@@ -25,7 +25,7 @@ from ..errors import TrackError, one_line
 from ..service import ModelTaskError, check_model, check_weights
 from ..track import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_FAILED, EXIT_OK, UsageError, untrained_notice, \
     weights_option
-from ..weights import WEIGHTS_ENV, CheckpointError
+from ..weights import WEIGHTS_ENV, CheckpointError, WeightsSource
 from .datasets import GRANULARITY, LAYOUTS, EvalSequence, read_dataset
 from .report import RunInfo, checkpoint_of, now, precision_of, show_report, write_report
 from .scores import SequenceScore, score_dataset
@@ -179,7 +179,7 @@ def score_only(evaluation: Evaluation, pred_dir: Path, model: Optional[str]) -> 
     return score_and_report(evaluation, pred_dir, {}, info)
 
 
-def tracking_info(evaluation: Evaluation, model: str, weights, args: argparse.Namespace) -> RunInfo:
+def tracking_info(evaluation: Evaluation, model: str, weights: WeightsSource, args: argparse.Namespace) -> RunInfo:
     checkpoint, digest = checkpoint_of(weights, model)
     if args.ray is not None:
         devices, device = [], f"Ray ({args.ray}): a GPU an actor, else {args.cpus_per_worker or 1:g} CPUs"
