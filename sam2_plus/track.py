@@ -58,6 +58,11 @@ EXIT_MODEL_FAILED = 1
 OUTPUT_FILES = {"overlay": "overlay.mp4", "export": "results.zip", "json": "results.json"}
 
 
+def usage_exit_status(error: SystemExit) -> int:
+    """The exit status of argparse's exit: 0 after --help, EXIT_BAD_INPUT after a usage error it printed."""
+    return int(error.code or 0) if not isinstance(error.code, str) else EXIT_BAD_INPUT
+
+
 class UsageError(ValueError):
     """A command-line value that cannot be used."""
 
@@ -454,7 +459,7 @@ def main(argv: Optional[Sequence[str]] = None, models: Optional[ModelProvider] =
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse already printed
-        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+        return usage_exit_status(e)
     try:
         summary = run(args, models)
     except (UsageError, OSError, *INPUT_ERRORS) as e:  # unusable input: one line, status 2

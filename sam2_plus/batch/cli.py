@@ -26,6 +26,7 @@ from ..track import (
     StopFlag,
     UsageError,
     untrained_notice,
+    usage_exit_status,
     weights_option,
 )
 from ..weights import WEIGHTS_ENV, CheckpointError
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outputs", default=",".join(OUTPUT_FILES), metavar="LIST",
                         help=f"outputs of lines that name none, from {', '.join(OUTPUT_FILES)} "
                              f"(default: all)")
+    add_worker_arguments(parser)
+    return parser
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The weights, where the workers run (one machine or Ray) and --quiet: the batch's and the evaluation's."""
     parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
                                                              f"(overrides ${WEIGHTS_ENV})")
     machine = parser.add_argument_group("one machine")
@@ -64,12 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="worker processes, each with its own model (default: one per GPU, else 1); "
                               "with --ray, the most actors")
     cluster = parser.add_argument_group("Ray")
-    cluster.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local' starts Ray on this machine, "
+    cluster.add_argument("--ray", metavar="ADDRESS", help="track on Ray: 'local' starts Ray on this machine, "
                                                           "'auto' or HOST:PORT joins a running cluster")
     cluster.add_argument("--cpus-per-worker", type=float, metavar="N",
                          help="CPUs of an actor on a cluster without GPUs (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse already printed
-        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+        return usage_exit_status(e)
     try:
         plan = plan_batch(args)
     except (UsageError, ManifestError, BatchError, TrackError, CheckpointError) as e:

@@ -17,14 +17,14 @@ from typing import Optional, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..batch.cli import check_options
+from ..batch.cli import add_worker_arguments, check_options
 from ..batch.display import totals_line
 from ..batch.manifest import ManifestError
 from ..batch.runners import BatchError, plan_devices
 from ..errors import TrackError, one_line
 from ..service import ModelTaskError, check_model, check_weights
 from ..track import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_FAILED, EXIT_OK, UsageError, untrained_notice, \
-    weights_option
+    usage_exit_status, weights_option
 from ..weights import WEIGHTS_ENV, CheckpointError, WeightsSource
 from .datasets import GRANULARITY, LAYOUTS, EvalSequence, read_dataset
 from .report import RunInfo, checkpoint_of, now, precision_of, show_report, write_report
@@ -57,17 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "@FILE with a name a line")
     parser.add_argument("--score-only", type=Path, metavar="PRED_DIR",
                         help="score the predictions in PRED_DIR (the dataset's format) and track nothing")
-    parser.add_argument("--checkpoint", metavar="SPEC", help=f"weights: hub, a path or seeded[:SEED] "
-                                                             f"(overrides ${WEIGHTS_ENV})")
-    parser.add_argument("--device", help="the device of every worker (default: one worker per GPU, else the CPU)")
-    parser.add_argument("--workers", type=int, metavar="N", help="worker processes, each with its own model "
-                                                                 "(default: one per GPU, else 1); with --ray, "
-                                                                 "the most actors")
-    parser.add_argument("--ray", metavar="ADDRESS", help="track on Ray: 'local' starts Ray on this machine, "
-                                                         "'auto' or HOST:PORT joins a running cluster")
-    parser.add_argument("--cpus-per-worker", type=float, metavar="N",
-                        help="CPUs of a Ray actor on a cluster without GPUs (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_worker_arguments(parser)
     return parser
 
 
@@ -86,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse already printed
-        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+        return usage_exit_status(e)
     try:
         check_arguments(args)
         evaluation = Evaluation(read_sequences(args), args.dataset, args.layout, args.out, args.quiet)

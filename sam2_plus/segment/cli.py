@@ -26,7 +26,7 @@ from ..config import CONFIG_FILES
 from ..errors import INPUT_ERRORS, one_line
 from ..provider import shared_models
 from ..track import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, UsageError, read_prompts_text, untrained_notice, \
-    weights_option
+    usage_exit_status, weights_option
 from ..weights import WEIGHTS_ENV
 from .inputs import DENSITIES, SORT_KEYS
 from .runs import FindOutcome, SegmentOutcome, prepare_find, prepare_segment, run_find_objects, run_segment_image
@@ -165,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse already printed
-        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_BAD_INPUT
+        return usage_exit_status(e)
     try:
         outcome = run(args)
     except (UsageError, OSError, *INPUT_ERRORS) as e:  # unusable input: one line, status 2
