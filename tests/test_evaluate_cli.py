@@ -321,3 +321,14 @@ def test_python_dash_m_runs_the_cli_with_its_status(roots, tmp_path, monkeypatch
     with pytest.raises(SystemExit) as exited:
         runpy.run_module("sam2_plus.evaluate", run_name="__main__")
     assert exited.value.code == 2 and "--workers must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_mask_dataset_without_trackeval_is_refused_with_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from sam2_plus.evaluate.cli import main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trackeval" else find_spec(name, *a))
+    assert main([str(tmp_path), "--layout", "davis", "--out", str(tmp_path / "out")]) == 2
+    assert "pip install --no-deps trackeval==1.3.0" in capsys.readouterr().err

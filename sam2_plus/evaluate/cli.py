@@ -27,6 +27,7 @@ from ..track import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_FAILED, EXIT_OK
     usage_exit_status, weights_option
 from ..weights import WEIGHTS_ENV, CheckpointError, WeightsSource
 from .datasets import GRANULARITY, LAYOUTS, EvalSequence, read_dataset
+from .metrics import trackeval_missing
 from .report import RunInfo, checkpoint_of, now, precision_of, show_report, write_report
 from .scores import SequenceScore, score_dataset
 from .scoring import score_all
@@ -93,6 +94,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """The options checked before the dataset is read (UsageError and the batch's errors)."""
+    missing = trackeval_missing() if GRANULARITY[args.layout] == "mask" else None
+    if missing is not None:  # DAVIS-like datasets hold several objects a sequence
+        raise UsageError(missing)
     if args.score_only is None:
         check_options(args)
         check_model(args.model or DEFAULT_MODEL, {1: GRANULARITY[args.layout]})

@@ -20,6 +20,7 @@ Protocol facts each function follows are in its docstring.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, Sequence
@@ -477,6 +478,16 @@ def combine_mot(sequences: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str,
         name = metric.get_name()
         combined[name] = metric.combine_sequences({str(n): raw[name] for n, raw in enumerate(raws)})
     return _mot_summary(combined)
+
+
+TRACKEVAL_INSTALL = "pip install --no-deps trackeval==1.3.0"  # its declared opencv-python would replace the headless
+
+
+def trackeval_missing() -> Optional[str]:
+    """Why the multi-object scores cannot be computed here (TrackEval not installed), or None."""
+    if importlib.util.find_spec("trackeval") is None:
+        return f"the multi-object scores (HOTA, IDF1, MOTA) need TrackEval: {TRACKEVAL_INSTALL}"
+    return None
 
 
 def _trackeval_metrics() -> tuple:
