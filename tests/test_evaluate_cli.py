@@ -329,6 +329,7 @@ def test_a_mask_dataset_without_trackeval_is_refused_with_how_to_install_it(tmp_
     from sam2_plus.evaluate.cli import main
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trackeval" else find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "trackeval" else find_spec(name, *rest))
     assert main([str(tmp_path), "--layout", "davis", "--out", str(tmp_path / "out")]) == 2
     assert "pip install --no-deps trackeval==1.3.0" in capsys.readouterr().err
