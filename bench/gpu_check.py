@@ -19,6 +19,8 @@ Sections, in this order:
   memory       peak GPU memory while tracking 1 object with SAM 2++ through 300 and 1800 frames (the clip looped)
   app          one tracking job through the app: /track through gradio_client when Gradio is installed, else
                the app's job runner (the body of /track's GPU function)
+  reference    Meta's own sam2 package on the same clip, device and precision (bench/gpu_reference.py): eager and
+               vos_optimized, SAM 2.1 tiny / small / base+ / large, 1, 3 and 16 objects; ours / Meta's
   fps_compiled the fps table again with compile_image_encoder (last: compiling takes the longest)
 Each figure is one JSON line on stdout (and in --out); a table follows at the end. The budget is hard: what
 does not fit is reported as skipped, and when time runs out mid-step the table of what was measured is printed
@@ -155,6 +157,8 @@ class Plan:
     app_frames: Optional[int] = None  # None: the whole clip
     app_model: str = "sam2++"
     precisions: tuple[str, ...] = ("float32", "bfloat16")
+    reference_models: tuple[str, ...] = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large")
+    reference_modes: tuple[bool, ...] = (False, True)  # vos_optimized
 
     @classmethod
     def create(cls, args: argparse.Namespace) -> "Plan":
@@ -167,7 +171,7 @@ class Plan:
         return cls("cpu", args.golden, smallest, video, fps_models=(DRY_RUN_MODEL,),
                    fps_objects=(1,), fps_frames=1, fps_warmup=1, compile=False,
                    memory_model=DRY_RUN_MODEL, memory_marks=(1, 2), app_frames=2, precisions=("float32",),
-                   app_model=DRY_RUN_MODEL)
+                   app_model=DRY_RUN_MODEL, reference_models=("sam2.1-tiny",), reference_modes=(False,))
 
 
 def _golden_cases(golden: Path) -> tuple[Path, ...]:
@@ -417,6 +421,34 @@ def memory(plan: Plan, report: Report, budget: Budget) -> None:
                 return
 
 
+def reference(plan: Plan, report: Report, budget: Budget) -> None:
+    """Meta's code side by side (bench/gpu_reference.py); ours / Meta's where fps measured the same run."""
+    import gpu_reference
+
+    missing = gpu_reference.meta_sam2_missing()
+    if missing is not None:
+        report.add(Figure("reference", "sam2", f"skipped: {missing}"))
+        return
+    frames = _clip_frames(plan, plan.fps_warmup + plan.fps_frames + 1, report, "reference")
+    if frames is None:
+        return
+    _networks.clear()  # ours off the GPU while Meta's runs
+    ours = {f.name: f.value for f in report.figures if f.section == "fps" and isinstance(f.value, float)}
+    for model in plan.reference_models:
+        for objects in plan.fps_objects:
+            for optimized in plan.reference_modes:
+                name = f"meta {model} {objects} obj{' vos_optimized' if optimized else ''}"
+                if not budget.allows(120 if optimized else 30):
+                    report.add(Figure("reference", name, "skipped (budget)"))
+                    continue
+                run = gpu_reference.run_meta(model, frames, objects, plan.device, optimized, plan.fps_warmup,
+                                             plan.fps_frames, plan.golden)
+                mine = ours.get(f"{model} {objects} obj") if not optimized else None
+                ratio = round(mine / run["fps"], 3) if mine and run["fps"] else None
+                report.add(Figure("reference", name, run.pop("fps"), "frames/s",
+                                  detail={**run, "objects": objects, "ours_fps": mine, "ours_over_meta": ratio}))
+
+
 def app(plan: Plan, report: Report, budget: Budget, via: str = "auto") -> None:
     import importlib.util
     import tempfile
@@ -545,7 +577,7 @@ def _peak_memory_mib(device: str) -> Optional[float]:
 
 SECTIONS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("environment", environment), ("cuda_tests", cuda_tests), ("parity", parity), ("fps", fps),
-    ("memory", memory), ("app", app), ("fps_compiled", fps_compiled))
+    ("memory", memory), ("app", app), ("reference", reference), ("fps_compiled", fps_compiled))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -43,6 +43,8 @@ def test_dry_run_runs_every_section_end_to_end(tmp_path):
     assert named[("parity", f"{_smallest_case()} float32")]["value"] == "0 mismatches"
     assert named[("fps", f"{gpu_check.DRY_RUN_MODEL} 1 obj")]["value"] > 0
     assert named[("app", "/track via gradio_client")]["frames"] == 2
+    meta = named[("reference", "meta sam2.1-tiny 1 obj")]  # Meta's sam2 is installed beside (.ci/run)
+    assert meta["value"] > 0 and meta["precision"] == "float32" and meta["frames_measured"] == 1
     assert "section" in done.stdout and re.search(r"^app\s+/track via gradio_client", done.stdout, re.M)
 
 
