@@ -608,10 +608,8 @@ def _track_both_ways(job: _Job, predictor: TrackingPredictor, session: TrackingS
     in increasing order), then forward from it, writing each frame as it comes."""
     if start > 0:
         with ResultSpool() as spool:
-            backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
-            job.run_pass(backward, spool.put, skip_frame=start)  # the forward pass gives `start` itself
-            for result in spool.replay():  # an object removed meanwhile leaves these frames too
-                sink.write(job.removals.apply(result))
+            _track_backward(job, predictor, session, start, spool)
+            _write_parked(job, spool, sink)
     if not job.ended_early:
         job.run_pass(predictor.propagate_in_video(session, start_frame_idx=start), sink.write)
 
@@ -628,8 +626,7 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
         discovering.on_keyframe = lambda frame_idx: job.report("finding", frame_idx)
         job.report("tracking")
         if start > 0:
-            backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
-            job.run_pass(backward, spool.put, skip_frame=start)
+            _track_backward(job, predictor, session, start, spool)
         if not job.ended_early:
             job.run_pass(discovering.forward(start), spool.put)
         tasks = _shown(discovering.tasks, job.removals.hidden)
@@ -638,9 +635,21 @@ def _track_discovering(job: _Job, predictor: TrackingPredictor, session: Trackin
         job.report("writing")
         sink = open_outputs(outputs, frames, tasks, review, fields)
         with sink:
-            for result in spool.replay():
-                sink.write(job.removals.apply(result))
+            _write_parked(job, spool, sink)
     return sink, review
+
+
+def _track_backward(job: _Job, predictor: TrackingPredictor, session: TrackingSession, start: int,
+                    spool: ResultSpool) -> None:
+    """Backward from the earliest prompted frame, its frames parked; the forward pass gives `start` itself."""
+    backward = predictor.propagate_in_video(session, start_frame_idx=start, reverse=True)
+    job.run_pass(backward, spool.put, skip_frame=start)
+
+
+def _write_parked(job: _Job, spool: ResultSpool, sink: OutputSet) -> None:
+    """The parked frames in increasing order (an object removed meanwhile leaves them too)."""
+    for result in spool.replay():
+        sink.write(job.removals.apply(result))
 
 
 def _shown(tasks: Mapping[int, str], hidden: Collection[int]) -> dict[int, str]:

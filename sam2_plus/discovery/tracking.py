@@ -96,7 +96,7 @@ class DiscoveringPass:
             if not self.tasks:  # nothing to track yet: look on the keyframes only
                 result = self._empty_result(frame)
                 if self.settings.is_keyframe(frame, start):
-                    result = self._discover(result, start) or result
+                    result = self._discover(result) or result
                 yield result
                 frame += 1
                 continue
@@ -110,7 +110,7 @@ class DiscoveringPass:
         try:
             for result in results:
                 if self.settings.is_keyframe(result.frame_idx, start):
-                    updated = self._discover(result, start)
+                    updated = self._discover(result)
                     if updated is not None:
                         yield updated
                         return result.frame_idx + 1
@@ -120,7 +120,7 @@ class DiscoveringPass:
         return None
 
     # ------------------------------------------------------------------ one keyframe
-    def _discover(self, result: FrameResult, start: int) -> Optional[FrameResult]:
+    def _discover(self, result: FrameResult) -> Optional[FrameResult]:
         """Find objects on the result's frame and add the new and returning ones; their frame's result with them,
         or None when nothing was added."""
         frame_idx = result.frame_idx
