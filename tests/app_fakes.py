@@ -18,6 +18,9 @@
   heatmap's peak) or the box (the box head's).
 - `FailingPredictor`: wraps any predictor; its propagation raises a given error when it reaches a frame (the
   frames before it come from the wrapped predictor).
+- `StreamingPredictor`: QuickPredictor's streaming side (`init_stream`, `push_frame`, `remove_object`): frames
+  pushed one at a time, prompts on any of the last `history` pushed frames (an older one is refused as the real
+  one refuses it), `on_push` called before each pushed frame is "tracked" (pacing, failures).
 - `HeldFrame`: an `on_frame` pacing: `seconds` a frame, and held before frame `held` until the test lets it go.
 - `launch_app`: the app launched in-process on 127.0.0.1 at a free port (with a model provider of the test's).
 """
@@ -37,6 +40,7 @@ import torch
 
 from sam2_plus.discovery.finder import build_finder
 from sam2_plus.image.predictor import ImagePredictor
+from sam2_plus.prompts import PromptError
 from sam2_plus.provider import shared_models
 from sam2_plus.video.predictor import FrameResult
 
@@ -199,6 +203,43 @@ class QuickPredictor(PromptsAsCalls):
         n = len(ids)
         return FrameResult(frame_idx, ids, logits, torch.full((n,), 3.0), torch.zeros(n, 4), torch.zeros(n, 2),
                            [task for task, _, _ in state["objects"].values()])
+
+
+class StreamingPredictor(QuickPredictor):
+    """QuickPredictor's results for frames pushed one at a time (module doc)."""
+
+    def __init__(self, on_push=None):
+        super().__init__()
+        self.on_push = on_push
+        self.pushed = 0
+
+    def init_stream(self, history=30):
+        return {"size": None, "num_frames": 0, "objects": {}, "history": history}
+
+    def push_frame(self, state, frame):
+        if self.on_push is not None:
+            self.on_push(state["num_frames"])
+        state["size"] = tuple(np.asarray(frame).shape[:2])
+        state["num_frames"] += 1
+        self.pushed += 1
+        return self._result(state, state["num_frames"] - 1)
+
+    def add_prompt(self, state, obj_id, task, prompt):
+        oldest = state["num_frames"] - state["history"]
+        if not oldest <= prompt.frame < state["num_frames"]:
+            raise PromptError(f"frame {prompt.frame} is not held: the stream holds frames {max(oldest, 0)} to "
+                              f"{state['num_frames'] - 1}")
+        return super().add_prompt(state, obj_id, task, prompt)
+
+    def remove_object(self, state, obj_id):
+        state["objects"].pop(obj_id)
+
+    def _result(self, state, frame_idx):
+        if state["objects"]:
+            return super()._result(state, frame_idx)
+        height, width = state["size"]
+        return FrameResult(frame_idx, [], torch.zeros(0, height, width), torch.zeros(0), torch.zeros(0, 4),
+                           torch.zeros(0, 2), [])
 
 
 class VanishingPredictor(QuickPredictor):
