@@ -42,8 +42,12 @@ from sam2_plus.app.detached import DetachedJob
 from sam2_plus.app.jobs import (
     PROGRESS_INTERVAL, JobRunner, JobUpdate, describe_progress, job_gpu_seconds, job_result, progress_html, run_job,
 )
+from sam2_plus.app.gpu_time import live_session_gpu_seconds
+from sam2_plus.app.live import LiveFiles, LiveSpec, LiveUpdate, run_live
+from sam2_plus.app.live_page import api_frame, api_status, live_cost, open_live
+from sam2_plus.app.live_session import LIVE_TOOLS, LiveSession
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
-from sam2_plus.app.options import TrackOptions
+from sam2_plus.app.options import TrackOptions, parse_options
 from sam2_plus.app.feature_store import CachedFeatures, FeatureStore, features_key
 from sam2_plus.app.preview import PREVIEW_GPU_SECONDS, PreviewOutput, preview_with_features
 from sam2_plus.app.find_panel import FIND_MODES, FindChoices, parse_find_choices
@@ -171,6 +175,13 @@ def gpu_preview(request: TrackRequest, cached: Optional[CachedFeatures], models:
     return preview_with_features(request, cached, models)
 
 
+@spaces.GPU(duration=live_session_gpu_seconds)
+def gpu_live(spec: LiveSpec, models: ModelProvider,
+             between_steps: Optional[StepCallback] = None) -> Iterator[LiveUpdate]:
+    use_worker_threads()
+    yield from run_live(spec, models, between_steps)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -229,6 +240,12 @@ def close_session(session: Optional[AppSession]) -> None:
     """A page's gr.State dropped by Gradio: the session closes unless a reloaded page holds it too."""
     if session is not None:
         session.release()
+
+
+def close_live(live: Optional[LiveSession]) -> None:
+    """A page's live session dropped by Gradio: its loop ends (its folder goes with its client)."""
+    if live is not None:
+        live.close()
 
 
 # --------------------------------------------------------------------------- the API
@@ -312,6 +329,7 @@ def build_demo(limits: AppLimits = LIMITS, models: Optional[ModelProvider] = Non
                    analytics_enabled=False) as demo:
         _build_api(demo, limits, session_files, slots, models)  # first, so that it owns the name "track"
         _wire_image_api(demo, limits, slots, models)
+        _wire_live_api(demo, limits, session_files, slots, models)
         ui = _build_ui(limits)
         _wire(ui, limits, session_files, slots, models)
 
@@ -443,13 +461,52 @@ def _build_ui(limits: AppLimits) -> UI:
         "Upload or pick a video · add objects, prompt them on any frame (clicks, a box or a mask) · **Track** · "
         "correct on any frame and track again. Scripts: *Use via API* (page bottom). " + describe_weights(),
         elem_id="intro")
-    with gr.Row(equal_height=False, elem_id="workspace"):
-        with gr.Column(scale=1, min_width=300, elem_id="setup-column"):
-            _build_setup_column(ui, limits)
-        with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
-            _build_frame_column(ui)
+    with gr.Tabs(elem_id="modes"):
+        with gr.Tab("Video", elem_id="video-tab"):
+            with gr.Row(equal_height=False, elem_id="workspace"):
+                with gr.Column(scale=1, min_width=300, elem_id="setup-column"):
+                    _build_setup_column(ui, limits)
+                with gr.Column(scale=2, min_width=300, elem_id="frame-column"):
+                    _build_frame_column(ui)
+        with gr.Tab("Live", elem_id="live-tab"):
+            _build_live(ui, limits)
     _build_upload_check(ui)
     return ui
+
+
+LIVE_INTRO = (
+    "Track what your camera sees: start the camera (its button under the picture), then click on the live picture "
+    "on the right to prompt an object (a click, or a box with two clicks); **Freeze** holds the picture while you "
+    "prompt. The newest camera frame is processed and late ones are dropped when the model is slower than the "
+    "camera. **Stop** writes the overlay MP4 and the results ZIP and JSON, as a tracking job does.")
+
+
+def _build_live(ui: UI, limits: AppLimits) -> None:
+    """The Live tab: the camera, the live picture to click on, its tools, the status line, Stop and the files."""
+    ui.live_state = gr.State(None, delete_callback=close_live)
+    gr.Markdown(LIVE_INTRO + " " + limits.describe_live() + " " + live_cost(limits), elem_id="live-intro")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            ui.live_camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                                      elem_id="live-camera")
+            ui.live_model = gr.Dropdown(list(offered_models()), value=DEFAULT_MODEL, label="Model",
+                                        info="taken when a session starts", elem_id="live-model")
+            ui.live_task = gr.Radio(list(TASKS), value="mask", label="Granularity of a new object",
+                                    elem_id="live-task")
+            ui.live_tool = gr.Radio(list(LIVE_TOOLS), value=POSITIVE, label="Tool", elem_id="live-tool")
+            with gr.Row():
+                ui.live_new_object = gr.Button("New object", size="sm", elem_id="live-new-object")
+                ui.live_remove = gr.Button("Remove object", size="sm", variant="stop", elem_id="live-remove")
+                ui.live_freeze = gr.Button("Freeze", size="sm", elem_id="live-freeze")
+        with gr.Column(scale=2, min_width=300):
+            ui.live_view = gr.Image(label="Live picture (click to prompt)", interactive=False, type="numpy",
+                                    elem_id="live-view")
+            ui.live_status = gr.Markdown(elem_id="live-status")
+            with gr.Row():
+                ui.live_stop = gr.Button("Stop", variant="stop", elem_id="live-stop")
+                ui.live_restart = gr.Button("New session", elem_id="live-restart")
+            ui.live_files = gr.File(label="Downloads: overlay MP4, results ZIP, results JSON", file_count="multiple",
+                                    elem_id="live-files")
 
 
 def _build_setup_column(ui: UI, limits: AppLimits) -> None:
@@ -813,6 +870,7 @@ def _wire(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlot
     _wire_estimate(ui, [*loaded, tracked])
     _wire_upload_check(ui)
     _wire_status(ui)
+    _wire_live(ui, limits, session_files, slots, models)
 
 
 def _checks_first() -> dict:
@@ -1577,6 +1635,159 @@ def _results_view(ui: UI, session: AppSession, frame: int) -> dict:
             ui.downloads: gr.File(result.files.downloads() or None, label=VIDEO_DOWNLOADS),
             ui.review: gr.Column(visible=session.review is not None),
             ui.timeline: session.render_timeline(frame), ui.flag_note: session.describe_flags(frame)}
+
+
+# --------------------------------------------------------------------------- Live
+
+
+LIVE_STREAM_EVERY = 0.1  # seconds between two camera frames sent: at most 10 frames/s reach the server
+
+
+def _wire_live(ui: UI, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots,
+               models: ModelProvider) -> None:
+    """The Live tab: each camera frame goes to the page's live session (opened on the first frame), which answers at
+    once with the newest drawn picture there is (the model runs on a loop of its own: `LiveSession`). Gradio's
+    stream sends a frame every LIVE_STREAM_EVERY seconds and keeps only the newest one waiting while the handler
+    runs; the handler never waits for the model, so it needs no concurrency limit (the model loop holds one of
+    the app's GPU slots instead); time_limit ends the stream with the session's own limit."""
+
+    def on_frame(live: Optional[LiveSession], image: Any, model: str, request: gr.Request):
+        if image is None:
+            return live, gr.skip(), "⚠️ No camera frame came: allow the camera in the browser and start it."
+        with user_errors():
+            live, _ = _fed(live, lambda: open_live(model, limits, slots, models, gpu_live, ui.session_files,
+                                                    request.session_hash), lambda opened: opened.put_frame(image))
+        picture = live.fresh_view()
+        return live, gr.skip() if picture is None else picture, live.describe()
+
+    ui.session_files = session_files
+    ui.live_camera.stream(on_frame, [ui.live_state, ui.live_camera, ui.live_model],
+                          [ui.live_state, ui.live_view, ui.live_status], stream_every=LIVE_STREAM_EVERY,
+                          time_limit=int(limits.live_seconds) + 5, concurrency_limit=None, show_progress="hidden",
+                          **UI_ONLY)
+    _wire_live_prompts(ui)
+    _wire_live_end(ui)
+
+
+def _fed(live: Optional[LiveSession], open_new: Callable[[], LiveSession],
+         feed: Callable[[LiveSession], Any]) -> tuple[LiveSession, Any]:
+    """`feed(session)` on `live`, or on a session opened now, which is closed again when its first input is refused
+    (it would hold a GPU slot unseen)."""
+    opened = live is None
+    live = open_new() if opened else live
+    try:
+        return live, feed(live)
+    except BaseException:
+        if opened:
+            live.close()
+        raise
+
+
+def _live(live: Optional[LiveSession]) -> LiveSession:
+    if live is None:
+        raise gr.Error("No live session yet: start the camera (its button under the picture) and wait for the "
+                       "first frame.", print_exception=False)
+    return live
+
+
+def _wire_live_prompts(ui: UI) -> None:
+    """A click on the live picture prompts (the tool's click, or a box's corner); objects; Freeze."""
+
+    def click(live: Optional[LiveSession], tool: str, task: str, evt: gr.SelectData):
+        live = _live(live)
+        with user_errors():
+            note = live.click(float(evt.index[0]), float(evt.index[1]), tool, task)
+        return live.describe() + f" — {note}"
+
+    def new_object(live: Optional[LiveSession], task: str):
+        live = _live(live)
+        with user_errors():
+            obj_id = live.new_object(task)
+        return f"Object {obj_id} ({task}) added: click on the live picture to prompt it."
+
+    def remove(live: Optional[LiveSession]):
+        with user_errors():
+            return _live(live).remove_selected()
+
+    def freeze(live: Optional[LiveSession]):
+        live = _live(live)
+        live.frozen = not live.frozen
+        return gr.Button("Go on" if live.frozen else "Freeze"), live.describe()
+
+    ui.live_view.select(click, [ui.live_state, ui.live_tool, ui.live_task], [ui.live_status], **UI_ONLY)
+    ui.live_new_object.click(new_object, [ui.live_state, ui.live_task], [ui.live_status], **UI_ONLY)
+    ui.live_remove.click(remove, [ui.live_state], [ui.live_status], **UI_ONLY)
+    ui.live_freeze.click(freeze, [ui.live_state], [ui.live_freeze, ui.live_status], **UI_ONLY)
+
+
+def _wire_live_end(ui: UI) -> None:
+    """Stop: the session ends and its files come; New session: the next camera frame opens another."""
+
+    def stop(live: Optional[LiveSession]):
+        files = _live_files(_live(live))
+        return live.describe(), files.downloads()
+
+    def restart(live: Optional[LiveSession]):
+        if live is not None:
+            live.close()
+        return None, None, "", None, gr.Button("Freeze")
+
+    ui.live_stop.click(stop, [ui.live_state], [ui.live_status, ui.live_files], **UI_ONLY)
+    ui.live_restart.click(restart, [ui.live_state],
+                          [ui.live_state, ui.live_view, ui.live_status, ui.live_files, ui.live_freeze], **UI_ONLY)
+
+
+def _live_files(live: LiveSession) -> LiveFiles:
+    files = live.stop()
+    if live.error is not None:
+        raise gr.Error(live.describe(), print_exception=False)
+    if files is None or files.overlay is None:
+        raise gr.Error("The live session processed no frame: there are no files.", print_exception=False)
+    return files
+
+
+LIVE_FRAME_DESCRIPTION = (
+    "Live tracking from a script: send camera frames one call each (the client's session holds the live session; "
+    "the first call opens it). frame: an image; prompts: the prompts JSON of /track with every prompt on this "
+    "frame's index (0 for the first frame sent, then 1, 2, ...), or empty; options: JSON, e.g. {\"model\": "
+    "\"sam2++\"} (read on the first call). Waits for this frame's result; returns the frame with the results drawn "
+    "and the status JSON (frame, sent, processed, frames_per_second, latency_ms, objects, note, ended).")
+LIVE_STOP_DESCRIPTION = ("End this client's live session; returns its overlay MP4, results ZIP and results JSON (as "
+                         "/track's).")
+
+
+def _wire_live_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFiles, slots: GpuSlots,
+                   models: ModelProvider) -> None:
+    """/live_frame and /live_stop (sam2_plus/app/live_page.py): hidden components like /track's; the live session
+    is the client's (gr.State), as a page's is."""
+    with gr.Column(visible=False):
+        state = gr.State(None, delete_callback=close_live)
+        frame = gr.Image(label="frame", type="numpy")
+        prompts = gr.Textbox(label="prompts", value="")
+        options = gr.Textbox(label="options", value="")
+        drawn = gr.Image(label="drawn", type="numpy", format="png")
+        status = gr.JSON(label="status")
+        files = [gr.File(label=name) for name in ("overlay_mp4", "results_zip", "results_json")]
+        send, stop = gr.Button("live_frame"), gr.Button("live_stop")
+
+    def live_frame(live: Optional[LiveSession], image: Any, prompt_text: str, option_text: str,
+                   request: gr.Request):
+        with user_errors():
+            live, picture = _fed(live, lambda: open_live(parse_options(option_text).model, limits, slots, models,
+                                                         gpu_live, session_files, request.session_hash),
+                                 lambda opened: api_frame(opened, image, prompt_text or ""))
+        return live, picture, api_status(live)
+
+    def live_stop(live: Optional[LiveSession]):
+        if live is None:
+            raise gr.Error("No live session: send a frame with /live_frame first.", print_exception=False)
+        found = _live_files(live)
+        return None, str(found.overlay), str(found.export), str(found.results_json)
+
+    send.click(live_frame, [state, frame, prompts, options], [state, drawn, status], api_name="live_frame",
+               api_description=LIVE_FRAME_DESCRIPTION, **_checks_first())
+    stop.click(live_stop, [state], [state, *files], api_name="live_stop", api_description=LIVE_STOP_DESCRIPTION,
+               **_checks_first())
 
 
 def launch(demo: gr.Blocks, limits: AppLimits = LIMITS, **kwargs: Any):

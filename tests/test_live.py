@@ -35,7 +35,7 @@ def start(tmp_path, predictor=None, **bounds) -> LiveSession:
     models = StandInModels(predictor or StreamingPredictor())
     spec = LiveSpec(tmp_path / "live", "sam2++", WeightsSource("seeded"), **bounds)
     spec.folder.mkdir()
-    return LiveSession(spec, lambda checked: run_live(checked, models))
+    return LiveSession(spec, lambda checked, on_wait: run_live(checked, models))
 
 
 def send(session: LiveSession, number: int) -> None:
@@ -57,7 +57,7 @@ def test_a_box_on_the_live_picture_is_tracked_drawn_and_written_like_a_job(tmp_p
         assert wait_for(lambda: session.note.startswith("object 1 prompted"), 10)
         for number in range(4, 16):
             send(session, number)
-        shown, _ = session.view()
+        shown = session.view()
         assert drawn_pixels(shown, 15) > 100  # the box's mask drawn on the newest frame
         assert session.stats().processed == 15 and session.stats().frame_idx == 14
         files = session.stop(timeout=60)
@@ -151,7 +151,7 @@ def test_freezing_keeps_the_picture_for_prompts_and_drops_the_camera_frames(tmp_
         session.click(20, 20, POSITIVE)
         assert wait_for(lambda: session.note == "object 1 prompted on frame 0", 10)
         assert "frozen" in session.describe()
-        assert drawn_pixels(session.view()[0], 1) > 20  # the prompt's result drawn on the frozen picture
+        assert drawn_pixels(session.view(), 1) > 20  # the prompt's result drawn on the frozen picture
     finally:
         session.stop(timeout=60)
 

@@ -140,6 +140,18 @@ def find_gpu_seconds(spec: JobSpec) -> int:
     return estimate_find_seconds(spec.request.options)
 
 
+def live_gpu_seconds(max_seconds: float, max_frames: int) -> int:
+    """The GPU seconds of a live session of at most `max_seconds` and `max_frames` processed frames: ZeroGPU's
+    start, the session itself (the model waits for the camera inside it), then its files written from its frames."""
+    return int(math.ceil(SETUP_SECONDS + max_seconds + max_frames * MEDIA_FRAME_SECONDS * SAFETY))
+
+
+def live_session_gpu_seconds(spec, *args, **kwargs) -> int:
+    """`spaces.GPU`'s duration of the live session `spec` (a `live.LiveSpec`; the GPU function's other arguments
+    do not count)."""
+    return live_gpu_seconds(spec.max_seconds, spec.max_frames)
+
+
 def estimate_find_seconds(options: FindOptions) -> int:
     crops = sum(4 ** layer for layer in range(options.crop_n_layers + 1))
     batches = math.ceil(options.grid ** 2 / POINTS_PER_BATCH)

@@ -140,10 +140,10 @@ def run_live(spec: LiveSpec, models: ModelProvider,
         while not (ended := _why_ended(spec, inbox, recorder, time.monotonic() - started)):
             between_steps()
             work = inbox.take(TAKE_SECONDS)
+            if work.frame is not None:  # first: a prompt sent with a frame (the API's) is on that frame
+                yield _push(predictor, stream, recorder, work.frame)
             for prompt in work.prompts:
                 yield _apply_prompt(predictor, stream, recorder, prompt)
-            if work.frame is not None and recorder.frames < spec.max_frames:
-                yield _push(predictor, stream, recorder, work.frame)
     finally:
         files = recorder.finish()  # also when the page went away or the model failed: the frames so far
     yield LiveUpdate(ended=ended, files=files)

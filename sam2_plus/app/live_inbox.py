@@ -43,7 +43,7 @@ class LivePrompt:
 
 @dataclass(frozen=True)
 class LiveWork:
-    """What the loop takes at once: the prompts given since it last looked, then the newest frame (if any)."""
+    """What the loop takes at once: the newest frame (if any) and the prompts given since it last looked."""
 
     prompts: tuple[LivePrompt, ...]
     frame: Optional[LiveFrame]

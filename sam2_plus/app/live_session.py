@@ -22,10 +22,11 @@ from ..media.render import TrackRenderer
 from ..prompts import TASKS
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, set_box
 from .errors import AppInputError
+from .gpu_slots import describe_wait
 from .live import LiveFiles, LiveSpec, LiveUpdate, frame_problem
 from .live_inbox import LiveFrame, LiveInbox, LivePrompt
 
-LiveRunner = Callable[[LiveSpec], Iterator[LiveUpdate]]
+LiveRunner = Callable[[LiveSpec, Callable[[int], None]], Iterator[LiveUpdate]]  # (spec, on_wait(jobs ahead))
 LIVE_TOOLS = (POSITIVE, NEGATIVE, BOX)
 RATE_WINDOW = 2.0  # seconds over which frames/s and latency are measured
 PICTURES_KEPT = 8  # recent frames kept to draw results on (a result comes a frame or two after its frame was sent)
@@ -84,11 +85,12 @@ class LiveSession:
         self.frozen = False
         self.size: Optional[tuple[int, int]] = None  # (H, W) of the first frame
         self._sent = self._processed = self._latest = 0  # frames sent, processed, the newest processed
+        self._prompts_sent = self._prompts_done = 0  # prompts sent to the loop, and answered by it
         self._sent_rates, self._done_rates = _Rates(), _Rates()
         self._pictures: OrderedDict[int, np.ndarray] = OrderedDict()  # frame number -> image
         self._number_of_frame: dict[int, int] = {}  # stream frame index -> frame number, of the pictures kept
         self._shown: Optional[tuple[int, np.ndarray]] = None  # the newest result: (frame index, drawn picture)
-        self._shown_count = 0  # results drawn; a view tells whether one came since the last
+        self._shown_count = self._viewed = 0  # results drawn; the newest one a `fresh_view` gave
         self._renderer = TrackRenderer()
         self._corner: Optional[tuple[int, float, float]] = None  # a box's first corner: frame index, x, y
         self.note = ""
@@ -105,7 +107,7 @@ class LiveSession:
 
     def _run(self, runner: LiveRunner) -> None:
         try:
-            for update in runner(self.spec):
+            for update in runner(self.spec, self._waiting):
                 self._receive(update)
         except BaseException as error:  # said on the page
             self.error = error
@@ -114,12 +116,16 @@ class LiveSession:
                 self.ended = self.ended or "the model loop ended"
                 self._changed.notify_all()
 
+    def _waiting(self, ahead: int) -> None:
+        self.note = describe_wait(ahead)
+
     def _receive(self, update: LiveUpdate) -> None:
         with self._changed:
             if update.files is not None:
                 self.files, self.ended = update.files, update.ended
             if update.note:
                 self.note = update.note
+                self._prompts_done += not update.number
             if update.record is not None:
                 self._draw(update)
             self._changed.notify_all()
@@ -159,16 +165,26 @@ class LiveSession:
         return number
 
     def wait_for(self, number: int, timeout: float) -> bool:
-        """Whether frame `number`'s result (or a later one) came within `timeout` seconds (an API call's frame)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._latest >= number or bool(self.ended), timeout)
+        """Whether frame `number`'s result (or a later one) and the answers to every prompt sent came within
+        `timeout` seconds (an API call's frame and prompts)."""
+        def came() -> bool:
+            return (self._latest >= number and self._prompts_done >= self._prompts_sent) or bool(self.ended)
 
-    def view(self, since: int = -1) -> tuple[Optional[np.ndarray], int]:
-        """The newest drawn picture (None when none came since result number `since`) and its number."""
         with self._changed:
-            if self._shown is None or self._shown_count == since:
-                return None, self._shown_count
-            return self._shown[1], self._shown_count
+            return self._changed.wait_for(came, timeout)
+
+    def view(self) -> Optional[np.ndarray]:
+        """The newest drawn picture (None before the first result)."""
+        with self._changed:
+            return None if self._shown is None else self._shown[1]
+
+    def fresh_view(self) -> Optional[np.ndarray]:
+        """The newest drawn picture when it came since the last `fresh_view`, else None (nothing to send)."""
+        with self._changed:
+            if self._shown is None or self._shown_count == self._viewed:
+                return None
+            self._viewed = self._shown_count
+            return self._shown[1]
 
     def stats(self) -> LiveStats:
         with self._changed:
@@ -229,14 +245,21 @@ class LiveSession:
         """A checked prompt (`prompt_rules.FramePrompt`) for the model loop."""
         if self.ended:
             raise AppInputError(f"the live session has ended ({self.ended}): start a new one to prompt")
+        with self._changed:
+            self._prompts_sent += 1
         self.inbox.put_prompt(LivePrompt(obj_id, task, prompt))
+
+    def track_object(self, obj_id: int, task: str) -> None:
+        """Object `obj_id` of `task` drawn from now on (a prompt from the API; clicks add theirs themselves)."""
+        if obj_id not in self.objects:
+            self.objects[obj_id] = ObjectState(obj_id, f"Object {obj_id}", task)
 
     def remove_selected(self) -> str:
         if self.selected is None or self.selected not in self.objects:
             raise AppInputError("no object yet: click on the live picture to add one")
         obj = self.objects.pop(self.selected)
         self.selected = max(self.objects, default=None)
-        self.inbox.put_prompt(LivePrompt(obj.obj_id, obj.task, None))
+        self.send_prompt(obj.obj_id, obj.task, None)
         return f"{obj.name} removed"
 
     # ------------------------------------------------------------------ the end

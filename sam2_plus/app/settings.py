@@ -43,6 +43,8 @@ class AppLimits:
     feature_cache_mb: float = 1024.0  # image features of prompted frames kept between previews (host memory)
     reconnect_seconds: float = 60.0  # a client gone this long loses its files and running job (the grace)
     leftover_seconds: float = 3600.0  # work folders no live session or job holds go once untouched this long
+    live_seconds: float = 60.0  # a live camera session ends this long after it started (its GPU time)
+    live_frames: int = 600  # ... or once it processed this many frames (its files' length: 60 s at 10 frames/s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "AppLimits":
@@ -74,6 +76,10 @@ class AppLimits:
         return (f"Videos up to {self.max_seconds:g} s, {self.max_frames} frames and {self.max_side} px on the longer "
                 f"side; uploads up to {self.max_upload_mb:g} MB; up to {MAX_OBJECTS} objects. Longer or larger "
                 "videos are refused, never cut.")
+
+    def describe_live(self) -> str:
+        return (f"A live session ends after {self.live_seconds:g} s or {self.live_frames} processed frames, "
+                "whichever comes first; Stop ends it sooner.")
 
     def check_file(self, path: Path, what: str) -> None:
         """An uploaded file (a `what`: video, image) that exists and is within the upload size, else
