@@ -1696,8 +1696,8 @@ def _wire_live_prompts(ui: UI) -> None:
     def click(live: Optional[LiveSession], tool: str, task: str, evt: gr.SelectData):
         live = _live(live)
         with user_errors():
-            note = live.click(float(evt.index[0]), float(evt.index[1]), tool, task)
-        return live.describe() + f" — {note}"
+            live.click(float(evt.index[0]), float(evt.index[1]), tool, task)
+        return live.describe()
 
     def new_object(live: Optional[LiveSession], task: str):
         live = _live(live)

@@ -148,7 +148,7 @@ def test_the_live_tab_with_a_fake_camera(live_app, tmp_path):
                                    timeout=60_000)
             shot(page, "streaming")
             baseline = max(reddish(_live_picture(page, size)) for _ in range(5))
-            page.get_by_label("Box (two clicks)").check()
+            page.locator("#live-tool").get_by_label("Box (two clicks)").check()
             click_view(page, 20, 20, size)
             page.wait_for_function("document.querySelector('#live-status')?.innerText.includes('first corner')",
                                    timeout=20_000)
@@ -166,6 +166,8 @@ def test_the_live_tab_with_a_fake_camera(live_app, tmp_path):
             shot(page, "stopped")
             assert not errors, errors
         finally:
+            if browser.contexts and browser.contexts[0].pages:
+                shot(browser.contexts[0].pages[0], "last")
             browser.close()
     assert drawn >= 10
     frames = decoded(overlay)

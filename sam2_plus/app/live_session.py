@@ -92,7 +92,7 @@ class LiveSession:
         self._shown: Optional[tuple[int, np.ndarray]] = None  # the newest result: (frame index, drawn picture)
         self._shown_count = self._viewed = 0  # results drawn; the newest one a `fresh_view` gave
         self._renderer = TrackRenderer()
-        self._corner: Optional[tuple[int, float, float]] = None  # a box's first corner: frame index, x, y
+        self._corner: Optional[tuple[int, float, float]] = None  # a box's first corner: object id, x, y
         self.note = ""
         self.ended = ""
         self.files: Optional[LiveFiles] = None
@@ -228,10 +228,13 @@ class LiveSession:
             raise AppInputError(f"the click ({x:g}, {y:g}) is outside the picture ({width}x{height} pixels)")
         obj = self.objects.get(self.selected) if self.selected is not None else None
         obj = obj or self.objects[self.new_object(task)]
-        frame = self._shown[0]
-        if tool == BOX:
-            if self._corner is None or self._corner[0] != frame:
-                self._corner = (frame, x, y)
+        self.note = self._prompt(obj, self._shown[0], x, y, tool)  # the status line says it until the result
+        return self.note
+
+    def _prompt(self, obj: ObjectState, frame: int, x: float, y: float, tool: str) -> str:
+        if tool == BOX:  # the picture moves on between the corners: the box goes on the frame of the second
+            if self._corner is None or self._corner[0] != obj.obj_id:
+                self._corner = (obj.obj_id, x, y)
                 return "first corner set: click the opposite corner"
             _, x0, y0 = self._corner
             self._corner = None
