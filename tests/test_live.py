@@ -17,7 +17,10 @@ from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.live import LiveSpec, frame_problem, run_live
 from sam2_plus.app.live_inbox import LivePrompt
+from sam2_plus.app.gpu_time import live_gpu_seconds
+from sam2_plus.app.live_page import live_cost
 from sam2_plus.app.live_session import LiveSession, LiveStats
+from sam2_plus.app.settings import AppLimits
 from sam2_plus.media.render import color_for_id
 from sam2_plus.prompt_rules import FramePrompt
 from sam2_plus.weights import WeightsSource
@@ -168,4 +171,15 @@ def test_the_status_line_says_rates_latency_and_drops():
     stats = LiveStats(sent=30, processed=12, sent_rate=15.04, processed_rate=6.01, latency=0.1234, frame_idx=11)
     assert stats.describe() == ("Live: frame 11 · 6.0 frames/s processed of 15.0 sent · latency 123 ms · "
                                 "18 dropped")
-    assert LiveStats(3, 0, 1.0, 0.0, None, None).describe() == "Live: 3 frames sent, waiting for the model's first result…"
+    waiting = LiveStats(3, 0, 1.0, 0.0, None, None)
+    assert waiting.describe() == "Live: 3 frames sent, waiting for the model's first result…"
+
+
+def test_the_page_says_what_a_live_session_costs_on_zero_gpu():
+    limits = AppLimits(live_seconds=60.0, live_frames=600)
+    assert live_gpu_seconds(60.0, 600) == 152  # ZeroGPU's start, the session, its files written
+    assert "asks for 152 s of your GPU quota (its 60 s" in live_cost(limits, zero_gpu=True)
+    assert "holds one of the app's GPU slots" in live_cost(limits, zero_gpu=False)
+    assert limits.describe_live() == ("A live session ends after 60 s or 600 processed frames, whichever comes "
+                                      "first; Stop ends it sooner.")
+    assert AppLimits.from_env({"SAM2PLUS_LIVE_SECONDS": "30", "SAM2PLUS_LIVE_FRAMES": "90"}).live_frames == 90
