@@ -9,7 +9,10 @@ run on the model provider the server holds (`build_demo(models=...)`; default: t
 whose models are built once per process: sam2_plus/app/hardware.py, on ZeroGPU at import, before the server
 starts). The scripted API is three endpoints: `/track` (video, prompts JSON, options JSON) -> (overlay MP4,
 results ZIP, results JSON), `/segment_image` (image, prompts JSON, options JSON) -> (masks ZIP, results JSON) and
-`/find_objects` (image or video, frame, options JSON) -> proposals JSON. Every other event is private to the UI.
+`/find_objects` (image or video, frame, options JSON) -> proposals JSON; live tracking from a script adds
+`/live_frame` (a camera frame, prompts JSON, options JSON) -> (the frame drawn, status JSON) and `/live_stop` ->
+(overlay MP4, results ZIP, results JSON), the Live tab's logic (`gpu_live`, one GPU call per live session). Every
+other event is private to the UI.
 """
 
 from __future__ import annotations
@@ -1762,20 +1765,19 @@ def _wire_live_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFil
     is the client's (gr.State), as a page's is."""
     with gr.Column(visible=False):
         state = gr.State(None, delete_callback=close_live)
-        frame = gr.Image(label="frame", type="numpy")
-        prompts = gr.Textbox(label="prompts", value="")
-        options = gr.Textbox(label="options", value="")
+        frame_input = gr.Image(label="frame", type="numpy")
+        prompts_input = gr.Textbox(label="prompts", value="")
+        options_input = gr.Textbox(label="options", value="")
         drawn = gr.Image(label="drawn", type="numpy", format="png")
         status = gr.JSON(label="status")
         files = [gr.File(label=name) for name in ("overlay_mp4", "results_zip", "results_json")]
         send, stop = gr.Button("live_frame"), gr.Button("live_stop")
 
-    def live_frame(live: Optional[LiveSession], image: Any, prompt_text: str, option_text: str,
-                   request: gr.Request):
+    def live_frame(live: Optional[LiveSession], frame: Any, prompts: str, options: str, request: gr.Request):
         with user_errors():
-            live, picture = _fed(live, lambda: open_live(parse_options(option_text).model, limits, slots, models,
+            live, picture = _fed(live, lambda: open_live(parse_options(options).model, limits, slots, models,
                                                          gpu_live, session_files, request.session_hash),
-                                 lambda opened: api_frame(opened, image, prompt_text or ""))
+                                 lambda opened: api_frame(opened, frame, prompts or ""))
         return live, picture, api_status(live)
 
     def live_stop(live: Optional[LiveSession]):
@@ -1784,7 +1786,8 @@ def _wire_live_api(demo: gr.Blocks, limits: AppLimits, session_files: SessionFil
         found = _live_files(live)
         return None, str(found.overlay), str(found.export), str(found.results_json)
 
-    send.click(live_frame, [state, frame, prompts, options], [state, drawn, status], api_name="live_frame",
+    send.click(live_frame, [state, frame_input, prompts_input, options_input], [state, drawn, status],
+               api_name="live_frame",
                api_description=LIVE_FRAME_DESCRIPTION, **_checks_first())
     stop.click(live_stop, [state], [state, *files], api_name="live_stop", api_description=LIVE_STOP_DESCRIPTION,
                **_checks_first())

@@ -62,9 +62,10 @@ def track(client: Client, video: Path, prompts, options) -> tuple[str, str, str]
     return client.predict(handle_file(str(video)), text, json.dumps(options), api_name="/track")
 
 
-def test_the_public_api_is_track_segment_image_and_find_objects(client):
+def test_the_public_api_is_track_segment_image_find_objects_and_live(client):
     api = client.view_api(return_format="dict", print_info=False)
-    assert list(api["named_endpoints"]) == ["/track", "/segment_image", "/find_objects"]
+    assert list(api["named_endpoints"]) == ["/track", "/segment_image", "/find_objects", "/live_frame",
+                                            "/live_stop"]
     assert not api["unnamed_endpoints"]
     endpoint = api["named_endpoints"]["/track"]
     assert [(p["parameter_name"], p["python_type"]["type"]) for p in endpoint["parameters"]] == [
@@ -78,6 +79,13 @@ def test_the_public_api_is_track_segment_image_and_find_objects(client):
     assert [(p["parameter_name"], p["python_type"]["type"]) for p in find["parameters"]] == [
         ("source", "filepath"), ("frame", "int"), ("options", "str")]
     assert [r["label"] for r in find["returns"]] == ["proposals_json"]
+    live = api["named_endpoints"]["/live_frame"]
+    assert [(p["parameter_name"], p["python_type"]["type"]) for p in live["parameters"]] == [
+        ("frame", "filepath"), ("prompts", "str"), ("options", "str")]
+    assert [r["label"] for r in live["returns"]] == ["drawn", "status"]
+    live_stop = api["named_endpoints"]["/live_stop"]
+    assert not live_stop["parameters"]
+    assert [r["label"] for r in live_stop["returns"]] == ["overlay_mp4", "results_zip", "results_json"]
 
 
 def test_the_api_page_shows_a_call_that_works(client):
