@@ -80,6 +80,8 @@ LIMITS = AppLimits.from_env()
 DELETE_CACHE = (1800, 3600)  # every 30 min, Gradio deletes the files it served that are older than 1 h
 UI_ONLY = {"api_visibility": "private"}
 PLAY_INTERVAL = 0.2  # seconds a frame shows when the results play in the frame view
+# The Video / Live tabs sit at the right of the intro's last lines (kept free for them), not on a row of their own,
+# so that the video workspace still fits on one screen at 1366x768.
 # Gradio has no setting for an image that follows its column's width at its own aspect ratio (the frame view
 # is served at least as large as the column, `AppSession.view_scale`, and shrunk to fit; shorter while the
 # review shows, so that both fit on one screen) nor for the order of the boxes on a phone (that of the work).
@@ -88,12 +90,17 @@ CSS = """
 #estimate p { font-size: 0.85rem; line-height: 1.3; }
 #track-progress:not(:has(.progress-text)), #rerender-progress:not(:has(.progress-text)) { display: none; }
 #intro p { margin: 0; font-size: 0.9em; line-height: 1.3; }
+#intro { padding-right: 150px; }
+#modes { position: relative; }
+#modes > .tab-wrapper { position: absolute; top: -46px; right: 0; z-index: 1; border-bottom: none; }
 #timeline img { max-height: 110px; width: auto; max-width: 100%; }
 #frame-view .image-container, #frame-view .image-frame { height: auto; }
 #frame-view img { height: auto; max-height: calc(100vh - 250px); min-height: 160px; }
 #frame-column:has(#review:not(.hidden)) #frame-view img { max-height: calc(100vh - 470px); }
 #frame-view .wrap.default { background: rgba(255, 255, 255, 0.4); }
 @media (max-width: 480px) {
+  #intro { padding-right: 0; }
+  #modes > .tab-wrapper { position: static; }
   #workspace { flex-direction: column; }
   #setup-column, #frame-column { display: contents; }
   #video-box { order: 1; } #frame-box { order: 2; } #objects-box { order: 3; } #settings { order: 4; }

@@ -159,6 +159,25 @@ def test_freezing_keeps_the_picture_for_prompts_and_drops_the_camera_frames(tmp_
         session.stop(timeout=60)
 
 
+def test_while_the_loop_waits_for_the_gpu_the_status_says_so(tmp_path):
+    models = StandInModels(StreamingPredictor())
+    spec = LiveSpec(tmp_path / "live", "sam2++", WeightsSource("seeded"))
+    spec.folder.mkdir()
+
+    def waiting_first(checked, on_wait):
+        on_wait(1)
+        time.sleep(0.3)
+        yield from run_live(checked, models)
+
+    session = LiveSession(spec, waiting_first)
+    try:
+        assert wait_for(lambda: session.describe() == "Waiting for the GPU (1 job ahead)…", 5)
+        send(session, 1)
+        assert session.describe().startswith("Live: frame 0")
+    finally:
+        session.stop(timeout=60)
+
+
 def test_a_frame_must_be_an_rgb_picture():
     assert frame_problem(None, None).startswith("a camera frame must be an RGB image")
     assert "got ndarray (4, 4)" in frame_problem(np.zeros((4, 4), np.uint8), None)

@@ -90,6 +90,7 @@ def test_a_prompt_outside_the_frame_is_refused_with_the_prompts_wording(live_app
         client.predict(handle_file(str(image)), bad, "", api_name="/live_frame")
     _, status = client.predict(handle_file(str(image)), "", "", api_name="/live_frame")  # goes on
     assert status["processed"] == 1 and status["objects"] == {}
+    client.predict(api_name="/live_stop")  # its GPU slot back for the next test
 
 
 def y4m_clip(source: Path, folder: Path, seconds: float = 4.0) -> Path:

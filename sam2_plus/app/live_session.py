@@ -93,7 +93,8 @@ class LiveSession:
         self._shown_count = self._viewed = 0  # results drawn; the newest one a `fresh_view` gave
         self._renderer = TrackRenderer()
         self._corner: Optional[tuple[int, float, float]] = None  # a box's first corner: object id, x, y
-        self.note = ""
+        self.note = ""  # what the last prompt did
+        self.waiting = ""  # while the loop waits for a GPU slot: where it stands
         self.ended = ""
         self.files: Optional[LiveFiles] = None
         self.error: Optional[BaseException] = None
@@ -117,10 +118,11 @@ class LiveSession:
                 self._changed.notify_all()
 
     def _waiting(self, ahead: int) -> None:
-        self.note = describe_wait(ahead)
+        self.waiting = describe_wait(ahead)
 
     def _receive(self, update: LiveUpdate) -> None:
         with self._changed:
+            self.waiting = ""  # the loop has the GPU
             if update.files is not None:
                 self.files, self.ended = update.files, update.ended
             if update.note:
@@ -201,8 +203,8 @@ class LiveSession:
         elif self.ended:
             state = f"Live session ended ({self.ended}); press Stop for its files."
         else:
-            state = self.stats().describe() + (" · frozen: click to prompt, Freeze again to go on" if self.frozen
-                                               else "")
+            state = self.waiting or self.stats().describe()
+            state += " · frozen: click to prompt, Go on to resume" if self.frozen else ""
         return state + (f" — {self.note}" if self.note else "")
 
     # ------------------------------------------------------------------ prompts
