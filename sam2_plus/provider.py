@@ -52,6 +52,16 @@ class TrackingPredictor(Protocol):
 
 
 @runtime_checkable
+class StreamingPredictor(TrackingPredictor, Protocol):
+    """A predictor that also tracks a stream, frames pushed one at a time (the live camera;
+    sam2_plus/video/streaming.py): prompts go on a pushed frame through add_prompt, as on a video."""
+
+    def init_stream(self, history: int = 30) -> Any: ...
+
+    def push_frame(self, session: Any, frame: Any) -> FrameResult: ...
+
+
+@runtime_checkable
 class ModelProvider(Protocol):
     """Hands out the predictor of (model, device, weights) and discovery's text detector of (checkpoint, device);
     raises CheckpointError when the weights are unavailable."""

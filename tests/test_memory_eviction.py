@@ -59,7 +59,7 @@ def _propagate(pred, session, track, frames, reverse, admitted, reads, kept):
 
 
 def _scenario(pred, num_frames=300, cond=(60, 170), admitted=lambda f: True):
-    session = SimpleNamespace(num_frames=num_frames, rules=pred.tracking_rules())
+    session = SimpleNamespace(num_frames=num_frames, tracking_length=num_frames, rules=pred.tracking_rules())
     track = TrackedObject(obj_id=1, task="mask")
     for c in cond:
         track.cond_outputs[c] = _output(c)

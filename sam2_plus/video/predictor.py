@@ -6,7 +6,8 @@
     for result in pred.propagate_in_video(session):
         result.frame_idx, result.obj_ids, result.mask_logits, result.boxes, result.points
 
-Every prompt call and every propagated frame returns a `FrameResult`. Coordinates are pixels of the
+A camera's frames are pushed one at a time instead (`init_stream`, `push_frame`: sam2_plus/video/streaming.py).
+Every prompt call and every propagated or pushed frame returns a `FrameResult`. Coordinates are pixels of the
 source video; masks come back at video resolution.
 
 The predictor is the API over smaller pieces, one module each: `session` (one video's `TrackingSession`),
@@ -28,14 +29,15 @@ from .eviction import clear_around, evict_unreachable, memory_reach
 from .features import FeatureCache
 from ..media.decode import FrameSource
 from ..modeling.sam2_model import MemoryContext, PointPrompt, SAM2Model
-from .prompt_inputs import (box_of_mask, check_clicks, check_mask, check_mask_task, frame_index, mask_input,
-                            object_id, point_heatmap, point_prompt)
+from .prompt_inputs import (box_of_mask, check_clicks, check_mask, check_mask_task, mask_input, object_id,
+                            point_heatmap, point_prompt)
 from ..prompt_rules import TASK_RULES, FramePrompt
 from ..prompts import PromptError
 from .results import FrameResult, ResultInTransit, send_result
 from .rules import TrackingRules
 from .session import TrackingSession, UnknownObjectError
 from .stepper import FrameStepper
+from .streaming import DEFAULT_HISTORY, LiveFrames, push
 from .tracker import FrameOutput, TrackedObject
 
 __all__ = ["FrameResult", "PromptError", "TrackingSession", "UnknownObjectError", "VideoPredictor"]
@@ -127,6 +129,28 @@ class VideoPredictor:
             rules=self.tracking_rules(),
         )
 
+    def init_stream(self, history: int = DEFAULT_HISTORY) -> TrackingSession:
+        """Open a stream: a session with no video, whose frames come one at a time through `push_frame` (a
+        camera). Prompts go on any of the last `history` pushed frames (sam2_plus/video/streaming.py)."""
+        frames = LiveFrames(history)
+        return TrackingSession(frames=frames, num_frames=0, video_height=0, video_width=0, device=self.device,
+                               storage_device=self.device, features=FeatureCache(frames),
+                               rules=self.tracking_rules(), streaming=True)
+
+    @torch.inference_mode()
+    def push_frame(self, session: TrackingSession, frame) -> FrameResult:
+        """The next frame of a stream (HxWx3 uint8 RGB, the first frame's size), every object tracked on it:
+        objects prompted since the last push are tracked from their prompts on. Its index is the count of frames
+        pushed before it; with no object yet the result has none."""
+        if not session.streaming:
+            raise ValueError("push_frame takes a stream (init_stream); a video is tracked by propagate_in_video")
+        frame_idx = push(session, frame)
+        if not session.objects:
+            return self._send_result(session, frame_idx, []).receive()
+        self._commit_prompts(session)
+        outputs = self._track_objects_on_frame(session, frame_idx, reverse=False)
+        return self._send_result(session, frame_idx, outputs).receive()
+
     @torch.inference_mode()
     def reset_state(self, session: TrackingSession) -> None:
         """Remove every object, prompt and result."""
@@ -137,7 +161,7 @@ class VideoPredictor:
     def frame_backbone(self, session: TrackingSession, frame_idx: int) -> dict:
         """A frame's image-encoder output (the image predictor's `set_features` takes it): the one tracking
         computed when the frame was visited last or the one before, else computed now."""
-        return self.stepper.encoder.backbone(session.features, frame_index(frame_idx, session.num_frames))
+        return self.stepper.encoder.backbone(session.features, session.frame_index(frame_idx))
 
     # ------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -157,7 +181,7 @@ class VideoPredictor:
 
         mask task: any clicks (label 1 positive, 0 negative) and/or a box; box task: exactly a box; point
         task: exactly one positive point (encoded as SAM 2++'s Gaussian heatmap); prompt_rules.TASK_RULES."""
-        frame_idx = frame_index(frame_idx, session.num_frames)
+        frame_idx = session.frame_index(frame_idx)
         obj = self._object(session, obj_id, task)
         with self._dropped_when_refused(session, obj):
             clicks = check_clicks(frame_idx, points, labels, box, obj.task, session.video_width,
@@ -173,7 +197,7 @@ class VideoPredictor:
 
         For the box task the mask's bounding box is the box prompt; the point task takes points. An empty
         mask is refused on a new frame and marks the object absent on an already tracked frame."""
-        frame_idx = frame_index(frame_idx, session.num_frames)
+        frame_idx = session.frame_index(frame_idx)
         obj = self._object(session, obj_id, task)
         with self._dropped_when_refused(session, obj):
             check_mask_task(obj.task)
@@ -184,7 +208,10 @@ class VideoPredictor:
     @torch.inference_mode()
     def add_prompt(self, session: TrackingSession, obj_id: int, task: str, prompt: FramePrompt) -> FrameResult:
         """A prompt of the prompts JSON for one object of `task`: its mask, or its clicks and/or box. It was
-        checked against this video where it entered (`prompts.parse_prompts`), so it is not checked again."""
+        checked against this video where it entered (`prompts.parse_prompts`), so it is not checked again; on a
+        stream, that its frame is still held is."""
+        if session.streaming:
+            session.frame_index(prompt.frame)
         obj = self._object(session, obj_id, task)
         if prompt.mask is not None:
             return self._add_mask(session, obj, prompt.frame, mask_input(prompt.mask, self.image_size, self.device))
@@ -278,10 +305,12 @@ class VideoPredictor:
     ) -> Iterator[FrameResult]:
         """Track every object through the video from `start_frame_idx` (default: the earliest prompted
         frame), forward or in reverse, over at most `max_frame_num_to_track` further frames."""
+        if session.streaming:
+            raise ValueError("a stream is tracked frame by frame as frames are pushed (push_frame), not propagated")
         self._commit_prompts(session)
         if start_frame_idx is None:
             start_frame_idx = min(t for obj in session.objects.values() for t in obj.cond_outputs)
-        start = frame_index(start_frame_idx, session.num_frames)
+        start = session.frame_index(start_frame_idx)
         order = propagation_order(start, max_frame_num_to_track, reverse, session.num_frames)
         pipelined = self._pipelined()
         in_transit: Optional[ResultInTransit] = None
@@ -333,7 +362,7 @@ class VideoPredictor:
                     outputs[obj.obj_id] = out
         for obj in objects:
             obj.frames_tracked[frame_idx] = reverse
-            if not self.keep_all_memory:
+            if not self.keep_all_memory or session.streaming:
                 evict_unreachable(obj, frame_idx, reverse, self.memory_reach(), session.rules)
         return [outputs[obj.obj_id] for obj in objects]
 
@@ -380,7 +409,7 @@ class VideoPredictor:
     def clear_all_prompts_in_frame(self, session: TrackingSession, frame_idx: int, obj_id: int,
                                    need_output: bool = True) -> Optional[FrameResult]:
         """Remove an object's prompts on a frame; a prompted frame becomes an ordinary tracked frame."""
-        frame_idx = frame_index(frame_idx, session.num_frames)
+        frame_idx = session.frame_index(frame_idx)
         obj = session.tracked_object(obj_id)
         obj.point_inputs.pop(frame_idx, None)
         obj.mask_inputs.pop(frame_idx, None)

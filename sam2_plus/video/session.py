@@ -9,10 +9,14 @@ from typing import Any, Optional
 
 import torch
 
+from ..prompts import PromptError
 from .features import FeatureCache
+from .prompt_inputs import frame_index
 from .results import VideoFrame
 from .rules import TrackingRules
 from .tracker import TrackedObject
+
+STREAM_LENGTH = 2**31 - 1  # the length the memory rules assume for a stream: unbounded (see streaming.py)
 
 
 class UnknownObjectError(KeyError):
@@ -36,10 +40,26 @@ class TrackingSession:
     rules: TrackingRules  # SAM 2's, or motion-aware tracking's with its state per object
     objects: "OrderedDict[int, TrackedObject]" = field(default_factory=OrderedDict)
     maskmem_pos_enc: Optional[torch.Tensor] = None  # identical for every frame and object
+    # frames are pushed one at a time (sam2_plus/video/streaming.py): num_frames counts those pushed so far
+    streaming: bool = False
 
     @property
     def obj_ids(self) -> list[int]:
         return list(self.objects)
+
+    @property
+    def tracking_length(self) -> int:
+        """The video length the memory rules assume: the frame count, or unbounded for a stream."""
+        return STREAM_LENGTH if self.streaming else self.num_frames
+
+    def frame_index(self, frame_idx) -> int:
+        """A frame index given to the API, checked: a frame of the video; for a stream, one it still holds."""
+        if self.streaming and self.num_frames == 0:
+            raise PromptError("the stream has no frame yet: push a frame before prompting on it")
+        index = frame_index(frame_idx, self.num_frames)
+        if self.streaming:
+            self.frames.check_held(index)
+        return index
 
     def tracked_object(self, obj_id: int) -> TrackedObject:
         try:

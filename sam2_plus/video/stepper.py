@@ -53,7 +53,7 @@ class FrameStepper:
     def select_memory(self, session: TrackingSession, obj: TrackedObject, frame_idx: int,
                       reverse: bool) -> MemoryContext:
         """The memory one object's (non-initial) frame attends to."""
-        return select_memory(obj, frame_idx, session.num_frames, reverse, self.model.tracker_cfg,
+        return select_memory(obj, frame_idx, session.tracking_length, reverse, self.model.tracker_cfg,
                              self.model.num_maskmem, memory_frames=session.rules.memory_frames)
 
     def batch_key(self, obj: TrackedObject, memory: MemoryContext) -> tuple:
@@ -80,7 +80,8 @@ class FrameStepper:
         rules = session.rules.step(objects, frame_idx, reverse)
         with self.autocast():
             feats = self.features(session, frame_idx, objects[0].task).expand(len(objects))
-            step = track_frame(self.model, objects[0].task, feats, memory, session.num_frames, choice=rules, **kwargs)
+            step = track_frame(self.model, objects[0].task, feats, memory, session.tracking_length, choice=rules,
+                               **kwargs)
         return step, rules
 
     def output(self, session: TrackingSession, step: StepResult, is_mask_from_pts: bool) -> FrameOutput:
