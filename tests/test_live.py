@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from app_fakes import StandInModels, StreamingPredictor, wait_for
+from micro_model import MICRO
 from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.errors import AppInputError
 from sam2_plus.app.live import LiveSpec, frame_problem, run_live
@@ -36,7 +37,7 @@ def picture(number: int) -> np.ndarray:
 
 def start(tmp_path, predictor=None, **bounds) -> LiveSession:
     models = StandInModels(predictor or StreamingPredictor())
-    spec = LiveSpec(tmp_path / "live", "sam2++", WeightsSource("seeded"), **bounds)
+    spec = LiveSpec(tmp_path / "live", MICRO, WeightsSource("seeded"), **bounds)
     spec.folder.mkdir()
     return LiveSession(spec, lambda checked, on_wait: run_live(checked, models))
 
@@ -161,7 +162,7 @@ def test_freezing_keeps_the_picture_for_prompts_and_drops_the_camera_frames(tmp_
 
 def test_while_the_loop_waits_for_the_gpu_the_status_says_so(tmp_path):
     models = StandInModels(StreamingPredictor())
-    spec = LiveSpec(tmp_path / "live", "sam2++", WeightsSource("seeded"))
+    spec = LiveSpec(tmp_path / "live", MICRO, WeightsSource("seeded"))
     spec.folder.mkdir()
 
     def waiting_first(checked, on_wait):
@@ -202,3 +203,28 @@ def test_the_page_says_what_a_live_session_costs_on_zero_gpu():
     assert limits.describe_live() == ("A live session ends after 60 s or 600 processed frames, whichever comes "
                                       "first; Stop ends it sooner.")
     assert AppLimits.from_env({"SAM2PLUS_LIVE_SECONDS": "30", "SAM2PLUS_LIVE_FRAMES": "90"}).live_frames == 90
+
+
+def test_the_real_streaming_predictor_runs_a_live_session(tmp_path, seeded_weights):
+    """The micro model (stand-in weights) through the same loop: every frame pushed, the box's object tracked from
+    its frame on, and the files a job's."""
+    from sam2_plus.provider import ModelCache
+
+    spec = LiveSpec(tmp_path / "live", MICRO, WeightsSource("seeded"))
+    spec.folder.mkdir()
+    session = LiveSession(spec, lambda checked, on_wait: run_live(checked, ModelCache()))
+    try:
+        for number in range(1, 13):
+            send(session, number)
+            if number == 3:
+                session.click(10, 8, BOX)
+                session.click(30, 28, BOX)
+        assert session.describe().startswith("Live: frame 11") and "object 1 prompted on frame 2" in session.note
+        files = session.stop(timeout=120)
+    finally:
+        session.close()
+    assert session.error is None and files.frames == 12 and files.objects == {1: "mask"}
+    with av.open(str(files.overlay)) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 12
+    results = json.loads(files.results_json.read_text())
+    assert [obj["id"] for obj in results["objects"]] == [1]
