@@ -236,6 +236,24 @@ def canonical_model_name(name: str) -> str:
     return name
 
 
+SAM2_MODELS_HINT = "use sam2.1-tiny (or another sam2.1 model) or sam2++"
+
+
+def feature_problem(name: str, motion_aware: bool = False, finds: bool = False, image: bool = False) -> Optional[str]:
+    """Why model `name` (canonical) cannot run a request that uses these features, or None. EdgeTAM runs through
+    transformers' own tracker and image encoder: our motion-aware rules, discovery's finder and the image mode
+    work on SAM 2's network and do not apply to it."""
+    if not load_config(name).is_edgetam:
+        return None
+    if motion_aware:
+        return f"model {name} has no motion-aware (SAMURAI) mode; {SAM2_MODELS_HINT} for motion_aware"
+    if finds:
+        return f"model {name} cannot find objects (find needs SAM 2's image encoder); {SAM2_MODELS_HINT}"
+    if image:
+        return f"model {name} tracks video only and has no image mode here; {SAM2_MODELS_HINT} for images"
+    return None
+
+
 def load_config(name_or_path: str | Path) -> ModelConfig:
     """Read a model config by public model name (e.g. "sam2++", "sam2.1-tiny") or YAML path."""
     path = Path(name_or_path)

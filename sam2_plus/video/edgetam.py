@@ -93,6 +93,7 @@ class EdgeTamPredictor:
 
     task = "mask"
     tasks = ("mask",)
+    image_preview = False  # the app previews a click through this predictor's prompt step (no image predictor)
 
     def __init__(self, model: torch.nn.Module, precision: str = "auto") -> None:
         from ..edgetam_network import processor_for
