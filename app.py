@@ -533,7 +533,7 @@ def _build_model_settings(ui: UI, limits: AppLimits) -> None:
     """The model, the motion-aware mode and the app's limits."""
     with gr.Row():
         ui.model = gr.Dropdown(list(offered_models()), value=DEFAULT_MODEL, label="Model",
-                               info="SAM 2.1 models take the mask granularity only")
+                               info="SAM 2.1 models and EdgeTAM take the mask granularity only")
         ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
     gr.Markdown(f"<small>{limits.describe()}</small>")
     ui.cpu_speed = gr.Markdown(elem_id="cpu-speed")
