@@ -39,6 +39,7 @@ from sam2_plus.app.editing import BOX, BRUSH, MASK_FILE, POSITIVE, TOOLS, Object
 from sam2_plus.app.errors import AppInputError, failure_message, refused_upload, user_message
 from sam2_plus.app.estimate import SPEEDS
 from sam2_plus.app.gpu_slots import GpuSlots, WaitReport, describe_wait
+from sam2_plus.app.cpu_speed import cpu_speed_probe
 from sam2_plus.app.hardware import on_zero_gpu, prepare_models, use_worker_threads
 from sam2_plus.app.image_api import find_objects_call, segment_image_call
 from sam2_plus.app.detached import DetachedJob
@@ -70,6 +71,7 @@ from sam2_plus.prompts import TASKS
 from sam2_plus.jobs import JobSpec, TrackRequest
 from sam2_plus.provider import ModelProvider, shared_models
 from sam2_plus.service import StepCallback
+from sam2_plus.weights import weights_from_env
 from sam2_plus.segment.inputs import DENSITIES
 
 HERE = Path(__file__).resolve().parent
@@ -342,6 +344,7 @@ def build_demo(limits: AppLimits = LIMITS, models: Optional[ModelProvider] = Non
         _wire_live_api(demo, limits, session_files, slots, models)
         ui = _build_ui(limits)
         _wire(ui, limits, session_files, slots, models)
+        _wire_cpu_speed(ui, models)
 
         def client_left(request: gr.Request) -> None:
             """A browser tab or API client went away: its files and job go unless it is back within the grace."""
@@ -364,6 +367,7 @@ class UI:
     examples: gr.Dataset
     model: gr.Dropdown
     motion: gr.Checkbox
+    cpu_speed: gr.Markdown
     objects: gr.Radio
     objects_html: gr.HTML
     add: gr.Button
@@ -596,9 +600,20 @@ def _build_model_settings(ui: UI, limits: AppLimits) -> None:
     """The model, the motion-aware mode and the app's limits."""
     with gr.Row():
         ui.model = gr.Dropdown(list(offered_models()), value=DEFAULT_MODEL, label="Model",
-                               info="SAM 2.1 models take the mask granularity only")
+                               info="SAM 2.1 models and EdgeTAM take the mask granularity only")
         ui.motion = gr.Checkbox(label="motion-aware (SAMURAI)", value=False)
     gr.Markdown(f"<small>{limits.describe()}</small>")
+    ui.cpu_speed = gr.Markdown(elem_id="cpu-speed")
+
+
+def _wire_cpu_speed(ui: UI, models: ModelProvider) -> None:
+    """On a CPU, the fastest model and a frame's cost, measured once from start-up (sam2_plus/app/cpu_speed.py)."""
+    try:
+        probe = cpu_speed_probe(models, weights_from_env())
+    except ValueError:  # a bad SAM2PLUS_WEIGHTS: the header already says so
+        return
+    probe.start()
+    gr.context.Context.root_block.load(probe.note, None, ui.cpu_speed, show_progress="hidden", queue=False)
 
 
 def _parameter_slider(name: str, label: str, elem_id: str, step: float, value: float, visible: bool = False,

@@ -17,7 +17,8 @@ def build_video_predictor(
     **options,
 ) -> VideoPredictor:
     """A video predictor for one of "sam2++", "sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus",
-    "sam2.1-large".
+    "sam2.1-large", or "edgetam" (Meta's EdgeTAM through transformers: mask task and `precision` only; an
+    EdgeTamPredictor, sam2_plus/video/edgetam.py, with the same prompt, propagation and streaming API).
 
     checkpoint: None (untrained weights, nothing downloaded), "hub" (the official checkpoint via the
     Hugging Face Hub), a checkpoint path, "seeded[:SEED]" (deterministic untrained stand-in weights), or
@@ -40,12 +41,28 @@ def build_video_predictor(
 def predictor_over(net: SAM2Model, task: str = "mask", postprocessing: bool = True, motion_aware: bool = False,
                    **options) -> VideoPredictor:
     """A predictor over an already built network (several predictors may share one: it holds no session
-    state). The options are build_video_predictor's."""
+    state). The options are build_video_predictor's; over EdgeTAM's network, `precision` only."""
+    if not isinstance(net, SAM2Model):
+        return _edgetam_predictor(net, task, motion_aware, options)
     if motion_aware:
         from .video.motion import MotionAwarePredictor
 
         return MotionAwarePredictor(net, task=task, postprocessing=postprocessing, **options)
     return VideoPredictor(net, task=task, postprocessing=postprocessing, **options)
+
+
+def _edgetam_predictor(net, task: str, motion_aware: bool, options: dict):
+    from .video.edgetam import EdgeTamPredictor
+
+    if motion_aware:
+        raise ValueError("EdgeTAM has no motion-aware (SAMURAI) mode: it runs through transformers' own tracker; "
+                         "use sam2.1-* or sam2++ for motion_aware")
+    if task != "mask":
+        raise ValueError(f"EdgeTAM tracks masks only; task {task!r} needs sam2++")
+    unknown = sorted(set(options) - {"precision"})
+    if unknown:
+        raise ValueError(f"EdgeTAM's predictor takes precision only, not {', '.join(unknown)}")
+    return EdgeTamPredictor(net, precision=options.get("precision", "auto"))
 
 
 def from_pretrained(model_id: str = "MCG-NJU/SAM2-Plus", device=None, task: str = "mask", **kwargs) -> VideoPredictor:

@@ -23,10 +23,11 @@ MODEL_CONFIG_FILES = {
     "sam2.1-small": "sam2.1_hiera_s.yaml",
     "sam2.1-base-plus": "sam2.1_hiera_b+.yaml",
     "sam2.1-large": "sam2.1_hiera_l.yaml",
+    "edgetam": "edgetam.yaml",
 }
 # Models for tests: a micro network with the real one's blocks and keys, no official checkpoint (seeded or
 # untrained weights only). Error messages never list them; the app offers them only with stand-in weights.
-TEST_MODEL_CONFIG_FILES = {"test-micro": "test-micro.yaml"}
+TEST_MODEL_CONFIG_FILES = {"test-micro": "test-micro.yaml", "test-edgetam": "test-edgetam.yaml"}
 CONFIG_FILES = {**MODEL_CONFIG_FILES, **TEST_MODEL_CONFIG_FILES}  # every name load_config takes
 MODEL_ALIASES = {
     "sam2plus": "sam2++",
@@ -36,6 +37,7 @@ MODEL_ALIASES = {
     "facebook/sam2.1-hiera-small": "sam2.1-small",
     "facebook/sam2.1-hiera-base-plus": "sam2.1-base-plus",
     "facebook/sam2.1-hiera-large": "sam2.1-large",
+    "facebook/EdgeTAM": "edgetam",
 }
 # What an object is tracked as (its granularity): every name in the package that means a task is one of these.
 TASKS = ("mask", "box", "point")
@@ -45,6 +47,8 @@ TASKS = ("mask", "box", "point")
 class HubConfig:
     repo_id: str
     filename: str
+    # files downloaded beside `filename` (a transformers model folder's config.json)
+    companions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -167,7 +171,7 @@ class TrackerConfig:
 @dataclass
 class ModelConfig:
     name: str
-    family: str  # "sam2.1" or "sam2++"
+    family: str  # "sam2.1", "sam2++" or "edgetam" (transformers' EdgeTamVideoModel, sam2_plus/edgetam_network.py)
     hub: Optional[HubConfig] = None  # None: a model with no official checkpoint (the test models)
     image_size: int = 1024
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
@@ -179,10 +183,19 @@ class ModelConfig:
     # SAM 2++: one memory attention and one memory encoder per task
     per_task_memory: bool = False
     box_head: Optional[BoxHeadConfig] = None
+    # EdgeTAM only: EdgeTamVideoConfig keywords over the real model's (a test model's sizes); the sections above
+    # are SAM 2's and do not apply to it
+    edgetam: Optional[dict[str, Any]] = None
 
     @property
     def is_plus(self) -> bool:
         return self.family == "sam2++"
+
+    @property
+    def is_edgetam(self) -> bool:
+        """Runs through transformers' EdgeTAM classes: tracking only, without our image encoder's features (no
+        image mode, no discovery, no motion-aware mode)."""
+        return self.family == "edgetam"
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -221,6 +234,24 @@ def canonical_model_name(name: str) -> str:
     if name not in CONFIG_FILES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_CONFIG_FILES)}")
     return name
+
+
+SAM2_MODELS_HINT = "use sam2.1-tiny (or another sam2.1 model) or sam2++"
+
+
+def feature_problem(name: str, motion_aware: bool = False, finds: bool = False, image: bool = False) -> Optional[str]:
+    """Why model `name` (canonical) cannot run a request that uses these features, or None. EdgeTAM runs through
+    transformers' own tracker and image encoder: our motion-aware rules, discovery's finder and the image mode
+    work on SAM 2's network and do not apply to it."""
+    if not load_config(name).is_edgetam:
+        return None
+    if motion_aware:
+        return f"model {name} has no motion-aware (SAMURAI) mode; {SAM2_MODELS_HINT} for motion_aware"
+    if finds:
+        return f"model {name} cannot find objects (find needs SAM 2's image encoder); {SAM2_MODELS_HINT}"
+    if image:
+        return f"model {name} tracks video only and has no image mode here; {SAM2_MODELS_HINT} for images"
+    return None
 
 
 def load_config(name_or_path: str | Path) -> ModelConfig:

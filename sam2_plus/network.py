@@ -25,9 +25,14 @@ def _weights_source(checkpoint) -> WeightsSource:
 
 
 def build_model(model: str = "sam2++", checkpoint=None, device=None, postprocessing: bool = True) -> SAM2Model:
-    """The network alone, in eval mode. `checkpoint`: None (untrained, no download), "hub", a file path,
+    """The network alone, in eval mode (for "edgetam", transformers' EdgeTamVideoModel). `checkpoint`: None (untrained, no download), "hub", a file path,
     "seeded[:SEED]", "env" (whatever SAM2PLUS_WEIGHTS says) or a WeightsSource."""
     cfg = load_config(canonical_model_name(model))
+    target = torch.device(device) if device is not None else default_device()
+    if cfg.is_edgetam:  # transformers' EdgeTamVideoModel (sam2_plus/edgetam_network.py)
+        from .edgetam_network import build_edgetam
+
+        return build_edgetam(cfg, _weights_source(checkpoint)).to(target).eval()
     net = SAM2Model(cfg, postprocessing=postprocessing)
     apply_weights(net, _weights_source(checkpoint))
-    return net.to(torch.device(device) if device is not None else default_device()).eval()
+    return net.to(target).eval()

@@ -20,7 +20,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import torch
 
 from .build import build_model, default_device, predictor_over
-from .config import canonical_model_name
+from .config import canonical_model_name, feature_problem
 from .discovery.detector import TextDetector, load_detector
 from .discovery.finder import Finder, build_finder
 from .discovery.settings import DiscoverySettings
@@ -131,7 +131,7 @@ class ModelCache:
         unavailable one fails before any tracking)."""
         detector = self.detector(settings.detector, device) if settings.mode == "text" else None
         with self._lock:
-            images = ImagePredictor(self._model(ModelKey.of(model, device, weights)), resample="bicubic")
+            images = ImagePredictor(self._sam2_model(ModelKey.of(model, device, weights), "find"), resample="bicubic")
         return build_finder(settings, images, detector)
 
     def image_predictor(self, model: str, device: Optional[str] = None,
@@ -139,7 +139,7 @@ class ModelCache:
         """A new image predictor (SAM 2's set_image / predict) over the key's one network: it holds the image
         it was given, so each caller gets its own."""
         with self._lock:
-            return ImagePredictor(self._model(ModelKey.of(model, device, weights)))
+            return ImagePredictor(self._sam2_model(ModelKey.of(model, device, weights), "image"))
 
     def detector(self, checkpoint: str, device: Optional[str] = None) -> TextDetector:
         """The open-vocabulary detector of `checkpoint` (a Hub repository id or a model folder) on `device`, loaded
@@ -183,6 +183,13 @@ class ModelCache:
         if self is not _SHARED:
             raise TypeError("only the process's shared ModelCache crosses to another process (as a reference)")
         return shared_models, ()
+
+    def _sam2_model(self, key: ModelKey, use: str) -> SAM2Model:
+        """The key's network where SAM 2's own is needed (the image predictor, discovery's finder)."""
+        problem = feature_problem(key.model, finds=use == "find", image=use == "image")
+        if problem:
+            raise TrackError(problem)
+        return self._model(key)
 
     def _model(self, key: ModelKey) -> SAM2Model:
         net = self._models.get(key)

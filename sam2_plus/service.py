@@ -33,7 +33,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .config import canonical_model_name, load_config
+from .config import canonical_model_name, feature_problem, load_config
 from .discovery.finder import Finder
 from .discovery.settings import DiscoverySettings
 from .discovery.tracking import DiscoveringPass, DiscoveryReport
@@ -212,6 +212,9 @@ def prepare_request(video, prompts, *, model: str = "sam2++", device: Optional[s
     finds = discovery is not None
     objects = () if finds and prompts is None else tuple(parse_prompts(prompts, info, allow_empty=finds))
     model = check_model(model, {obj.obj_id: obj.task for obj in objects})
+    problem = feature_problem(model, motion_aware=motion_aware, finds=finds)
+    if problem:
+        raise TrackError(problem)
     if finds:
         check_discovery(discovery, model, [obj.obj_id for obj in objects])
     resolve_device(device)

@@ -153,9 +153,10 @@ def download_checkpoint(cfg: ModelConfig) -> str:
         from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     except ImportError:
         raise _not_downloadable(f"huggingface_hub is not installed, so {repo} cannot be downloaded.", cfg) from None
-    cached = try_to_load_from_cache(repo_id=repo, filename=filename)
-    if isinstance(cached, str):
-        return cached
+    files = [*cfg.hub.companions, filename]
+    cached = [try_to_load_from_cache(repo_id=repo, filename=name) for name in files]
+    if all(isinstance(path, str) for path in cached):
+        return cached[-1]
     if constants.HF_HUB_OFFLINE:
         raise _not_downloadable(f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set.", cfg)
     unreachable = _unreachable_reason(constants.ENDPOINT)
@@ -164,7 +165,7 @@ def download_checkpoint(cfg: ModelConfig) -> str:
         raise _not_downloadable(f"cannot reach {constants.ENDPOINT} ({unreachable}) to download {repo}/{filename}.",
                                 cfg)
     try:
-        return hf_hub_download(repo_id=repo, filename=filename, etag_timeout=5)
+        return [hf_hub_download(repo_id=repo, filename=name, etag_timeout=5) for name in files][-1]
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise _not_downloadable(f"cannot get the {cfg.name} checkpoint {repo}/{filename} from the Hugging Face Hub "
@@ -174,7 +175,12 @@ def download_checkpoint(cfg: ModelConfig) -> str:
 def _not_downloadable(problem: str, cfg: ModelConfig) -> CheckpointError:
     """`problem` with how to get the checkpoint another way: through the Python API or the setting."""
     repo, filename = cfg.hub.repo_id, cfg.hub.filename
-    fetch = f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access"
+    if cfg.hub.companions:  # a transformers model folder
+        files = " and ".join([*cfg.hub.companions, filename])
+        fetch = f"Download {files} from https://huggingface.co/{repo} into one folder on a machine with internet access"
+        filename = "folder"
+    else:
+        fetch = f"Download {filename} from https://huggingface.co/{repo} on a machine with internet access"
     return CheckpointError(
         f"{problem} {fetch}, then pass its path as checkpoint=... (or set {WEIGHTS_ENV}=/path/to/{filename}); "
         f"for untrained test weights set {WEIGHTS_ENV}=seeded.",
@@ -202,8 +208,9 @@ def hub_access(configs: Sequence[ModelConfig], timeout: float = 1.0) -> HubAcces
         from huggingface_hub import constants, try_to_load_from_cache
     except ImportError:
         return HubAccess((), tuple(cfg.name for cfg in configs), "huggingface_hub is not installed")
-    cached = tuple(cfg.name for cfg in configs if cfg.hub is not None and isinstance(
-        try_to_load_from_cache(repo_id=cfg.hub.repo_id, filename=cfg.hub.filename), str))
+    cached = tuple(cfg.name for cfg in configs if cfg.hub is not None and all(
+        isinstance(try_to_load_from_cache(repo_id=cfg.hub.repo_id, filename=name), str)
+        for name in (*cfg.hub.companions, cfg.hub.filename)))
     missing = tuple(cfg.name for cfg in configs if cfg.name not in cached)
     if not missing:
         return HubAccess(cached, missing)

@@ -438,3 +438,27 @@ def test_the_layout_is_built_around_the_frame_and_plays_the_results(page, tmp_pa
     box = page.locator("#frame-view img").bounding_box()
     assert box["width"] >= 0.95 * 400, box
     page.screenshot(path=str(ARTIFACTS / "layout-400.png"))
+
+
+def test_edgetam_tracks_an_example_clip_and_downloads(page):
+    """EdgeTAM (the real network with stand-in weights, through transformers) chosen on the page: a click on an
+    example clip, Track, the results served."""
+    clip = Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4"
+    open_tab(page, "Model")
+    page.get_by_label("Model").click()
+    page.get_by_role("option", name="edgetam", exact=True).click()
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    wait_status(page, "30 frames, 320x180", timeout=60_000)
+    click_frame(page, 0.3, 0.5)
+    wait_status(page, "Preview of object 1 on frame 0")
+    page.get_by_role("button", name="Track", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('Done')",
+                           timeout=MODEL_SECONDS)
+    shot(page, "20-edgetam-tracked")
+    links = page.locator("#downloads a[href]")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    names = {Path(href.split("?")[0]).name for href in hrefs}
+    assert {"sam2plus_results.zip", "sam2plus_results.json", "sam2plus_overlay.mp4"} <= names
+    for href in hrefs:
+        response = page.request.get(href)
+        assert response.ok and len(response.body()) > 0

@@ -150,7 +150,7 @@ def test_plan_job_checks_everything_before_the_gpu(clip):
 
 
 def test_the_test_models_are_offered_with_stand_in_weights_only(monkeypatch):
-    assert settings.offered_models() == settings.MODELS + (MICRO,)
+    assert settings.offered_models() == settings.MODELS + (MICRO, "test-edgetam")
     for value in ("hub", "/path/to/checkpoint.pt", "seeded:x"):
         monkeypatch.setenv("SAM2PLUS_WEIGHTS", value)
         assert settings.offered_models() == settings.MODELS and MICRO not in settings.MODELS

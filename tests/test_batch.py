@@ -238,7 +238,7 @@ def test_manifest_errors_name_every_bad_line(tmp_path):
         "give a 'name'",
         "line 10: 'max_frames' must be a whole number of at least 1",
         "line 11: unknown model 'sam3'; choose one of sam2++, sam2.1-tiny, sam2.1-small, sam2.1-base-plus, "
-        "sam2.1-large",
+        "sam2.1-large, edgetam",
         "line 12: 'prompts' must be the prompts JSON object or the path of a file holding it",
     ]
 

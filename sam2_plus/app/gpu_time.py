@@ -47,6 +47,7 @@ MODEL_FRAME_SECONDS = {
     "sam2.1-base-plus": 1 / 34.8,
     "sam2.1-large": 1 / 24.2,
     "sam2++": 1.2 / 34.8,
+    "edgetam": 1 / 150.9,  # Meta's A100 figure
 }
 ENCODER_SHARE = 0.5
 OBJECT_SHARE = 0.5

@@ -64,7 +64,7 @@ def preview_with_features(request: TrackRequest, cached: Optional[CachedFeatures
     prompt = obj.prompts[0]
     predictor = (models or shared_models()).video_predictor(request.model, request.device, request.weights,
                                                              request.motion_aware)
-    if obj.task == "mask" and prompt.mask is None:
+    if obj.task == "mask" and prompt.mask is None and getattr(predictor, "image_preview", True):
         return _image_preview(request, predictor, obj, prompt, cached)
     return _prompt_step_preview(request, predictor, obj, prompt, cached)
 

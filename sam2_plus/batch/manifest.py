@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import canonical_model_name
+from ..config import canonical_model_name, feature_problem
 from ..discovery.settings import DiscoveryError, DiscoverySettings, settings_from_json
 from ..exports import ExportFormatError, parse_export_formats
 from ..track import OUTPUT_FILES
@@ -114,6 +114,10 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
     prompts = _prompts(entry, base, where, find is not None)
     model = _model(entry.get("model", defaults.model), where)
     outputs = _outputs(entry.get("outputs", defaults.outputs), where)
+    motion_aware = _flag(entry.get("motion_aware", False), where)
+    problem = feature_problem(model, motion_aware=motion_aware, finds=find is not None)
+    if problem:
+        raise ManifestError(f"{where}: {problem}")
     return VideoJob(
         line=number,
         name=name,
@@ -121,7 +125,7 @@ def _parse_line(line: str, number: int, base: Path, defaults: JobDefaults) -> Vi
         prompts=prompts,
         model=model,
         outputs=outputs,
-        motion_aware=_flag(entry.get("motion_aware", False), where),
+        motion_aware=motion_aware,
         max_frames=_max_frames(entry.get("max_frames"), where),
         export_formats=_export_formats(entry.get("export_formats", []), outputs, where),
         find=find,

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import CONFIG_FILES, canonical_model_name
+from ..config import CONFIG_FILES, canonical_model_name, feature_problem
 from ..effects.settings import EffectError, EffectSettings, parse_effects
 from ..errors import OptionsError
 from ..media.decode import FrameSource, MediaError, VideoInfo
@@ -222,11 +222,17 @@ def _document(options: Any, kind: type) -> Mapping[str, Any]:
 
 def _model(document: Mapping[str, Any]) -> str:
     model = document.get("model", DEFAULT_MODEL)
+    name = None
     try:
         if isinstance(model, str):
-            return canonical_model_name(model)
+            name = canonical_model_name(model)
     except ValueError:
         pass
+    problem = feature_problem(name, image=True) if name is not None else None
+    if problem:
+        raise OptionsError(f"invalid options: {problem}")
+    if name is not None:
+        return name
     raise OptionsError(f"invalid options: unknown model {model!r}; choose one of {', '.join(CONFIG_FILES)}")
 
 

@@ -89,9 +89,7 @@ def send_result(frame_idx: int, frame: VideoFrame, outputs: Sequence[Optional[Fr
     if non_overlap_masks:
         logits = apply_non_overlapping_constraints(logits)
     logits = logits[:, 0].float()
-    flat_argmax = logits.flatten(1).argmax(dim=1) if len(outputs) else torch.zeros(0, dtype=torch.long, device=device)
-    points = torch.stack([flat_argmax % w, flat_argmax // w], dim=1).float()
-    boxes, _ = mask_boxes(logits > 0)
+    boxes, points = derived_boxes_and_points(logits)
     for i, box in head_boxes.items():
         boxes[i] = box
     tensors = dict(logits=logits, scores=scores, boxes=boxes, points=points)
@@ -121,6 +119,17 @@ def _stack_outputs(frame: VideoFrame, outputs: Sequence[Optional[FrameOutput]], 
             w, h = frame.width, frame.height
             head_boxes[i] = torch.stack([x1 * w, y1 * h, x2 * w, y2 * h])  # scalars: nothing to upload
     return low_res, scores, head_boxes
+
+
+def derived_boxes_and_points(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mask object's box and point from its [N, H, W] logits at video resolution: the mask's xyxy box [N, 4]
+    and the (x, y) of its highest logit [N, 2] (what SAM 2.1's and EdgeTAM's results report)."""
+    w = logits.shape[-1]
+    flat_argmax = (logits.flatten(1).argmax(dim=1) if len(logits)
+                   else torch.zeros(0, dtype=torch.long, device=logits.device))
+    points = torch.stack([flat_argmax % w, flat_argmax // w], dim=1).float()
+    boxes, _ = mask_boxes(logits > 0)
+    return boxes, points
 
 
 def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
