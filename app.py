@@ -613,7 +613,8 @@ def _wire_cpu_speed(ui: UI, models: ModelProvider) -> None:
     except ValueError:  # a bad SAM2PLUS_WEIGHTS: the header already says so
         return
     probe.start()
-    gr.context.Context.root_block.load(probe.note, None, ui.cpu_speed, show_progress="hidden", queue=False)
+    gr.context.Context.root_block.load(probe.notes, None, ui.cpu_speed, show_progress="hidden",
+                                       concurrency_limit=None, **UI_ONLY)
 
 
 def _parameter_slider(name: str, label: str, elem_id: str, step: float, value: float, visible: bool = False,

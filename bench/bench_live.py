@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> None:
           f"{np.percentile(lat, 95):.1f} ms; {1000 / lat.mean():.2f} frames/s")
     first, last = min(memory), max(memory)
     print(f"memory: {memory[first]:.1f} MiB at frame {first}, {memory[last]:.1f} MiB at frame {last} "
-          f"({memory[last] - memory[first]:+.1f} MiB); objects keep "
-          f"{max(len(o.non_cond_outputs) for o in session.objects.values())} tracked frames each")
+          f"({memory[last] - memory[first]:+.1f} MiB)")
 
 
 def main() -> None:

@@ -35,3 +35,22 @@ def test_fastest_first_and_no_note_on_a_gpu_or_after_a_failure():
         raise OSError("no weights here")
 
     assert "could not be measured (OSError: no weights here)" in CpuSpeedProbe(fail, on_cpu=True).note()
+
+
+def test_a_page_load_does_not_wait_for_the_measurement_and_zero_gpu_measures_nothing(monkeypatch):
+    import threading
+
+    release = threading.Event()
+
+    def measure():
+        release.wait(10)
+        return CpuSpeed((FrameCost("edgetam", 0.4),))
+
+    probe = CpuSpeedProbe(measure, on_cpu=True)
+    notes = probe.notes()
+    assert "Measuring" in next(notes)
+    release.set()
+    assert "**edgetam** tracks fastest" in next(notes)
+    assert list(CpuSpeedProbe(measure, on_cpu=True).notes())[-1].count("edgetam") == 1
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert not CpuSpeedProbe(measure).on_cpu

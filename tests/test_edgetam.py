@@ -15,6 +15,7 @@ from sam2_plus import build_model
 from sam2_plus.build import build_video_predictor, predictor_over
 from sam2_plus.config import load_config
 from sam2_plus.edgetam_network import processor_for
+from sam2_plus.media.decode import MediaError
 from sam2_plus.prompts import PromptError
 from sam2_plus.provider import ModelCache
 from sam2_plus.service import TrackError, TrackOutputs, prepare_request, run_tracking
@@ -149,7 +150,7 @@ def test_streaming_equals_transformers_streaming_and_stays_bounded(net, frames):
     assert_same(results, outs, net)
     with pytest.raises(PromptError, match="left the stream's history"):
         pred.add_new_points_or_box(stream, 1, 3, points=[[5, 5]])
-    with pytest.raises(ValueError, match="differs from the stream's"):
+    with pytest.raises(MediaError, match="new stream for another size"):
         pred.push_frame(stream, np.zeros((H + 2, W, 3), np.uint8))
 
 

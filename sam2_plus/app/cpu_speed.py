@@ -1,6 +1,8 @@
 """On a CPU, which model tracks fastest and what a frame costs, measured once per process on a small frame: the
-page says it beside the model choice. The measurement starts in the background when the page is built and the
-page waits for it when it loads (`CpuSpeedProbe.note`); on a GPU there is nothing to say.
+page says it beside the model choice. The measurement starts in the background when the page is built; a page that loads before it ends says
+so and shows the result when it comes (`CpuSpeedProbe.notes`). On a GPU there is nothing to say, and on ZeroGPU
+(whose main process has no GPU but tracks on one) nothing is measured: CPU work in the main process would hang the
+GPU workers it forks (sam2_plus/app/hardware.py).
 
 The candidates are the light models (EdgeTAM, SAM 2.1 tiny); with stand-in weights, the micro test models
 instead, so that a test server does not run real-size networks."""
@@ -10,13 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..provider import ModelProvider
 from ..weights import WeightsSource
+from .hardware import on_zero_gpu
 
 LIGHT_MODELS = ("edgetam", "sam2.1-tiny")
 STAND_IN_MODELS = ("test-edgetam", "test-micro")
@@ -65,7 +68,7 @@ class CpuSpeedProbe:
 
     def __init__(self, measure: Callable[[], CpuSpeed], on_cpu: Optional[bool] = None) -> None:
         self._measure = measure
-        self.on_cpu = (not torch.cuda.is_available()) if on_cpu is None else on_cpu
+        self.on_cpu = (not torch.cuda.is_available() and not on_zero_gpu()) if on_cpu is None else on_cpu
         self._done = threading.Event()
         self._started = False
         self._lock = threading.Lock()
@@ -86,6 +89,12 @@ class CpuSpeedProbe:
             self._error = f"{e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         finally:
             self._done.set()
+
+    def notes(self) -> Iterator[str]:
+        """The page's note at once, and again when the measurement ends (a page load does not wait for it)."""
+        yield self.note(timeout=0)
+        if self.on_cpu and not self._done.is_set():
+            yield self.note()
 
     def note(self, timeout: float = MEASURE_TIMEOUT_S) -> str:
         """Markdown for the page: the fastest model here and its frame cost, or why it is not known."""

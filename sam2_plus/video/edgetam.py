@@ -31,6 +31,7 @@ from .prompt_inputs import check_clicks, check_mask, frame_index, object_id
 from .results import FrameResult, derived_boxes_and_points
 from .session import UnknownObjectError
 from .stepper import PRECISIONS
+from .streaming import checked_frame
 
 
 class _VideoFrames(dict):
@@ -151,8 +152,7 @@ class EdgeTamPredictor:
     def push_frame(self, session: EdgeTamSession, frame: np.ndarray) -> FrameResult:
         """The next frame of a stream (HxWx3 uint8 RGB, every frame the first one's size): every object's
         result on it (none before the first prompt)."""
-        self._check_stream_frame(session, frame)
-        pixels = self.prepare_frame(frame)
+        pixels = self.prepare_frame(self._check_stream_frame(session, frame))
         inner = session.inner
         frame_idx = inner.add_new_frame(pixels)
         result = self._track_frame(session, frame_idx, reverse=False)
@@ -328,18 +328,16 @@ class EdgeTamPredictor:
                               "frames can be prompted)")
         return frame_idx
 
-    def _check_stream_frame(self, session: EdgeTamSession, frame) -> None:
+    def _check_stream_frame(self, session: EdgeTamSession, frame) -> np.ndarray:
+        """A pushed frame checked as VideoPredictor's are (MediaError); the first one gives the stream its size."""
         if not session.is_stream:
-            raise RuntimeError("push_frame takes a stream (init_stream); this session is a video's")
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError("a pushed frame is an HxWx3 uint8 RGB array, got "
-                             f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}")
-        if session.video_height == 0:
+            raise ValueError("push_frame takes a stream (init_stream); a video is tracked by propagate_in_video")
+        size = (session.video_height, session.video_width) if session.video_height else None
+        frame = checked_frame(frame, size)
+        if size is None:
             session.video_height, session.video_width = int(frame.shape[0]), int(frame.shape[1])
             session.inner.video_height, session.inner.video_width = session.video_height, session.video_width
-        elif frame.shape[:2] != (session.video_height, session.video_width):
-            raise ValueError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the stream's "
-                             f"{session.video_width}x{session.video_height}")
+        return frame
 
     def _check_prompted(self, session: EdgeTamSession) -> None:
         inner = session.inner
