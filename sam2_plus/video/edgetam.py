@@ -15,7 +15,6 @@ Mask task only (box and point results are derived from the mask, as for SAM 2.1)
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
@@ -30,7 +29,7 @@ from .predictor import propagation_order
 from .prompt_inputs import check_clicks, check_mask, frame_index, object_id
 from .results import FrameResult, derived_boxes_and_points
 from .session import UnknownObjectError
-from .stepper import PRECISIONS
+from .stepper import PRECISIONS, precision_autocast, uses_bfloat16
 from .streaming import checked_frame
 
 
@@ -115,14 +114,10 @@ class EdgeTamPredictor:
 
     @property
     def uses_bfloat16(self) -> bool:
-        if self.precision == "auto":
-            return self.device.type == "cuda"
-        return self.precision == "bfloat16"
+        return uses_bfloat16(self.precision, self.device)
 
     def autocast(self):
-        if self.uses_bfloat16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision_autocast(self.precision, self.device)
 
     # ------------------------------------------------------------------ sessions
     @torch.inference_mode()

@@ -21,6 +21,21 @@ from .tracker import FrameOutput, StepResult, TrackedObject, memory_layout, sele
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+def uses_bfloat16(precision: str, device: torch.device) -> bool:
+    """Whether matrix work runs in bfloat16: "auto" means on CUDA (as the reference's inference tools run) and not
+    on the CPU, where float32 reproduces the reference's numbers."""
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bfloat16"
+
+
+def precision_autocast(precision: str, device: torch.device):
+    """The autocast context of a precision on a device (none in float32)."""
+    if uses_bfloat16(precision, device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 class FrameStepper:
     """Runs one model (its image encoder through `encoder`) on the frames of sessions."""
 
@@ -36,16 +51,10 @@ class FrameStepper:
 
     @property
     def uses_bfloat16(self) -> bool:
-        """Whether matrix work runs in bfloat16: "auto" means on CUDA (as the reference's inference tools
-        run) and not on the CPU, where float32 reproduces the reference's numbers."""
-        if self.precision == "auto":
-            return self.device.type == "cuda"
-        return self.precision == "bfloat16"
+        return uses_bfloat16(self.precision, self.device)
 
     def autocast(self):
-        if self.uses_bfloat16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return precision_autocast(self.precision, self.device)
 
     def features(self, session: TrackingSession, frame_idx: int, task: str) -> FrameFeatures:
         return self.encoder.features(session.features, frame_idx, task)
