@@ -12,20 +12,17 @@ SAM 2++ has three tasks; an image predictor decodes with one of them, its `task`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.transforms import functional as TF
 
 from ..media.decode import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from ..modeling.sam2_model import Decoded, PointPrompt, SAM2Model
 from ..network import build_model
-from ..postprocess import remove_small_regions
-from .inputs import check_image, check_image_list, prompt_tensors
+from .api import LOW_RES_LOGIT_LIMIT, ImagePredictorAPI
 
-LOW_RES_LOGIT_LIMIT = 32.0  # low-res logits handed back are clamped to +-32, as SAM 2's
 RESAMPLING = ("bilinear", "bicubic")
 IMAGE_TASKS = ("mask", "box")
 
@@ -67,7 +64,7 @@ def decode_image_prompt(model: SAM2Model, task: str, image_embed: torch.Tensor,
                                    pad_without_points=pad_without_points)
 
 
-class ImagePredictor:
+class ImagePredictor(ImagePredictorAPI):
     """SAM 2's `SAM2ImagePredictor` API over a `SAM2Model` (which it may share with video predictors).
 
     resample: "bilinear" resizes images to the model's input as SAM 2's image predictor does; "bicubic" as
@@ -108,45 +105,17 @@ class ImagePredictor:
         return self.model.image_size
 
     @property
-    def is_image_set(self) -> bool:
-        return self._backbone is not None
+    def mask_input_size(self) -> tuple[int, int]:
+        return tuple(self.model.sam_prompt_encoder.mask_input_size)
 
-    @property
-    def is_batch(self) -> bool:
-        return self._is_batch
-
-    @property
-    def orig_hw(self) -> Optional[list[tuple[int, int]]]:
-        """(height, width) of each image set, in order; None before an image is set."""
-        return None if self._orig_hw is None else list(self._orig_hw)
-
-    def reset_predictor(self) -> None:
-        """Forget the image(s) and their features."""
+    def _forget_features(self) -> None:
         self._backbone: Optional[dict] = None
         self._by_task: dict[str, tuple[torch.Tensor, Optional[list[torch.Tensor]]]] = {}
-        self._orig_hw: Optional[list[tuple[int, int]]] = None
-        self._is_batch = False
 
     # ------------------------------------------------------------------ images
-    @torch.inference_mode()
-    def set_image(self, image) -> None:
-        """Encode one HxWx3 uint8 RGB image (or a PIL image) for `predict`."""
-        image = check_image(image)
-        self.reset_predictor()
-        self._encode([image])
-
-    @torch.inference_mode()
-    def set_image_batch(self, images: Sequence[np.ndarray]) -> None:
-        """Encode a list of HxWx3 uint8 RGB images together for `predict_batch`."""
-        images = check_image_list(images)
-        self.reset_predictor()
-        self._encode(images)
-        self._is_batch = True
-
     def _encode(self, images: list[np.ndarray]) -> None:
         batch = torch.stack([self._model_input(image) for image in images]).to(self.device)
         self._backbone = self.model.encode_image(batch)
-        self._orig_hw = [(int(image.shape[0]), int(image.shape[1])) for image in images]
 
     def set_features(self, backbone: dict, orig_hw: tuple[int, int]) -> None:
         """Take one image's encoder output computed before (`backbone`: the same network on the same image, resized
@@ -192,10 +161,6 @@ class ImagePredictor:
         """The image embedding [N, C, 64, 64] of the image(s) set."""
         return self._features(self.task)[0]
 
-    def _require_image(self) -> None:
-        if self._backbone is None:
-            raise RuntimeError("no image is set: call set_image(...) (or set_image_batch) before predicting")
-
     # ------------------------------------------------------------------ torch level
     def to_model_coords(self, coords: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
         """Pixel coordinates [..., 2] (x, y) of an image of size orig_hw -> the model's input pixels."""
@@ -204,14 +169,6 @@ class ImagePredictor:
         scaled[..., 0] = scaled[..., 0] / width
         scaled[..., 1] = scaled[..., 1] / height
         return scaled * self.image_size
-
-    def upscale(self, low_res_logits: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
-        """Low-res logits [B, M, h, w] -> logits [B, M, H, W] at the image's size (small holes and sprinkles
-        removed first when the predictor was asked to)."""
-        logits = low_res_logits.float()
-        if self.max_hole_area > 0 or self.max_sprinkle_area > 0:
-            logits = remove_small_regions(logits, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold)
-        return F.interpolate(logits, tuple(orig_hw), mode="bilinear", align_corners=False)
 
     @torch.inference_mode()
     def decode(self, coords: Optional[torch.Tensor], labels: Optional[torch.Tensor],
@@ -235,58 +192,6 @@ class ImagePredictor:
             unclamped_logits=logits,
             boxes_norm=decoded.boxes_norm,
         )
-
-    # ------------------------------------------------------------------ numpy API
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output: bool = True,
-                return_logits: bool = False, normalize_coords: bool = True):
-        """Masks of the image set: `(masks [M, H, W], iou_predictions [M], low_res_logits [M, 256, 256])`, or with
-        a batch of B prompts (boxes [B, 4], clicks [B, N, 2]) each with a leading B. Clicks are (x, y) pixels
-        with labels 1 (positive) / 0 (negative); box [x0, y0, x1, y1]; mask_input the low-res logits of an
-        earlier call [1, 256, 256]. normalize_coords False: coordinates are already relative (0 to 1)."""
-        self._require_image()
-        return self._predict(point_coords, point_labels, box, mask_input, multimask_output, return_logits,
-                             normalize_coords, img_idx=-1)
-
-    def predict_batch(self, point_coords_batch=None, point_labels_batch=None, box_batch=None, mask_input_batch=None,
-                      multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):
-        """`predict` for each image of `set_image_batch`: lists (one entry per image, None for none) in, lists of
-        masks, IoU predictions and low-res logits out."""
-        self._require_image()
-        if not self._is_batch:
-            raise RuntimeError("predict_batch needs images set with set_image_batch(...); use predict after set_image")
-        count = len(self._orig_hw)
-        given = {"point_coords_batch": point_coords_batch, "point_labels_batch": point_labels_batch,
-                 "box_batch": box_batch, "mask_input_batch": mask_input_batch}
-        for name, value in given.items():
-            if value is not None and len(value) != count:
-                raise ValueError(f"{name} has {len(value)} entries for {count} images")
-        outputs = [
-            self._predict(*(None if v is None else v[i] for v in given.values()), multimask_output, return_logits,
-                          normalize_coords, img_idx=i)
-            for i in range(count)
-        ]
-        return tuple(list(column) for column in zip(*outputs))
-
-    @torch.inference_mode()
-    def _predict(self, point_coords, point_labels, box, mask_input, multimask_output: bool, return_logits: bool,
-                 normalize_coords: bool, img_idx: int):
-        orig_hw = self._orig_hw[img_idx]
-        limits = (float(orig_hw[1]), float(orig_hw[0])) if normalize_coords else (1.0, 1.0)
-        prompts = prompt_tensors(point_coords, point_labels, box, mask_input, limits=limits, device=self.device,
-                                 mask_size=tuple(self.model.sam_prompt_encoder.mask_input_size))
-
-        def model_coords(xy: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-            if xy is None:
-                return None
-            return self.to_model_coords(xy, orig_hw) if normalize_coords else xy * self.image_size
-
-        boxes = model_coords(None if prompts.boxes is None else prompts.boxes.reshape(-1, 2, 2))
-        out = self.decode(model_coords(prompts.coords), prompts.labels, None if boxes is None else boxes.reshape(-1, 4),
-                          prompts.mask_input, multimask_output, img_idx)
-        masks = self.upscale(out.unclamped_logits, orig_hw)
-        if not return_logits:
-            masks = (masks > self.mask_threshold).float()
-        return tuple(x.squeeze(0).float().cpu().numpy() for x in (masks, out.ious, out.low_res_logits))
 
 
 def build_image_predictor(model="sam2++", checkpoint=None, device="cpu", task: str = "mask",
