@@ -25,7 +25,8 @@ from .discovery.detector import TextDetector, load_detector
 from .discovery.finder import Finder, build_finder
 from .discovery.settings import DiscoverySettings
 from .errors import TrackError
-from .image.predictor import ImagePredictor
+from .image.api import ImagePredictorAPI
+from .image.predictor import ImagePredictor, image_predictor_over
 from .modeling.sam2_model import SAM2Model
 from .prompt_rules import FramePrompt
 from .video.predictor import VideoPredictor
@@ -70,7 +71,7 @@ class ModelProvider(Protocol):
                         motion_aware: bool = False) -> TrackingPredictor: ...
 
     def image_predictor(self, model: str, device: Optional[str] = None,
-                        weights: Optional[WeightsSource] = None) -> ImagePredictor: ...
+                        weights: Optional[WeightsSource] = None) -> ImagePredictorAPI: ...
 
     def finder(self, settings: DiscoverySettings, model: str, device: Optional[str] = None,
                weights: Optional[WeightsSource] = None) -> Finder: ...
@@ -131,15 +132,15 @@ class ModelCache:
         unavailable one fails before any tracking)."""
         detector = self.detector(settings.detector, device) if settings.mode == "text" else None
         with self._lock:
-            images = ImagePredictor(self._sam2_model(ModelKey.of(model, device, weights), "find"), resample="bicubic")
+            images = ImagePredictor(self._finder_model(ModelKey.of(model, device, weights)), resample="bicubic")
         return build_finder(settings, images, detector)
 
     def image_predictor(self, model: str, device: Optional[str] = None,
-                        weights: Optional[WeightsSource] = None) -> ImagePredictor:
-        """A new image predictor (SAM 2's set_image / predict) over the key's one network: it holds the image
-        it was given, so each caller gets its own."""
+                        weights: Optional[WeightsSource] = None) -> ImagePredictorAPI:
+        """A new image predictor (SAM 2's set_image / predict) over the key's one network (EdgeTAM's: its own
+        image predictor): it holds the image it was given, so each caller gets its own."""
         with self._lock:
-            return ImagePredictor(self._sam2_model(ModelKey.of(model, device, weights), "image"))
+            return image_predictor_over(self._model(ModelKey.of(model, device, weights)))
 
     def detector(self, checkpoint: str, device: Optional[str] = None) -> TextDetector:
         """The open-vocabulary detector of `checkpoint` (a Hub repository id or a model folder) on `device`, loaded
@@ -184,9 +185,9 @@ class ModelCache:
             raise TypeError("only the process's shared ModelCache crosses to another process (as a reference)")
         return shared_models, ()
 
-    def _sam2_model(self, key: ModelKey, use: str) -> SAM2Model:
-        """The key's network where SAM 2's own is needed (the image predictor, discovery's finder)."""
-        problem = feature_problem(key.model, finds=use == "find", image=use == "image")
+    def _finder_model(self, key: ModelKey) -> SAM2Model:
+        """The key's network for discovery's finder, which needs SAM 2's own."""
+        problem = feature_problem(key.model, finds=True)
         if problem:
             raise TrackError(problem)
         return self._model(key)

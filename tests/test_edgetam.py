@@ -185,20 +185,15 @@ def test_refusals_where_a_request_enters(tmp_path, options, message):
         prepare_request(clip, box, model=MICRO_EDGETAM, weights=WeightsSource("seeded"))
 
 
-def test_no_image_mode_no_finder_no_options_it_lacks():
+def test_no_finder_no_options_it_lacks():
     from sam2_plus.config import feature_problem
     from sam2_plus.discovery.settings import DiscoverySettings
-    from sam2_plus.segment.inputs import parse_segment_options
 
     models = ModelCache()
-    with pytest.raises(TrackError, match="no image mode"):
-        models.image_predictor(MICRO_EDGETAM, "cpu", WeightsSource("seeded"))
     with pytest.raises(TrackError, match="cannot find objects"):
         models.finder(DiscoverySettings("everything"), MICRO_EDGETAM, "cpu", WeightsSource("seeded"))
     assert "cannot find objects" in feature_problem(MICRO_EDGETAM, finds=True)
-    assert feature_problem("sam2.1-tiny", motion_aware=True, finds=True, image=True) is None
-    with pytest.raises(ValueError, match="no image mode"):
-        parse_segment_options({"model": MICRO_EDGETAM})
+    assert feature_problem("sam2.1-tiny", motion_aware=True, finds=True) is None
     with pytest.raises(ValueError, match="masks only"):
         build_video_predictor(MICRO_EDGETAM, "seeded", "cpu", task="box")
     with pytest.raises(ValueError, match="precision only"):

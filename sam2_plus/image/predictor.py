@@ -195,17 +195,28 @@ class ImagePredictor(ImagePredictorAPI):
 
 
 def build_image_predictor(model="sam2++", checkpoint=None, device="cpu", task: str = "mask",
-                          postprocessing: bool = True, **options) -> ImagePredictor:
+                          postprocessing: bool = True, **options) -> ImagePredictorAPI:
     """An image predictor for a model name ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large",
-    "sam2++") with `checkpoint` as `build_video_predictor` takes it (None: untrained, "hub", a path,
-    "seeded[:SEED]", "env"), or over an already built `SAM2Model` (shared with video predictors; checkpoint
+    "sam2++", "edgetam") with `checkpoint` as `build_video_predictor` takes it (None: untrained, "hub", a path,
+    "seeded[:SEED]", "env"), or over an already built network (shared with video predictors; checkpoint
     and device must then be left out). task: "mask" or "box" (SAM 2++). options: mask_threshold,
-    max_hole_area, max_sprinkle_area, resample ("bilinear" as SAM 2's image predictor, "bicubic" as its
-    video loader)."""
-    if isinstance(model, SAM2Model):
-        if checkpoint is not None:
-            raise ValueError("a built network already has its weights: pass checkpoint only with a model name")
-        net = model
-    else:
-        net = build_model(model, checkpoint, device, postprocessing)
-    return ImagePredictor(net, task=task, **options)
+    max_hole_area, max_sprinkle_area, resample (SAM 2's networks: "bilinear" as SAM 2's image predictor,
+    "bicubic" as its video loader)."""
+    if isinstance(model, str):
+        return image_predictor_over(build_model(model, checkpoint, device, postprocessing), task, **options)
+    if checkpoint is not None:
+        raise ValueError("a built network already has its weights: pass checkpoint only with a model name")
+    return image_predictor_over(model, task, **options)
+
+
+def image_predictor_over(net, task: str = "mask", **options) -> ImagePredictorAPI:
+    """A new image predictor over a built network: `ImagePredictor` over SAM 2's, `EdgeTamImagePredictor` over
+    transformers' EdgeTAM (which resizes as transformers' image processor does: no `resample`)."""
+    if isinstance(net, SAM2Model):
+        return ImagePredictor(net, task=task, **options)
+    from .edgetam import EdgeTamImagePredictor
+
+    if "resample" in options:
+        raise ValueError("resample is for SAM 2's networks: EdgeTAM's image predictor resizes as transformers' "
+                         "image processor does")
+    return EdgeTamImagePredictor(net, task=task, **options)

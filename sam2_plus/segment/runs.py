@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..effects.settings import EffectError
-from ..errors import OptionsError
+from ..config import feature_problem
+from ..errors import OptionsError, TrackError
 from ..prompts import ObjectPrompts
 from ..provider import ModelProvider
 from ..service import check_model, check_weights, resolve_device
@@ -101,7 +102,9 @@ def prepare_find(source: ImageInput, frame: int = 0, options: str | Mapping[str,
     and the options. Raises MediaError, OptionsError, TrackError or CheckpointError."""
     parsed = parse_find_options(options)
     image = source if isinstance(source, StillImage) else read_frame(source, frame)
-    check_model(parsed.model, {})
+    problem = feature_problem(check_model(parsed.model, {}), finds=True)  # FindOptions given as they are
+    if problem:
+        raise TrackError(problem)
     return FindRequest(image, parsed, _weights(weights), _device(device))
 
 

@@ -1,0 +1,212 @@
+"""EdgeTAM's image mode (sam2_plus/image/edgetam.py) with the micro test-edgetam (seeded weights, no download):
+its masks, IoUs and low-res logits equal transformers' own image model (`EdgeTamModel` loaded with the
+tracker's weights, fed by transformers' processor), exactly where the computation is the same; bad input gets
+ImagePredictor's errors; the model cache, the still-image run and the command line use it; finding objects
+stays refused where the request enters."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from media_clips import pattern_frame
+from sam2_plus import build_model
+from sam2_plus.edgetam_network import processor_for
+from sam2_plus.errors import OptionsError, TrackError
+from sam2_plus.image.edgetam import EdgeTamImagePredictor
+from sam2_plus.media.rle import decode_rle
+from sam2_plus.image.predictor import ImagePredictor, build_image_predictor
+from sam2_plus.provider import ModelCache
+from sam2_plus.segment import FindOptions, cli, parse_find_options, prepare_find
+from sam2_plus.weights import WeightsSource
+
+MICRO_EDGETAM = "test-edgetam"
+H, W = 40, 56
+
+
+@pytest.fixture(scope="module")
+def net():
+    return build_model(MICRO_EDGETAM, checkpoint="seeded:3", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(net):
+    """transformers' image model with the tracker's image components' weights, and its processor."""
+    import transformers as tf
+
+    video = net.config
+    config = tf.EdgeTamConfig(vision_config=video.vision_config,
+                              prompt_encoder_config=video.prompt_encoder_config.to_dict(),
+                              mask_decoder_config=video.mask_decoder_config.to_dict())
+    model = tf.EdgeTamModel(config).eval()
+    loaded = model.load_state_dict(net.state_dict(), strict=False)
+    assert loaded.missing_keys == []
+    processor = tf.Sam2Processor(image_processor=processor_for(net).image_processor, target_size=video.image_size)
+    return model, processor
+
+
+@pytest.fixture(scope="module")
+def image():
+    return pattern_frame(2, H, W)
+
+
+def run_reference(reference, images, multimask=True, embeddings=None, **prompts):
+    """transformers' path: the processor's pixels and coordinates, EdgeTamModel (on `embeddings` given, else on
+    the pixels), the processor's upscaling. -> logits at each image's size (B of [P, M, H, W]), IoUs [B, P, M],
+    low-res logits [B, P, M, h, w]."""
+    model, processor = reference
+    masks = prompts.pop("input_masks", None)
+    inputs = processor(images=images, return_tensors="pt", **prompts)
+    sizes = inputs.pop("original_sizes").tolist()
+    if embeddings is not None:
+        inputs.pop("pixel_values")
+        inputs["image_embeddings"] = embeddings
+    with torch.inference_mode():
+        out = model(**inputs, input_masks=masks, multimask_output=multimask)
+    rows = len(out.pred_masks)  # one image's embeddings may be repeated, a row per prompt
+    logits = processor.post_process_masks(list(out.pred_masks), list(sizes) * rows if len(sizes) == 1 else sizes,
+                                          binarize=False)
+    return logits, out.iou_scores, out.pred_masks
+
+
+def assert_equal_outputs(ours, theirs, image_row=0):
+    masks, ious, low_res = ours
+    logits, iou_scores, pred_masks = theirs
+    assert torch.equal(torch.from_numpy(masks), logits[image_row][0])
+    assert torch.equal(torch.from_numpy(ious), iou_scores[image_row, 0])
+    assert torch.equal(torch.from_numpy(low_res), pred_masks[image_row, 0].clamp(-32, 32))
+
+
+def test_clicks_equal_transformers_image_model(net, reference, image):
+    images = EdgeTamImagePredictor(net)
+    images.set_image(image)
+    ours = images.predict(point_coords=[[20, 15], [40, 30]], point_labels=[1, 0], return_logits=True)
+    assert ours[0].shape == (3, H, W) and ours[1].shape == (3,) and ours[2].shape == (3, 32, 32)
+    assert_equal_outputs(ours, run_reference(reference, [image], input_points=[[[[20, 15], [40, 30]]]],
+                                             input_labels=[[[1, 0]]]))
+    binary = images.predict(point_coords=[[20, 15], [40, 30]], point_labels=[1, 0])[0]
+    assert np.array_equal(binary, (ours[0] > 0).astype(np.float32))
+
+
+def test_a_box_with_a_click_and_a_mask_alone_equal_transformers(net, reference, image):
+    images = EdgeTamImagePredictor(net)
+    images.set_image(image)
+    ours = images.predict(point_coords=[[20, 15]], point_labels=[1], box=[10, 8, 30, 35], multimask_output=False,
+                          return_logits=True)
+    assert_equal_outputs(ours, run_reference(reference, [image], multimask=False, input_points=[[[[20, 15]]]],
+                                             input_labels=[[[1]]], input_boxes=[[[10, 8, 30, 35]]]))
+    earlier = ours[2]
+    ours = images.predict(mask_input=earlier, return_logits=True)
+    assert_equal_outputs(ours, run_reference(reference, [image], input_masks=torch.from_numpy(earlier)[None]))
+
+
+def test_batches_of_prompts_and_images_match_transformers(net, reference, image):
+    images = EdgeTamImagePredictor(net)
+    images.set_image(image)
+    masks, ious, low_res = images.predict(box=[[10, 8, 30, 35], [2, 2, 50, 38]], return_logits=True)
+    logits, iou_scores, pred_masks = run_reference(reference, [image], input_boxes=[[[10, 8, 30, 35], [2, 2, 50, 38]]])
+    torch.testing.assert_close(torch.from_numpy(masks), logits[0])  # transformers decodes them as one point batch
+    torch.testing.assert_close(torch.from_numpy(ious), iou_scores[0])
+    rows = [level.expand(2, -1, -1, -1) for level in reference[0].get_image_embeddings(
+        reference[1](images=[image], return_tensors="pt").pixel_values)]
+    exact = run_reference(reference, [image, image], embeddings=rows, input_boxes=[[[10, 8, 30, 35]], [[2, 2, 50, 38]]])
+    for row in range(2):  # one image row per prompt: the computation is ours
+        assert_equal_outputs((masks[row], ious[row], low_res[row]), exact, image_row=row)
+
+    other = pattern_frame(5, 30, 64)
+    images.set_image_batch([image, other])
+    assert images.orig_hw == [(H, W), (30, 64)] and images.is_batch
+    masks, ious, low_res = images.predict_batch([[[20, 15]], [[50, 10]]], [[1], [1]], return_logits=True)
+    pixels = reference[1](images=[image, other], return_tensors="pt").pixel_values
+    both = reference[0].get_image_embeddings(pixels)
+    assert torch.equal(images.get_image_embedding(), both[-1])
+    for row, (picture, click) in enumerate([(image, [20, 15]), (other, [50, 10])]):
+        exact = run_reference(reference, [picture], embeddings=[level[row:row + 1] for level in both],
+                              input_points=[[[click]]], input_labels=[[[1]]])
+        assert_equal_outputs((masks[row], ious[row], low_res[row]), exact)
+
+
+def test_the_embedding_is_transformers_and_the_network_is_the_trackers(net, reference, image):
+    model, processor = reference
+    cache, weights = ModelCache(), WeightsSource("seeded", seed=3)
+    cached = cache.image_predictor(MICRO_EDGETAM, "cpu", weights)
+    assert isinstance(cached, EdgeTamImagePredictor)
+    assert cached.model is cache.video_predictor(MICRO_EDGETAM, "cpu", weights).model
+    images = EdgeTamImagePredictor(net)
+    images.set_image(image)
+    pixels = processor(images=[image], return_tensors="pt").pixel_values
+    assert torch.equal(images.get_image_embedding(), model.get_image_embeddings(pixels)[-1])
+    images.reset_predictor()
+    assert not images.is_image_set and images.orig_hw is None
+
+
+def bad_calls():
+    return [
+        ("set_image", (np.zeros((4, 4), np.uint8),), {}),
+        ("set_image", (np.zeros((4, 4, 3), np.float32),), {}),
+        ("set_image_batch", ([],), {}),
+        ("predict", (), dict(point_coords=[[1, 1]])),
+        ("predict", (), dict(point_coords=[[100, 1]], point_labels=[1])),
+        ("predict", (), dict(point_coords=[[1, 1]], point_labels=[7])),
+        ("predict", (), dict(box=[30, 8, 10, 35])),
+        ("predict", (), dict(box=[1, 2, 3])),
+        ("predict", (), dict(point_coords=[[1, 1]], point_labels=[1], box=[[1, 1, 5, 5], [2, 2, 6, 6]])),
+        ("predict", (), dict(point_coords=[[np.nan, 1]], point_labels=[1])),
+        ("predict", (), dict(mask_input=np.zeros((2, 5, 5), np.float32))),
+        ("predict_batch", ([[[1, 1]]], [[1]]), {}),
+    ]
+
+
+def raised(predictor, image, method, args, kwargs):
+    if method.startswith("predict"):
+        predictor.set_image(image)
+    with pytest.raises(Exception) as error:
+        getattr(predictor, method)(*args, **kwargs)
+    return type(error.value), str(error.value)
+
+
+def test_bad_input_gets_image_predictors_errors(net, image):
+    sam2 = ImagePredictor(build_model("test-micro", checkpoint="seeded", device="cpu"))
+    edgetam = EdgeTamImagePredictor(net)
+    for method, args, kwargs in bad_calls():
+        theirs = raised(sam2, image, method, args, kwargs)
+        ours = raised(edgetam, image, method, args, kwargs)
+        if "mask_input" in kwargs:  # the mask size is each network's
+            assert ours[0] is theirs[0] and "mask_input must be 1x32x32 or Bx1x32x32" in ours[1]
+        else:
+            assert ours == theirs, method
+    fresh = EdgeTamImagePredictor(net)
+    with pytest.raises(RuntimeError, match="no image is set"):
+        fresh.predict(point_coords=[[1, 1]], point_labels=[1])
+    with pytest.raises(ValueError, match="EdgeTAM decodes the task 'mask' only, not 'box'"):
+        EdgeTamImagePredictor(net, task="box")
+    with pytest.raises(ValueError, match="resample is for SAM 2's networks"):
+        build_image_predictor(net, resample="bicubic")
+
+
+def test_the_command_line_segments_with_edgetam_and_find_stays_refused(tmp_path, net, image, capsys):
+    path = tmp_path / "photo.png"
+    Image.fromarray(image).save(path)
+    prompts = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[20, 15]]}]}]})
+    out = tmp_path / "out"
+    assert cli.main([str(path), "--prompts", prompts, "--model", MICRO_EDGETAM, "--checkpoint", "seeded:3",
+                     "--out", str(out), "--quiet"]) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert document["model"] == MICRO_EDGETAM
+    images = EdgeTamImagePredictor(net)
+    images.set_image(image)
+    masks, ious, _ = images.predict(point_coords=[[20, 15]], point_labels=[1])
+    obj = document["objects"][0]
+    assert obj["chosen"] == int(np.argmax(ious)) and len(obj["candidates"]) == 3
+    assert np.array_equal(decode_rle(obj["mask"]), masks[obj["chosen"]] > 0)
+    assert cli.main([str(path), "--everything", "--model", MICRO_EDGETAM, "--checkpoint", "seeded:3"]) \
+        == cli.EXIT_BAD_INPUT
+    assert "cannot find objects" in capsys.readouterr().err
+    with pytest.raises(OptionsError, match="model test-edgetam cannot find objects"):
+        parse_find_options({"model": MICRO_EDGETAM})
+    with pytest.raises(TrackError, match="model test-edgetam cannot find objects"):
+        prepare_find(path, options=FindOptions(model=MICRO_EDGETAM))
