@@ -4,6 +4,7 @@ the subclass's torch-level `decode` in model pixels, its low-res logits upscaled
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -14,6 +15,17 @@ from ..postprocess import remove_small_regions
 from .inputs import check_image, check_image_list, prompt_tensors
 
 LOW_RES_LOGIT_LIMIT = 32.0  # low-res logits handed back are clamped to +-32, as SAM 2's
+
+
+@dataclass
+class ImageDecode:
+    """Every candidate mask of a batch of prompts on one image (M = 3 with multimask output, else 1)."""
+
+    low_res_logits: torch.Tensor  # [B, M, 256, 256], clamped to +-LOW_RES_LOGIT_LIMIT
+    ious: torch.Tensor  # [B, M] predicted IoUs
+    object_scores: torch.Tensor  # [B, 1] object-score logits (nothing is gated by them here)
+    unclamped_logits: torch.Tensor  # [B, M, 256, 256]: what SAM 2 upscales to the image's size
+    boxes_norm: Optional[torch.Tensor] = None  # [B, M, 4] normalised xyxy (SAM 2++'s box task)
 
 
 class ImagePredictorAPI:

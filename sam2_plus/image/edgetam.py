@@ -16,8 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .api import LOW_RES_LOGIT_LIMIT, ImagePredictorAPI
-from .predictor import ImageDecode
+from .api import LOW_RES_LOGIT_LIMIT, ImageDecode, ImagePredictorAPI
 
 EDGETAM_TASKS = ("mask",)
 

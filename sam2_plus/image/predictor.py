@@ -11,7 +11,6 @@ SAM 2++ has three tasks; an image predictor decodes with one of them, its `task`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -21,21 +20,10 @@ from torchvision.transforms import functional as TF
 from ..media.decode import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from ..modeling.sam2_model import Decoded, PointPrompt, SAM2Model
 from ..network import build_model
-from .api import LOW_RES_LOGIT_LIMIT, ImagePredictorAPI
+from .api import LOW_RES_LOGIT_LIMIT, ImageDecode, ImagePredictorAPI
 
 RESAMPLING = ("bilinear", "bicubic")
 IMAGE_TASKS = ("mask", "box")
-
-
-@dataclass
-class ImageDecode:
-    """Every candidate mask of a batch of prompts on one image (M = 3 with multimask output, else 1)."""
-
-    low_res_logits: torch.Tensor  # [B, M, 256, 256], clamped to +-LOW_RES_LOGIT_LIMIT
-    ious: torch.Tensor  # [B, M] predicted IoUs
-    object_scores: torch.Tensor  # [B, 1] object-score logits (nothing is gated by them here)
-    unclamped_logits: torch.Tensor  # [B, M, 256, 256]: what SAM 2 upscales to the image's size
-    boxes_norm: Optional[torch.Tensor] = None  # [B, M, 4] normalised xyxy (SAM 2++'s box task)
 
 
 def compose_points(coords: Optional[torch.Tensor], labels: Optional[torch.Tensor],
