@@ -210,3 +210,19 @@ def test_the_command_line_segments_with_edgetam_and_find_stays_refused(tmp_path,
         parse_find_options({"model": MICRO_EDGETAM})
     with pytest.raises(TrackError, match="model test-edgetam cannot find objects"):
         prepare_find(path, options=FindOptions(model=MICRO_EDGETAM))
+
+
+def test_the_apps_image_calls_take_edgetam_and_refuse_its_find(tmp_path, monkeypatch, image):
+    from sam2_plus.app.image_api import plan_find_objects, plan_segment_image
+    from sam2_plus.app.settings import AppLimits
+    from sam2_plus.segment import run_segment_image
+
+    monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:3")
+    path = tmp_path / "photo.png"
+    Image.fromarray(image).save(path)
+    prompts = {"objects": [{"id": 4, "task": "mask", "prompts": [{"frame": 0, "box": [10, 8, 30, 35]}]}]}
+    request = plan_segment_image(str(path), prompts, {"model": MICRO_EDGETAM}, AppLimits())
+    outcome = run_segment_image(request, tmp_path / "out", ModelCache())
+    assert outcome.result.model == MICRO_EDGETAM and len(outcome.result.objects[0].candidates) == 1
+    with pytest.raises(OptionsError, match="model test-edgetam cannot find objects"):
+        plan_find_objects(str(path), 0, {"model": MICRO_EDGETAM}, AppLimits())
