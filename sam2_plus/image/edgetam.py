@@ -109,7 +109,7 @@ class EdgeTamImagePredictor(ImagePredictorAPI):
                            unclamped_logits=logits)
 
     def _sparse_points(self, coords: Optional[torch.Tensor], labels: Optional[torch.Tensor],
-                       boxes: Optional[torch.Tensor], count: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+                       boxes: Optional[torch.Tensor], count: int) -> tuple[Optional[torch.Tensor], ...]:
         """Clicks as transformers' decoder takes them ([B, 1, N, 2], labels [B, 1, N]); without clicks or a box,
         one not-a-point (label -1), as `EdgeTamModel.forward` pads a prompt of a mask alone."""
         if coords is not None:

@@ -93,7 +93,7 @@ class EdgeTamPredictor:
 
     task = "mask"
     tasks = ("mask",)
-    image_preview = False  # the app previews a click through this predictor's prompt step (no image predictor)
+    image_preview = False  # the app previews a click through its prompt step (the image path reads SAM 2's tracker)
 
     def __init__(self, model: torch.nn.Module, precision: str = "auto") -> None:
         from ..edgetam_network import processor_for
