@@ -193,8 +193,8 @@ class ModelConfig:
 
     @property
     def is_edgetam(self) -> bool:
-        """Runs through transformers' EdgeTAM classes: tracking and the image mode's prompts, without our image
-        encoder's features (no discovery or automatic masks, no motion-aware mode)."""
+        """Runs through transformers' EdgeTAM classes: tracking and the image mode, without our image encoder's
+        features (no discovery while tracking, no motion-aware mode)."""
         return self.family == "edgetam"
 
     @property
@@ -241,15 +241,15 @@ SAM2_MODELS_HINT = "use sam2.1-tiny (or another sam2.1 model) or sam2++"
 
 def feature_problem(name: str, motion_aware: bool = False, finds: bool = False) -> Optional[str]:
     """Why model `name` (canonical) cannot run a request that uses these features, or None. EdgeTAM runs through
-    transformers' own tracker and image decoder: our motion-aware rules and the finders (discovery's, the still
-    image's automatic mask generator), which work on SAM 2's network, do not apply to it."""
+    transformers' own tracker: our motion-aware rules and discovery's finder, which reads the tracker's SAM 2
+    image features of each keyframe, do not apply to it."""
     if not load_config(name).is_edgetam:
         return None
     if motion_aware:
         return f"model {name} has no motion-aware (SAMURAI) mode; {SAM2_MODELS_HINT} for motion_aware"
     if finds:
-        return (f"model {name} cannot find objects (finding runs SAM 2's automatic mask generator, which EdgeTAM "
-                f"lacks; its clicks and boxes work); {SAM2_MODELS_HINT}")
+        return (f"model {name} cannot find objects while tracking (discovery's finder reads SAM 2's image features "
+                f"of the tracked frames; Find objects on a still image works with it); {SAM2_MODELS_HINT}")
     return None
 
 

@@ -1,8 +1,8 @@
 """EdgeTAM's image mode (sam2_plus/image/edgetam.py) with the micro test-edgetam (seeded weights, no download):
 its masks, IoUs and low-res logits equal transformers' own image model (`EdgeTamModel` loaded with the
 tracker's weights, fed by transformers' processor), exactly where the computation is the same; bad input gets
-ImagePredictor's errors; the model cache, the still-image run and the command line use it; finding objects
-stays refused where the request enters."""
+ImagePredictor's errors; the model cache, the still-image runs (clicks and boxes, Find objects' automatic masks),
+the app's calls and the command line use it; discovery while tracking stays refused."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from PIL import Image
 from media_clips import pattern_frame
 from sam2_plus import build_model
 from sam2_plus.edgetam_network import processor_for
-from sam2_plus.errors import OptionsError, TrackError
+from sam2_plus.errors import TrackError
+from sam2_plus.image.automatic import AutomaticMaskGenerator
 from sam2_plus.image.edgetam import EdgeTamImagePredictor
 from sam2_plus.media.rle import decode_rle
 from sam2_plus.image.predictor import ImagePredictor, build_image_predictor
 from sam2_plus.provider import ModelCache
-from sam2_plus.segment import FindOptions, cli, parse_find_options, prepare_find
+from sam2_plus.segment import cli
 from sam2_plus.weights import WeightsSource
 
 MICRO_EDGETAM = "test-edgetam"
@@ -188,7 +189,7 @@ def test_bad_input_gets_image_predictors_errors(net, image):
         build_image_predictor(net, resample="bicubic")
 
 
-def test_the_command_line_segments_with_edgetam_and_find_stays_refused(tmp_path, net, image, capsys):
+def test_the_command_line_segments_and_finds_with_edgetam(tmp_path, net, image, capsys):
     path = tmp_path / "photo.png"
     Image.fromarray(image).save(path)
     prompts = json.dumps({"objects": [{"id": 1, "task": "mask", "prompts": [{"frame": 0, "points": [[20, 15]]}]}]})
@@ -203,26 +204,49 @@ def test_the_command_line_segments_with_edgetam_and_find_stays_refused(tmp_path,
     obj = document["objects"][0]
     assert obj["chosen"] == int(np.argmax(ious)) and len(obj["candidates"]) == 3
     assert np.array_equal(decode_rle(obj["mask"]), masks[obj["chosen"]] > 0)
-    assert cli.main([str(path), "--everything", "--model", MICRO_EDGETAM, "--checkpoint", "seeded:3"]) \
-        == cli.EXIT_BAD_INPUT
-    assert "cannot find objects" in capsys.readouterr().err
-    with pytest.raises(OptionsError, match="model test-edgetam cannot find objects"):
-        parse_find_options({"model": MICRO_EDGETAM})
-    with pytest.raises(TrackError, match="model test-edgetam cannot find objects"):
-        prepare_find(path, options=FindOptions(model=MICRO_EDGETAM))
+    assert cli.main([str(path), "--everything", "--model", MICRO_EDGETAM, "--checkpoint", "seeded:3", "--density",
+                     "coarse", "--pred-iou-thresh", "0", "--stability-thresh", "0", "--out", str(tmp_path / "found"),
+                     "--quiet"]) == 0
+    found = json.loads((tmp_path / "found/proposals.json").read_text())
+    assert found["model"] == MICRO_EDGETAM and found["proposals"]
 
 
-def test_the_apps_image_calls_take_edgetam_and_refuse_its_find(tmp_path, monkeypatch, image):
+def test_the_automatic_mask_generator_runs_on_edgetam(net, image):
+    """Every mask it keeps is a candidate of EdgeTAM's image predictor at its click (decoded there in batches of
+    clicks, here one click at a time)."""
+    images = EdgeTamImagePredictor(net)
+    records = AutomaticMaskGenerator(images, points_per_side=4, pred_iou_thresh=0, stability_score_thresh=0,
+                                     box_nms_thresh=1.0).generate(image)
+    assert len(records) > 8
+    single = EdgeTamImagePredictor(net)
+    single.set_image(image)
+    for record in records:
+        masks, ious, _ = single.predict(point_coords=record["point_coords"], point_labels=[1])
+        index = int(np.argmin(np.abs(ious - record["predicted_iou"])))
+        expected = torch.tensor(record["predicted_iou"], dtype=torch.float32)
+        torch.testing.assert_close(torch.tensor(ious[index]), expected)
+        assert np.mean(masks[index].astype(bool) == record["segmentation"]) > 0.999
+
+
+def test_discovery_while_tracking_stays_refused():
+    from sam2_plus.discovery.settings import DiscoverySettings
+
+    with pytest.raises(TrackError, match="model test-edgetam cannot find objects while tracking"):
+        ModelCache().finder(DiscoverySettings("everything"), MICRO_EDGETAM, "cpu", WeightsSource("seeded"))
+
+
+def test_the_apps_image_calls_take_edgetam(tmp_path, monkeypatch, image):
     from sam2_plus.app.image_api import plan_find_objects, plan_segment_image
     from sam2_plus.app.settings import AppLimits
-    from sam2_plus.segment import run_segment_image
+    from sam2_plus.segment import run_find_objects, run_segment_image
 
     monkeypatch.setenv("SAM2PLUS_WEIGHTS", "seeded:3")
     path = tmp_path / "photo.png"
     Image.fromarray(image).save(path)
     prompts = {"objects": [{"id": 4, "task": "mask", "prompts": [{"frame": 0, "box": [10, 8, 30, 35]}]}]}
     request = plan_segment_image(str(path), prompts, {"model": MICRO_EDGETAM}, AppLimits())
-    outcome = run_segment_image(request, tmp_path / "out", ModelCache())
+    cache = ModelCache()
+    outcome = run_segment_image(request, tmp_path / "out", cache)
     assert outcome.result.model == MICRO_EDGETAM and len(outcome.result.objects[0].candidates) == 1
-    with pytest.raises(OptionsError, match="model test-edgetam cannot find objects"):
-        plan_find_objects(str(path), 0, {"model": MICRO_EDGETAM}, AppLimits())
+    request = plan_find_objects(str(path), 0, {"model": MICRO_EDGETAM, "density": "coarse"}, AppLimits())
+    assert run_find_objects(request, tmp_path / "found", cache).files

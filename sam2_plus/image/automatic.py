@@ -22,6 +22,7 @@ from ..modeling.sam2_model import SAM2Model
 from ..postprocess import remove_small_regions
 from .mask_ops import (CropBox, crop_boxes, encode_masks, layer_point_grids, mask_boxes, near_crop_edge,
                        shift_boxes, shift_points, stability_scores, xyxy_to_xywh)
+from .api import ImagePredictorAPI
 from .predictor import ImagePredictor
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
@@ -116,19 +117,19 @@ def _non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, threshold: f
 class AutomaticMaskGenerator:
     """Masks for everything in an image, as SAM 2's `SAM2AutomaticMaskGenerator`.
 
-    `model` is a `SAM2Model` (any SAM 2.1 size or SAM 2++) or an `ImagePredictor` over one (its image is
-    replaced by `generate`). The keyword arguments are SAM 2's, with its defaults (`GeneratorSettings`).
+    `model` is a `SAM2Model` (any SAM 2.1 size or SAM 2++) or an image predictor (`ImagePredictor` over one,
+    `EdgeTamImagePredictor` over EdgeTAM's network; its image is replaced by `generate`). The keyword arguments are SAM 2's, with its defaults (`GeneratorSettings`).
     `min_mask_region_area` > 0 removes, as SAM 2's image predictor does, the 8-connected holes and islands of at
     most that many pixels of the 256x256 logits before a mask is upscaled.
     """
 
-    def __init__(self, model: Union[SAM2Model, ImagePredictor], **settings: Any):
+    def __init__(self, model: Union[SAM2Model, ImagePredictorAPI], **settings: Any):
         self.settings = GeneratorSettings(**settings)
-        self.predictor = model if isinstance(model, ImagePredictor) else ImagePredictor(model)
+        self.predictor = model if isinstance(model, ImagePredictorAPI) else ImagePredictor(model)
         self._grids = self.settings.grids()
 
     @property
-    def model(self) -> SAM2Model:
+    def model(self) -> Any:
         return self.predictor.model
 
     @torch.inference_mode()
@@ -162,7 +163,7 @@ class AutomaticMaskGenerator:
         else:
             self.predictor.set_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
         grid = self._grids[layer] * np.array(crop_hw)[None, ::-1]
-        points = torch.as_tensor(grid, dtype=torch.float32, device=self.model.device)
+        points = torch.as_tensor(grid, dtype=torch.float32, device=self.predictor.device)
         step = self.settings.points_per_batch
         parts = [self._decode_batch(points[i:i + step], crop, image.shape[:2]) for i in range(0, len(points), step)]
         found = Candidates.join(parts) if parts else Candidates.empty(points.device)

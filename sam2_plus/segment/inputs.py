@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import CONFIG_FILES, canonical_model_name, feature_problem
+from ..config import CONFIG_FILES, canonical_model_name
 from ..effects.settings import EffectError, EffectSettings, parse_effects
 from ..errors import OptionsError
 from ..media.decode import FrameSource, MediaError, VideoInfo
@@ -182,7 +182,7 @@ def parse_find_options(options: str | Mapping[str, Any] | FindOptions | None) ->
         raise OptionsError(f"invalid options: 'sort' must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
     per_side = document.get("points_per_side")
     return FindOptions(
-        model=_model(document, finds=True), density=density,
+        model=_model(document), density=density,
         points_per_side=None if per_side is None else _integer(document, "points_per_side", 1, MAX_POINTS_PER_SIDE),
         pred_iou_thresh=_fraction(document, "pred_iou_thresh", defaults.pred_iou_thresh),
         stability_score_thresh=_fraction(document, "stability_score_thresh", defaults.stability_score_thresh),
@@ -220,8 +220,7 @@ def _document(options: Any, kind: type) -> Mapping[str, Any]:
     return options
 
 
-def _model(document: Mapping[str, Any], finds: bool = False) -> str:
-    """The options' model; `finds`: for Find objects (the automatic mask generator), which some models lack."""
+def _model(document: Mapping[str, Any]) -> str:
     model = document.get("model", DEFAULT_MODEL)
     name = None
     try:
@@ -229,9 +228,6 @@ def _model(document: Mapping[str, Any], finds: bool = False) -> str:
             name = canonical_model_name(model)
     except ValueError:
         pass
-    problem = feature_problem(name, finds=finds) if name is not None else None
-    if problem:
-        raise OptionsError(f"invalid options: {problem}")
     if name is not None:
         return name
     raise OptionsError(f"invalid options: unknown model {model!r}; choose one of {', '.join(CONFIG_FILES)}")

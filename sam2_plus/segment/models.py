@@ -22,4 +22,4 @@ def image_predictor(models: ModelProvider, model: str, device: Optional[str] = N
 def mask_generator(models: ModelProvider, options: FindOptions, device: Optional[str] = None,
                    weights: Optional[WeightsSource] = None) -> MaskGenerator:
     """The automatic mask generator of `options` over the provider's network."""
-    return build_generator(models.image_predictor(options.model, device, weights).model, options)
+    return build_generator(models.image_predictor(options.model, device, weights), options)

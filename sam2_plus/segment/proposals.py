@@ -1,6 +1,6 @@
 """Find objects: the automatic mask generator's masks on an image (or a video frame) as numbered proposals.
 
-    generator = build_generator(net, options)           # AutomaticMaskGenerator with the options' grid
+    generator = build_generator(images, options)        # AutomaticMaskGenerator with the options' grid
     proposals = find_objects(image, options, generator)  # largest first (options.sort "area") or by score
 
 The generator runs a grid of clicks (`FindOptions.grid` per side: coarse 8, normal 16, fine 32), keeps masks
@@ -55,9 +55,10 @@ class Proposal:
         return {"task": "mask", "prompts": [{"mask": self.mask}]}
 
 
-def build_generator(net: Any, options: FindOptions) -> MaskGenerator:
-    """The automatic mask generator over `net` (a SAM2Model) with the options' grid and filters."""
-    return AutomaticMaskGenerator(net, **options.generator_settings())
+def build_generator(images: Any, options: FindOptions) -> MaskGenerator:
+    """The automatic mask generator over an image predictor (any model's: SAM 2's or EdgeTAM's) with the
+    options' grid and filters."""
+    return AutomaticMaskGenerator(images, **options.generator_settings())
 
 
 def find_objects(image: StillImage, options: FindOptions, generator: MaskGenerator) -> list[Proposal]:

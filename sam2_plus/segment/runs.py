@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..effects.settings import EffectError
-from ..config import feature_problem
-from ..errors import OptionsError, TrackError
+from ..errors import OptionsError
 from ..prompts import ObjectPrompts
 from ..provider import ModelProvider
 from ..service import check_model, check_weights, resolve_device
@@ -102,9 +101,7 @@ def prepare_find(source: ImageInput, frame: int = 0, options: str | Mapping[str,
     and the options. Raises MediaError, OptionsError, TrackError or CheckpointError."""
     parsed = parse_find_options(options)
     image = source if isinstance(source, StillImage) else read_frame(source, frame)
-    problem = feature_problem(check_model(parsed.model, {}), finds=True)  # FindOptions given as they are
-    if problem:
-        raise TrackError(problem)
+    check_model(parsed.model, {})
     return FindRequest(image, parsed, _weights(weights), _device(device))
 
 
