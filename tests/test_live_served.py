@@ -152,10 +152,10 @@ def test_the_live_tab_with_a_fake_camera(live_app, tmp_path):
             page.locator("#live-tool").get_by_label("Box (two clicks)").check()
             click_view(page, 20, 20, size)
             page.wait_for_function("document.querySelector('#live-status')?.innerText.includes('first corner')",
-                                   timeout=20_000)
+                                   timeout=60_000)
             click_view(page, 80, 70, size)
             page.wait_for_function("document.querySelector('#live-status')?.innerText.includes('prompted on frame')",
-                                   timeout=20_000)
+                                   timeout=60_000)
             prompted = live_frame_number(page)
             drawn = _drawn_frames(page, prompted, size, baseline)
             shot(page, "tracking")
