@@ -15,6 +15,20 @@ import torch
 from .config import ModelConfig
 from .weights import CheckpointError, WeightsSource, download_checkpoint, seeded_state_dict
 
+class OnEdgeTamNetwork:
+    """What a predictor over an `EdgeTamVideoModel` (its `model`) reads of the network."""
+
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.image_size)
+
+
 REPVIT_OUTPUTS = {"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]}
 
 

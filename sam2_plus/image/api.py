@@ -30,12 +30,17 @@ class ImageDecode:
 
 class ImagePredictorAPI:
     """The numpy API over a subclass's `_encode(images)`, `_forget_features()`, `to_model_coords`, `decode`,
-    `device`, `image_size` and `mask_input_size`; `mask_threshold`, `max_hole_area` and `max_sprinkle_area` are
-    set by the subclass."""
+    `device`, `image_size` and `mask_input_size`; the subclass sets the post-processing (`_set_postprocessing`)."""
 
     mask_threshold: float
     max_hole_area: int
     max_sprinkle_area: int
+
+    def _set_postprocessing(self, mask_threshold: float, max_hole_area: int, max_sprinkle_area: int) -> None:
+        """SAM 2's mask threshold and the small holes and sprinkles removed from the masks handed out."""
+        self.mask_threshold = float(mask_threshold)
+        self.max_hole_area = int(max_hole_area)
+        self.max_sprinkle_area = int(max_sprinkle_area)
 
     # ------------------------------------------------------------------ state
     @property

@@ -16,25 +16,22 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..edgetam_network import OnEdgeTamNetwork, processor_for
 from .api import LOW_RES_LOGIT_LIMIT, ImageDecode, ImagePredictorAPI
 
 EDGETAM_TASKS = ("mask",)
 
 
-class EdgeTamImagePredictor(ImagePredictorAPI):
+class EdgeTamImagePredictor(OnEdgeTamNetwork, ImagePredictorAPI):
     """`ImagePredictor`'s API (numpy and torch level) over an `EdgeTamVideoModel`, which it may share with
     `EdgeTamPredictor`."""
 
     def __init__(self, model: torch.nn.Module, task: str = "mask", mask_threshold: float = 0.0,
                  max_hole_area: int = 0, max_sprinkle_area: int = 0) -> None:
-        from ..edgetam_network import processor_for
-
         self.model = model
         self.task = task
         self.image_processor = processor_for(model).image_processor
-        self.mask_threshold = float(mask_threshold)
-        self.max_hole_area = int(max_hole_area)
-        self.max_sprinkle_area = int(max_sprinkle_area)
+        self._set_postprocessing(mask_threshold, max_hole_area, max_sprinkle_area)
         self.reset_predictor()
 
     @property
@@ -46,14 +43,6 @@ class EdgeTamImagePredictor(ImagePredictorAPI):
         if task not in EDGETAM_TASKS:
             raise ValueError(f"EdgeTAM decodes the task {EDGETAM_TASKS[0]!r} only, not {task!r}")
         self._task = task
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def image_size(self) -> int:
-        return int(self.model.config.image_size)
 
     @property
     def mask_input_size(self) -> tuple[int, int]:

@@ -64,9 +64,7 @@ class ImagePredictor(ImagePredictorAPI):
             raise ValueError(f"resample must be one of {list(RESAMPLING)}, got {resample!r}")
         self.model = model
         self.task = task
-        self.mask_threshold = float(mask_threshold)
-        self.max_hole_area = int(max_hole_area)
-        self.max_sprinkle_area = int(max_sprinkle_area)
+        self._set_postprocessing(mask_threshold, max_hole_area, max_sprinkle_area)
         self.resample = resample
         self.reset_predictor()
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
+from ..edgetam_network import OnEdgeTamNetwork, processor_for
 from ..media.decode import FrameSource
 from ..modeling.sam2_model import NO_OBJ_SCORE
 from ..prompt_rules import FramePrompt
@@ -87,7 +88,7 @@ class EdgeTamSession:
         return self.history is not None
 
 
-class EdgeTamPredictor:
+class EdgeTamPredictor(OnEdgeTamNetwork):
     """The TrackingPredictor protocol (sam2_plus/provider.py) and VideoPredictor's prompt and editing API over
     transformers' EdgeTAM. `precision`: as VideoPredictor's ("auto": bfloat16 on CUDA, float32 on the CPU)."""
 
@@ -96,21 +97,11 @@ class EdgeTamPredictor:
     image_preview = False  # the app previews a click through its prompt step (the image path reads SAM 2's tracker)
 
     def __init__(self, model: torch.nn.Module, precision: str = "auto") -> None:
-        from ..edgetam_network import processor_for
-
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model, self.precision = model, precision
         self.processor = processor_for(model)
         self.memory_reach = max(model.config.max_object_pointers_in_encoder, model.config.num_maskmem + 1)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def image_size(self) -> int:
-        return int(self.model.config.image_size)
 
     @property
     def uses_bfloat16(self) -> bool:
