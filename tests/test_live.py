@@ -16,7 +16,7 @@ from app_fakes import StandInModels, StreamingPredictor, wait_for
 from micro_model import MICRO
 from sam2_plus.app.editing import BOX, POSITIVE
 from sam2_plus.app.errors import AppInputError
-from sam2_plus.app.live import LiveSpec, frame_problem, run_live
+from sam2_plus.app.live import LiveSpec, run_live
 from sam2_plus.app.live_inbox import LivePrompt
 from sam2_plus.app.gpu_time import live_gpu_seconds
 from sam2_plus.app.live_page import live_cost
@@ -130,7 +130,7 @@ def test_bad_input_gets_a_precise_message_and_the_session_goes_on(tmp_path):
         send(session, 1)
         with pytest.raises(AppInputError, match=r"the click \(64, 5\) is outside the picture \(64x48 pixels\)"):
             session.click(64, 5, POSITIVE)
-        with pytest.raises(AppInputError, match="changed size from 64x48 to 32x48"):
+        with pytest.raises(AppInputError, match="a camera frame is 32x48, but the frames so far are 64x48: press Stop"):
             session.put_frame(np.zeros((HEIGHT, 32, 3), np.uint8))
         with pytest.raises(AppInputError, match="no object yet"):
             session.remove_selected()
@@ -179,12 +179,18 @@ def test_while_the_loop_waits_for_the_gpu_the_status_says_so(tmp_path):
         session.stop(timeout=60)
 
 
-def test_a_frame_must_be_an_rgb_picture():
-    assert frame_problem(None, None).startswith("a camera frame must be an RGB image")
-    assert "got ndarray (4, 4)" in frame_problem(np.zeros((4, 4), np.uint8), None)
-    assert frame_problem(np.zeros((4, 4, 3), np.float32), None).startswith("a camera frame must be")
-    assert frame_problem(np.zeros((1, 4, 3), np.uint8), None) == "a camera frame of 4x1 pixels is too small"
-    assert frame_problem(np.zeros((4, 4, 3), np.uint8), (4, 4)) == ""
+def test_a_frame_must_be_an_rgb_picture(tmp_path):
+    session = start(tmp_path)
+    try:
+        for bad, message in [(None, "a camera frame must be an HxWx3 uint8 RGB numpy array, got NoneType"),
+                             (np.zeros((4, 4), np.uint8), r"got ndarray \(4, 4\) uint8"),
+                             (np.zeros((4, 4, 3), np.float32), "got ndarray .* float32"),
+                             (np.zeros((1, 4, 3), np.uint8), "a camera frame of 4x1 pixels is too small")]:
+            with pytest.raises(AppInputError, match=message):
+                session.put_frame(bad)
+        assert session.stats().sent == 0
+    finally:
+        session.stop(timeout=60)
 
 
 def test_the_status_line_says_rates_latency_and_drops():

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from ..errors import INPUT_ERRORS
 from ..media.decode import FrameSource
 from ..media.encode import VideoWriter
@@ -180,16 +178,3 @@ def _apply_prompt(predictor, stream, recorder: LiveRecorder, prompt: LivePrompt)
     recorder.add_result(result)
     return LiveUpdate(record=result, note=f"object {prompt.obj_id} prompted on frame {prompt.prompt.frame}")
 
-
-def frame_problem(image: object, size: Optional[tuple[int, int]]) -> str:
-    """Why `image` cannot be a live frame ("" when it can): an HxWx3 uint8 array, of `size` (H, W) once the
-    session has one."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape = getattr(image, "shape", None)
-        return f"a camera frame must be an RGB image (HxWx3, 8 bits), got {type(image).__name__} {shape or ''}".strip()
-    if min(image.shape[:2]) < 2:
-        return f"a camera frame of {image.shape[1]}x{image.shape[0]} pixels is too small"
-    if size is not None and image.shape[:2] != size:
-        return (f"the camera's picture changed size from {size[1]}x{size[0]} to {image.shape[1]}x{image.shape[0]}: "
-                "press Stop and start a new session")
-    return ""

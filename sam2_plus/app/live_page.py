@@ -23,7 +23,7 @@ from .errors import AppInputError
 from .gpu_slots import GpuSlots
 from .gpu_time import live_gpu_seconds
 from .hardware import on_zero_gpu
-from .live import LiveSpec, LiveUpdate, frame_problem
+from .live import LiveSpec, LiveUpdate
 from .live_session import LiveSession
 from .settings import AppLimits
 from .workdirs import SessionFiles, WorkDir
@@ -67,9 +67,7 @@ def live_cost(limits: AppLimits, zero_gpu: Optional[bool] = None) -> str:
 def api_frame(session: LiveSession, image: Any, prompts: str) -> np.ndarray:
     """/live_frame: the frame sent, then the prompts on it (the prompts JSON, every prompt's frame the frame's own
     index), answered once its result (with the prompts') is drawn."""
-    problem = frame_problem(image, session.size)
-    if problem:
-        raise AppInputError(problem)
+    image = session.checked(image)
     frame = session.stats().sent  # the index the frame gets in the stream
     parsed = []
     if prompts.strip():
@@ -80,7 +78,7 @@ def api_frame(session: LiveSession, image: Any, prompts: str) -> np.ndarray:
         if late:
             raise AppInputError(f"object {late[0][0]}: a prompt sent with frame {frame} must be on frame {frame}, "
                                 f"not {late[0][1]}")
-    number = session.put_frame(image)
+    number = session.send_frame(image)
     if number == 0:
         raise AppInputError(f"the live session has ended ({session.ended}); call /live_stop for its files")
     for obj in parsed:

@@ -20,10 +20,11 @@ import numpy as np
 
 from ..media.render import TrackRenderer
 from ..prompts import TASKS
+from ..video.streaming import frame_problem
 from .editing import BOX, NEGATIVE, POSITIVE, ObjectState, add_click, set_box
 from .errors import AppInputError
 from .gpu_slots import describe_wait
-from .live import LiveFiles, LiveSpec, LiveUpdate, frame_problem
+from .live import LiveFiles, LiveSpec, LiveUpdate
 from .live_inbox import LiveFrame, LiveInbox, LivePrompt
 
 LiveRunner = Callable[[LiveSpec, Callable[[int], None]], Iterator[LiveUpdate]]  # (spec, on_wait(jobs ahead))
@@ -148,11 +149,19 @@ class LiveSession:
 
     # ------------------------------------------------------------------ the page's side
 
-    def put_frame(self, image: object) -> int:
-        """Send a camera frame to the model (dropped while frozen or ended); its number (0 when dropped)."""
-        problem = frame_problem(image, self.size)
+    def checked(self, image: object) -> np.ndarray:
+        """`image` when it can be this session's next camera frame; AppInputError saying why not."""
+        problem = frame_problem(image, self.size, noun="a camera frame", restart="press Stop and start a new session")
         if problem:
             raise AppInputError(problem)
+        return image
+
+    def put_frame(self, image: object) -> int:
+        """Send a camera frame to the model, checked (dropped while frozen or ended); its number (0 when dropped)."""
+        return self.send_frame(self.checked(image))
+
+    def send_frame(self, image: np.ndarray) -> int:
+        """Send a `checked` camera frame to the model (dropped while frozen or ended); its number (0 when dropped)."""
         if self.frozen or self.ended:
             return 0
         self.size = image.shape[:2]

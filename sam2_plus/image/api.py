@@ -30,7 +30,8 @@ class ImageDecode:
 
 class ImagePredictorAPI:
     """The numpy API over a subclass's `_encode(images)`, `_forget_features()`, `to_model_coords`, `decode`,
-    `device`, `image_size` and `mask_input_size`; the subclass sets the post-processing (`_set_postprocessing`)."""
+    `device`, `image_size`, `mask_input_size` and `_check_task(task)`; the subclass sets the post-processing
+    (`_set_postprocessing`)."""
 
     mask_threshold: float
     max_hole_area: int
@@ -43,6 +44,20 @@ class ImagePredictorAPI:
         self.max_sprinkle_area = int(max_sprinkle_area)
 
     # ------------------------------------------------------------------ state
+    @property
+    def task(self) -> str:
+        """The task decoded with; it may change between predictions (the image stays encoded)."""
+        return self._task
+
+    @task.setter
+    def task(self, task: str) -> None:
+        self._check_task(task)
+        self._task = task
+
+    def _check_task(self, task: str) -> None:
+        """ValueError when the network cannot decode `task` on an image."""
+        raise NotImplementedError
+
     @property
     def is_image_set(self) -> bool:
         return self._orig_hw is not None

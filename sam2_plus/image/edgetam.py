@@ -34,15 +34,9 @@ class EdgeTamImagePredictor(OnEdgeTamNetwork, ImagePredictorAPI):
         self._set_postprocessing(mask_threshold, max_hole_area, max_sprinkle_area)
         self.reset_predictor()
 
-    @property
-    def task(self) -> str:
-        return self._task
-
-    @task.setter
-    def task(self, task: str) -> None:
+    def _check_task(self, task: str) -> None:
         if task not in EDGETAM_TASKS:
             raise ValueError(f"EdgeTAM decodes the task {EDGETAM_TASKS[0]!r} only, not {task!r}")
-        self._task = task
 
     @property
     def mask_input_size(self) -> tuple[int, int]:

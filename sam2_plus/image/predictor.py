@@ -69,18 +69,11 @@ class ImagePredictor(ImagePredictorAPI):
         self.reset_predictor()
 
     # ------------------------------------------------------------------ state
-    @property
-    def task(self) -> str:
-        """The task decoded with; it may change between predictions (the image stays encoded)."""
-        return self._task
-
-    @task.setter
-    def task(self, task: str) -> None:
+    def _check_task(self, task: str) -> None:
         self.model.check_task(task)
         if task not in IMAGE_TASKS:
             raise ValueError(f"the image predictor decodes the tasks {list(IMAGE_TASKS)}, not {task!r}: the point "
                              "task's output on a prompted frame is the click's Gaussian heatmap, not a decoded mask")
-        self._task = task
 
     @property
     def device(self) -> torch.device:

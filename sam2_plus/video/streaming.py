@@ -61,15 +61,29 @@ class LiveFrames:
         return self._held[frame_idx - self.held().start]
 
 
+def frame_problem(frame, size: Optional[tuple[int, int]], noun: str = "a pushed frame",
+                  restart: str = "start a new stream") -> str:
+    """Why `frame` cannot be a stream's next frame ("" when it can): it must be an HxWx3 uint8 RGB array of at
+    least 2x2 pixels and, once the stream has one, of `size` (H, W). `noun` names the frame and `restart` says
+    what to do for another size, in the caller's words."""
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        shape = getattr(frame, "shape", None)
+        dtype = getattr(frame, "dtype", "")
+        got = f"{type(frame).__name__} {tuple(shape) if shape is not None else ''} {dtype}".split()
+        return f"{noun} must be an HxWx3 uint8 RGB numpy array, got {' '.join(got)}"
+    if min(frame.shape[:2]) < 2:
+        return f"{noun} of {frame.shape[1]}x{frame.shape[0]} pixels is too small"
+    if size is not None and frame.shape[:2] != tuple(size):
+        return (f"{noun} is {frame.shape[1]}x{frame.shape[0]}, but the frames so far are {size[1]}x{size[0]}: "
+                f"{restart} for another size")
+    return ""
+
+
 def checked_frame(frame, size: Optional[tuple[int, int]]) -> np.ndarray:
-    """A pushed frame as a read-only HxWx3 uint8 RGB array; MediaError when it is not one, or not `size`."""
-    if not isinstance(frame, np.ndarray):
-        raise MediaError(f"a pushed frame must be a numpy array (HxWx3 uint8 RGB), got {type(frame).__name__}")
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
-        raise MediaError(f"a pushed frame must be HxWx3 uint8 RGB, got shape {frame.shape} {frame.dtype}")
-    if size is not None and frame.shape[:2] != size:
-        raise MediaError(f"a pushed frame is {frame.shape[1]}x{frame.shape[0]}, but the stream's frames are "
-                         f"{size[1]}x{size[0]}: start a new stream for another size")
+    """A pushed frame as a read-only copy; MediaError with `frame_problem`'s reason when it cannot be one."""
+    problem = frame_problem(frame, size)
+    if problem:
+        raise MediaError(problem)
     frame = np.array(frame)  # the caller may reuse its buffer (a camera does)
     frame.flags.writeable = False
     return frame
