@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import gradio as gr
+import numpy as np
+from gradio.data_classes import ImageData
 from gradio.exceptions import InvalidPathError
+from gradio.image_utils import encode_image_array_to_base64
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
@@ -298,6 +301,21 @@ NOT_UPLOADED = ("A file input must be uploaded with the call (in gradio_client, 
                 "a path on the server is not accepted.")
 
 
+class LivePicture(gr.Image):
+    """The Live tab's picture, sent inline with the event's answer (a JPEG data URL) instead of as a file the
+    browser then fetches: at 10 pictures a second a fetched picture is replaced before it has loaded whenever the
+    server or the network is slow, and then the page shows none and ignores clicks on it (Gradio maps a click
+    through the picture's loaded size)."""
+
+    def get_block_name(self) -> str:
+        return "image"  # Gradio's own image component in the page
+
+    def postprocess(self, value: Any) -> Optional[ImageData]:
+        if isinstance(value, np.ndarray):
+            return ImageData(url=encode_image_array_to_base64(value), mime_type="image/jpeg")
+        return super().postprocess(value)
+
+
 class SpaceBlocks(gr.Blocks):
     """Gradio's Blocks with the app's session files: their sweeper (`Sweeper`) runs while the server does; and a
     file input Gradio refuses while it prepares the inputs (a path on the server that no client uploaded) is
@@ -513,8 +531,8 @@ def _build_live(ui: UI, limits: AppLimits) -> None:
                 ui.live_remove = gr.Button("Remove object", size="sm", variant="stop", elem_id="live-remove")
                 ui.live_freeze = gr.Button("Freeze", size="sm", elem_id="live-freeze")
         with gr.Column(scale=2, min_width=300):
-            ui.live_view = gr.Image(label="Live picture (click to prompt)", interactive=False, type="numpy",
-                                    elem_id="live-view")
+            ui.live_view = LivePicture(label="Live picture (click to prompt)", interactive=False, type="numpy",
+                                       elem_id="live-view")
             ui.live_status = gr.Markdown(elem_id="live-status")
             with gr.Row():
                 ui.live_stop = gr.Button("Stop", variant="stop", elem_id="live-stop")

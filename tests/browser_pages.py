@@ -37,17 +37,33 @@ def open_page(url: str) -> Iterator:
 
 
 def click_frame(page, fx: float, fy: float) -> None:
-    """Click at a fraction of the shown frame (the image is centred and shrunk to fit, never enlarged)."""
-    # the status line can change before the new frame has loaded (then its natural size is 0)
-    page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
-                           "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=60_000)
-    image = page.locator("#frame-view img")
+    """Click at a fraction of the shown frame."""
+    click_picture(page, "#frame-view", fx, fy)
+
+
+def click_picture(page, selector: str, fx: float, fy: float, settled: bool = True) -> None:
+    """Click at a fraction of the picture of the image component `selector` (the picture is centred and shrunk to
+    fit, never enlarged), once a picture has loaded there (`settled`: and no newer one is loading, which a live
+    picture always has): Gradio ignores a click on a picture that has not loaded (it maps the click through the
+    picture's natural size, 0 until then)."""
+    # the status line can change before the new picture has loaded
+    page.wait_for_function("([s, settled]) => { const i = document.querySelector(s + ' img'); "
+                           "return i !== null && (i.complete || !settled) && i.naturalWidth > 0; }",
+                           arg=[selector, settled], timeout=60_000)
+    image = page.locator(f"{selector} img")
     box = image.bounding_box()
-    width, height = page.evaluate("() => { const i = document.querySelector('#frame-view img'); "
-                                  "return [i.naturalWidth, i.naturalHeight]; }")
+    width, height = page.evaluate("(s) => { const i = document.querySelector(s + ' img'); "
+                                  "return [i.naturalWidth, i.naturalHeight]; }", selector)
     scale = min(box["width"] / width, box["height"] / height, 1)
     left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
     image.click(position={"x": left + fx * width * scale, "y": top + fy * height * scale})
+
+
+def upload_video(page, path) -> None:
+    """Choose `path` in the video input's file chooser. Its own input, not the page's first: while the page is
+    still loading its components under load, the first file input may be another one's, or one about to be
+    replaced, and the file is then silently lost."""
+    page.locator("#video-input input[type=file]").set_input_files(str(path))
 
 
 def open_tab(page, name: str) -> None:

@@ -20,7 +20,7 @@ from gradio_client import Client, handle_file
 from app_fakes import QuickPredictor
 import browser_pages
 from conftest import SERVER_MODELS
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab, upload_video
 from media_clips import write_clip
 from micro_model import MICRO
 from sam2_plus.media.alpha import read_alpha_video
@@ -78,7 +78,7 @@ def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
     pytest.importorskip("playwright.sync_api")
     started = time.monotonic()
     with open_page(app_url) as page:
-        page.locator("input[type=file]").first.set_input_files(str(clip))
+        upload_video(page, str(clip))
         wait_text(page, "#status", f"{T} frames, {W}x{H}")
         page.get_by_label("Box (two clicks)").check()
         click_frame(page, 0.2, 0.2)

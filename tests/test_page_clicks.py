@@ -18,7 +18,7 @@ from typing import Optional
 import pytest
 from app_fakes import QuickPredictor, wait_for
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab, upload_video
 from gradio_client import Client, handle_file
 from media_clips import pattern_frame, write_clip
 
@@ -46,7 +46,7 @@ wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wai
 
 
 def open_clip(page, clip: Path, frames: int) -> None:
-    page.locator("input[type=file]").first.set_input_files(str(clip))
+    upload_video(page, str(clip))
     wait_text(page, "#status", f"{frames} frames, {W}x{H}", timeout=60_000)
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 import browser_pages
 from app_fakes import QuickImagePredictor, QuickPredictor, StandInModels
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video
 from media_clips import pattern_frame, write_clip
 from sam2_plus import service
 from sam2_plus.media.rle import decode_rle
@@ -152,7 +152,7 @@ def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server
     frames = 4
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     with open_page(app_server) as page:
-        page.locator("input[type=file]").first.set_input_files(str(clip))
+        upload_video(page, str(clip))
         wait_text(page, "#status", f"{frames} frames")
         page.locator("#frame-slider input[type=number]").fill("1")
         page.locator("#frame-slider input[type=number]").press("Enter")

@@ -17,7 +17,7 @@ import pytest
 
 from app_fakes import QuickPredictor, StandInModels, launch_app
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab
+from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab, upload_video
 from media_clips import pattern_frame, write_clip
 from sam2_plus.app.settings import AppLimits
 
@@ -112,7 +112,7 @@ wait_text = partial(browser_pages.wait_text, timeout=WAIT)  # this file's wait
 
 
 def upload(page, path: Path, frames: int) -> None:
-    page.locator("input[type=file]").first.set_input_files(str(path))
+    upload_video(page, str(path))
     wait_text(page, "#status", f"{frames} frames, {W}x{H}")
 
 
@@ -144,7 +144,7 @@ def test_an_example_after_a_run_asks_first_and_declining_keeps_everything(page, 
     pick_example(page, 0)  # nothing on the page: no question
     wait_text(page, "#status", "40 frames, 320x240")
     page.get_by_role("button", name="Clear", exact=True).click()  # no prompt, no results: no question either
-    page.locator("input[type=file]").first.wait_for(state="attached", timeout=WAIT)
+    page.locator("#video-input input[type=file]").wait_for(state="attached", timeout=WAIT)
     upload(page, clip(tmp_path, 6), 6)
     assert dialogs.seen == []
     prompt_and_track(page)
@@ -244,9 +244,6 @@ def test_a_reload_mid_run_warns_rejoins_the_job_and_shows_its_results(page, tmp_
     shot(page, "rejoined-finished")
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone and with its module on an idle machine, but its first upload "
-                   "got no answer within 60 s inside the full slow run (2 fresh-clone CI runs, 2026-12-05), and once "
-                   "beside another test run; cause not found yet")
 def test_clearing_the_video_keeps_the_objects_for_the_next_video(page, tmp_path):
     dialogs = Dialogs(page)
     upload(page, clip(tmp_path, 6), 6)

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video
 from media_clips import pattern_frame, write_clip
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -40,7 +40,7 @@ def on_screen(page, selector: str) -> dict:
 def tracked_two_objects(page, tmp_path) -> None:
     """A 640x360 clip, a mask object and a box object prompted on frame 0, tracked."""
     clip = write_clip(tmp_path / "wide.mp4", [pattern_frame(i, HEIGHT, WIDTH) for i in range(FRAMES)], fps=10)
-    page.locator("input[type=file]").first.set_input_files(str(clip))
+    upload_video(page, str(clip))
     wait_text(page, "#status", f"{FRAMES} frames")
     click_frame(page, 0.3, 0.5)
     wait_text(page, "#status", "Preview of object 1")

@@ -26,7 +26,7 @@ import pytest
 
 from app_fakes import QuickImagePredictor, QuickPredictor, StandInModels, free_port, launch_app
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab, upload_video
 from media_clips import pattern_frame, write_clip
 from micro_model import MICRO
 from sam2_plus.app import settings
@@ -108,7 +108,7 @@ def choose_model(page, name: str) -> None:
 
 
 def load_clip(page, path: Path, frames: int) -> None:
-    page.locator("#video-input input[type=file]").set_input_files(str(path))
+    upload_video(page, path)
     wait_text(page, "#status", f"{frames} frames")
 
 
@@ -160,7 +160,7 @@ def test_refusals_say_why_and_each_action_sets_the_status_line(page, tmp_path, m
     models.use(make=lambda *key: QuickPredictor())
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
-    page.locator("#video-input input[type=file]").set_input_files(str(notes))
+    upload_video(page, notes)
     wait_text(page, "#status", "notes.txt (text/plain) is not a video: upload a video file")
     shot(page, "txt-refused")
 
