@@ -234,3 +234,23 @@ def test_the_real_streaming_predictor_runs_a_live_session(tmp_path, seeded_weigh
         assert sum(1 for _ in video.decode(video=0)) == 12
     results = json.loads(files.results_json.read_text())
     assert [obj["id"] for obj in results["objects"]] == [1]
+
+
+def test_the_live_picture_goes_to_the_page_inline():
+    """The page's live picture is a JPEG data URL in the event's answer: a picture the browser had to fetch
+    could be replaced before it loaded, and clicks on a picture that has not loaded are ignored."""
+    import base64
+    from io import BytesIO
+
+    from PIL import Image
+
+    import app
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :32] = (230, 25, 75)
+    data = app.LivePicture(type="numpy").postprocess(picture)
+    prefix = "data:image/jpeg;base64,"
+    assert data.path is None and data.url.startswith(prefix)
+    decoded = np.asarray(Image.open(BytesIO(base64.b64decode(data.url[len(prefix):]))).convert("RGB"))
+    assert decoded.shape == picture.shape and np.abs(decoded.astype(int) - picture).mean() < 4
+    assert app.LivePicture().get_block_name() == "image"  # Gradio's own image component shows it

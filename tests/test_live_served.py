@@ -145,6 +145,8 @@ def test_the_live_tab_with_a_fake_camera(live_app, tmp_path):
             page.wait_for_function("document.querySelector('#live-status')?.innerText.includes('Live: frame')",
                                    timeout=60_000)
             shot(page, "streaming")
+            inline = "document.querySelector('#live-view img')?.src.startsWith('data:image/jpeg;base64,')"
+            page.wait_for_function(inline, timeout=60_000)  # the picture comes with the answer, not fetched
             baseline = max(reddish(_live_picture(page, size)) for _ in range(5))
             page.locator("#live-tool").get_by_label("Box (two clicks)").check()
             click_view(page, 20, 20, size)
