@@ -38,6 +38,23 @@ if "GRADIO_TEMP_DIR" not in os.environ:
     os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="sam2plus-tests-gradio-")
     atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
+
+def _import_anyio_now() -> None:
+    """anyio imports its parts on first use (a lazy importer), and pytest rewrites the asserts of a plugin's
+    modules (anyio is one) as they are imported. An app served by a test would import them in a server thread
+    while this thread imports too, and Python 3.11's parser is not safe in two threads at once: once in about a
+    dozen runs a served file was cut short (`SystemError: AST constructor recursion depth mismatch` in
+    `anyio.open_file`). Imported here, before any server starts, nothing is left to parse in a server thread."""
+    import anyio
+    import anyio.abc
+
+    for module in (anyio, anyio.abc):
+        for name in dir(module):
+            getattr(module, name)
+
+
+_import_anyio_now()
+
 # --------------------------------------------------------------------------- Hypothesis
 
 _HYPOTHESIS = dict(derandomize=True, database=None,
