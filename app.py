@@ -27,10 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import gradio as gr
-import numpy as np
-from gradio.data_classes import ImageData
 from gradio.exceptions import InvalidPathError
-from gradio.image_utils import encode_image_array_to_base64
 from starlette.middleware import Middleware
 
 from sam2_plus.app.api import api_job
@@ -52,6 +49,7 @@ from sam2_plus.app.jobs import (
 from sam2_plus.app.gpu_time import live_session_gpu_seconds
 from sam2_plus.app.live import LiveFiles, LiveSpec, LiveUpdate, run_live
 from sam2_plus.app.live_page import api_frame, api_status, live_cost, open_live
+from sam2_plus.app.live_picture import LivePicture
 from sam2_plus.app.live_session import LIVE_TOOLS, LiveSession
 from sam2_plus.app.masks import mask_from_editor, mask_from_png
 from sam2_plus.app.options import TrackOptions, parse_options
@@ -299,21 +297,6 @@ def api_function(limits: AppLimits, session_files: SessionFiles, slots: GpuSlots
 
 NOT_UPLOADED = ("A file input must be uploaded with the call (in gradio_client, pass handle_file(path or URL)); "
                 "a path on the server is not accepted.")
-
-
-class LivePicture(gr.Image):
-    """The Live tab's picture, sent inline with the event's answer (a JPEG data URL) instead of as a file the
-    browser then fetches: at 10 pictures a second a fetched picture is replaced before it has loaded whenever the
-    server or the network is slow, and then the page shows none and ignores clicks on it (Gradio maps a click
-    through the picture's loaded size)."""
-
-    def get_block_name(self) -> str:
-        return "image"  # Gradio's own image component in the page
-
-    def postprocess(self, value: Any) -> Optional[ImageData]:
-        if isinstance(value, np.ndarray):
-            return ImageData(url=encode_image_array_to_base64(value), mime_type="image/jpeg")
-        return super().postprocess(value)
 
 
 class SpaceBlocks(gr.Blocks):

@@ -244,13 +244,13 @@ def test_the_live_picture_goes_to_the_page_inline():
 
     from PIL import Image
 
-    import app
+    from sam2_plus.app.live_picture import LivePicture
 
     picture = np.zeros((48, 64, 3), np.uint8)
     picture[:, :32] = (230, 25, 75)
-    data = app.LivePicture(type="numpy").postprocess(picture)
+    data = LivePicture(type="numpy").postprocess(picture)
     prefix = "data:image/jpeg;base64,"
     assert data.path is None and data.url.startswith(prefix)
     decoded = np.asarray(Image.open(BytesIO(base64.b64decode(data.url[len(prefix):]))).convert("RGB"))
     assert decoded.shape == picture.shape and np.abs(decoded.astype(int) - picture).mean() < 4
-    assert app.LivePicture().get_block_name() == "image"  # Gradio's own image component shows it
+    assert LivePicture().get_block_name() == "image" and LivePicture().postprocess(None) is None
