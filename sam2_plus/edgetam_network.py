@@ -15,6 +15,7 @@ import torch
 from .config import ModelConfig
 from .weights import CheckpointError, WeightsSource, download_checkpoint, seeded_state_dict
 
+
 class OnEdgeTamNetwork:
     """What a predictor over an `EdgeTamVideoModel` (its `model`) reads of the network."""
 

@@ -46,10 +46,7 @@ def click_picture(page, selector: str, fx: float, fy: float, settled: bool = Tru
     fit, never enlarged), once a picture has loaded there (`settled`: and no newer one is loading, which a live
     picture always has): Gradio ignores a click on a picture that has not loaded (it maps the click through the
     picture's natural size, 0 until then)."""
-    # the status line can change before the new picture has loaded
-    page.wait_for_function("([s, settled]) => { const i = document.querySelector(s + ' img'); "
-                           "return i !== null && (i.complete || !settled) && i.naturalWidth > 0; }",
-                           arg=[selector, settled], timeout=60_000)
+    wait_for_picture(page, selector, settled)  # the status line can change before the new picture has loaded
     image = page.locator(f"{selector} img")
     box = image.bounding_box()
     width, height = page.evaluate("(s) => { const i = document.querySelector(s + ' img'); "
@@ -57,6 +54,13 @@ def click_picture(page, selector: str, fx: float, fy: float, settled: bool = Tru
     scale = min(box["width"] / width, box["height"] / height, 1)
     left, top = (box["width"] - width * scale) / 2, (box["height"] - height * scale) / 2
     image.click(position={"x": left + fx * width * scale, "y": top + fy * height * scale})
+
+
+def wait_for_picture(page, selector: str, settled: bool = True, timeout: float = 60_000) -> None:
+    """Until the image component `selector` shows a loaded picture (`settled`: and no newer one is loading)."""
+    page.wait_for_function("([s, settled]) => { const i = document.querySelector(s + ' img'); "
+                           "return i !== null && (i.complete || !settled) && i.naturalWidth > 0; }",
+                           arg=[selector, settled], timeout=timeout)
 
 
 def upload_video(page, path) -> None:

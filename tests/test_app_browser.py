@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_pages import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab, upload_video
-from media_clips import pattern_frame, write_clip
+from browser_pages import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, click_frame, open_page, open_tab, upload_video,
+                           wait_for_picture)
+from media_clips import decode_all_with_pyav, pattern_frame, write_clip
 from app_fakes import StandInModels
 from micro_model import MICRO
 from sam2_plus.app.settings import AppLimits
@@ -103,7 +104,7 @@ def test_prompt_every_way_track_and_download(page, clip):
     open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name=MICRO).click()
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_status(page, f"{T} frames, {W}x{H}", timeout=60_000)
     shot(page, "01-uploaded")
 
@@ -202,7 +203,7 @@ def test_track_works_again_after_each_kind_of_refusal(page, tmp_path, models):
     page.get_by_role("button", name="Add object").click()  # before any video: one warning, no error pills
     wait_status(page, "Upload a video or pick an example first", timeout=60_000)
     assert "Error" not in page.locator("body").inner_text()
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_status(page, "4 frames", timeout=60_000)
     page.get_by_role("button", name="Track", exact=True).click()  # object 1 has no prompt yet
     page.wait_for_function("() => document.querySelector('#track-progress').innerText.includes('no prompt yet')",
@@ -254,7 +255,7 @@ def open_stand_in_clip(page, tmp_path, models, predictor, frames: int, name: str
     and object 1 is clicked near the frame's centre."""
     models.use(predictor)
     clip = write_clip(tmp_path / name, [pattern_frame(i, H, W) for i in range(frames)], fps=10)
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_status(page, f"{frames} frames", timeout=60_000)
     click_frame(page, 0.5, 0.5)
     wait_status(page, "Preview of object 1 on frame 0", timeout=60_000)
@@ -306,7 +307,7 @@ def test_closing_the_page_removes_the_session_files(app_url, app_tmp, clip):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(app_url)
-        upload_video(page, str(clip))
+        upload_video(page, clip)
         wait_status(page, f"{T} frames, {W}x{H}", timeout=60_000)
         opened = folders() - before
         assert len(opened) == 1 and (next(iter(opened)) / "video.mp4").is_file()
@@ -397,10 +398,9 @@ def test_the_layout_is_built_around_the_frame_and_plays_the_results(page, tmp_pa
     frames, height, width = 8, 360, 640
     clip = write_clip(tmp_path / "wide.mp4", [pattern_frame(i, height, width) for i in range(frames)], fps=10)
     page.set_viewport_size({"width": 1366, "height": 768})
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_status(page, f"{frames} frames", timeout=60_000)
-    page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
-                           "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+    wait_for_picture(page, "#frame-view", timeout=60_000)
     view = within(page, "#frame-view img")
     column = page.locator("#frame-column").bounding_box()
     assert view["width"] >= 0.95 * column["width"] and abs(view["width"] / view["height"] - width / height) < 0.02
@@ -447,11 +447,8 @@ def test_edgetam_tracks_an_example_clip_and_downloads(page, tmp_path):
     """EdgeTAM (the real network with stand-in weights, through transformers) chosen on the page: a click on the
     first 8 frames of an example clip (its real-size network takes about a second a frame here), Track, the
     results served."""
-    import av
-
-    with av.open(str(Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4")) as video:
-        frames = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(8), video.decode(video=0))]
-    clip = write_clip(tmp_path / "crossing-8.mp4", frames)
+    example = Path(__file__).resolve().parents[1] / "examples" / "crossing.mp4"
+    clip = write_clip(tmp_path / "crossing-8.mp4", decode_all_with_pyav(example)[:8])
     open_tab(page, "Model")
     page.get_by_label("Model").click()
     page.get_by_role("option", name="edgetam", exact=True).click()

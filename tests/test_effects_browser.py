@@ -78,7 +78,7 @@ def test_effect_video_plays_and_the_cutout_downloads(app_url, clip, tmp_path):
     pytest.importorskip("playwright.sync_api")
     started = time.monotonic()
     with open_page(app_url) as page:
-        upload_video(page, str(clip))
+        upload_video(page, clip)
         wait_text(page, "#status", f"{T} frames, {W}x{H}")
         page.get_by_label("Box (two clicks)").check()
         click_frame(page, 0.2, 0.2)

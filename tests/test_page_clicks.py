@@ -46,7 +46,7 @@ wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wai
 
 
 def open_clip(page, clip: Path, frames: int) -> None:
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_text(page, "#status", f"{frames} frames, {W}x{H}", timeout=60_000)
 
 

@@ -152,7 +152,7 @@ def test_a_video_frame_find_objects_two_proposals_picked_then_tracked(app_server
     frames = 4
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
     with open_page(app_server) as page:
-        upload_video(page, str(clip))
+        upload_video(page, clip)
         wait_text(page, "#status", f"{frames} frames")
         page.locator("#frame-slider input[type=number]").fill("1")
         page.locator("#frame-slider input[type=number]").press("Enter")

@@ -112,7 +112,7 @@ wait_text = partial(browser_pages.wait_text, timeout=WAIT)  # this file's wait
 
 
 def upload(page, path: Path, frames: int) -> None:
-    upload_video(page, str(path))
+    upload_video(page, path)
     wait_text(page, "#status", f"{frames} frames, {W}x{H}")
 
 

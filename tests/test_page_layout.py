@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video, wait_for_picture
 from media_clips import pattern_frame, write_clip
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -40,7 +40,7 @@ def on_screen(page, selector: str) -> dict:
 def tracked_two_objects(page, tmp_path) -> None:
     """A 640x360 clip, a mask object and a box object prompted on frame 0, tracked."""
     clip = write_clip(tmp_path / "wide.mp4", [pattern_frame(i, HEIGHT, WIDTH) for i in range(FRAMES)], fps=10)
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_text(page, "#status", f"{FRAMES} frames")
     click_frame(page, 0.3, 0.5)
     wait_text(page, "#status", "Preview of object 1")
@@ -65,8 +65,7 @@ def test_frame_objects_track_and_review_share_one_screen(app_server, server_mode
         page.set_viewport_size({"width": 1366, "height": 768})
         tracked_two_objects(page, tmp_path)
         page.evaluate("() => window.scrollTo(0, 0)")
-        page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
-                               "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=TIMEOUT)
+        wait_for_picture(page, "#frame-view", timeout=TIMEOUT)
         for selector in ONE_SCREEN:
             on_screen(page, selector)
         listed = page.locator("#objects-list").inner_text()

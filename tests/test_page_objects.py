@@ -23,7 +23,7 @@ from PIL import Image
 
 from app_fakes import GranularPredictor, HeldFrame, QuickPredictor
 import browser_pages
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, upload_video, wait_for_picture
 from media_clips import pattern_frame, write_clip
 from sam2_plus.media.render import color_for_id
 from sam2_plus.media.rle import decode_rle
@@ -53,7 +53,7 @@ wait_text = partial(browser_pages.wait_text, timeout=TIMEOUT)  # this file's wai
 
 def load_clip(page, tmp_path: Path, frames: int) -> None:
     clip = write_clip(tmp_path / "clip.mp4", [pattern_frame(i, H, W) for i in range(frames)], fps=10)
-    upload_video(page, str(clip))
+    upload_video(page, clip)
     wait_text(page, "#status", f"{frames} frames")
 
 
@@ -72,8 +72,7 @@ def results_json(page) -> dict:
 
 def shown_frame(page) -> np.ndarray:
     """The frame view's image as served (RGB)."""
-    page.wait_for_function("() => { const i = document.querySelector('#frame-view img'); "
-                           "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=TIMEOUT)
+    wait_for_picture(page, "#frame-view", timeout=TIMEOUT)
     src = page.locator("#frame-view img").get_attribute("src")
     return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
 

@@ -22,7 +22,7 @@ from PIL import Image
 from app_fakes import QuickPredictor
 import browser_pages
 from conftest import SERVER_MODELS
-from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab, upload_video
+from browser_pages import ARTIFACTS, CHROMIUM, click_frame, open_page, open_tab, upload_video, wait_for_picture
 from media_clips import write_clip
 from sam2_plus.app.rerender import CHECKER_GREYS
 
@@ -136,7 +136,7 @@ def first_frame(data: bytes) -> np.ndarray:
 def test_effects_and_formats_after_tracking_rerender_without_the_model(predictors, app_server, clip):
     pytest.importorskip("playwright.sync_api")
     with open_page(app_server) as page:
-        upload_video(page, str(clip))
+        upload_video(page, clip)
         wait_text(page, "#status", f"{T} frames, {W}x{H}")
         page.get_by_label("Box (two clicks)").check()
         click_frame(page, *BOX[:2])
@@ -194,8 +194,7 @@ def test_effects_and_formats_after_tracking_rerender_without_the_model(predictor
         open_tab(page, "Object")
         choose(page, "Background effect", "erase")
         rerendered(page, final)
-        page.wait_for_function("() => { const i = document.querySelector('#cutout-preview img'); "
-                               "return i !== null && i.complete && i.naturalWidth > 0; }", timeout=TIMEOUT)
+        wait_for_picture(page, "#cutout-preview", timeout=TIMEOUT)
         page.locator("#cutout-preview").scroll_into_view_if_needed()
         shot(page, "cutout")
         preview = page.request.get(page.locator("#cutout-preview img").get_attribute("src")).body()
@@ -213,7 +212,7 @@ def test_an_effect_changed_during_a_run_is_applied_to_its_results(predictors, ap
     pytest.importorskip("playwright.sync_api")
     monkeypatch.setattr(predictors, "seconds_per_frame", 0.15)  # a run of about 6 s
     with open_page(app_server) as page:
-        upload_video(page, str(clip))
+        upload_video(page, clip)
         wait_text(page, "#status", f"{T} frames, {W}x{H}")
         click_frame(page, 0.4, 0.5)
         wait_text(page, "#status", "Preview of object 1 on frame 0")
